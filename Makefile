@@ -1,0 +1,43 @@
+# phase5-monitoring: everything installs inside the project (.venv/, bin/).
+# Fresh machine needs only Python 3.11+ and Go 1.26+.
+
+PYTHON  ?= python3
+VENV    := .venv
+PY      := $(VENV)/bin/python
+PROFILE ?= dev
+PYTEST_ARGS ?=
+
+.PHONY: all help venv tools test unit conformance e2e render lint schemas clean
+
+all: test
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+venv: $(VENV)/.installed ## Create .venv with the pinned test dependencies
+
+$(VENV)/.installed: requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements.txt
+	touch $@
+
+tools: ## Build helm, promtool, prometheus, amtool, alertmanager, jaeger into bin/ (versions: tools.versions)
+	scripts/install-tools.sh
+
+test: venv tools ## Run the whole test suite (every tier; the cluster tier skips without a cluster)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+unit conformance e2e: venv tools ## Run one tier
+	$(PY) -m pytest -m $@ $(PYTEST_ARGS)
+
+render: venv tools ## Render a profile (PROFILE=dev|production|...) to build/ and summarise it
+	$(PY) scripts/render.py --profile $(PROFILE)
+
+lint: venv tools ## helm lint --strict the umbrella and every subchart
+	$(PY) -m pytest -m conformance -k lint $(PYTEST_ARGS)
+
+schemas: ## Copy the shared schema $$defs into every values.schema.json
+	$(PYTHON) scripts/schema_defs.py --write
+
+clean: ## Remove build output (keeps .venv and bin)
+	rm -rf build .pytest_cache .hypothesis

@@ -1,0 +1,16 @@
+{{/*
+kube-state-metrics.apiGroups: collector name -> API group, for the ClusterRole.
+An unknown collector fails the render (the schema's enum catches it first).
+*/}}
+{{- define "kube-state-metrics.apiGroup" -}}
+{{- $groups := dict
+  "pods" "" "nodes" "" "namespaces" "" "persistentvolumeclaims" "" "persistentvolumes" "" "services" "" "endpoints" "" "configmaps" "" "secrets" "" "resourcequotas" "" "limitranges" "" "replicationcontrollers" ""
+  "deployments" "apps" "replicasets" "apps" "statefulsets" "apps" "daemonsets" "apps"
+  "horizontalpodautoscalers" "autoscaling" "jobs" "batch" "cronjobs" "batch"
+  "poddisruptionbudgets" "policy" "ingresses" "networking.k8s.io" "networkpolicies" "networking.k8s.io"
+  "storageclasses" "storage.k8s.io" "leases" "coordination.k8s.io" -}}
+{{- if not (hasKey $groups .) -}}
+{{- fail (printf "kube-state-metrics.collectors: unknown collector %q" .) -}}
+{{- end -}}
+{{- get $groups . -}}
+{{- end -}}

@@ -1,0 +1,1 @@
+"""Test harness for phase5-monitoring: tool lookup, one render adapter, a manifest index."""

@@ -1,0 +1,59 @@
+"""The one render adapter. The helm CLI is the reference renderer.
+
+render(...) returns a Manifests index of every object `helm template` produced, or raises
+RenderError carrying Helm's own message (schema errors name the offending key there).
+Renders are cached per argument set: tests may not mutate what they get back (use copy).
+"""
+import copy
+import functools
+import json
+import subprocess
+from pathlib import Path
+
+import yaml
+
+from . import tools
+from .manifests import Manifests
+from .paths import KUBE_MAX, UMBRELLA
+
+
+class RenderError(Exception):
+    """helm template failed; str(err) is Helm's stderr."""
+
+
+def _set_args(set_items):
+    # --set-json keeps types exact (bools, numbers, lists, nulls) for every value.
+    return [arg for key, value_json in set_items for arg in ("--set-json", f"{key}={value_json}")]
+
+
+@functools.lru_cache(maxsize=256)
+def _render_cached(chart, release, namespace, values_files, set_items, kube_version, show_only):
+    helm = tools.require("helm")
+    cmd = [helm, "template", release, str(chart), "--namespace", namespace,
+           "--kube-version", kube_version]
+    for f in values_files:
+        cmd += ["-f", str(f)]
+    cmd += _set_args(set_items)
+    for s in show_only:
+        cmd += ["--show-only", s]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    if proc.returncode != 0:
+        raise RenderError(proc.stderr.strip() or proc.stdout.strip())
+    docs = [d for d in yaml.safe_load_all(proc.stdout) if d]
+    return docs, proc.stdout
+
+
+def render_raw(values_files=(), set_values=None, *, release="p5", namespace="monitoring",
+               kube_version=KUBE_MAX, chart=UMBRELLA, show_only=()):
+    """Render and return (list of documents, raw YAML text)."""
+    set_items = tuple(sorted((k, json.dumps(v, sort_keys=True)) for k, v in (set_values or {}).items()))
+    docs, text = _render_cached(Path(chart), release, namespace,
+                                tuple(str(f) for f in values_files), set_items,
+                                kube_version, tuple(show_only))
+    return copy.deepcopy(docs), text
+
+
+def render(values_files=(), set_values=None, **kw):
+    """Render the chart and return a Manifests index of its objects."""
+    docs, _ = render_raw(values_files, set_values, **kw)
+    return Manifests(docs)

@@ -1,0 +1,82 @@
+"""Walk values.yaml against values.schema.json."""
+import json
+from pathlib import Path
+
+import yaml
+
+from .paths import SUBCHARTS_DIR, UMBRELLA
+
+
+def load_schema(chart_dir):
+    return json.loads((Path(chart_dir) / "values.schema.json").read_text())
+
+
+def load_values(chart_dir):
+    return yaml.safe_load((Path(chart_dir) / "values.yaml").read_text()) or {}
+
+
+def resolve(node, root):
+    while isinstance(node, dict) and "$ref" in node:
+        ref = node["$ref"]
+        assert ref.startswith("#/"), f"only local $refs are supported: {ref}"
+        target = root
+        for part in ref[2:].split("/"):
+            target = target[part]
+        node = target
+    return node
+
+
+def undescribed_keys(values, schema, root=None, path=""):
+    """Keys in `values` the schema does not describe (as 'a.b.c' paths).
+
+    A sub-section marked `x-subchart` in the umbrella is walked with that subchart's
+    own schema; an `x-passthrough` object (a Kubernetes type) is not walked further.
+    """
+    root = root if root is not None else schema
+    schema = resolve(schema, root)
+    out = []
+    if "x-subchart" in schema:
+        sub = SUBCHARTS_DIR / schema["x-subchart"]
+        sub_schema = load_schema(sub)
+        return undescribed_keys(values, sub_schema, sub_schema, path)
+    if "x-passthrough" in schema:
+        return out
+    if isinstance(values, dict):
+        props = schema.get("properties", {})
+        extra = schema.get("additionalProperties")
+        for k, v in values.items():
+            p = f"{path}.{k}" if path else str(k)
+            if k in props:
+                out += undescribed_keys(v, props[k], root, p)
+            elif isinstance(extra, dict):
+                out += undescribed_keys(v, extra, root, p)
+            else:
+                out.append(p)
+    elif isinstance(values, list) and isinstance(schema.get("items"), dict):
+        for i, v in enumerate(values):
+            out += undescribed_keys(v, schema["items"], root, f"{path}[{i}]")
+    return out
+
+
+def loose_objects(schema, root=None, path="#"):
+    """Object schemas that do not close their keys: neither additionalProperties false,
+    nor a typed map (additionalProperties: {schema}), nor marked x-subchart/x-passthrough."""
+    root = root if root is not None else schema
+    out = []
+    if isinstance(schema, dict):
+        is_object = schema.get("type") == "object" or "properties" in schema
+        if is_object and "additionalProperties" not in schema and not (
+            {"x-subchart", "x-passthrough"} & schema.keys()
+        ):
+            out.append(path)
+        for k, v in schema.items():
+            if isinstance(v, (dict, list)):
+                out += loose_objects(v, root, f"{path}/{k}")
+    elif isinstance(schema, list):
+        for i, v in enumerate(schema):
+            out += loose_objects(v, root, f"{path}/{i}")
+    return out
+
+
+def all_chart_dirs():
+    return [UMBRELLA] + sorted(p for p in SUBCHARTS_DIR.iterdir() if (p / "values.schema.json").exists())

@@ -1,0 +1,37 @@
+"""Find the upstream tools: $NAME env var, then the repo's bin/, then PATH.
+
+`require(name)` returns the path or, when the tool is missing, skips the test outside
+CI and fails it in CI (CI=true): a missing tool must never pass as a skipped check.
+"""
+import os
+import shutil
+
+import pytest
+
+from .paths import BIN
+
+TOOLS = ("helm", "promtool", "prometheus", "amtool", "alertmanager", "jaeger")
+
+
+def in_ci():
+    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def find(name):
+    env = os.environ.get(name.upper().replace("-", "_"))
+    if env:
+        return env if os.access(env, os.X_OK) else None
+    local = BIN / name
+    if local.exists() and os.access(local, os.X_OK):
+        return str(local)
+    return shutil.which(name)
+
+
+def require(name):
+    path = find(name)
+    if path:
+        return path
+    msg = f"{name} not found (set ${name.upper()}, run `make tools`, or put it on PATH)"
+    if in_ci():
+        pytest.fail(f"CI=true and {msg}", pytrace=False)
+    pytest.skip(msg)

@@ -1,0 +1,121 @@
+"""Unit tier: the chart renders for every profile, every object is valid for the oldest
+and newest supported Kubernetes, and every object carries the standard labels."""
+import kubernetes_validate
+import pytest
+
+from harness import params, paths
+from harness.manifests import ident, pod_spec
+from harness.render import RenderError, render
+
+pytestmark = pytest.mark.unit
+
+STANDARD_LABELS = {
+    "app.kubernetes.io/name",
+    "app.kubernetes.io/instance",
+    "app.kubernetes.io/version",
+    "app.kubernetes.io/component",
+    "app.kubernetes.io/part-of",
+    "app.kubernetes.io/managed-by",
+    "helm.sh/chart",
+}
+SELECTOR_LABELS = {"app.kubernetes.io/name", "app.kubernetes.io/instance"}
+
+
+@pytest.mark.parametrize("values", params.profiles())
+def test_profile_renders_objects(values):
+    objs = render(values)
+    assert len(objs) > 0, f"{values or 'defaults'} rendered no objects"
+    names = [ident(o) for o in objs]
+    dupes = {n for n in names if names.count(n) > 1}
+    assert not dupes, f"objects rendered twice: {sorted(dupes)}"
+
+
+@pytest.mark.parametrize("kube_version", params.kube_versions())
+@pytest.mark.parametrize("values", params.profiles())
+def test_objects_valid_for_kubernetes(values, kube_version):
+    """Strict schema validation: unknown fields and wrong types are errors."""
+    errors = []
+    for obj in render(values, kube_version=kube_version):
+        try:
+            kubernetes_validate.validate(obj, kube_version, strict=True)
+        except kubernetes_validate.ValidationError as e:
+            errors.append(f"{ident(obj)}: {e.message} at {'/'.join(map(str, e.path))}")
+        except kubernetes_validate.SchemaNotFoundError as e:
+            errors.append(f"{ident(obj)}: no schema in Kubernetes {kube_version}: {e}")
+    assert not errors, "\n".join(errors)
+
+
+def test_kube_version_floor_enforced():
+    """Below the stated floor the chart refuses to render, naming the requirement."""
+    with pytest.raises(RenderError, match=r"kubeVersion: >=1\.29"):
+        render(kube_version="1.28.0")
+
+
+@pytest.mark.parametrize("values", params.profiles())
+def test_standard_labels_on_every_object(values):
+    missing = []
+    for obj in render(values):
+        labels = obj["metadata"].get("labels") or {}
+        lacking = STANDARD_LABELS - labels.keys()
+        if lacking:
+            missing.append(f"{ident(obj)}: missing labels {sorted(lacking)}; labels={labels}")
+        elif labels["app.kubernetes.io/part-of"] != "phase5-monitoring":
+            missing.append(f"{ident(obj)}: part-of={labels['app.kubernetes.io/part-of']}")
+        spec = pod_spec(obj)
+        if spec is not None:
+            pod_labels = obj["spec"]["template"]["metadata"].get("labels") or {}
+            lacking = STANDARD_LABELS - pod_labels.keys()
+            if lacking:
+                missing.append(f"{ident(obj)} pod template: missing labels {sorted(lacking)}")
+    assert not missing, "\n".join(missing)
+
+
+def _selectors(obj):
+    kind = obj["kind"]
+    if kind in ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet"):
+        sel = obj["spec"]["selector"]
+        assert set(sel) == {"matchLabels"}, f"{ident(obj)}: selector uses {sorted(sel)}"
+        yield sel["matchLabels"], obj["spec"]["template"]["metadata"]["labels"]
+    elif kind == "Service" and obj["spec"].get("selector"):
+        yield obj["spec"]["selector"], None
+    elif kind == "PodDisruptionBudget":
+        yield obj["spec"]["selector"]["matchLabels"], None
+
+
+@pytest.mark.parametrize("values", params.profiles())
+def test_selectors_use_only_selector_labels(values):
+    """Selectors are immutable: they may use name + instance only, and must match the pods."""
+    objs = render(values)
+    problems = []
+    pods = {}
+    for obj in objs:
+        for selector, pod_labels in _selectors(obj):
+            if set(selector) != SELECTOR_LABELS:
+                problems.append(f"{ident(obj)}: selector keys {sorted(selector)}, want {sorted(SELECTOR_LABELS)}")
+            if pod_labels is not None:
+                pods[tuple(sorted(selector.items()))] = ident(obj)
+                if any(pod_labels.get(k) != v for k, v in selector.items()):
+                    problems.append(f"{ident(obj)}: selector {selector} does not match pod labels {pod_labels}")
+    for svc in objs.of_kind("Service"):
+        sel = svc["spec"].get("selector")
+        if sel and tuple(sorted(sel.items())) not in pods:
+            problems.append(f"{ident(svc)}: selector {sel} matches no rendered workload")
+    assert not problems, "\n".join(problems)
+
+
+def test_each_component_switches_off():
+    """`<name>.enabled: false` removes every object of that component and nothing else."""
+    full = render()
+    for component in paths.COMPONENTS:
+        if not full.by_component(component):
+            continue  # not yet delivered: nothing to switch off
+        without = render(set_values={f"{component}.enabled": False})
+        assert not without.by_component(component), f"{component}.enabled=false still renders it"
+        others = {ident(o) for o in full if o not in full.by_component(component)}
+        assert others <= {ident(o) for o in without}, f"disabling {component} removed other objects"
+
+
+def test_global_common_labels_reach_every_object():
+    objs = render(set_values={"global.commonLabels": {"team": "platform"}})
+    lacking = [ident(o) for o in objs if (o["metadata"].get("labels") or {}).get("team") != "platform"]
+    assert not lacking, f"global.commonLabels missing on: {lacking}"
