@@ -7,7 +7,7 @@ PY      := $(VENV)/bin/python
 PROFILE ?= dev
 PYTEST_ARGS ?=
 
-.PHONY: all help venv tools test unit conformance e2e render lint schemas clean
+.PHONY: all help venv tools test unit conformance e2e deploy render lint docs schemas clean
 
 all: test
 
@@ -30,11 +30,17 @@ test: venv tools ## Run the whole test suite (every tier; the cluster tier skips
 unit conformance e2e: venv tools ## Run one tier
 	$(PY) -m pytest -m $@ $(PYTEST_ARGS)
 
+deploy: venv tools ## Deploy to the cluster in KUBECONFIG (or kind; renders when none): DEPLOY_ARGS='--profile production'
+	scripts/deploy-monitoring.sh $(DEPLOY_ARGS)
+
 render: venv tools ## Render a profile (PROFILE=dev|production|...) to build/ and summarise it
 	$(PY) scripts/render.py --profile $(PROFILE)
 
 lint: venv tools ## helm lint --strict the umbrella and every subchart
 	$(PY) -m pytest -m conformance -k lint $(PYTEST_ARGS)
+
+docs: venv ## Regenerate the values tables in the chart READMEs from the `# --` comments
+	$(PY) scripts/values_doc.py --write
 
 schemas: ## Copy the shared schema $$defs into every values.schema.json
 	$(PYTHON) scripts/schema_defs.py --write

@@ -21,6 +21,29 @@ flock 9
 
 command -v go >/dev/null 2>&1 || { echo "install-tools: Go 1.26+ is required to build the tools (https://go.dev/dl/)" >&2; exit 1; }
 
+# build_from_source NAME MODULE VERSION DEST: for modules `go install pkg@version` refuses
+# (replace directives: jaeger) or cannot build from the module zip (alertmanager embeds
+# a web UI that the zip lacks). Builds in a scratch copy of the module, as its main module.
+build_from_source() {
+  local name=$1 module=$2 version=$3 dest=$4
+  local root=${module%%/cmd/*} sub=${module#*/cmd/}
+  local src tmp
+  src=$(go mod download -json "$root@$version" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+  [[ -d "$src" ]] || { echo "install-tools: cannot download $root@$version" >&2; return 1; }
+  tmp=$(mktemp -d)
+  cp -r "$src/." "$tmp/" && chmod -R u+w "$tmp"
+  if [[ -f "$tmp/ui/web.go" ]] && grep -q 'go:embed app/dist' "$tmp/ui/web.go"; then
+    # Alertmanager's UI is built with npm upstream; the API works without it.
+    mkdir -p "$tmp/ui/app/dist/elm" "$tmp/ui/app/dist/mantine"
+    echo '<html><body>UI not built; the API works.</body></html>' > "$tmp/ui/app/dist/elm/index.html"
+    cp "$tmp/ui/app/dist/elm/index.html" "$tmp/ui/app/dist/mantine/index.html"
+  fi
+  local rc=0
+  (cd "$tmp" && CGO_ENABLED=0 GOFLAGS=-mod=mod go build -o "$dest/$name" "./cmd/$sub") || rc=$?
+  rm -rf "$tmp"
+  return $rc
+}
+
 want=("$@")
 status=0
 while read -r name module version; do
@@ -40,7 +63,9 @@ while read -r name module version; do
     echo "install-tools: building $name $version ($module) - minutes on a cold cache"
     mkdir -p "$cached"
     # GOFLAGS=-mod=mod: go install pkg@version ignores any local go.mod anyway.
-    if ! GOBIN="$cached" CGO_ENABLED=0 go install "$module@$version"; then
+    if ! GOBIN="$cached" CGO_ENABLED=0 go install "$module@$version" 2>"$cache/$name.err" \
+       && ! { echo "install-tools: go install refused $name ($(head -c 300 "$cache/$name.err" | tr '\n' ' ')); building from the module source"; \
+              build_from_source "$name" "$module" "$version" "$cached"; }; then
       echo "install-tools: FAILED to build $name $version from $module" >&2
       rm -rf "$cached"
       status=1

@@ -5,10 +5,11 @@ from . import paths
 
 
 def profiles():
-    """The chart defaults plus every profile in values/: (values_files tuple) params."""
+    """The chart defaults, every profile in values/ and every ci/*-values.yaml scenario,
+    as (values_files tuple) params: nothing a user or CI passes goes unrendered."""
     return [pytest.param((), id="defaults")] + [
         pytest.param((p,), id=p.stem) for p in paths.profiles()
-    ]
+    ] + [pytest.param((p,), id=f"ci-{p.stem}") for p in paths.ci_values()]
 
 
 def kube_versions():

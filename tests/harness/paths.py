@@ -29,6 +29,11 @@ def profiles():
     return sorted(PROFILES_DIR.glob("*.yaml"))
 
 
+def ci_values():
+    """The chart-testing / cluster-tier scenarios in the umbrella's ci/ directory."""
+    return sorted((UMBRELLA / "ci").glob("*-values.yaml"))
+
+
 def subcharts():
     """Every chart directory under the umbrella's charts/, library included."""
     return sorted(p for p in SUBCHARTS_DIR.iterdir() if (p / "Chart.yaml").exists())
