@@ -7,7 +7,7 @@ PY      := $(VENV)/bin/python
 PROFILE ?= dev
 PYTEST_ARGS ?=
 
-.PHONY: all help venv tools test unit conformance e2e deploy render lint docs schemas clean
+.PHONY: all help venv checkov tools test unit conformance e2e deploy render lint docs schemas clean
 
 all: test
 
@@ -21,13 +21,20 @@ $(VENV)/.installed: requirements.txt
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements.txt
 	touch $@
 
+checkov: bin/checkov ## Install checkov into .venv-checkov/ (own venv: its pins clash with pytest) and link bin/checkov
+
+bin/checkov: requirements-checkov.txt
+	$(PYTHON) -m venv .venv-checkov
+	.venv-checkov/bin/pip install --quiet --disable-pip-version-check -r requirements-checkov.txt
+	mkdir -p bin && ln -sf ../.venv-checkov/bin/checkov bin/checkov && touch -h bin/checkov
+
 tools: ## Build helm, promtool, prometheus, amtool, alertmanager, jaeger into bin/ (versions: tools.versions)
 	scripts/install-tools.sh
 
-test: venv tools ## Run the whole test suite (every tier; the cluster tier skips without a cluster)
+test: venv tools checkov ## Run the whole test suite (every tier; the cluster tier skips without a cluster)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-unit conformance e2e: venv tools ## Run one tier
+unit conformance e2e: venv tools checkov ## Run one tier
 	$(PY) -m pytest -m $@ $(PYTEST_ARGS)
 
 deploy: venv tools ## Deploy to the cluster in KUBECONFIG (or kind; renders when none): DEPLOY_ARGS='--profile production'

@@ -10,7 +10,7 @@ import pytest
 
 from .paths import BIN
 
-TOOLS = ("helm", "promtool", "prometheus", "amtool", "alertmanager", "jaeger")
+TOOLS = ("helm", "promtool", "prometheus", "amtool", "alertmanager", "jaeger", "checkov")
 
 
 def in_ci():
