@@ -124,7 +124,7 @@ def test_replicas_form_a_cluster(replicas):
     headless = objs.get("Service", am.HEADLESS)
     assert headless["spec"]["clusterIP"] == "None", f"{ident(headless)}: not headless"
     ports = {(p["port"], p["protocol"]) for p in headless["spec"]["ports"]}
-    assert {(9094, "TCP"), (9094, "UDP")} <= ports, f"{ident(headless)}: cluster ports missing: {ports}"
+    assert {(9093, "TCP"), (9094, "TCP"), (9094, "UDP")} <= ports, f"{ident(headless)}: web/cluster ports missing: {ports}"
     pdb = objs.get("PodDisruptionBudget", am.FULLNAME)
     sel = statefulset(objs)["spec"]["selector"]["matchLabels"]
     assert pdb["spec"]["selector"]["matchLabels"] == sel, f"{ident(pdb)}: selector does not match the pods"
