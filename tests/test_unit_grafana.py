@@ -649,3 +649,29 @@ def test_grafana_ini_credential_rejected():
     with pytest.raises(RenderError) as err:
         render(set_values={"grafana.grafanaIni": {"security": {"admin_password": "whatever12345"}}})
     assert "admin_password" in str(err.value), str(err.value)
+
+
+def _documented_keys():
+    """Value paths that carry a `# --` doc comment in values.yaml."""
+    keys, stack, doc = [], [], False
+    for line in (CHART / "values.yaml").read_text().splitlines():
+        if re.match(r"^\s*# -- ", line):
+            doc = True
+            continue
+        m = re.match(r"^(\s*)([A-Za-z][\w.-]*):", line)
+        if m:
+            indent = len(m.group(1))
+            stack = [(i, k) for i, k in stack if i < indent] + [(indent, m.group(2))]
+            if doc:
+                keys.append(".".join(k for _, k in stack))
+            doc = False
+    return keys
+
+
+def test_readme_values_table_in_step_with_values():
+    readme = (CHART / "README.md").read_text()
+    table = set(re.findall(r"^\| `([^`]+)` \|", readme.split("## Values", 1)[1], re.M))
+    documented = set(_documented_keys())
+    assert documented, "no documented keys found in values.yaml"
+    assert table == documented, (f"README values table out of step: missing {sorted(documented - table)}, "
+                                 f"stale {sorted(table - documented)}")
