@@ -273,19 +273,3 @@ def test_bad_values_fail_naming_key(overrides, needle):
         render(set_values=overrides)
     assert needle in str(err.value), str(err.value)
 
-
-def test_readme_documents_every_value():
-    """The README's values table lists every key of values.yaml (regenerate it when it drifts)."""
-    readme = (CHART_DIR / "README.md").read_text()
-    values = yaml.safe_load((CHART_DIR / "values.yaml").read_text())
-
-    def leaves(node, prefix=""):
-        for k, v in node.items():
-            path = f"{prefix}.{k}" if prefix else k
-            if isinstance(v, dict) and v and k not in ("global", "resources"):
-                yield from leaves(v, path)
-            else:
-                yield path
-
-    missing = [p for p in leaves(values) if f"| `{p}` |" not in readme]
-    assert not missing, f"alertmanager README.md values table lacks: {missing}"
