@@ -278,3 +278,14 @@ def test_alloy_config_is_wired():
     assert isinstance(field, Concat) and field.parts[0] == "spec.nodeName=", field
     assert field.parts[1] == Call("sys.env", ["HOSTNAME"]), field
     assert comps[("loki.process", "pods")].attrs["forward_to"] == [Ref("loki.write.default.receiver")]
+
+
+@pytest.mark.parametrize("kube_version", params.kube_versions())
+def test_alloy_variant_valid_for_kubernetes(kube_version):
+    """The profiles are validated with the default collector (test_unit_render); the Alloy
+    variant's objects must be just as valid."""
+    import kubernetes_validate
+    objs = render(set_values={"promtail.collector": "alloy"}, kube_version=kube_version).by_component("promtail")
+    assert objs, "no promtail-component objects rendered"
+    for obj in objs:
+        kubernetes_validate.validate(obj, kube_version, strict=True)

@@ -239,3 +239,14 @@ def test_config_change_rolls_the_pod():
     def checksum(objs):
         return objs.get("StatefulSet", NAME)["spec"]["template"]["metadata"]["annotations"]["checksum/config"]
     assert checksum(render()) != checksum(render(set_values={"loki.retention.period": "720h"}))
+
+
+@pytest.mark.parametrize("kube_version", params.kube_versions())
+def test_s3_variant_valid_for_kubernetes(kube_version):
+    """The profiles are validated with filesystem storage (test_unit_render); the S3
+    variant's objects (Secret, env from secretKeyRef) must be just as valid."""
+    import kubernetes_validate
+    objs = render(set_values=S3, kube_version=kube_version).by_component("loki")
+    assert {o["kind"] for o in objs} >= {"StatefulSet", "Secret", "ConfigMap", "Service"}, [ident(o) for o in objs]
+    for obj in objs:
+        kubernetes_validate.validate(obj, kube_version, strict=True)
