@@ -1,0 +1,35 @@
+{{/*
+promtail.lokiUrl: where the collector pushes; the release's own Loki unless lokiUrl is set.
+*/}}
+{{- define "promtail.lokiUrl" -}}
+{{- if .Values.lokiUrl -}}
+{{- .Values.lokiUrl -}}
+{{- else -}}
+{{- printf "http://%s:3100/loki/api/v1/push" (include "common.componentFullname" (dict "context" . "component" "loki")) -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+promtail.isAlloy: "true" when the DaemonSet runs Grafana Alloy instead of Promtail.
+*/}}
+{{- define "promtail.isAlloy" -}}
+{{- if eq .Values.collector "alloy" -}}true{{- end -}}
+{{- end -}}
+
+{{/*
+promtail.collectorVersion: the running collector's image tag, for comments and labels.
+*/}}
+{{- define "promtail.collectorVersion" -}}
+{{- if include "promtail.isAlloy" . -}}
+{{- .Values.alloy.image.tag | default .Chart.AppVersion -}}
+{{- else -}}
+{{- .Values.image.tag | default .Chart.AppVersion -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+promtail.configKey: the ConfigMap key (and file name) of the running collector's config.
+*/}}
+{{- define "promtail.configKey" -}}
+{{- if include "promtail.isAlloy" . }}config.alloy{{ else }}promtail.yaml{{ end -}}
+{{- end -}}
