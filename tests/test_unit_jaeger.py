@@ -308,7 +308,7 @@ def test_no_credential_in_configmap(values):
     pytest.param({"jaeger.storage.type": "opensearch", "jaeger.storage.opensearch.serverUrls": ["http://os:9200"],
                   "jaeger.storage.auth.username": "u"}, "auth.existingSecret", id="user-without-password"),
     pytest.param({"jaeger.storage.type": "mysql"}, "/storage/type", id="unknown-backend"),
-    pytest.param({"jaeger.storage.memory.maxTraces": 0}, "/storage/memory/maxTraces", id="zero-traces"),
+    pytest.param({"jaeger.storage.memory.maxTraces": 20}, "/storage/memory/maxTraces", id="too-few-traces"),
     pytest.param({"jaeger.processors.batch.timeout": "1d"}, "/processors/batch/timeout", id="non-go-duration"),
     pytest.param({"jaeger.receivers.zipkin.enabeld": False}, "enabeld", id="receiver-typo"),
 ])
@@ -399,3 +399,11 @@ def test_ingress_with_tls_serves_the_ui():
 def test_base_path_reaches_query_config():
     j = jaeger(set_values={"jaeger.query.basePath": "/jaeger"})
     assert j.config["extensions"]["jaeger_query"]["base_path"] == "/jaeger"
+
+
+def test_query_self_tracing_off_by_default():
+    """Jaeger v2 traces its own query API by default, into the same store (and, in the
+    pod, through its own 4317): off unless asked, so the trace limit holds Phase 5 traces."""
+    assert jaeger().config["extensions"]["jaeger_query"]["enable_tracing"] is False
+    on = jaeger(set_values={"jaeger.query.selfTracing": True})
+    assert on.config["extensions"]["jaeger_query"]["enable_tracing"] is True
