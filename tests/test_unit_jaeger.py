@@ -407,3 +407,34 @@ def test_query_self_tracing_off_by_default():
     assert jaeger().config["extensions"]["jaeger_query"]["enable_tracing"] is False
     on = jaeger(set_values={"jaeger.query.selfTracing": True})
     assert on.config["extensions"]["jaeger_query"]["enable_tracing"] is True
+
+
+def test_readme_values_table_in_step():
+    """Every jaeger value (or its documented parent) is in the README's values table, and
+    the table names no key that values.yaml lacks."""
+    import re
+    from harness import paths
+    chart = paths.SUBCHARTS_DIR / "jaeger"
+    values = yaml.safe_load((chart / "values.yaml").read_text())
+    table = set(re.findall(r"^\| `([A-Za-z0-9_.-]+)` \|", (chart / "README.md").read_text().split("\n## Values\n", 1)[-1], re.M))
+
+    def leaves(node, prefix=""):
+        if isinstance(node, dict) and node:
+            for k, v in node.items():
+                yield from leaves(v, f"{prefix}.{k}" if prefix else k)
+        else:
+            yield prefix
+
+    def exists(path):
+        node = values
+        for part in path.split("."):
+            if not isinstance(node, dict) or part not in node:
+                return False
+            node = node[part]
+        return True
+
+    undocumented = [p for p in leaves(values) if not p.startswith("global")
+                    and not any(p == k or p.startswith(k + ".") for k in table)]
+    unknown = sorted(k for k in table if not exists(k))
+    assert not undocumented, f"jaeger/README.md values table lacks {undocumented}"
+    assert not unknown, f"jaeger/README.md values table names keys not in values.yaml: {unknown}"
