@@ -438,3 +438,25 @@ def test_readme_values_table_in_step():
     unknown = sorted(k for k in table if not exists(k))
     assert not undocumented, f"jaeger/README.md values table lacks {undocumented}"
     assert not unknown, f"jaeger/README.md values table names keys not in values.yaml: {unknown}"
+
+
+@pytest.mark.parametrize("overrides", [
+    pytest.param({"jaeger.storage.type": "elasticsearch", "jaeger.storage.elasticsearch.serverUrls": ["https://es:9200"],
+                  **_auth()}, id="elasticsearch-secret"),
+    pytest.param({"jaeger.storage.type": "cassandra", "jaeger.storage.cassandra.servers": ["c:9042"],
+                  **_auth(password="", existing="cass-creds")}, id="cassandra-existing-secret"),
+    pytest.param({"jaeger.ingress.enabled": True, "jaeger.ingress.tls": [{"secretName": "jaeger-tls"}]}, id="ingress-tls"),
+])
+def test_variants_valid_for_kubernetes(overrides):
+    """The objects only variants render (Secret, env, secret volume, Ingress) pass strict
+    Kubernetes schema validation too (the profile-wide test covers the defaults)."""
+    import kubernetes_validate
+    from harness.paths import KUBE_MAX, KUBE_MIN
+    errors = []
+    for kube in (KUBE_MIN, KUBE_MAX):
+        for obj in jaeger(set_values=overrides).objs.by_component("jaeger"):
+            try:
+                kubernetes_validate.validate(obj, kube, strict=True)
+            except kubernetes_validate.ValidationError as e:
+                errors.append(f"{kube} {ident(obj)}: {e.message} at {'/'.join(map(str, e.path))}")
+    assert not errors, "\n".join(errors)
