@@ -1,0 +1,60 @@
+{{/* The NOTES.txt text, as a define so tests can render it (helm template skips NOTES.txt). */}}
+{{- define "phase5-monitoring.notes" -}}
+{{- $ns := .Release.Namespace -}}
+{{- $name := dict -}}
+{{- range $c := list "prometheus" "alertmanager" "grafana" "loki" "promtail" "jaeger" "kube-state-metrics" "node-exporter" -}}
+{{- $_ := set $name $c (include "common.componentFullname" (dict "context" $ "component" $c)) -}}
+{{- end -}}
+phase5-monitoring {{ .Chart.Version }} is installed as release "{{ .Release.Name }}" in namespace "{{ $ns }}".
+
+Components:
+{{- range $c := list "prometheus" "alertmanager" "grafana" "loki" "promtail" "jaeger" "kube-state-metrics" "node-exporter" }}
+  - {{ printf "%-19s" $c }} {{ if (index $.Values $c).enabled }}{{ get $name $c }}{{ else }}disabled{{ end }}
+{{- end }}
+
+Access (run each in its own terminal):
+{{- if .Values.grafana.enabled }}
+  Grafana       kubectl -n {{ $ns }} port-forward svc/{{ $name.grafana }} 3000:3000        -> http://localhost:3000
+                user: {{ .Values.grafana.admin.user }}, password:
+{{- if .Values.grafana.admin.existingSecret }}
+                  key "{{ .Values.grafana.admin.passwordKey }}" of your Secret {{ .Values.grafana.admin.existingSecret }}
+{{- else }}
+                  kubectl -n {{ $ns }} get secret {{ $name.grafana }} -o jsonpath='{.data.{{ .Values.grafana.admin.passwordKey }}}' | base64 -d; echo
+{{- end }}
+                dashboards: /d/phase5-overview, /d/phase5-database, /d/phase5-agents
+{{- end }}
+{{- if .Values.prometheus.enabled }}
+  Prometheus    kubectl -n {{ $ns }} port-forward svc/{{ $name.prometheus }} 9090:9090     -> http://localhost:9090
+{{- end }}
+{{- if .Values.alertmanager.enabled }}
+  Alertmanager  kubectl -n {{ $ns }} port-forward svc/{{ $name.alertmanager }} 9093:9093   -> http://localhost:9093
+{{- end }}
+{{- if .Values.jaeger.enabled }}
+  Jaeger        kubectl -n {{ $ns }} port-forward svc/{{ $name.jaeger }} 16686:16686       -> http://localhost:16686
+  Traces from the Phase 5 services: OTLP http://{{ $name.jaeger }}.{{ $ns }}.svc:4318 (HTTP) or :4317 (gRPC)
+{{- end }}
+
+Check the installation: helm test {{ .Release.Name }} -n {{ $ns }}
+{{- if and .Values.promtail.enabled (eq .Values.promtail.collector "promtail") }}
+
+WARNING: the log collector is Promtail, which reached end of life on 2026-03-02. Switch to
+         Grafana Alloy (same labels and parsing) with --set promtail.collector=alloy.
+{{- end }}
+{{- if and .Values.prometheus.enabled (not .Values.prometheus.persistence.enabled) }}
+
+WARNING: Prometheus keeps its data in an emptyDir: metrics are lost when the pod restarts
+         (prometheus.persistence.enabled=false).
+{{- end }}
+{{- if and .Values.alertmanager.enabled (not .Values.alertmanager.secrets.existingSecret) }}
+{{- if not (or .Values.alertmanager.secrets.slackWebhookUrl .Values.alertmanager.secrets.smtpPassword) }}
+
+NOTE: no notification credentials are set: alerts are routed but Slack/e-mail cannot deliver.
+      Set alertmanager.secrets.existingSecret (see charts/alertmanager/README.md).
+{{- end }}
+{{- end }}
+{{- if not .Values.networkPolicy.enabled }}
+
+NOTE: NetworkPolicies are off (networkPolicy.enabled=false); values/production.yaml turns them on.
+{{- end }}
+
+{{- end -}}

@@ -1,0 +1,60 @@
+"""Unit tier: NOTES.txt gives access information and the right warnings.
+
+`helm template` does not render NOTES.txt, so the test renders the same define
+(phase5-monitoring.notes) through a scratch template in a copy of the chart."""
+import shutil
+
+import pytest
+
+from harness import paths
+from harness.render import render_raw
+
+pytestmark = pytest.mark.unit
+
+
+@pytest.fixture(scope="module")
+def notes_chart(tmp_path_factory):
+    chart = tmp_path_factory.mktemp("notes") / "phase5-monitoring"
+    shutil.copytree(paths.UMBRELLA, chart)
+    (chart / "templates" / "zz-notes.yaml").write_text('notes: |\n{{ include "phase5-monitoring.notes" . | indent 2 }}\n')
+    return chart
+
+
+def notes(chart, values=(), **set_values):
+    docs, _ = render_raw(values, set_values, chart=chart, show_only=("templates/zz-notes.yaml",))
+    return docs[0]["notes"]
+
+
+def test_notes_txt_uses_the_define():
+    assert (paths.UMBRELLA / "templates" / "NOTES.txt").read_text().strip() == '{{ include "phase5-monitoring.notes" . }}'
+
+
+def test_access_commands_for_every_ui(notes_chart):
+    text = notes(notes_chart)
+    for svc, port in (("p5-grafana", "3000:3000"), ("p5-prometheus", "9090:9090"),
+                      ("p5-alertmanager", "9093:9093"), ("p5-jaeger", "16686:16686")):
+        assert f"port-forward svc/{svc} {port}" in text, f"no port-forward for {svc}:\n{text}"
+    assert "get secret p5-grafana -o jsonpath='{.data.admin-password}'" in text
+    assert "admin123" not in text
+
+
+def test_grafana_existing_secret_named(notes_chart):
+    text = notes(notes_chart, **{"grafana.admin.existingSecret": "my-grafana"})
+    assert "Secret my-grafana" in text and "get secret p5-grafana" not in text
+
+
+def test_promtail_end_of_life_warning(notes_chart):
+    assert "Promtail, which reached end of life on 2026-03-02" in notes(notes_chart)
+    assert "end of life" not in notes(notes_chart, **{"promtail.collector": "alloy"})
+
+
+def test_disabled_component_has_no_access_line(notes_chart):
+    text = notes(notes_chart, **{"grafana.enabled": False})
+    assert "port-forward svc/p5-grafana" not in text and "grafana             disabled" in text
+
+
+def test_warnings_follow_profile(notes_chart):
+    dev = notes(notes_chart, (paths.PROFILES_DIR / "dev.yaml",))
+    prod = notes(notes_chart, (paths.PROFILES_DIR / "production.yaml",))
+    assert "Prometheus keeps its data in an emptyDir" in dev
+    assert "emptyDir" not in prod and "NetworkPolicies are off" not in prod
