@@ -1,0 +1,127 @@
+"""Unit tier, property-based: hostile values never render silently or crash the engine.
+
+Hypothesis generates several hundred values documents per run (five properties, 60 each
+by default; PHASE5_HYPOTHESIS_EXAMPLES changes it), each a valid document
+with one hostile change: an unknown key, a wrong type, a number out of range, a malformed
+duration or quantity, an over-long name. A jsonschema oracle confirms the change is
+invalid for the component's schema; Helm must then refuse the render with a message that
+names the key, and never panic. Cases are derandomized (the same every run, so CI is
+stable); PHASE5_HYPOTHESIS_RANDOM=1 explores new ones."""
+import json
+import os
+import string
+
+import jsonschema
+import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+from harness import paths
+from harness.render import RenderError, render_raw
+from harness.schema import load_schema, load_values, resolve
+
+pytestmark = pytest.mark.unit
+
+SETTINGS = settings(max_examples=int(os.environ.get("PHASE5_HYPOTHESIS_EXAMPLES", "60")), deadline=None,
+                    derandomize=not os.environ.get("PHASE5_HYPOTHESIS_RANDOM"), database=None,
+                    suppress_health_check=[HealthCheck.too_slow])
+
+
+def _targets():
+    """(component, path tuple, resolved schema) for every object and leaf the schemas describe."""
+    out = []
+    for comp in paths.COMPONENTS:
+        root = load_schema(paths.SUBCHARTS_DIR / comp)
+
+        def visit(node, path, depth=0):
+            node = resolve(node, root)
+            if depth > 6 or "x-passthrough" in node or "x-subchart" in node:
+                return
+            out.append((comp, path, node))
+            for key, sub in (node.get("properties") or {}).items():
+                if path == () and key == "global":
+                    continue
+                visit(sub, path + (key,), depth + 1)
+
+        visit(root, ())
+    return out
+
+
+TARGETS = _targets()
+OBJECTS = [t for t in TARGETS if t[1] and resolve(t[2], {}).get("additionalProperties") is False]
+TYPED = [t for t in TARGETS if t[1] and t[2].get("type") in ("string", "integer", "number", "boolean", "array", "object")]
+RANGED = [t for t in TARGETS if t[1] and ("minimum" in t[2] or "maximum" in t[2])]
+PATTERNED = [t for t in TARGETS if t[1] and t[2].get("type") == "string" and "pattern" in t[2]]
+NAMES = [t for t in TARGETS if t[1] and t[2].get("maxLength")]
+
+WRONG = {"string": [12, True, ["x"], {"a": 1}], "integer": ["ten", 1.5, True, [1]], "number": ["ten", False, {}],
+         "boolean": ["yes", 1, "true", []], "array": ["a,b", 3, {"a": 1}], "object": ["x", 3, ["a"], True]}
+
+
+def set_path(values, path, value):
+    node = values
+    for key in path[:-1]:
+        node = node.setdefault(key, {})
+    node[path[-1]] = value
+
+
+def check(comp, path, value, needle):
+    """Oracle says invalid -> Helm must refuse, naming `needle`, without panicking."""
+    doc = json.loads(json.dumps(load_values(paths.SUBCHARTS_DIR / comp)))
+    set_path(doc, path, value)
+    schema = load_schema(paths.SUBCHARTS_DIR / comp)
+    assume(not jsonschema.Draft202012Validator(schema).is_valid(doc))
+    key = ".".join((comp,) + path)
+    with pytest.raises(RenderError) as err:
+        render_raw(set_values={key: value})
+    msg = str(err.value)
+    assert "panic" not in msg and "goroutine" not in msg, f"{key}={value!r} crashed Helm:\n{msg[:2000]}"
+    assert needle in msg and comp in msg, f"{key}={value!r}: error does not name {needle!r}:\n{msg}"
+
+
+@SETTINGS
+@given(st.sampled_from(OBJECTS), st.text(string.ascii_lowercase, min_size=3, max_size=12))
+def test_unknown_key(target, word):
+    comp, path, node = target
+    key = "zz" + word
+    assume(key not in (node.get("properties") or {}))
+    check(comp, path + (key,), 1, key)
+
+
+@SETTINGS
+@given(st.sampled_from(TYPED), st.data())
+def test_wrong_type(target, data):
+    comp, path, node = target
+    value = data.draw(st.sampled_from(WRONG[node["type"]]))
+    check(comp, path, value, "/" + "/".join(path))
+
+
+@SETTINGS
+@given(st.sampled_from(RANGED), st.integers(1, 10**6), st.booleans())
+def test_out_of_range(target, delta, below):
+    comp, path, node = target
+    bound = node.get("minimum") if below and "minimum" in node else node.get("maximum", node.get("minimum"))
+    value = bound - delta if bound == node.get("minimum") else bound + delta
+    if node.get("type") == "integer":
+        value = int(value)
+    check(comp, path, value, "/" + "/".join(path))
+
+
+@SETTINGS
+@given(st.sampled_from(PATTERNED), st.sampled_from(["5 minutes", "lots", "-1", "1.5.5", "ten seconds", "💥", "1h 30m"]))
+def test_malformed_strings(target, value):
+    comp, path, _ = target
+    check(comp, path, value, "/" + "/".join(path))
+
+
+@SETTINGS
+@given(st.sampled_from(NAMES), st.integers(1, 200))
+def test_over_long_names(target, extra):
+    comp, path, node = target
+    check(comp, path, "a" * (node["maxLength"] + extra), "/" + "/".join(path))
+
+
+def test_generators_cover_every_component():
+    for pool, what in ((OBJECTS, "objects"), (TYPED, "typed leaves"), (RANGED, "ranged numbers")):
+        assert {t[0] for t in pool} == set(paths.COMPONENTS), f"{what}: components missing"
+    assert any(t[2].get("pattern", "").startswith("^(0|([0-9]+(ms") for t in PATTERNED), "no duration fields"
