@@ -163,7 +163,7 @@ def test_alert_labels_and_annotations_follow_the_contract():
         labels, ann = rule.get("labels", {}), rule.get("annotations", {})
         if (labels.get("severity"), labels.get("category")) != (severity, category):
             problems.append(f"{name}: labels {labels}")
-        if ann.get("runbook_url") != f"https://runbooks.example.org/phase5/{name}":
+        if ann.get("runbook_url") != f"https://runbooks.example.org/phase5/{name}.md":
             problems.append(f"{name}: runbook_url {ann.get('runbook_url')}")
         dash = ann.get("dashboard", "").removeprefix("https://grafana.example.org")
         if dash not in DASHBOARDS:

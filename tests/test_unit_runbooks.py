@@ -1,0 +1,125 @@
+"""Unit tier: every alert the chart renders links to a runbook that exists under docs/runbooks,
+and each runbook states the alert's rendered facts (expression, threshold, severity, for)."""
+import re
+
+import promql_parser
+import pytest
+import yaml
+
+from harness import prometheus as prom
+from harness.paths import ROOT
+
+pytestmark = pytest.mark.unit
+
+RUNBOOKS = ROOT / "docs" / "runbooks"
+VALUES = ROOT / "charts" / "phase5-monitoring" / "charts" / "prometheus" / "values.yaml"
+COMPARISONS = {">", "<", ">=", "<=", "==", "!="}
+
+
+@pytest.fixture(scope="module")
+def base_url():
+    return yaml.safe_load(VALUES.read_text())["rules"]["runbookBaseUrl"].rstrip("/")
+
+
+@pytest.fixture(scope="module")
+def alerts():
+    _, rules = prom.rendered()
+    found = prom.alerts(rules["phase5-alerts.yaml"])
+    assert len(found) == 14, f"expected 13 alerts + Watchdog, rendered: {sorted(found)}"
+    return found
+
+
+def thresholds(expr):
+    """The numbers an expression compares a series with (`x > 0.8`), formatted as in the docs."""
+    found = []
+
+    def pre(node):
+        if isinstance(node, promql_parser.BinaryExpr) and str(node.op) in COMPARISONS:
+            for side, other in ((node.lhs, node.rhs), (node.rhs, node.lhs)):
+                if isinstance(side, promql_parser.NumberLiteral) and not isinstance(other, promql_parser.NumberLiteral):
+                    found.append(f"{side.val:g}")
+
+    promql_parser.walk(promql_parser.parse(expr), pre)
+    return sorted(set(found))
+
+
+def fact(text, name):
+    """The first backticked value of the runbook's `| <name> | ... |` table row."""
+    m = re.search(rf"^\|\s*{name}\s*\|\s*(.*?)\s*\|\s*$", text, re.M)
+    if not m:
+        return None
+    value = re.match(r"`([^`]*)`", m.group(1))
+    return value.group(1) if value else m.group(1).split()[0]
+
+
+def squash(text):
+    return " ".join(text.split())
+
+
+def test_thresholds_helper_reads_comparisons():
+    assert thresholds("a > 0.05") == ["0.05"]
+    assert thresholds("label_replace((max(a) == 0) * b, 'x', '$1', 'y', '(.+)')") == ["0"]
+    assert thresholds("a >= b") == [] and thresholds("vector(1)") == []
+
+
+def test_every_alert_links_to_an_existing_runbook(alerts, base_url):
+    problems = []
+    for name, rule in alerts.items():
+        url = rule["annotations"].get("runbook_url", "")
+        if not url.startswith(base_url + "/"):
+            problems.append(f"{name}: runbook_url {url!r} does not start with {base_url}/")
+            continue
+        path = url.removeprefix(base_url + "/")
+        if path != f"{name}.md":
+            problems.append(f"{name}: runbook_url {url!r} should end in /{name}.md")
+        if not (RUNBOOKS / path).is_file():
+            problems.append(f"{name}: runbook_url {url!r}: no file docs/runbooks/{path}")
+    assert not problems, "\n".join(problems)
+
+
+def test_no_runbook_without_an_alert(alerts):
+    orphans = sorted(p.name for p in RUNBOOKS.glob("*.md") if p.stem not in alerts)
+    assert not orphans, f"runbooks for alerts the chart does not render: {orphans}"
+
+
+def test_runbooks_state_the_rendered_threshold_severity_and_duration(alerts):
+    problems = []
+    for name, rule in alerts.items():
+        path = RUNBOOKS / f"{name}.md"
+        if not path.is_file():
+            problems.append(f"{name}: no runbook")
+            continue
+        text = path.read_text()
+        if not text.startswith(f"# {name}\n"):
+            problems.append(f"{name}: runbook does not start with '# {name}'")
+        severity = rule["labels"]["severity"]
+        if fact(text, "Severity") != severity:
+            problems.append(f"{name}: Severity row says {fact(text, 'Severity')!r}, the rule has {severity!r}")
+        want = thresholds(rule["expr"])
+        got = fact(text, "Threshold")
+        if want and got not in want:
+            problems.append(f"{name}: Threshold row says {got!r}, the rendered expression compares with {want}")
+        if not want and got != "none":
+            problems.append(f"{name}: Threshold row says {got!r}, the rendered expression has no threshold (want 'none')")
+        duration = rule.get("for", "none")
+        if fact(text, "For") != duration:
+            problems.append(f"{name}: For row says {fact(text, 'For')!r}, the rule has {duration!r}")
+        if squash(rule["expr"]) not in squash(text):
+            problems.append(f"{name}: runbook does not quote the rendered expression: {squash(rule['expr'])}")
+    assert not problems, "\n".join(problems)
+
+
+def test_runbooks_name_the_alert_values(alerts):
+    """The Tune section shows the prometheus.alerts.<Name> keys the values file has."""
+    values = yaml.safe_load(VALUES.read_text())["alerts"]
+    problems = []
+    for name in alerts:
+        text = (RUNBOOKS / f"{name}.md").read_text()
+        block = re.search(rf"^    {name}:\n((?:      .*\n)+)", text, re.M)
+        if not block:
+            problems.append(f"{name}: no `prometheus.alerts.{name}` block in the runbook")
+            continue
+        keys = set(re.findall(r"^      (\w+):", block.group(1), re.M))
+        if keys != set(values[name]):
+            problems.append(f"{name}: runbook tunes {sorted(keys)}, values.yaml has {sorted(values[name])}")
+    assert not problems, "\n".join(problems)
