@@ -12,6 +12,7 @@ import promql_parser
 import pytest
 import yaml
 
+from harness.promql import metric_names
 from harness import dashboards as dash
 from harness import grafana as gf
 from harness import params, paths, tools
@@ -101,7 +102,11 @@ EXPORTER_METRICS = {
         "node_filesystem_avail_bytes", "node_filesystem_size_bytes",
         "node_network_receive_bytes_total", "node_network_transmit_bytes_total",
     },
-    "kube-state-metrics": {"kube_pod_status_phase"},
+    "kube-state-metrics": {
+        "kube_pod_status_phase", "kube_pod_status_ready", "kube_pod_container_status_restarts_total",
+        "kube_deployment_spec_replicas", "kube_deployment_status_replicas_available",
+        "kube_horizontalpodautoscaler_status_current_replicas", "kube_horizontalpodautoscaler_spec_max_replicas",
+    },
     "cAdvisor": set(),
 }
 ALLOWED_METRICS = RECORDING_RULES | APPLICATION_METRICS | set().union(*EXPORTER_METRICS.values())
@@ -112,19 +117,6 @@ SAMPLE_LOG_LINES = [
     f'{{"level":"info","msg":"task created","traceID":"{SAMPLE_TRACE_ID}"}}',
     f'level=info msg="reminder sent" trace_id={SAMPLE_TRACE_ID} channel=email',
 ]
-
-
-def metric_names(expr):
-    """Every metric name a PromQL expression reads."""
-    names = []
-
-    def pre(node):
-        if isinstance(node, promql_parser.VectorSelector):
-            name = node.name or next((m.value for m in node.matchers.matchers if m.name == "__name__"), None)
-            names.append(name)
-
-    promql_parser.walk(promql_parser.parse(expr), pre)
-    return names
 
 
 @pytest.fixture(scope="module")

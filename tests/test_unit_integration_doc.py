@@ -3,10 +3,10 @@ rendered recording rules, alerts and Grafana dashboards read - with their types 
 the queries filter on - so the service teams' contract cannot drift from what the stack reads."""
 import re
 
-import promql_parser
 import pytest
 
 from harness import dashboards as dash
+from harness.promql import selectors
 from harness import prometheus as prom
 from harness.paths import ROOT
 
@@ -28,20 +28,6 @@ except ImportError:  # pragma: no cover - keep working if that module is reorgan
 # node-exporter, the kubelet, postgres_exporter, redis_exporter. (kafka_ is NOT such a prefix:
 # kafka_consumer_lag is an application metric; kafka_exporter's names are in EXPORTER_NAMES.)
 NON_APPLICATION_PREFIXES = ("kube_", "container_", "node_", "kubelet_", "pg_", "redis_")
-
-
-def selectors(expr):
-    """[(metric name, {label names matched})] of every vector selector in a PromQL expression."""
-    out = []
-
-    def pre(node):
-        if isinstance(node, promql_parser.VectorSelector):
-            matchers = list(node.matchers.matchers)
-            name = node.name or next((m.value for m in matchers if m.name == "__name__"), None)
-            out.append((name, {m.name for m in matchers}))
-
-    promql_parser.walk(promql_parser.parse(expr), pre)
-    return out
 
 
 def doc_table(text):
