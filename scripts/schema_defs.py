@@ -6,6 +6,10 @@ Each subchart's values.schema.json carries a copy (Helm cannot follow a `$ref` i
 another file), kept identical by `make schemas` (this script with --write) and checked
 by tests/test_unit_schema.py.
 
+The umbrella's schema also embeds each subchart's schema under the subchart's key (the
+sections marked `x-subchart`): Helm validates a subchart's own schema only while the
+subchart is enabled, so without the copy a typo under a disabled component would pass.
+
 Usage: scripts/schema_defs.py --write | --check
 """
 import json
@@ -49,6 +53,44 @@ def used_defs(schema, defs):
     return seen
 
 
+def embedded(name, defs):
+    """A subchart's schema as a section of the umbrella's: its own $defs renamed
+    `<name>.<def>` (they go to the umbrella's $defs), shared ones referenced as they are."""
+    sub = json.loads((UMBRELLA / "charts" / name / "values.schema.json").read_text())
+    own = {k: v for k, v in sub.get("$defs", {}).items() if k not in defs}
+
+    def rename(node):
+        if isinstance(node, dict):
+            out = {}
+            for k, v in node.items():
+                if k == "$ref" and isinstance(v, str) and v.split("/")[-1] in own:
+                    v = f"#/$defs/{name}.{v.split('/')[-1]}"
+                out[k] = rename(v)
+            return out
+        if isinstance(node, list):
+            return [rename(v) for v in node]
+        return node
+
+    section = {"x-subchart": name,
+               "description": f"Values of the {name} subchart (charts/{name}/values.schema.json, embedded by `make schemas`)."}
+    section.update({k: rename(v) for k, v in sub.items() if k not in ("$schema", "title", "$defs")})
+    return section, {f"{name}.{k}": rename(v) for k, v in own.items()}
+
+
+def with_subcharts(schema, defs):
+    """The umbrella schema with every x-subchart section regenerated."""
+    out = json.loads(json.dumps(schema))
+    extra_defs = {}
+    for key, prop in list(out.get("properties", {}).items()):
+        if isinstance(prop, dict) and "x-subchart" in prop:
+            section, own = embedded(prop["x-subchart"], defs)
+            out["properties"][key] = section
+            extra_defs.update(own)
+    out["$defs"] = {k: v for k, v in out.get("$defs", {}).items() if "." not in k}
+    out["$defs"].update(extra_defs)
+    return out
+
+
 def synced(schema, defs):
     """The schema with its shared $defs replaced by the canonical ones."""
     own = {k: v for k, v in schema.get("$defs", {}).items() if k not in defs}
@@ -72,7 +114,10 @@ def main(argv):
     drift = []
     for f in schema_files():
         text = f.read_text()
-        want = dump(synced(json.loads(text), defs))
+        schema = json.loads(text)
+        if f == UMBRELLA / "values.schema.json":
+            schema = with_subcharts(schema, defs)
+        want = dump(synced(schema, defs))
         if want != text:
             drift.append(f)
             if argv[1] == "--write":

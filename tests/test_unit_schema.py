@@ -78,3 +78,12 @@ def test_bad_value_fails_naming_key(overrides, needle):
     with pytest.raises(RenderError) as err:
         render(set_values=overrides)
     assert needle in str(err.value), str(err.value)
+
+
+@pytest.mark.parametrize("component", paths.COMPONENTS)
+def test_disabled_subchart_section_still_validated(component):
+    """Helm checks a subchart's own schema only while it is enabled; the umbrella's embedded
+    copy catches a typo under a disabled component too."""
+    with pytest.raises(RenderError) as err:
+        render(set_values={f"{component}.enabled": False, f"{component}.replicsa": 2})
+    assert "replicsa" in str(err.value) and f"/{component}" in str(err.value), str(err.value)
