@@ -7,7 +7,7 @@ PY      := $(VENV)/bin/python
 PROFILE ?= dev
 PYTEST_ARGS ?=
 
-.PHONY: all help venv checkov tools test unit conformance e2e deploy render lint docs schemas clean
+.PHONY: all help venv checkov tools test unit conformance e2e deploy render lint package docs schemas clean
 
 all: test
 
@@ -45,6 +45,9 @@ render: venv tools ## Render a profile (PROFILE=dev|production|...) to build/ an
 
 lint: venv tools ## helm lint --strict the umbrella and every subchart
 	$(PY) -m pytest -m conformance -k lint $(PYTEST_ARGS)
+
+package: tools ## helm package the umbrella chart into build/ (Artifact Hub annotations in its Chart.yaml)
+	mkdir -p build && bin/helm package charts/phase5-monitoring -d build
 
 docs: venv ## Regenerate the values tables in the chart READMEs from the `# --` comments
 	$(PY) scripts/values_doc.py --write

@@ -35,3 +35,16 @@ def test_helm_test_pods_follow_enabled_and_switch():
     pods = {p["metadata"]["name"] for p in render(set_values={"grafana.enabled": False}).of_kind("Pod")}
     assert "p5-test-grafana" not in pods and "p5-test-prometheus" in pods
     assert not render(set_values={"tests.enabled": False}).of_kind("Pod")
+
+
+def test_artifacthub_images_match_what_the_chart_runs():
+    """Chart.yaml's artifacthub.io/images lists exactly the images the chart can run: the
+    defaults, the Alloy collector and the Thanos sidecar."""
+    import yaml
+    from harness.manifests import containers
+    chart = yaml.safe_load((paths.UMBRELLA / "Chart.yaml").read_text())
+    listed = {i["image"] for i in yaml.safe_load(chart["annotations"]["artifacthub.io/images"])}
+    rendered = set()
+    for overrides in ({}, {"promtail.collector": "alloy", "prometheus.thanos.sidecar.enabled": True}):
+        rendered |= {c["image"] for o in render(set_values=overrides) for c in containers(o)}
+    assert listed == rendered, f"listed but not run: {sorted(listed - rendered)}; run but not listed: {sorted(rendered - listed)}"
