@@ -3,7 +3,7 @@
 #
 #   scripts/deploy-monitoring.sh [--profile dev|production|...] [--values FILE]...
 #                                [--namespace monitoring] [--release p5] [--timeout 10m]
-#                                [--dry-run] [--uninstall] [--help]
+#                                [--dry-run] [--out build] [--uninstall] [--help]
 #
 # Checks prerequisites (helm, kubectl, a reachable cluster), creates the namespace with its
 # Pod Security labels, runs `helm upgrade --install` with the chosen profile, waits for the
@@ -18,6 +18,7 @@ profile=dev
 namespace=monitoring
 release=p5
 timeout=10m
+out="$root/build"
 dry_run=false
 uninstall=false
 extra_values=()
@@ -42,6 +43,7 @@ while [[ $# -gt 0 ]]; do
     --release)   release=${2:?--release needs a value}; shift 2 ;;
     --timeout)   timeout=${2:?--timeout needs a value}; shift 2 ;;
     --dry-run)   dry_run=true; shift ;;
+    --out)       out=${2:?--out needs a directory}; shift 2 ;;
     --uninstall) uninstall=true; shift ;;
     -h|--help)   usage; exit 0 ;;
     *) usage >&2; die "unknown argument: $1" ;;
@@ -60,10 +62,10 @@ helm=${HELM:-}
 kubectl=${KUBECTL:-$(command -v kubectl || true)}
 
 render_instead() {
-  info "rendering profile '$profile' to build/$profile/ instead"
+  info "rendering profile '$profile' to $out/$profile/ instead"
   local py="$root/.venv/bin/python"
   [[ -x "$py" ]] || die "no .venv: run 'make venv' (or 'make deploy', which does)"
-  local args=(--profile "$profile" --release "$release" --namespace "$namespace")
+  local args=(--profile "$profile" --release "$release" --namespace "$namespace" --out "$out")
   for f in "${extra_values[@]}"; do args+=(-f "$f"); done
   exec "$py" "$root/scripts/render.py" "${args[@]}"
 }
