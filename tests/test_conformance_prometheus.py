@@ -8,41 +8,11 @@ import yaml
 
 from harness import params
 from harness import prometheus as prom
+from harness import spec
 
 pytestmark = pytest.mark.conformance
 
-# The spec's names, listed once: a missing one fails test_spec_names_are_rendered.
-SPEC_RECORDING_RULES = (
-    "service:http_requests:rate5m",
-    "service:http_requests_errors:ratio_rate5m",
-    "service:http_request_duration_seconds:p50_5m",
-    "service:http_request_duration_seconds:p95_5m",
-    "service:http_request_duration_seconds:p99_5m",
-    "pod:container_cpu_usage:ratio",
-    "pod:container_memory_working_set:ratio",
-    "service:database_connections:usage_ratio",
-    "consumergroup_topic:kafka_consumer_lag:sum",
-    "operation_status:task_operations:rate5m",
-    "channel_status:reminder_delivery:rate5m",
-    "operation:audit_log_writes:rate5m",
-    "service:websocket_connections_active:sum",
-)
-SPEC_ALERTS = {  # name: (severity, category, extra labels)
-    "HighErrorRate": ("critical", "application", ()),
-    "HighResponseTime": ("warning", "application", ()),
-    "PodDown": ("critical", "kubernetes", ("pod", "deployment")),
-    "HighCPUUsage": ("warning", "kubernetes", ("pod", "deployment")),
-    "HighMemoryUsage": ("warning", "kubernetes", ("pod", "deployment")),
-    "DatabaseConnectionPoolExhausted": ("critical", "database", ()),
-    "KafkaConsumerLag": ("warning", "kafka", ("consumergroup", "topic")),
-    "DiskSpaceLow": ("warning", "node", ("instance", "mountpoint")),
-    "PodRestartingTooOften": ("warning", "kubernetes", ("pod", "deployment", "container")),
-    "DeploymentReplicaMismatch": ("warning", "kubernetes", ("deployment",)),
-    "HPAMaxedOut": ("warning", "kubernetes", ("horizontalpodautoscaler", "deployment")),
-    "AuditLogFailures": ("critical", "audit", ()),
-    "ReminderDeliveryFailures": ("warning", "reminder", ()),
-    "Watchdog": ("none", "meta", ()),
-}
+# The spec's rule and alert names are listed once, in harness/spec.py.
 DASHBOARDS = {"/d/phase5-overview", "/d/phase5-database", "/d/phase5-agents"}
 RULE_TEST_FILES = sorted(prom.RULES_TESTS_DIR.glob("*.test.yaml"))
 
@@ -120,7 +90,7 @@ def test_every_alert_has_a_firing_and_a_silent_case():
                 assert case.get("exp_samples"), f"{name}: {case['expr']} checks no value"
                 exprs.add(case["expr"])
     problems = []
-    for alert, (severity, category, extra) in SPEC_ALERTS.items():
+    for alert, (severity, category, extra) in spec.ALERTS.items():
         mine = cases.get(alert, [])
         firing = [c for c in mine if c.get("exp_alerts")]
         if not firing:
@@ -138,7 +108,7 @@ def test_every_alert_has_a_firing_and_a_silent_case():
                 ann = exp.get("exp_annotations", {})
                 if not {"summary", "description", "runbook_url", "dashboard"} <= ann.keys():
                     problems.append(f"{alert}: case at {c['eval_time']} does not check every annotation")
-    for record in SPEC_RECORDING_RULES:
+    for record in spec.RECORDING_RULES:
         if record not in exprs:
             problems.append(f"{record}: no promql_expr_test checks its value")
     assert not problems, "\n".join(problems)
@@ -148,8 +118,8 @@ def test_spec_names_are_rendered():
     _, rules = prom.rendered()
     records = prom.records(rules["recording-rules.yaml"])
     alerts = prom.alerts(rules["phase5-alerts.yaml"])
-    missing = [r for r in SPEC_RECORDING_RULES if r not in records]
-    missing += [a for a in SPEC_ALERTS if a not in alerts]
+    missing = [r for r in spec.RECORDING_RULES if r not in records]
+    missing += [a for a in spec.ALERTS if a not in alerts]
     assert not missing, f"rules the spec names are missing from the rendered rule files: {missing}"
 
 
@@ -159,7 +129,7 @@ def test_alert_labels_and_annotations_follow_the_contract():
                                          "prometheus.rules.grafanaUrl": "https://grafana.example.org"})
     problems = []
     for name, rule in prom.alerts(rules["phase5-alerts.yaml"]).items():
-        severity, category, _ = SPEC_ALERTS[name]
+        severity, category, _ = spec.ALERTS[name]
         labels, ann = rule.get("labels", {}), rule.get("annotations", {})
         if (labels.get("severity"), labels.get("category")) != (severity, category):
             problems.append(f"{name}: labels {labels}")
@@ -231,6 +201,6 @@ def test_disabled_alert_is_left_out(tmp_path):
                                          "prometheus.alerts.Watchdog.enabled": False})
     alerts = prom.alerts(rules["phase5-alerts.yaml"])
     assert "KafkaConsumerLag" not in alerts and "Watchdog" not in alerts, sorted(alerts)
-    assert len(alerts) == len(SPEC_ALERTS) - 2, sorted(alerts)
+    assert len(alerts) == len(spec.ALERTS) - 2, sorted(alerts)
     proc = prom.promtool("check", "rules", prom.write_rules(tmp_path, rules) / "phase5-alerts.yaml")
     assert proc.returncode == 0, _output(proc)

@@ -15,7 +15,7 @@ import yaml
 from harness.promql import metric_names
 from harness import dashboards as dash
 from harness import grafana as gf
-from harness import params, paths, tools
+from harness import params, paths, spec, tools
 from harness.manifests import ident
 from harness.render import RenderError, render, render_raw
 
@@ -63,21 +63,7 @@ SPEC_DASHBOARDS = {
 
 # Metrics a panel may read. Recording rules (the brief's 13), the Phase 5 application
 # metrics, and per exporter the upstream series the panels use.
-RECORDING_RULES = {
-    "service:http_requests:rate5m",
-    "service:http_requests_errors:ratio_rate5m",
-    "service:http_request_duration_seconds:p50_5m",
-    "service:http_request_duration_seconds:p95_5m",
-    "service:http_request_duration_seconds:p99_5m",
-    "pod:container_cpu_usage:ratio",
-    "pod:container_memory_working_set:ratio",
-    "service:database_connections:usage_ratio",
-    "consumergroup_topic:kafka_consumer_lag:sum",
-    "operation_status:task_operations:rate5m",
-    "channel_status:reminder_delivery:rate5m",
-    "operation:audit_log_writes:rate5m",
-    "service:websocket_connections_active:sum",
-}
+RECORDING_RULES = set(spec.RECORDING_RULES)
 APPLICATION_METRICS = {
     "http_requests_total",
     "http_request_duration_seconds_bucket", "http_request_duration_seconds_sum", "http_request_duration_seconds_count",

@@ -1,0 +1,34 @@
+"""The names the specification and the cross-component contract fix, listed once."""
+
+# The 13 recording rules (the spec says "12" but lists 13 once p50/p95/p99 are separate).
+RECORDING_RULES = (
+    "service:http_requests:rate5m",
+    "service:http_requests_errors:ratio_rate5m",
+    "service:http_request_duration_seconds:p50_5m",
+    "service:http_request_duration_seconds:p95_5m",
+    "service:http_request_duration_seconds:p99_5m",
+    "pod:container_cpu_usage:ratio",
+    "pod:container_memory_working_set:ratio",
+    "service:database_connections:usage_ratio",
+    "consumergroup_topic:kafka_consumer_lag:sum",
+    "operation_status:task_operations:rate5m",
+    "channel_status:reminder_delivery:rate5m",
+    "operation:audit_log_writes:rate5m",
+    "service:websocket_connections_active:sum",
+)
+ALERTS = {  # name: (severity, category, extra labels)
+    "HighErrorRate": ("critical", "application", ()),
+    "HighResponseTime": ("warning", "application", ()),
+    "PodDown": ("critical", "kubernetes", ("pod", "deployment")),
+    "HighCPUUsage": ("warning", "kubernetes", ("pod", "deployment")),
+    "HighMemoryUsage": ("warning", "kubernetes", ("pod", "deployment")),
+    "DatabaseConnectionPoolExhausted": ("critical", "database", ()),
+    "KafkaConsumerLag": ("warning", "kafka", ("consumergroup", "topic")),
+    "DiskSpaceLow": ("warning", "node", ("instance", "mountpoint")),
+    "PodRestartingTooOften": ("warning", "kubernetes", ("pod", "deployment", "container")),
+    "DeploymentReplicaMismatch": ("warning", "kubernetes", ("deployment",)),
+    "HPAMaxedOut": ("warning", "kubernetes", ("horizontalpodautoscaler", "deployment")),
+    "AuditLogFailures": ("critical", "audit", ()),
+    "ReminderDeliveryFailures": ("warning", "reminder", ()),
+    "Watchdog": ("none", "meta", ()),
+}
