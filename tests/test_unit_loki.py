@@ -189,7 +189,11 @@ def test_statefulset_and_storage(values):
     assert ("storage" in claims) != ("storage" in volumes), f"{ident(sts)}: storage volume defined twice or not at all"
     if "storage" in claims:
         size = claims["storage"]["spec"]["resources"]["requests"]["storage"]
-        assert size in ("10Gi", "50Gi"), f"{ident(sts)}: PVC size {size}"
+        # The size the profile asks for, else the spec's 10Gi default.
+        want = "10Gi"
+        for f in values:
+            want = ((yaml.safe_load(f.read_text()).get("loki") or {}).get("persistence") or {}).get("size", want)
+        assert size == want, f"{ident(sts)}: PVC size {size}, want {want}"
     else:
         assert "emptyDir" in volumes["storage"], volumes["storage"]
 
