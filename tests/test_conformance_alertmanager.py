@@ -1,0 +1,321 @@
+"""Conformance tier for the Alertmanager subchart, with the real amtool (v0.35):
+`amtool check-config` (configuration + notification templates) for the defaults and every
+profile, `amtool config routes test` for every route of the spec and the brief, the
+templates rendered with a brief-style alert, and each inhibition rule against the brief."""
+import json
+
+import pytest
+
+from harness import alertmanager as am
+from harness import params, paths
+from harness.render import render
+
+pytestmark = pytest.mark.conformance
+
+GRAFANA = "https://grafana.phase5.example.com"
+OPTIONAL_ON = {
+    "alertmanager.pagerduty.enabled": True,
+    "alertmanager.webhook.enabled": True,
+    "alertmanager.watchdog.enabled": True,
+    "alertmanager.email.username": "alerts@phase5.example.com",
+}
+
+CRITICAL = ["slack-critical", "email-critical"]
+WARNING = ["slack-warnings"]
+
+# The routing table of the spec and the brief: one row per route, with the labels the
+# alert rules produce -> the receivers, in the order Alertmanager resolves them.
+ROUTES = [
+    # severity routes
+    ("critical-to-slack-and-email", am.alert_labels("HighErrorRate"), CRITICAL),
+    ("critical-pod-down", am.alert_labels("PodDown"), CRITICAL),
+    ("warning-to-slack-warnings", am.alert_labels("HighResponseTime"), WARNING),
+    ("warning-high-cpu", am.alert_labels("HighCPUUsage"), WARNING),
+    ("warning-high-memory", am.alert_labels("HighMemoryUsage"), WARNING),
+    ("warning-disk-space", am.alert_labels("DiskSpaceLow"), WARNING),
+    ("warning-pod-restarts", am.alert_labels("PodRestartingTooOften"), WARNING),
+    ("warning-replica-mismatch", am.alert_labels("DeploymentReplicaMismatch"), WARNING),
+    ("warning-hpa-maxed", am.alert_labels("HPAMaxedOut"), WARNING),
+    # team routes (continue) + severity
+    ("critical-database-reaches-critical-receivers-and-database-team",
+     am.alert_labels("DatabaseConnectionPoolExhausted"), ["slack-database"] + CRITICAL),
+    ("warning-database-to-database-team-and-warnings",
+     am.alert_labels("DatabaseConnectionPoolExhausted", severity="warning"), ["slack-database"] + WARNING),
+    ("warning-kafka-to-platform-team-and-warnings", am.alert_labels("KafkaConsumerLag"), ["slack-platform"] + WARNING),
+    ("critical-kafka-to-platform-team-and-critical",
+     am.alert_labels("KafkaConsumerLag", severity="critical"), ["slack-platform"] + CRITICAL),
+    ("critical-audit-to-audit-team-and-critical", am.alert_labels("AuditLogFailures"), ["slack-audit"] + CRITICAL),
+    ("warning-reminder-to-notification-team-and-warnings",
+     am.alert_labels("ReminderDeliveryFailures"), ["slack-notification"] + WARNING),
+    # Watchdog: its own receiver only
+    ("watchdog-only-to-its-receiver", am.alert_labels("Watchdog"), ["watchdog"]),
+    ("watchdog-only-even-if-critical", am.alert_labels("Watchdog", severity="critical", category="database"), ["watchdog"]),
+    # fallback
+    ("no-severity-to-default", {"alertname": "Unlabelled", "namespace": am.NS}, ["slack-warnings"]),
+]
+
+EXPECTED_RECEIVERS = {
+    "watchdog", "slack-critical", "email-critical", "slack-warnings",
+    "slack-database", "slack-platform", "slack-audit", "slack-notification",
+}
+
+
+def _labels_id(labels):
+    return ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
+
+
+@pytest.fixture(scope="module")
+def default_config(tmp_path_factory):
+    objs = render()
+    return am.write_tree(objs, tmp_path_factory.mktemp("am-defaults")), objs
+
+
+@pytest.fixture(scope="module")
+def optional_config(tmp_path_factory):
+    objs = render(set_values=OPTIONAL_ON)
+    return am.write_tree(objs, tmp_path_factory.mktemp("am-optional")), objs
+
+
+# --- amtool check-config ----------------------------------------------------------------
+
+VARIANTS = [
+    pytest.param({}, id="chart-defaults"),
+    pytest.param(OPTIONAL_ON, id="all-receivers"),
+    pytest.param({**OPTIONAL_ON, "alertmanager.secrets.existingSecret": "alertmanager-secrets"}, id="existing-secret"),
+    pytest.param({"alertmanager.slack.enabled": False, "alertmanager.email.enabled": False}, id="no-slack-no-email"),
+    pytest.param({
+        "alertmanager.extraReceivers": [{"name": "oncall-sms", "webhook_configs": [
+            {"url_file": "/etc/alertmanager/secrets/sms-url"}]}],
+        "alertmanager.route.extraRoutes": [{"receiver": "oncall-sms", "matchers": ['service="backend"'], "continue": True}],
+        "alertmanager.extraInhibitRules": [{"source_matchers": ['alertname="NodeDown"'],
+                                            "target_matchers": ['category="node"'], "equal": ["instance"]}],
+        "alertmanager.secrets.extra": {"sms-url": "https://sms.example/hook"},
+    }, id="extra-route-receiver-inhibit"),
+]
+
+
+@pytest.mark.parametrize("extra", VARIANTS)
+@pytest.mark.parametrize("values", params.profiles())
+def test_amtool_check_config(values, extra, tmp_path):
+    objs = render(values, extra)
+    config_file = am.write_tree(objs, tmp_path)
+    proc = am.amtool("check-config", config_file)
+    out = proc.stdout
+    assert "SUCCESS" in out and "FAILED" not in out, out
+    # check-config loads (parses) the templates when the config names any.
+    assert "- 1 templates" in out, f"templates not loaded by check-config:\n{out}"
+    cfg = am.config(objs)
+    names = {r["name"] for r in cfg["receivers"]}
+    assert EXPECTED_RECEIVERS <= names, f"receivers missing: {sorted(EXPECTED_RECEIVERS - names)}"
+    for path in cfg_files(cfg):
+        local = tmp_path / path.lstrip("/")
+        assert local.exists(), f"*_file {path} is not a key of the credentials Secret (no {local.name})"
+
+
+def cfg_files(cfg):
+    out = []
+
+    def walk(node):
+        if isinstance(node, dict):
+            for k, v in node.items():
+                if k.endswith("_file") and isinstance(v, str):
+                    out.append(v)
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+    walk(cfg)
+    return out
+
+
+def test_extra_route_keeps_the_builtin_routes(tmp_path):
+    """A user route with continue: true adds its receiver without losing the spec's ones."""
+    objs = render(set_values={
+        "alertmanager.extraReceivers": [{"name": "backend-oncall"}],
+        "alertmanager.route.extraRoutes": [{"receiver": "backend-oncall", "matchers": ['service="backend"'],
+                                            "continue": True}],
+    })
+    config_file = am.write_tree(objs, tmp_path)
+    got = am.routes_test(config_file, am.alert_labels("DatabaseConnectionPoolExhausted"))
+    assert got == ["backend-oncall", "slack-database"] + CRITICAL, got
+    assert am.routes_test(config_file, am.alert_labels("Watchdog")) == ["watchdog"]
+
+
+def test_check_config_catches_a_broken_template(tmp_path):
+    """The check-config run above would notice a template that does not parse."""
+    config_file = am.write_tree(render(), tmp_path)
+    broken = config_file.parent / "phase5.tmpl"
+    broken.write_text(broken.read_text().replace('{{ define "phase5.slack.title" -}}', '{{ define "phase5.slack.title" -}}{{ if }}'))
+    proc = am.amtool("check-config", config_file, check=False)
+    assert proc.returncode != 0, f"amtool accepted a broken template:\n{proc.stdout}"
+
+
+# --- routing ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("labels,want", [pytest.param(l, w, id=i) for i, l, w in ROUTES])
+def test_route(default_config, labels, want):
+    config_file, _ = default_config
+    got = am.routes_test(config_file, labels)
+    assert got == want, f"{_labels_id(labels)}: routed to {got}, want {want}"
+
+
+def test_every_brief_alert_has_a_route_row():
+    covered = {labels["alertname"] for _, labels, _ in ROUTES}
+    assert set(am.ALERTS) <= covered, f"alerts without a routing row: {sorted(set(am.ALERTS) - covered)}"
+
+
+@pytest.mark.parametrize("values", params.profiles())
+def test_routing_table_holds_in_every_profile(values, tmp_path):
+    config_file = am.write_tree(render(values), tmp_path)
+    wrong = []
+    for name, labels, want in ROUTES:
+        got = am.routes_test(config_file, labels)
+        if got != want:
+            wrong.append(f"{name}: {got} != {want}")
+    assert not wrong, "\n".join(wrong)
+
+
+@pytest.mark.parametrize("labels,want", [
+    pytest.param(am.alert_labels("DatabaseConnectionPoolExhausted"),
+                 ["webhook", "slack-database"] + CRITICAL + ["pagerduty-critical"], id="critical-database-pages"),
+    pytest.param(am.alert_labels("KafkaConsumerLag"), ["webhook", "slack-platform"] + WARNING, id="warning-kafka-no-page"),
+    pytest.param(am.alert_labels("Watchdog"), ["watchdog"], id="watchdog-stays-alone"),
+])
+def test_route_with_optional_receivers(optional_config, labels, want):
+    config_file, _ = optional_config
+    got = am.routes_test(config_file, labels)
+    assert got == want, f"{_labels_id(labels)}: routed to {got}, want {want}"
+
+
+def _route_for(cfg, receiver):
+    (route,) = [r for r in cfg["route"]["routes"] if r["receiver"] == receiver]
+    return route
+
+
+def test_route_timing_and_grouping(default_config):
+    """Critical is immediate (group_wait 0s), warnings wait 30 s; grouping by alertname,
+    service and namespace; the Watchdog stops where it matches."""
+    _, objs = default_config
+    cfg = am.config(objs)
+    assert set(cfg["route"]["group_by"]) == {"alertname", "service", "namespace"}, cfg["route"]["group_by"]
+    for receiver in CRITICAL:
+        assert _route_for(cfg, receiver)["group_wait"] == "0s", f"{receiver}: not immediate"
+    assert _route_for(cfg, "slack-warnings")["group_wait"] == "30s"
+    watchdog = _route_for(cfg, "watchdog")
+    assert cfg["route"]["routes"][0] is not None and cfg["route"]["routes"][0]["receiver"] == "watchdog"
+    assert watchdog.get("continue") is False, "Watchdog route continues to other receivers"
+    for team in ("slack-database", "slack-platform", "slack-audit", "slack-notification"):
+        assert _route_for(cfg, team).get("continue") is True, f"{team}: team route must continue"
+
+
+# --- notification templates -------------------------------------------------------------
+
+def _template_data(tmp_path, status="firing"):
+    labels = am.alert_labels("DatabaseConnectionPoolExhausted")
+    annotations = {
+        "summary": "Database connection pool nearly exhausted on backend",
+        "description": "backend uses 96% of its database connections",
+        "runbook_url": "https://runbooks.phase5.example.com/DatabaseConnectionPoolExhausted",
+        "dashboard": "/d/phase5-database",
+    }
+    alert = {"status": status, "labels": labels, "annotations": annotations,
+             "startsAt": "2026-01-01T00:00:00Z", "endsAt": "0001-01-01T00:00:00Z",
+             "generatorURL": "http://prometheus/graph", "fingerprint": "0123456789abcdef"}
+    data = {"receiver": "slack-critical", "status": status, "alerts": [alert],
+            "groupLabels": {"alertname": labels["alertname"]}, "commonLabels": labels,
+            "commonAnnotations": annotations, "externalURL": "http://alertmanager:9093"}
+    f = tmp_path / "data.json"
+    f.write_text(json.dumps(data))
+    return f, labels, annotations
+
+
+@pytest.mark.parametrize("template,kind", [
+    ("phase5.slack.text", "text"),
+    ("phase5.email.html", "html"),
+    ("phase5.email.text", "text"),
+])
+def test_templates_render_every_field(tmp_path, template, kind):
+    objs = render(set_values={"alertmanager.grafanaUrl": GRAFANA})
+    config_file = am.write_tree(objs, tmp_path)
+    data, labels, annotations = _template_data(tmp_path)
+    proc = am.amtool("template", "render", f"--template.glob={config_file.parent}/*.tmpl",
+                     f"--template.text={{{{ template \"{template}\" . }}}}", f"--template.type={kind}",
+                     f"--template.data={data}")
+    out = proc.stdout
+    for what, needle in [
+        ("alert name", labels["alertname"]), ("severity", labels["severity"]), ("service", labels["service"]),
+        ("summary", annotations["summary"]), ("description", annotations["description"]),
+        ("runbook link", annotations["runbook_url"]), ("dashboard link", GRAFANA + annotations["dashboard"]),
+    ]:
+        assert needle in out, f"{template}: {what} ({needle!r}) missing from:\n{out}"
+
+
+@pytest.mark.parametrize("template,want", [
+    ("phase5.slack.title", "[FIRING:1] DatabaseConnectionPoolExhausted (critical) - backend"),
+    ("phase5.email.subject", "[FIRING:1] DatabaseConnectionPoolExhausted (critical) - backend"),
+    ("phase5.slack.color", "danger"),
+])
+def test_template_titles(tmp_path, template, want):
+    config_file = am.write_tree(render(), tmp_path)
+    data, _, _ = _template_data(tmp_path)
+    proc = am.amtool("template", "render", f"--template.glob={config_file.parent}/*.tmpl",
+                     f"--template.text={{{{ template \"{template}\" . }}}}", f"--template.data={data}")
+    assert proc.stdout.strip() == want, f"{template}: {proc.stdout.strip()!r}"
+
+
+# --- inhibition -------------------------------------------------------------------------
+
+BRIEF_INHIBITIONS = {
+    "critical-suppresses-warning": (
+        {a for a, l in am.ALERTS.items() if l["severity"] == "critical"},
+        {a for a, l in am.ALERTS.items() if l["severity"] == "warning"},
+        {"namespace", "service"},
+    ),
+    "deployment-suppresses-pod-alerts": (
+        {"DeploymentReplicaMismatch", "HPAMaxedOut"},
+        {"PodDown", "PodRestartingTooOften", "HighCPUUsage", "HighMemoryUsage"},
+        {"namespace", "deployment"},
+    ),
+    "restarts-suppress-cpu": (
+        {"PodRestartingTooOften"},
+        {"HighCPUUsage"},
+        {"namespace", "pod"},
+    ),
+}
+
+
+def _inhibit_rules(objs):
+    return am.config(objs)["inhibit_rules"]
+
+
+def _matched(matchers):
+    return {a for a in am.ALERTS if am.matches(matchers, am.alert_labels(a))}
+
+
+@pytest.mark.parametrize("rule_name", sorted(BRIEF_INHIBITIONS))
+@pytest.mark.parametrize("values", params.profiles())
+def test_inhibition_rule(values, rule_name):
+    """Exactly one rendered rule silences the brief's targets by the brief's sources, with the
+    brief's equal labels (matchers evaluated against the alerts' real label sets)."""
+    sources, targets, equal = BRIEF_INHIBITIONS[rule_name]
+    rules = _inhibit_rules(render(values))
+    for rule in rules:
+        assert {"source_matchers", "target_matchers", "equal"} <= rule.keys(), f"rule uses deprecated fields: {rule}"
+    found = [r for r in rules
+             if _matched(r["source_matchers"]) == sources and _matched(r["target_matchers"]) == targets]
+    assert len(found) == 1, (f"{rule_name}: want sources {sorted(sources)} -> targets {sorted(targets)}; "
+                             f"rendered: {[(sorted(_matched(r['source_matchers'])), sorted(_matched(r['target_matchers']))) for r in rules]}")
+    assert set(found[0]["equal"]) == equal, f"{rule_name}: equal {found[0]['equal']}, want {sorted(equal)}"
+    # The equal labels are ones the alerts on both sides actually carry.
+    for a in sources | targets:
+        assert equal <= am.alert_labels(a).keys(), f"{rule_name}: {a} lacks one of {sorted(equal)}"
+
+
+def test_only_the_brief_inhibitions_by_default():
+    assert len(_inhibit_rules(render())) == len(BRIEF_INHIBITIONS)
+
+
+def test_watchdog_is_never_inhibited():
+    rules = _inhibit_rules(render())
+    hit = [r for r in rules if "Watchdog" in _matched(r["target_matchers"])]
+    assert not hit, f"rules that could silence the Watchdog: {hit}"
