@@ -1,0 +1,100 @@
+{{/*
+jaeger.receiverPorts: the receivers' ports (fixed by the stack's contract), as a JSON list
+of {receiver, name, port, protocol}; only the receivers switched on in values.
+Usage: include "jaeger.receiverPorts" . | fromJsonArray
+*/}}
+{{- define "jaeger.receiverPorts" -}}
+{{- $all := list
+  (dict "receiver" "otlpGrpc" "name" "grpc-otlp" "port" 4317 "protocol" "TCP")
+  (dict "receiver" "otlpHttp" "name" "http-otlp" "port" 4318 "protocol" "TCP")
+  (dict "receiver" "zipkin" "name" "http-zipkin" "port" 9411 "protocol" "TCP")
+  (dict "receiver" "jaegerCompact" "name" "udp-compact" "port" 6831 "protocol" "UDP")
+  (dict "receiver" "jaegerBinary" "name" "udp-binary" "port" 6832 "protocol" "UDP")
+  (dict "receiver" "jaegerThriftHttp" "name" "http-collector" "port" 14268 "protocol" "TCP")
+  (dict "receiver" "jaegerGrpc" "name" "grpc-collector" "port" 14250 "protocol" "TCP")
+-}}
+{{- $on := list -}}
+{{- range $all -}}
+{{- if (get $.Values.receivers .receiver).enabled -}}
+{{- $on = append $on . -}}
+{{- end -}}
+{{- end -}}
+{{- toJson $on -}}
+{{- end -}}
+
+{{/*
+jaeger.ports: every port of the pod and Service: query UI, enabled receivers, admin
+(health) and metrics. JSON list of {name, port, protocol}.
+*/}}
+{{- define "jaeger.ports" -}}
+{{- $ports := list (dict "name" "http-query" "port" 16686 "protocol" "TCP") -}}
+{{- $ports = concat $ports (include "jaeger.receiverPorts" . | fromJsonArray) -}}
+{{- $ports = append $ports (dict "name" "http-admin" "port" 13133 "protocol" "TCP") -}}
+{{- $ports = append $ports (dict "name" "http-metrics" "port" 8888 "protocol" "TCP") -}}
+{{- toJson $ports -}}
+{{- end -}}
+
+{{/*
+jaeger.receiverNames: the collector receiver IDs (otlp, zipkin, jaeger) of the enabled
+receivers, in pipeline order, as a JSON list. Fails when every receiver is off: a
+pipeline without receivers does not start.
+*/}}
+{{- define "jaeger.receiverNames" -}}
+{{- $r := .Values.receivers -}}
+{{- $names := list -}}
+{{- if or $r.otlpGrpc.enabled $r.otlpHttp.enabled -}}{{- $names = append $names "otlp" -}}{{- end -}}
+{{- if $r.zipkin.enabled -}}{{- $names = append $names "zipkin" -}}{{- end -}}
+{{- if or $r.jaegerCompact.enabled $r.jaegerBinary.enabled $r.jaegerThriftHttp.enabled $r.jaegerGrpc.enabled -}}{{- $names = append $names "jaeger" -}}{{- end -}}
+{{- if not $names -}}
+{{- fail "jaeger.receivers: every receiver is disabled; enable at least one (otlpGrpc, otlpHttp, zipkin, jaegerCompact, jaegerBinary, jaegerThriftHttp, jaegerGrpc)" -}}
+{{- end -}}
+{{- toJson $names -}}
+{{- end -}}
+
+{{/* jaeger.secretName: the Secret holding the storage password (existing or chart-created). */}}
+{{- define "jaeger.secretName" -}}
+{{- default (printf "%s-storage" (include "common.fullname" .)) .Values.storage.auth.existingSecret -}}
+{{- end -}}
+
+{{/* jaeger.secretDir: where the storage Secret is mounted (elasticsearch, opensearch). */}}
+{{- define "jaeger.secretDir" -}}
+/etc/jaeger/storage-auth
+{{- end -}}
+
+{{- define "jaeger.passwordFile" -}}
+{{- printf "%s/%s" (include "jaeger.secretDir" .) .Values.storage.auth.passwordKey -}}
+{{- end -}}
+
+{{/* jaeger.passwordEnv: the env var carrying the Cassandra password (no *_file setting there). */}}
+{{- define "jaeger.passwordEnv" -}}
+JAEGER_STORAGE_PASSWORD
+{{- end -}}
+
+{{/*
+jaeger.storageAuth: "file" (elasticsearch/opensearch read password_file), "env" (cassandra
+reads ${env:...}) or "" (memory, or no user name).
+*/}}
+{{- define "jaeger.storageAuth" -}}
+{{- $st := .Values.storage -}}
+{{- if and (ne $st.type "memory") $st.auth.username -}}
+{{- if eq $st.type "cassandra" -}}env{{- else -}}file{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* jaeger.validate: cross-field checks the values schema cannot express. */}}
+{{- define "jaeger.validate" -}}
+{{- $st := .Values.storage -}}
+{{- if and (eq $st.type "memory") (gt (int .Values.replicas) 1) -}}
+{{- fail (printf "jaeger.replicas=%d with storage.type=memory: each pod would keep its own traces and the UI would show a random subset; use 1, or elasticsearch/opensearch/cassandra storage" (int .Values.replicas)) -}}
+{{- end -}}
+{{- if and (or (eq $st.type "elasticsearch") (eq $st.type "opensearch")) (not (get $st $st.type).serverUrls) -}}
+{{- fail (printf "jaeger.storage.%s.serverUrls: set at least one URL when storage.type=%s" $st.type $st.type) -}}
+{{- end -}}
+{{- if and (eq $st.type "cassandra") (not $st.cassandra.servers) -}}
+{{- fail "jaeger.storage.cassandra.servers: set at least one contact point when storage.type=cassandra" -}}
+{{- end -}}
+{{- if and (include "jaeger.storageAuth" .) (not (or $st.auth.password $st.auth.existingSecret)) -}}
+{{- fail "jaeger.storage.auth.username is set but neither storage.auth.password nor storage.auth.existingSecret: give the password through a Secret" -}}
+{{- end -}}
+{{- $_ := include "jaeger.receiverNames" . -}}
+{{- end -}}
