@@ -1,0 +1,53 @@
+{{/*
+grafana.datasourceUrl: the URL of a provisioned datasource: the external one from
+datasources.<component>.url, else the in-chart Service of that component.
+Usage: include "grafana.datasourceUrl" (dict "context" . "component" "prometheus" "port" 9090)
+*/}}
+{{- define "grafana.datasourceUrl" -}}
+{{- include "common.args.require" (list "grafana.datasourceUrl" . (list "context" "component" "port")) -}}
+{{- $ds := index .context.Values.datasources .component -}}
+{{- if $ds.url -}}
+{{- trimSuffix "/" $ds.url -}}
+{{- else -}}
+{{- printf "http://%s:%d" (include "common.componentFullname" (dict "context" .context "component" .component)) (int .port) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* grafana.tls: "true" when the Ingress terminates TLS, else empty. */}}
+{{- define "grafana.tls" -}}
+{{- if and .Values.ingress.enabled .Values.ingress.tls -}}true{{- end -}}
+{{- end -}}
+
+{{/* grafana.subPath: the Ingress sub-path Grafana is served from ("" for /). */}}
+{{- define "grafana.subPath" -}}
+{{- if and .Values.ingress.enabled (ne (trimSuffix "/" .Values.ingress.path) "") -}}
+{{- trimSuffix "/" .Values.ingress.path -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+grafana.rootUrl: server.root_url: rootUrl, else https?://<first Ingress host><path>
+when the Ingress is on, else empty (Grafana's default).
+*/}}
+{{- define "grafana.rootUrl" -}}
+{{- if .Values.rootUrl -}}
+{{- .Values.rootUrl -}}
+{{- else if and .Values.ingress.enabled .Values.ingress.hosts -}}
+{{- printf "%s://%s%s/" (ternary "https" "http" (eq (include "grafana.tls" .) "true")) (first .Values.ingress.hosts) (include "grafana.subPath" .) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* grafana.secretName: the Secret holding the admin user, password and secret_key. */}}
+{{- define "grafana.secretName" -}}
+{{- default (include "common.fullname" .) .Values.admin.existingSecret -}}
+{{- end -}}
+
+{{/*
+grafana.envName: the GF_<SECTION>_<KEY> variable Grafana reads for a grafana.ini setting.
+Usage: include "grafana.envName" (list "auth.generic_oauth" "enabled")
+*/}}
+{{- define "grafana.envName" -}}
+{{- $section := index . 0 | upper | replace "." "_" | replace "-" "_" -}}
+{{- $key := index . 1 | upper | replace "." "_" | replace "-" "_" -}}
+{{- printf "GF_%s_%s" $section $key -}}
+{{- end -}}
