@@ -56,6 +56,7 @@ SLOW_LATENCY = (0.0, 0.0, 0.0, 0.01, 0.02, 0.05, 0.1, 0.3, 0.8, 0.97, 1.0)      
 CPU_LIMIT = 0.5           # cores per container
 MEM_LIMIT = 512 * 2**20   # bytes per container
 DISK_SIZE = 100 * 2**30
+WARM_CPU = 0.7            # pod 0 of a `warm` Deployment, share of its CPU limit
 
 
 def free_port():
@@ -142,11 +143,15 @@ class Workload:
     """The synthetic cluster. Call start() before Prometheus scrapes it, stop() at the end."""
 
     def __init__(self, services=PHASE5_SERVICES, namespace=NAMESPACE, replicas=2,
-                 release="p5", release_namespace="monitoring", extra_targets=()):
+                 release="p5", release_namespace="monitoring", extra_targets=(), warm=()):
+        """`warm`: Deployments whose pod 0 idles at WARM_CPU of its CPU limit (still under
+        the 80 % threshold). A CPU scenario there crosses the threshold of a 5-minute rate
+        within seconds; from a 20 % baseline it would take minutes, as in real life."""
         self.namespace = namespace
+        self.warm = set(warm)
         self.release = release
         self.release_namespace = release_namespace
-        self.state = {s: ServiceState(replicas=replicas) for s in services}
+        self.state = {s: self._baseline(s, replicas) for s in services}
         self.disk = {"/": 0.55, "/var/lib/kubelet": 0.6}     # mountpoint -> free share (node-a)
         self.active = {}          # service or mountpoint -> alertname
         self._c = _Counters()
@@ -157,6 +162,12 @@ class Workload:
         self._thread = None
         self._servers = []
         self.scrapes = 0
+
+    def _baseline(self, service, replicas):
+        st = ServiceState(replicas=replicas)
+        if service in self.warm:
+            st.cpu_ratio = WARM_CPU
+        return st
 
     # ---------------------------------------------------------------- topology
     def pods(self, service):
@@ -234,8 +245,7 @@ class Workload:
             for k in keys:
                 self.active.pop(k, None)
                 if k in self.state:
-                    old = self.state[k]
-                    self.state[k] = ServiceState(replicas=old.replicas)
+                    self.state[k] = self._baseline(k, self.state[k].replicas)
                 elif k in self.disk or k.startswith("/"):
                     self.disk[k] = 0.5
 
@@ -521,8 +531,10 @@ class Workload:
                 if self.node_of(i) != node:
                     continue
                 cid = f"/kubepods/burstable/pod{svc}-{i}"
-                c_rate = st.cpu_ratio * CPU_LIMIT
-                m = st.mem_ratio * MEM_LIMIT
+                # a scenario heats pod 0 only (the "hot pod"); its siblings stay at the baseline
+                base = ServiceState()
+                c_rate = (st.cpu_ratio if i == 0 else base.cpu_ratio) * CPU_LIMIT
+                m = (st.mem_ratio if i == 0 else base.mem_ratio) * MEM_LIMIT
                 # the container, and the pod-level cgroup (container="") real cAdvisor also exposes
                 for cont, ident, image, name in ((svc, f"{cid}/c1", f"ghcr.io/phase5/{svc}:1.0.0", "c1"),
                                                  ("", cid, "", "")):
@@ -638,10 +650,10 @@ def _disk(wl, mountpoint):
 
 
 SCENARIOS = {
-    "HighErrorRate": _set(error_share=0.25),
+    "HighErrorRate": _set(error_share=0.9),
     "HighResponseTime": _set(latency=SLOW_LATENCY),
     "PodDown": _set(down_pods=1, available_replicas=lambda st: st.replicas),
-    "HighCPUUsage": _set(cpu_ratio=0.95),
+    "HighCPUUsage": _set(cpu_ratio=1.0)      # pinned at its limit (throttled),
     "HighMemoryUsage": _set(mem_ratio=0.95),
     "DatabaseConnectionPoolExhausted": _set(db_active=97),
     "KafkaConsumerLag": _set(kafka_lag=25000),
@@ -650,7 +662,7 @@ SCENARIOS = {
     "DeploymentReplicaMismatch": _set(available_replicas=lambda st: st.replicas - 1),
     "HPAMaxedOut": _set(hpa_current=lambda st: st.hpa_max, hpa_max=lambda st: st.hpa_max),
     "AuditLogFailures": _set(audit_error_rate=0.6),
-    "ReminderDeliveryFailures": _set(reminder_fail_share=0.4),
+    "ReminderDeliveryFailures": _set(reminder_fail_share=0.9),
 }
 """Alert name -> how to make it true on one service. PodDown keeps the Deployment's
 available count (so DeploymentReplicaMismatch, which inhibits it, stays quiet)."""
