@@ -653,7 +653,7 @@ SCENARIOS = {
     "HighErrorRate": _set(error_share=0.9),
     "HighResponseTime": _set(latency=SLOW_LATENCY),
     "PodDown": _set(down_pods=1, available_replicas=lambda st: st.replicas),
-    "HighCPUUsage": _set(cpu_ratio=1.0)      # pinned at its limit (throttled),
+    "HighCPUUsage": _set(cpu_ratio=1.0),     # pinned at its limit (throttled)
     "HighMemoryUsage": _set(mem_ratio=0.95),
     "DatabaseConnectionPoolExhausted": _set(db_active=97),
     "KafkaConsumerLag": _set(kafka_lag=25000),
