@@ -42,8 +42,7 @@ MAX_FOR = max(_seconds(v) for v in FOR.values())
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory, request):
     st = Stack(tmp_path_factory.mktemp("e2e-stack"), set_values=pipeline.chart_values(),
-               workload=Workload(services=pipeline.all_services(),
-                                 warm=pipeline.warm_services()))
+               workload=Workload(services=pipeline.all_services()))
     request.addfinalizer(st.stop)
     st.start()
     st.started = time.monotonic()

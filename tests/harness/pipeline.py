@@ -71,12 +71,6 @@ def all_services():
             + [inhibition_service(c[0]) for c in INHIBITIONS] + list(FAULT_SERVICES))
 
 
-def warm_services():
-    """Deployments a HighCPUUsage scenario runs on (see Workload's `warm`)."""
-    return [scenario_service("HighCPUUsage")] + [
-        inhibition_service(c[0]) for c in INHIBITIONS if "HighCPUUsage" in c[1]]
-
-
 def chart_values(for_durations=None):
     """--set-json values the e2e stack renders the chart with (nothing here is a swap: every
     key is a documented chart value, so this also proves those values work)."""
