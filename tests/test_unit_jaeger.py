@@ -308,7 +308,7 @@ def test_no_credential_in_configmap(values):
     pytest.param({"jaeger.storage.type": "opensearch", "jaeger.storage.opensearch.serverUrls": ["http://os:9200"],
                   "jaeger.storage.auth.username": "u"}, "auth.existingSecret", id="user-without-password"),
     pytest.param({"jaeger.storage.type": "mysql"}, "/storage/type", id="unknown-backend"),
-    pytest.param({"jaeger.storage.memory.maxTraces": 0}, "/storage/memory/maxTraces", id="zero-traces"),
+    pytest.param({"jaeger.storage.memory.maxTraces": 20}, "/storage/memory/maxTraces", id="too-few-traces"),
     pytest.param({"jaeger.processors.batch.timeout": "1d"}, "/processors/batch/timeout", id="non-go-duration"),
     pytest.param({"jaeger.receivers.zipkin.enabeld": False}, "enabeld", id="receiver-typo"),
 ])
@@ -399,3 +399,64 @@ def test_ingress_with_tls_serves_the_ui():
 def test_base_path_reaches_query_config():
     j = jaeger(set_values={"jaeger.query.basePath": "/jaeger"})
     assert j.config["extensions"]["jaeger_query"]["base_path"] == "/jaeger"
+
+
+def test_query_self_tracing_off_by_default():
+    """Jaeger v2 traces its own query API by default, into the same store (and, in the
+    pod, through its own 4317): off unless asked, so the trace limit holds Phase 5 traces."""
+    assert jaeger().config["extensions"]["jaeger_query"]["enable_tracing"] is False
+    on = jaeger(set_values={"jaeger.query.selfTracing": True})
+    assert on.config["extensions"]["jaeger_query"]["enable_tracing"] is True
+
+
+def test_readme_values_table_in_step():
+    """Every jaeger value (or its documented parent) is in the README's values table, and
+    the table names no key that values.yaml lacks."""
+    import re
+    from harness import paths
+    chart = paths.SUBCHARTS_DIR / "jaeger"
+    values = yaml.safe_load((chart / "values.yaml").read_text())
+    table = set(re.findall(r"^\| `([A-Za-z0-9_.-]+)` \|", (chart / "README.md").read_text().split("\n## Values\n", 1)[-1], re.M))
+
+    def leaves(node, prefix=""):
+        if isinstance(node, dict) and node:
+            for k, v in node.items():
+                yield from leaves(v, f"{prefix}.{k}" if prefix else k)
+        else:
+            yield prefix
+
+    def exists(path):
+        node = values
+        for part in path.split("."):
+            if not isinstance(node, dict) or part not in node:
+                return False
+            node = node[part]
+        return True
+
+    undocumented = [p for p in leaves(values) if not p.startswith("global")
+                    and not any(p == k or p.startswith(k + ".") for k in table)]
+    unknown = sorted(k for k in table if not exists(k))
+    assert not undocumented, f"jaeger/README.md values table lacks {undocumented}"
+    assert not unknown, f"jaeger/README.md values table names keys not in values.yaml: {unknown}"
+
+
+@pytest.mark.parametrize("overrides", [
+    pytest.param({"jaeger.storage.type": "elasticsearch", "jaeger.storage.elasticsearch.serverUrls": ["https://es:9200"],
+                  **_auth()}, id="elasticsearch-secret"),
+    pytest.param({"jaeger.storage.type": "cassandra", "jaeger.storage.cassandra.servers": ["c:9042"],
+                  **_auth(password="", existing="cass-creds")}, id="cassandra-existing-secret"),
+    pytest.param({"jaeger.ingress.enabled": True, "jaeger.ingress.tls": [{"secretName": "jaeger-tls"}]}, id="ingress-tls"),
+])
+def test_variants_valid_for_kubernetes(overrides):
+    """The objects only variants render (Secret, env, secret volume, Ingress) pass strict
+    Kubernetes schema validation too (the profile-wide test covers the defaults)."""
+    import kubernetes_validate
+    from harness.paths import KUBE_MAX, KUBE_MIN
+    errors = []
+    for kube in (KUBE_MIN, KUBE_MAX):
+        for obj in jaeger(set_values=overrides).objs.by_component("jaeger"):
+            try:
+                kubernetes_validate.validate(obj, kube, strict=True)
+            except kubernetes_validate.ValidationError as e:
+                errors.append(f"{kube} {ident(obj)}: {e.message} at {'/'.join(map(str, e.path))}")
+    assert not errors, "\n".join(errors)

@@ -1,0 +1,289 @@
+"""Run the real Jaeger v2 binary on a rendered configuration, on 127.0.0.1 only.
+
+    cfg = rendered_config(render(values))              # the ConfigMap's config.yaml, parsed
+    with run_jaeger(tools.require("jaeger"), cfg, tmp_path) as j:
+        trace_id = send_otlp_span(j.url("http-otlp"), "phase5-backend")
+        traces = wait_for_trace(j.url("http-query"), "phase5-backend", trace_id)
+
+localize() rewrites every listener of the configuration (receivers, query, health check,
+metrics reader) to 127.0.0.1 on a free port; the process is always stopped on exit.
+"""
+import contextlib
+import copy
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+
+import yaml
+
+# Listener name (the chart's port names) -> where it sits in the configuration.
+# (path of keys to the dict holding "endpoint", socket type)
+LISTENERS = {
+    "grpc-otlp": (("receivers", "otlp", "protocols", "grpc"), socket.SOCK_STREAM),
+    "http-otlp": (("receivers", "otlp", "protocols", "http"), socket.SOCK_STREAM),
+    "http-zipkin": (("receivers", "zipkin"), socket.SOCK_STREAM),
+    "udp-compact": (("receivers", "jaeger", "protocols", "thrift_compact"), socket.SOCK_DGRAM),
+    "udp-binary": (("receivers", "jaeger", "protocols", "thrift_binary"), socket.SOCK_DGRAM),
+    "http-collector": (("receivers", "jaeger", "protocols", "thrift_http"), socket.SOCK_STREAM),
+    "grpc-collector": (("receivers", "jaeger", "protocols", "grpc"), socket.SOCK_STREAM),
+    "http-query": (("extensions", "jaeger_query", "http"), socket.SOCK_STREAM),
+    "grpc-query": (("extensions", "jaeger_query", "grpc"), socket.SOCK_STREAM),
+    "http-admin": (("extensions", "healthcheckv2", "http"), socket.SOCK_STREAM),
+}
+
+
+class JaegerError(Exception):
+    """The process did not come up (its log is in the message)."""
+
+
+def rendered_config(manifests, name="p5-jaeger"):
+    """The collector configuration from a rendered Jaeger ConfigMap, parsed."""
+    cm = manifests.get("ConfigMap", name)
+    return yaml.safe_load(cm["data"]["config.yaml"])
+
+
+def free_port(kind=socket.SOCK_STREAM):
+    """A port the kernel says is free on 127.0.0.1 (TCP or UDP)."""
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _node(cfg, path):
+    for key in path:
+        if not isinstance(cfg, dict) or cfg.get(key) is None:
+            return None
+        cfg = cfg[key]
+    return cfg
+
+
+def localize(config):
+    """A copy of the configuration with every listener on 127.0.0.1:<free port>.
+
+    Returns (config, ports) where ports maps the chart's port names to the chosen ports
+    (only listeners present in the configuration), plus "http-metrics".
+    Raises ValueError for an endpoint it does not know how to rewrite, so a new listener
+    in the chart cannot silently bind 0.0.0.0 in a test.
+    """
+    cfg = copy.deepcopy(config)
+    ports = {}
+    held = []  # keep every probe socket open until all ports are chosen: no port twice
+
+    def pick(kind):
+        s = socket.socket(socket.AF_INET, kind)
+        s.bind(("127.0.0.1", 0))
+        held.append(s)
+        return s.getsockname()[1]
+
+    try:
+        for name, (path, kind) in LISTENERS.items():
+            node = _node(cfg, path)
+            if node is None:
+                continue
+            port = pick(kind)
+            node["endpoint"] = f"127.0.0.1:{port}"
+            ports[name] = port
+        for reader in _node(cfg, ("service", "telemetry", "metrics", "readers")) or []:
+            prom = _node(reader, ("pull", "exporter", "prometheus"))
+            if prom is not None:
+                prom["host"] = "127.0.0.1"
+                prom["port"] = ports["http-metrics"] = pick(socket.SOCK_STREAM)
+    finally:
+        for s in held:
+            s.close()
+    _check_no_wildcard(cfg)
+    return cfg, ports
+
+
+def _check_no_wildcard(node, path=""):
+    if isinstance(node, dict):
+        for k, v in node.items():
+            if k in ("endpoint", "host") and isinstance(v, str) and not v.startswith("127.0.0.1"):
+                raise ValueError(f"localize: {path}/{k}={v!r} is not rewritten to 127.0.0.1")
+            _check_no_wildcard(v, f"{path}/{k}")
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            _check_no_wildcard(v, f"{path}[{i}]")
+
+
+class Jaeger:
+    def __init__(self, proc, ports, log_path):
+        self.proc, self.ports, self.log_path = proc, ports, log_path
+
+    def url(self, name):
+        return f"http://127.0.0.1:{self.ports[name]}"
+
+    def log(self):
+        try:
+            return self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+
+def _get(url, timeout=2.0):
+    with urllib.request.urlopen(url, timeout=timeout) as r:
+        return r.status, r.read()
+
+
+def wait_healthy(j, timeout=60.0):
+    """Poll the health check's status path until it answers 200."""
+    path = "/status"
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        if j.proc.poll() is not None:
+            raise JaegerError(f"jaeger exited with {j.proc.returncode}:\n{j.log()[-4000:]}")
+        try:
+            status, _ = _get(j.url("http-admin") + path)
+            if status == 200:
+                return
+        except (urllib.error.URLError, ConnectionError, OSError) as e:
+            last = e
+        time.sleep(0.2)
+    raise JaegerError(f"jaeger not healthy after {timeout}s ({last}):\n{j.log()[-4000:]}")
+
+
+def stop(proc, timeout=15.0):
+    """SIGTERM, then SIGKILL after `timeout`; only this process is signalled."""
+    if proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=timeout)
+
+
+@contextlib.contextmanager
+def run_jaeger(binary, config, tmp_path, env=None, health_timeout=60.0):
+    """Start `binary --config <localized config>` and yield a Jaeger once healthy; stop it
+    on exit however the block ends. `config` is the parsed rendered configuration."""
+    cfg, ports = localize(config)
+    cfg_path = tmp_path / "jaeger-config.yaml"
+    cfg_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    log_path = tmp_path / "jaeger.log"
+    penv = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    penv.update(env or {})
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen([os.path.abspath(binary), f"--config={cfg_path}"], stdout=log, stderr=subprocess.STDOUT,
+                                cwd=tmp_path, env=penv)
+    j = Jaeger(proc, ports, log_path)
+    try:
+        wait_healthy(j, health_timeout)
+        yield j
+    finally:
+        stop(proc)
+
+
+def validate(binary, config_path, env=None, timeout=60):
+    """`jaeger validate --config FILE`: unmarshal and validate every component, start
+    nothing. Returns the CompletedProcess."""
+    penv = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    penv.update(env or {})
+    return subprocess.run([os.path.abspath(binary), "validate", f"--config={config_path}"], capture_output=True,
+                          text=True, timeout=timeout, env=penv)
+
+
+def otlp_span_json(service, span_name="GET /api/tasks", trace_id=None, attributes=None):
+    """One span in OTLP/JSON (ids hex, times in ns as strings)."""
+    trace_id = trace_id or secrets.token_hex(16)
+    now = time.time_ns()
+    attrs = [{"key": k, "value": {"stringValue": str(v)}} for k, v in (attributes or {}).items()]
+    return trace_id, {
+        "resourceSpans": [{
+            "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": service}}]},
+            "scopeSpans": [{
+                "scope": {"name": "phase5-monitoring-tests"},
+                "spans": [{
+                    "traceId": trace_id,
+                    "spanId": secrets.token_hex(8),
+                    "name": span_name,
+                    "kind": 2,
+                    "startTimeUnixNano": str(now - 5_000_000),
+                    "endTimeUnixNano": str(now),
+                    "attributes": attrs,
+                    "status": {},
+                }],
+            }],
+        }],
+    }
+
+
+def send_otlp_span(otlp_http_url, service, span_name="GET /api/tasks", attributes=None):
+    """POST one span to <otlp_http_url>/v1/traces (OTLP/HTTP JSON); returns its trace id."""
+    return send_otlp_traces(otlp_http_url, service, 1, span_name, attributes)[0]
+
+
+def send_otlp_traces(otlp_http_url, service, count, span_name="GET /api/tasks", attributes=None):
+    """POST `count` one-span traces in one OTLP/HTTP JSON request; returns their trace ids."""
+    ids, body = [], None
+    for _ in range(count):
+        trace_id, one = otlp_span_json(service, span_name, attributes=attributes)
+        ids.append(trace_id)
+        if body is None:
+            body = one
+        else:
+            body["resourceSpans"][0]["scopeSpans"][0]["spans"] += one["resourceSpans"][0]["scopeSpans"][0]["spans"]
+    req = urllib.request.Request(otlp_http_url + "/v1/traces", data=json.dumps(body).encode(),
+                                 headers={"Content-Type": "application/json"}, method="POST")
+    with urllib.request.urlopen(req, timeout=10) as r:
+        assert r.status == 200, f"OTLP/HTTP answered {r.status}: {r.read()[:500]!r}"
+    return ids
+
+
+def send_zipkin_span(zipkin_url, service, span_name="reminder.deliver"):
+    """POST one Zipkin v2 JSON span to <zipkin_url>/api/v2/spans; returns its trace id."""
+    trace_id = secrets.token_hex(16)
+    span = [{"traceId": trace_id, "id": secrets.token_hex(8), "name": span_name, "kind": "SERVER",
+             "timestamp": time.time_ns() // 1000 - 5000, "duration": 5000,
+             "localEndpoint": {"serviceName": service}}]
+    req = urllib.request.Request(zipkin_url + "/api/v2/spans", data=json.dumps(span).encode(),
+                                 headers={"Content-Type": "application/json"}, method="POST")
+    with urllib.request.urlopen(req, timeout=10) as r:
+        assert r.status in (200, 202), f"Zipkin answered {r.status}"
+    return trace_id
+
+
+def get_trace(query_url, trace_id):
+    """GET <query_url>/api/traces/<id>: the trace, or None when the store does not have it."""
+    try:
+        _, body = _get(f"{query_url}/api/traces/{trace_id}", timeout=10)
+    except urllib.error.HTTPError as e:
+        if e.code == 404:
+            return None
+        raise
+    data = json.loads(body).get("data") or []
+    return data[0] if data else None
+
+
+def query_traces(query_url, service, limit=20):
+    """GET <query_url>/api/traces?service=...: the query API's `data` list. Jaeger's memory
+    store refuses a search whose limit is not below its max_traces (HTTP 500)."""
+    status, body = _get(f"{query_url}/api/traces?service={urllib.request.quote(service)}&limit={limit}&lookback=1h",
+                        timeout=10)
+    return json.loads(body).get("data") or []
+
+
+def wait_for_trace(query_url, service, trace_id, timeout=20.0):
+    """Poll the query API until the trace shows up (the batch processor delays writes)."""
+    deadline = time.monotonic() + timeout
+    seen = []
+    while time.monotonic() < deadline:
+        try:
+            seen = query_traces(query_url, service)
+        except urllib.error.HTTPError as e:
+            if e.code != 404:  # 404: service not yet known
+                raise
+        for t in seen:
+            if t.get("traceID", "").lstrip("0") == trace_id.lstrip("0"):
+                return t
+        time.sleep(0.3)
+    raise AssertionError(f"trace {trace_id} of {service} not returned by {query_url}/api/traces "
+                         f"within {timeout}s; got {[t.get('traceID') for t in seen]}")
