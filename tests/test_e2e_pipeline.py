@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from harness import pipeline
+from harness import pipeline, tools
 from harness.pipeline import (ALERTS, FAULT_SERVICES, FOR, INHIBITIONS, RUNBOOK, carried,
                               deliveries, destination, expected_destinations,
                               inhibition_service, readable_text, scenario_service)
@@ -41,8 +41,10 @@ MAX_FOR = max(_seconds(v) for v in FOR.values())
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory, request):
+    # Jaeger joins when its binary exists (in CI it must: its test then fails instead).
     st = Stack(tmp_path_factory.mktemp("e2e-stack"), set_values=pipeline.chart_values(),
-               workload=Workload(services=pipeline.all_services()))
+               workload=Workload(services=pipeline.all_services()),
+               jaeger=bool(tools.find("jaeger")))
     request.addfinalizer(st.stop)
     st.start()
     st.started = time.monotonic()
@@ -298,3 +300,87 @@ def test_prometheus_restart_keeps_recorded_series(stack, scenario_results):
     # and the rules evaluate again on the reopened TSDB
     stack.wait(lambda: stack.query("service:http_requests:rate5m", at=time.time()), 20,
                what="recording rules evaluating after the restart")
+
+
+# ----------------------------------------------------------------------------- dashboards
+def test_every_dashboard_panel_query_returns_data(stack):
+    dashboards = pytest.importorskip("harness.dashboards", reason="the grafana branch's harness.dashboards")
+    queries = dashboards.panel_queries()
+    assert queries, "no Prometheus panel queries found in the chart's dashboards"
+    stack.wait(lambda: time.monotonic() - stack.started > 20, 30, what="20 s of data")
+    problems = []
+    for uid, title, expr in queries:
+        try:
+            result = stack.query(expr)
+        except Exception as e:         # a 400 names the PromQL error
+            body = getattr(e, "read", lambda: b"")().decode(errors="replace")
+            problems.append(f"{uid} / {title}: query failed: {e} {body[:300]}\n    {expr}")
+            continue
+        if not result:
+            problems.append(f"{uid} / {title}: no data\n    {expr}")
+    assert not problems, f"{len(problems)} of {len(queries)} panel queries:\n" + "\n".join(problems)
+
+
+# ----------------------------------------------------------------------------- jaeger
+def _pb_varint(n):
+    out = bytearray()
+    while True:
+        b, n = n & 0x7F, n >> 7
+        out.append(b | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def _pb(field, value):
+    """One protobuf field: bytes/str/nested message (wire type 2), int (varint, 0) or
+    ('fixed64', int) (wire type 1)."""
+    if isinstance(value, tuple):
+        return _pb_varint(field << 3 | 1) + value[1].to_bytes(8, "little")
+    if isinstance(value, int):
+        return _pb_varint(field << 3) + _pb_varint(value)
+    if isinstance(value, str):
+        value = value.encode()
+    return _pb_varint(field << 3 | 2) + _pb_varint(len(value)) + value
+
+
+def send_otlp_grpc_span(address, service, span_name="kafka.consume task-events"):
+    """One span over OTLP/gRPC (opentelemetry.proto.collector.trace.v1.TraceService/Export),
+    the protobuf encoded by hand so the only dependency is grpcio; returns the trace id."""
+    import secrets
+    grpc = pytest.importorskip("grpc")
+    trace_id, span_id = secrets.token_bytes(16), secrets.token_bytes(8)
+    now = time.time_ns()
+    any_value = _pb(1, service)                                   # AnyValue.string_value
+    resource = _pb(1, _pb(1, "service.name") + _pb(2, any_value))  # Resource.attributes
+    span = (_pb(1, trace_id) + _pb(2, span_id) + _pb(5, span_name) + _pb(6, 5)   # kind CONSUMER
+            + _pb(7, ("fixed64", now - 3_000_000)) + _pb(8, ("fixed64", now)))
+    scope_spans = _pb(1, _pb(1, "phase5-e2e")) + _pb(2, span)
+    request = _pb(1, _pb(1, resource) + _pb(2, scope_spans))     # ExportTraceServiceRequest
+    with grpc.insecure_channel(address) as ch:
+        export = ch.unary_unary("/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+                                request_serializer=lambda b: b, response_deserializer=lambda b: b)
+        export(request, timeout=10)
+    return trace_id.hex()
+
+
+def test_jaeger_receives_otlp_grpc_http_and_zipkin_and_is_scraped(stack):
+    from harness import tools
+    tools.require("jaeger")
+    jh = pytest.importorskip("harness.jaeger", reason="the jaeger branch's harness.jaeger")
+    j = stack.jaeger
+    assert j is not None, "the e2e stack did not start Jaeger"
+    sent = {
+        "otlp-grpc": ("phase5-notification-agent",
+                      send_otlp_grpc_span(f"127.0.0.1:{j.ports['grpc-otlp']}", "phase5-notification-agent")),
+        "otlp-http": ("phase5-backend", jh.send_otlp_span(j.url("http-otlp"), "phase5-backend")),
+        "zipkin": ("phase5-reminder-agent", jh.send_zipkin_span(j.url("http-zipkin"), "phase5-reminder-agent")),
+    }
+    for proto, (service, trace_id) in sent.items():
+        jh.wait_for_trace(j.url("http-query"), service, trace_id, timeout=30)
+    svc = f"{stack.release}-jaeger"
+    stack.wait(lambda: stack.query(f'up{{job="monitoring-stack", service="{svc}"}} == 1'), 30,
+               what=f"Prometheus scraping {svc} through the monitoring-stack job")
+    accepted = stack.wait(lambda: stack.query(
+        f'sum(max_over_time({{__name__=~"otelcol_receiver_accepted_spans(_total)?", service="{svc}"}}[1m])) >= 3'),
+        40, what="Jaeger's accepted-spans counter in Prometheus")
+    assert float(accepted[0]["value"][1]) >= 3

@@ -49,6 +49,7 @@ SIGKILL), which the pytest fixtures call in finalizers; an atexit hook is the la
 """
 import atexit
 import base64
+import contextlib
 import copy
 import json
 import os
@@ -394,7 +395,7 @@ class Stack:
 
     def __init__(self, workdir, values_files=(), set_values=None, *, release="p5",
                  namespace="monitoring", workload=None, interval="1s", resend_delay="2s",
-                 manifests=None, extra_inventory=()):
+                 manifests=None, extra_inventory=(), jaeger=False):
         self.workdir = Path(workdir)
         self.values_files, self.set_values = tuple(values_files), dict(set_values or {})
         self.release, self.namespace = release, namespace
@@ -406,6 +407,9 @@ class Stack:
         self.sinks = Sinks()
         self.prometheus = self.alertmanager = None
         self.prom_port = self.am_port = None
+        self.want_jaeger = jaeger
+        self.jaeger = None                     # harness.jaeger.Jaeger when running
+        self._exit = contextlib.ExitStack()
 
     # ------------------------------------------------------------------ lifecycle
     def start(self):
@@ -415,6 +419,8 @@ class Stack:
                            namespace=self.namespace)[0])
             self.sinks.start()
             self.prom_port, self.am_port = free_port(), free_port()
+            if self.want_jaeger:
+                self._start_jaeger()
             self._add_chart_targets()
             self.workload.start()
             self._start_alertmanager()
@@ -428,6 +434,7 @@ class Stack:
         for p in (self.prometheus, self.alertmanager):
             if p:
                 p.stop()
+        self._exit.close()
         self.workload.stop()
         self.sinks.stop()
 
@@ -443,6 +450,18 @@ class Stack:
         if what not in self.swaps:
             self.swaps.append(what)
 
+    # ------------------------------------------------------------------ jaeger
+    def _start_jaeger(self):
+        """The rendered Jaeger v2 config, run by harness.jaeger (the jaeger helper's module:
+        every listener moved to 127.0.0.1:<free port>, nothing else changed)."""
+        from . import jaeger as jh
+        cfg = jh.rendered_config(self.manifests, f"{self.release}-jaeger")
+        jdir = self.workdir / "jaeger"
+        jdir.mkdir(parents=True, exist_ok=True)
+        self.jaeger = self._exit.enter_context(jh.run_jaeger(tools.require("jaeger"), cfg, jdir))
+        self._swap("jaeger: every listener (receivers, query, health, metrics) -> 127.0.0.1:<free port> "
+                   "(harness.jaeger.localize)")
+
     # ------------------------------------------------------------------ inventory
     def _add_chart_targets(self):
         """The chart's own annotated Services become endpoints of the imaginary cluster."""
@@ -451,6 +470,8 @@ class Stack:
             port = int(t.annotations.get("prometheus.io/port", 10250 if t.kind == "kubelet" else 8000))
             self.inventory.add(t, port)
         real = {"prometheus": self.prom_port, "alertmanager": self.am_port}
+        if self.jaeger and "http-metrics" in self.jaeger.ports:
+            real["jaeger"] = self.jaeger.ports["http-metrics"]
         for svc in self.manifests.of_kind("Service"):
             md = svc["metadata"]
             comp = _component(svc)
@@ -479,7 +500,7 @@ class Stack:
         for t, pnum in self.extra_inventory:
             self.inventory.add(t, pnum)
         self._swap("the chart's grafana, loki and promtail Services are not in the synthetic cluster "
-                   "(those programs do not run here); jaeger only when harness.jaeger runs it")
+                   "(those programs do not run here)" + ("" if self.jaeger else ", nor jaeger (not started)"))
 
     # ------------------------------------------------------------------ alertmanager
     def _start_alertmanager(self):
