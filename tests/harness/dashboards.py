@@ -1,0 +1,104 @@
+"""The Phase 5 Grafana dashboards, read from the chart's files, and their PromQL queries
+with Grafana's macros and template variables substituted so a real Prometheus (or
+promql_parser) can take them.
+
+    from harness.dashboards import panel_queries
+    for uid, title, expr in panel_queries():
+        ...  # GET /api/v1/query?query=expr
+
+No Helm render is needed: the JSON files are what the chart ships verbatim.
+"""
+import json
+import re
+
+from .paths import SUBCHARTS_DIR
+
+DASHBOARDS_DIR = SUBCHARTS_DIR / "grafana" / "files" / "dashboards"
+
+# What Grafana puts in place of its global macros (values fit a 15s scrape interval).
+MACROS = {
+    "__rate_interval": "1m",
+    "__interval": "30s",
+    "__interval_ms": "30000",
+    "__range": "1h",
+    "__range_s": "3600",
+    "__range_ms": "3600000",
+}
+# The dashboards' template variables, as "All" (their allValue) by default.
+VARIABLES = {"namespace": ".*", "service": ".*"}
+
+_VAR = re.compile(r"\$\{(\w+)(?::[^}]*)?\}|\$(\w+)|\[\[(\w+)\]\]")
+
+
+def load():
+    """{uid: dashboard dict} for every JSON file the chart provisions."""
+    out = {}
+    for f in sorted(DASHBOARDS_DIR.glob("*.json")):
+        d = json.loads(f.read_text())
+        out[d["uid"]] = d
+    return out
+
+
+def panels(dashboard):
+    """Every panel, including those nested in collapsed rows."""
+    out = []
+    for p in dashboard.get("panels", []):
+        out.append(p)
+        out.extend(p.get("panels", []))
+    return out
+
+
+def substitute(expr, variables=None, macros=None):
+    """expr with $var, ${var}, ${var:fmt}, [[var]] and $__macros replaced.
+    An unknown variable raises KeyError (a typo in a dashboard must not pass)."""
+    values = {**MACROS, **VARIABLES, **(macros or {}), **(variables or {})}
+
+    def repl(m):
+        name = m.group(1) or m.group(2) or m.group(3)
+        if name not in values:
+            raise KeyError(f"unknown Grafana variable ${name} in: {expr}")
+        return values[name]
+
+    return _VAR.sub(repl, expr)
+
+
+def prometheus_targets(dashboard):
+    """(panel, target) for every Prometheus target of a dashboard."""
+    out = []
+    for p in panels(dashboard):
+        for t in p.get("targets", []):
+            ds = t.get("datasource") or p.get("datasource") or {}
+            if ds.get("type") == "prometheus" and t.get("expr"):
+                out.append((p, t))
+    return out
+
+
+def panel_queries(variables=None, macros=None):
+    """[(dashboard uid, panel title, expr with macros and variables substituted)] for
+    every Prometheus target of every provisioned dashboard, in file and panel order."""
+    return [
+        (uid, p["title"], substitute(t["expr"], variables, macros))
+        for uid, d in load().items()
+        for p, t in prometheus_targets(d)
+    ]
+
+
+_LABEL_VALUES = re.compile(r"^\s*label_values\(\s*(?:(?P<sel>.+?)\s*,\s*)?(?P<label>\w+)\s*\)\s*$")
+
+
+def variable_queries(variables=None):
+    """[(dashboard uid, variable name, series selector or None, label)] for every
+    label_values() query variable; the selector has its variables substituted."""
+    out = []
+    for uid, d in load().items():
+        for v in d.get("templating", {}).get("list", []):
+            if v.get("type") != "query":
+                continue
+            q = v.get("query")
+            q = q.get("query") if isinstance(q, dict) else q
+            m = _LABEL_VALUES.match(q or "")
+            if not m:
+                raise ValueError(f"{uid}: variable {v['name']}: not a label_values() query: {q!r}")
+            sel = m.group("sel")
+            out.append((uid, v["name"], substitute(sel, variables) if sel else None, m.group("label")))
+    return out

@@ -1,0 +1,677 @@
+"""Unit tier: the Grafana subchart. Dashboards (JSON, uids, panel ids, datasources,
+PromQL that parses and reads only metrics something produces, the spec's panels),
+provisioned datasources and their correlations, credentials (never a literal, random
+and kept on upgrade, existingSecret), hardening (read-only root with writable mounts),
+Service, Ingress and persistence."""
+import base64
+import json
+import re
+import subprocess
+
+import promql_parser
+import pytest
+import yaml
+
+from harness import dashboards as dash
+from harness import grafana as gf
+from harness import params, paths, tools
+from harness.manifests import ident
+from harness.render import RenderError, render, render_raw
+
+pytestmark = pytest.mark.unit
+
+CHART = paths.SUBCHARTS_DIR / "grafana"
+DATASOURCE_UIDS = {"prometheus": "prometheus", "loki": "loki", "jaeger": "jaeger"}  # uid -> type
+
+# The spec's "Grafana Dashboards" section, panel by panel (titles as the dashboards show them).
+SPEC_DASHBOARDS = {
+    "phase5-overview": ("System Overview", [
+        "Request Rate by Service",
+        "Error Rate",
+        "Response Time Percentiles (p50, p95, p99)",
+        "Active Pods",
+        "WebSocket Connections",
+        "CPU Usage by Pod",
+        "Memory Usage by Pod",
+        "Database Connection Pool",
+        "Kafka Consumer Lag",
+    ]),
+    "phase5-database": ("Database & Infrastructure", [
+        "Database Connections (active, idle, max)",
+        "Database Query Duration (p95)",
+        "Database Transactions per Second",
+        "Database Size",
+        "Redis Memory Usage",
+        "Redis Operations per Second",
+        "Kafka Broker Status",
+        "Kafka Messages per Second",
+        "Disk Usage",
+        "Network I/O",
+    ]),
+    "phase5-agents": ("Agents Monitoring", [
+        "Task Operations Rate (by operation and status)",
+        "Reminder Delivery Rate (by channel and status)",
+        "Reminder Delivery Success Rate",
+        "Audit Log Write Rate",
+        "Recurring Task Generation",
+        "WebSocket Messages (sent/received)",
+        "Agent Health Status",
+        "Kafka Event Processing Lag by Agent",
+    ]),
+}
+
+# Metrics a panel may read. Recording rules (the brief's 13), the Phase 5 application
+# metrics, and per exporter the upstream series the panels use.
+RECORDING_RULES = {
+    "service:http_requests:rate5m",
+    "service:http_requests_errors:ratio_rate5m",
+    "service:http_request_duration_seconds:p50_5m",
+    "service:http_request_duration_seconds:p95_5m",
+    "service:http_request_duration_seconds:p99_5m",
+    "pod:container_cpu_usage:ratio",
+    "pod:container_memory_working_set:ratio",
+    "service:database_connections:usage_ratio",
+    "consumergroup_topic:kafka_consumer_lag:sum",
+    "operation_status:task_operations:rate5m",
+    "channel_status:reminder_delivery:rate5m",
+    "operation:audit_log_writes:rate5m",
+    "service:websocket_connections_active:sum",
+}
+APPLICATION_METRICS = {
+    "http_requests_total",
+    "http_request_duration_seconds_bucket", "http_request_duration_seconds_sum", "http_request_duration_seconds_count",
+    "task_operations_total",
+    "reminder_delivery_total", "reminder_delivery_failed_total",
+    "audit_log_writes_total", "audit_log_errors_total",
+    "websocket_connections_active", "websocket_messages_sent_total", "websocket_messages_received_total",
+    "database_connections_active", "database_connections_idle", "database_connections_max",
+    "kafka_consumer_lag",
+    "recurring_task_generated_total",
+}
+EXPORTER_METRICS = {
+    "prometheus (synthetic)": {"up"},
+    "postgres_exporter": {
+        "pg_up", "pg_stat_database_xact_commit", "pg_stat_database_xact_rollback",
+        "pg_database_size_bytes", "pg_stat_activity_count", "pg_stat_activity_max_tx_duration",
+        "pg_stat_statements_seconds_total", "pg_stat_statements_calls_total",
+    },
+    "redis_exporter": {"redis_up", "redis_memory_used_bytes", "redis_memory_max_bytes", "redis_commands_processed_total"},
+    "kafka_exporter": {"kafka_brokers", "kafka_topic_partition_current_offset", "kafka_consumergroup_lag"},
+    "node-exporter": {
+        "node_filesystem_avail_bytes", "node_filesystem_size_bytes",
+        "node_network_receive_bytes_total", "node_network_transmit_bytes_total",
+    },
+    "kube-state-metrics": {"kube_pod_status_phase"},
+    "cAdvisor": set(),
+}
+ALLOWED_METRICS = RECORDING_RULES | APPLICATION_METRICS | set().union(*EXPORTER_METRICS.values())
+
+# A trace id as the Phase 5 services log it (JSON logs and logfmt).
+SAMPLE_TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
+SAMPLE_LOG_LINES = [
+    f'{{"level":"info","msg":"task created","traceID":"{SAMPLE_TRACE_ID}"}}',
+    f'level=info msg="reminder sent" trace_id={SAMPLE_TRACE_ID} channel=email',
+]
+
+
+def metric_names(expr):
+    """Every metric name a PromQL expression reads."""
+    names = []
+
+    def pre(node):
+        if isinstance(node, promql_parser.VectorSelector):
+            name = node.name or next((m.value for m in node.matchers.matchers if m.name == "__name__"), None)
+            names.append(name)
+
+    promql_parser.walk(promql_parser.parse(expr), pre)
+    return names
+
+
+@pytest.fixture(scope="module")
+def boards():
+    return dash.load()
+
+
+@pytest.fixture(scope="module")
+def default_objs():
+    return render()
+
+
+# ---------------------------------------------------------------- dashboards
+
+def test_dashboard_files_are_the_three_spec_dashboards(boards):
+    assert set(boards) == set(SPEC_DASHBOARDS), f"dashboard uids {sorted(boards)}"
+    for f in sorted(dash.DASHBOARDS_DIR.glob("*.json")):
+        d = json.loads(f.read_text())
+        assert f.stem == d["uid"], f"{f.name}: uid {d['uid']!r} differs from the file name"
+
+
+@pytest.mark.parametrize("uid", SPEC_DASHBOARDS)
+def test_dashboard_has_exactly_the_spec_panels(boards, uid):
+    title, want = SPEC_DASHBOARDS[uid]
+    d = boards[uid]
+    assert d["title"] == title, f"{uid}: title {d['title']!r}, want {title!r}"
+    got = [p["title"] for p in dash.panels(d) if p.get("type") != "row"]
+    assert sorted(got) == sorted(want), (
+        f"{uid}: missing {sorted(set(want) - set(got))}, unexpected {sorted(set(got) - set(want))}, "
+        f"duplicates {sorted({t for t in got if got.count(t) > 1})}")
+
+
+@pytest.mark.parametrize("uid", SPEC_DASHBOARDS)
+def test_dashboard_panel_ids_unique_and_layout_sane(boards, uid):
+    ps = dash.panels(boards[uid])
+    ids = [p.get("id") for p in ps]
+    assert all(isinstance(i, int) for i in ids), f"{uid}: panel without an integer id: {ids}"
+    assert len(ids) == len(set(ids)), f"{uid}: duplicate panel ids {ids}"
+    cells = {}
+    for p in ps:
+        g = p["gridPos"]
+        assert 0 <= g["x"] and g["x"] + g["w"] <= 24, f"{uid}/{p['title']}: gridPos {g} out of 24 columns"
+        for x in range(g["x"], g["x"] + g["w"]):
+            for y in range(g["y"], g["y"] + g["h"]):
+                assert (x, y) not in cells, f"{uid}: {p['title']!r} overlaps {cells[(x, y)]!r}"
+                cells[(x, y)] = p["title"]
+
+
+@pytest.mark.parametrize("uid", SPEC_DASHBOARDS)
+def test_dashboard_has_namespace_and_service_variables(boards, uid):
+    names = {v["name"]: v for v in boards[uid]["templating"]["list"]}
+    for var in ("namespace", "service"):
+        assert var in names, f"{uid}: no ${var} template variable; has {sorted(names)}"
+        assert names[var]["datasource"]["uid"] == "prometheus", f"{uid}: ${var} not on the prometheus datasource"
+        assert names[var].get("includeAll") and names[var].get("allValue") == ".*", f"{uid}: ${var} has no All (.*)"
+    used = " ".join(t["expr"] for _, t in dash.prometheus_targets(boards[uid]))
+    assert "$namespace" in used, f"{uid}: no panel filters on $namespace"
+
+
+def test_every_target_uses_a_provisioned_datasource(boards, default_objs):
+    provisioned = gf.datasources(default_objs)
+    assert set(DATASOURCE_UIDS) <= set(provisioned)
+    bad = []
+    for uid, d in boards.items():
+        for v in d["templating"]["list"]:
+            if "datasource" in v and v["datasource"]["uid"] not in provisioned:
+                bad.append(f"{uid}: variable {v['name']}: datasource {v['datasource']}")
+        for p in dash.panels(d):
+            for ds in [p.get("datasource")] + [t.get("datasource") for t in p.get("targets", [])]:
+                if ds is None:
+                    continue
+                if ds.get("uid") not in provisioned:
+                    bad.append(f"{uid}/{p['title']}: datasource uid {ds.get('uid')!r} is not provisioned")
+                elif provisioned[ds["uid"]]["type"] != ds.get("type"):
+                    bad.append(f"{uid}/{p['title']}: datasource type {ds.get('type')!r} != {provisioned[ds['uid']]['type']!r}")
+    assert not bad, "\n".join(bad)
+
+
+def test_every_panel_query_parses_as_promql():
+    queries = dash.panel_queries()
+    assert len(queries) >= sum(len(p) for _, p in SPEC_DASHBOARDS.values()), "fewer queries than panels"
+    bad = []
+    for uid, title, expr in queries:
+        assert "$" not in expr, f"{uid}/{title}: unsubstituted variable in {expr}"
+        try:
+            promql_parser.parse(expr)
+        except Exception as e:  # the parser raises ValueError with the position
+            bad.append(f"{uid}/{title}: {e}: {expr}")
+    assert not bad, "\n".join(bad)
+
+
+def test_every_panel_has_a_query(boards):
+    empty = [f"{uid}/{p['title']}" for uid, d in boards.items() for p in dash.panels(d)
+             if p.get("type") != "row" and not any(t.get("expr") for t in p.get("targets", []))]
+    assert not empty, f"panels without a query: {empty}"
+
+
+def test_every_metric_read_is_produced_by_something():
+    unknown = []
+    for uid, title, expr in dash.panel_queries():
+        for name in metric_names(expr):
+            if name not in ALLOWED_METRICS:
+                unknown.append(f"{uid}/{title}: {name!r} is neither a recording rule, an application metric "
+                               f"nor in an exporter's allow-list")
+    for uid, var, selector, _label in dash.variable_queries():
+        for name in metric_names(selector) if selector else []:
+            if name not in ALLOWED_METRICS:
+                unknown.append(f"{uid}: variable ${var} reads {name!r}")
+    assert not unknown, "\n".join(unknown)
+
+
+def test_recording_rules_preferred_over_raw_series():
+    """Where a recording rule exists, panels read it instead of recomputing it."""
+    raw_covered = {"http_requests_total", "http_request_duration_seconds_bucket", "task_operations_total",
+                   "reminder_delivery_total", "audit_log_writes_total", "websocket_connections_active",
+                   "kafka_consumer_lag", "container_cpu_usage_seconds_total", "container_memory_working_set_bytes"}
+    offenders = [f"{uid}/{title}: reads {n}" for uid, title, expr in dash.panel_queries()
+                 for n in metric_names(expr) if n in raw_covered]
+    assert not offenders, "\n".join(offenders)
+    used = {n for _, _, expr in dash.panel_queries() for n in metric_names(expr)}
+    assert RECORDING_RULES <= used, f"recording rules no panel shows: {sorted(RECORDING_RULES - used)}"
+
+
+def test_error_rate_panel_shows_the_5_percent_alert_threshold(boards):
+    p = next(p for p in dash.panels(boards["phase5-overview"]) if p["title"] == "Error Rate")
+    defaults = p["fieldConfig"]["defaults"]
+    steps = [s.get("value") for s in defaults["thresholds"]["steps"]]
+    assert 0.05 in steps, f"Error Rate thresholds {steps} lack 0.05 (HighErrorRate's 5%)"
+    assert defaults.get("unit") == "percentunit", "Error Rate unit is not percentunit (0.05 = 5%)"
+    mode = defaults.get("custom", {}).get("thresholdsStyle", {}).get("mode", "off")
+    assert mode != "off", "Error Rate does not draw its threshold"
+    assert "service:http_requests_errors:ratio_rate5m" in p["targets"][0]["expr"]
+
+
+def test_panel_queries_substitutes_variables():
+    """The helper a later e2e test uses: variables can be pinned, unknown ones are errors."""
+    q = dash.panel_queries(variables={"namespace": "phase5", "service": "backend"})
+    assert all("$" not in e for _, _, e in q)
+    assert any('namespace=~"phase5"' in e for _, _, e in q)
+    with pytest.raises(KeyError, match="namspace"):
+        dash.substitute('up{namespace=~"$namspace"}')
+
+
+# ---------------------------------------------------------------- provisioning
+
+def test_dashboards_configmap_carries_every_file(default_objs):
+    cm = default_objs.get("ConfigMap", "p5-grafana-dashboards")
+    files = {f.name: f.read_text() for f in dash.DASHBOARDS_DIR.glob("*.json")}
+    assert set(cm["data"]) == set(files), f"ConfigMap keys {sorted(cm['data'])} != files {sorted(files)}"
+    for name, text in files.items():
+        assert json.loads(cm["data"][name]) == json.loads(text), f"{name} differs in the ConfigMap"
+
+
+def _mounts(objs):
+    c = gf.container(objs)
+    vols = {v["name"]: v for v in gf.deployment(objs)["spec"]["template"]["spec"]["volumes"]}
+    return {m["mountPath"]: (m, vols[m["name"]]) for m in c["volumeMounts"]}
+
+
+def test_dashboard_providers_point_at_mounted_dashboards(default_objs):
+    mounts = _mounts(default_objs)
+    provs = gf.providers(default_objs)
+    assert provs and all(p["type"] == "file" for p in provs)
+    for p in provs:
+        path = p["options"]["path"]
+        assert path in mounts, f"provider {p['name']}: {path} is not mounted; mounts {sorted(mounts)}"
+    phase5 = next(p for p in provs if p["name"] == "phase5")
+    _, vol = mounts[phase5["options"]["path"]]
+    assert vol["configMap"]["name"] == "p5-grafana-dashboards"
+    assert "/etc/grafana/provisioning/dashboards" in mounts and "/etc/grafana/provisioning/datasources" in mounts
+
+
+def test_extra_dashboards_from_values():
+    extra = {"team-slo": json.dumps({"uid": "team-slo", "title": "Team SLO", "panels": []})}
+    objs = render(set_values={"grafana.dashboards.extra": extra, "grafana.dashboards.extraFolder": "Team"})
+    cm = objs.get("ConfigMap", "p5-grafana-dashboards-extra")
+    assert json.loads(cm["data"]["team-slo.json"])["uid"] == "team-slo"
+    prov = next(p for p in gf.providers(objs) if p["name"] == "extra")
+    assert prov["folder"] == "Team"
+    mounts = _mounts(objs)
+    assert mounts[prov["options"]["path"]][1]["configMap"]["name"] == cm["metadata"]["name"]
+
+
+def test_datasources_have_fixed_uids_and_in_chart_urls(default_objs):
+    ds = gf.datasources(default_objs)
+    for uid, typ in DATASOURCE_UIDS.items():
+        assert ds[uid]["type"] == typ, f"datasource {uid}: type {ds[uid]['type']}"
+    assert ds["prometheus"]["url"] == "http://p5-prometheus:9090"
+    assert ds["loki"]["url"] == "http://p5-loki:3100"
+    assert ds["jaeger"]["url"] == "http://p5-jaeger:16686"
+    assert ds["prometheus"].get("isDefault") is True
+    assert sum(1 for d in ds.values() if d.get("isDefault")) == 1, "more than one default datasource"
+
+
+def test_datasource_urls_follow_the_release_name():
+    objs = render(release="obs")
+    ds = gf.datasources(objs, release="obs")
+    assert ds["prometheus"]["url"] == "http://obs-prometheus:9090"
+    assert ds["loki"]["url"] == "http://obs-loki:3100"
+    assert ds["jaeger"]["url"] == "http://obs-jaeger:16686"
+
+
+def test_external_datasource_urls():
+    objs = render(set_values={
+        "grafana.datasources.prometheus.url": "https://mimir.example.com/prometheus",
+        "grafana.datasources.loki.url": "https://loki.example.com/",
+        "grafana.datasources.jaeger.url": "http://jaeger-query.tracing:16686",
+    })
+    ds = gf.datasources(objs)
+    assert ds["prometheus"]["url"] == "https://mimir.example.com/prometheus"
+    assert ds["loki"]["url"] == "https://loki.example.com"
+    assert ds["jaeger"]["url"] == "http://jaeger-query.tracing:16686"
+
+
+def test_correlations_logs_to_traces(default_objs):
+    loki = gf.datasources(default_objs)["loki"]
+    fields = loki["jsonData"]["derivedFields"]
+    link = next((f for f in fields if f.get("datasourceUid") == "jaeger"), None)
+    assert link, f"loki: no derived field links to jaeger: {fields}"
+    assert link["url"] == "${__value.raw}", f"loki derived field url after Grafana's expansion: {link['url']!r}"
+    rx = re.compile(link["matcherRegex"])
+    for line in SAMPLE_LOG_LINES:
+        m = rx.search(line)
+        assert m and m.group(1) == SAMPLE_TRACE_ID, f"derived field regex {rx.pattern!r} misses the trace id in {line}"
+
+
+def test_correlations_exemplars_to_traces(default_objs):
+    prom = gf.datasources(default_objs)["prometheus"]
+    dests = prom["jsonData"].get("exemplarTraceIdDestinations") or []
+    assert any(d.get("datasourceUid") == "jaeger" and d.get("name") for d in dests), \
+        f"prometheus: no exemplar destination to jaeger: {dests}"
+
+
+def test_correlations_traces_to_logs_and_metrics(default_objs):
+    jaeger = gf.datasources(default_objs)["jaeger"]["jsonData"]
+    logs = jaeger.get("tracesToLogsV2") or {}
+    assert logs.get("datasourceUid") == "loki", f"jaeger tracesToLogsV2: {logs}"
+    assert logs.get("filterByTraceID") and logs.get("tags"), f"jaeger tracesToLogsV2 selects nothing: {logs}"
+    metrics = jaeger.get("tracesToMetrics") or {}
+    assert metrics.get("datasourceUid") == "prometheus", f"jaeger tracesToMetrics: {metrics}"
+    assert metrics.get("queries"), "jaeger tracesToMetrics has no queries"
+    for q in metrics["queries"]:
+        assert "$__tags" in q["query"], f"tracesToMetrics query {q['name']!r} ignores the span's tags: {q['query']}"
+        expr = q["query"].replace("$__tags", 'service="backend"')
+        for name in metric_names(expr):
+            assert name in RECORDING_RULES | APPLICATION_METRICS, f"tracesToMetrics {q['name']!r} reads {name}"
+
+
+def test_provisioning_dollars_are_escaped(default_objs):
+    """Grafana replaces $VAR/${VAR} in provisioning files with environment variables: the
+    Grafana-side macros must reach it as $$, or they silently become empty strings."""
+    raw = gf.datasources(default_objs, expand=False)
+    assert raw["loki"]["jsonData"]["derivedFields"][0]["url"] == "$${__value.raw}"
+    lone = []
+
+    def walk(node, where):
+        if isinstance(node, dict):
+            for k, v in node.items():
+                walk(v, f"{where}.{k}")
+        elif isinstance(node, list):
+            for i, v in enumerate(node):
+                walk(v, f"{where}[{i}]")
+        elif isinstance(node, str):
+            # Grafana interpolates values (not comments): every $ must be $$ or a provider.
+            if re.search(r"(?<!\$)\$(?!\$|__file\{|__env\{)(?:\w|\{)", node.replace("$$", "")):
+                lone.append(f"{where}: {node}")
+
+    walk(raw, "datasources")
+    assert not lone, "unescaped $ Grafana would expand from its environment:\n" + "\n".join(lone)
+
+
+def test_extra_datasources_from_values():
+    extra = [{"name": "Tempo", "type": "tempo", "uid": "tempo", "url": "http://tempo:3200",
+              "secureJsonData": {"httpHeaderValue1": "$__file{/etc/grafana/secrets-extra/tempo/token}"},
+              "jsonData": {"httpHeaderName1": "X-Scope-OrgID"}}]
+    objs = render(set_values={"grafana.datasources.extra": extra,
+                              "grafana.extraSecretMounts": [{"name": "tempo", "secretName": "tempo-token"}]})
+    ds = gf.datasources(objs)
+    assert ds["tempo"]["url"] == "http://tempo:3200"
+    assert ds["tempo"]["secureJsonData"]["httpHeaderValue1"].startswith("$__file{")
+    assert "/etc/grafana/secrets-extra/tempo" in _mounts(objs)
+
+
+def test_extra_datasource_literal_credential_rejected():
+    with pytest.raises(RenderError) as err:
+        render(set_values={"grafana.datasources.extra": [
+            {"name": "PG", "type": "postgres", "uid": "pg", "secureJsonData": {"password": "hunter2hunter2"}}]})
+    assert "secureJsonData" in str(err.value), str(err.value)
+
+
+# ---------------------------------------------------------------- credentials
+
+def _grafana_text(values=(), set_values=None, **kw):
+    _, text = render_raw(values, set_values, **kw)
+    docs = [d for d in yaml.safe_load_all(text) if d]
+    return [d for d in docs if (d.get("metadata", {}).get("labels") or {}).get("app.kubernetes.io/name") == "grafana"]
+
+
+@pytest.mark.parametrize("values", params.profiles())
+def test_no_password_literal_anywhere(values):
+    docs = _grafana_text(values)
+    problems = []
+    for d in docs:
+        if d["kind"] == "ConfigMap":
+            for key, text in d["data"].items():
+                if re.search(r"(?im)^\s*(admin_password|secret_key|password)\s*=", text):
+                    problems.append(f"ConfigMap/{d['metadata']['name']}[{key}]: a password setting")
+                if re.search(r"admin123|admin/admin", text):
+                    problems.append(f"ConfigMap/{d['metadata']['name']}[{key}]: the spec's default password")
+        for c in (d.get("spec", {}).get("template", {}).get("spec", {}).get("containers") or []):
+            for e in c.get("env", []):
+                if re.search(r"PASSWORD|SECRET|TOKEN", e["name"]) and not e["name"].endswith("__FILE") and "value" in e:
+                    problems.append(f"{ident(d)}: env {e['name']} is a literal")
+                if e["name"].endswith("__FILE") and not e["value"].startswith("/etc/grafana/secrets/"):
+                    problems.append(f"{ident(d)}: env {e['name']} reads {e['value']}, not the mounted Secret")
+    assert not problems, "\n".join(problems)
+    env = {e["name"]: e for e in gf.container(render(values))["env"]}
+    for name in ("GF_SECURITY_ADMIN_USER__FILE", "GF_SECURITY_ADMIN_PASSWORD__FILE", "GF_SECURITY_SECRET_KEY__FILE"):
+        assert name in env, f"grafana: {name} missing; env {sorted(env)}"
+
+
+def test_no_fixed_password_in_chart_sources():
+    hits = [str(f.relative_to(CHART)) for f in CHART.rglob("*") if f.is_file()
+            and re.search(r"admin123", f.read_text(errors="ignore"))]
+    assert not hits, f"the spec's fixed password appears in {hits}"
+    vals = yaml.safe_load((CHART / "values.yaml").read_text())
+    assert vals["admin"]["password"] == "" and vals["admin"]["secretKey"] == "", "a default credential ships"
+
+
+def _secret_data(objs, name="p5-grafana"):
+    s = objs.get("Secret", name)
+    return {k: base64.b64decode(v).decode() for k, v in s["data"].items()}
+
+
+def test_generated_secret_is_random():
+    a = _secret_data(render(namespace="monitoring"))
+    b = _secret_data(render(namespace="monitoring-b"))
+    for key in ("admin-password", "secret-key"):
+        assert len(a[key]) >= 32, f"{key}: {len(a[key])} characters"
+        assert a[key] != b[key], f"{key}: two fresh installs got the same value (not random)"
+    assert a["admin-user"] == "admin"
+
+
+def test_secret_template_keeps_existing_values_on_upgrade():
+    """helm template cannot reach a cluster, so prove the upgrade path in the template:
+    it looks up its own Secret and reuses the stored keys before generating new ones."""
+    src = (CHART / "templates" / "secret.yaml").read_text()
+    assert re.search(r'lookup "v1" "Secret" \.Release\.Namespace \$name', src), "secret.yaml does not lookup its Secret"
+    for key in ("passwordKey", "secretKeyKey"):
+        reuse = src.index(f"hasKey $current .Values.admin.{key}")
+        generate = src.index("randAlphaNum", reuse)
+        assert reuse < generate, f"{key}: the random value is not the last resort"
+
+
+def _render_against(api, set_values=None):
+    """helm template --dry-run=server against the fake API: `lookup` sees its Secrets."""
+    helm = tools.require("helm")
+    cmd = [helm, "template", "p5", str(paths.UMBRELLA), "--namespace", "monitoring", "--kube-version",
+           paths.KUBE_MAX, "--dry-run=server", "--show-only", "charts/grafana/templates/secret.yaml"]
+    for k, v in (set_values or {}).items():
+        cmd += ["--set-json", f"{k}={json.dumps(v)}"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60, env=api.env())
+    assert proc.returncode == 0, proc.stderr
+    secret = yaml.safe_load(proc.stdout)
+    return {k: base64.b64decode(v).decode() for k, v in secret["data"].items()}
+
+
+def test_upgrade_keeps_the_generated_secret(tmp_path):
+    """An upgrade (lookup finds the installed Secret) keeps password and secret_key; a
+    first install (nothing found) generates new ones."""
+    stored = {"admin-user": "admin", "admin-password": "kept-password-0001", "secret-key": "kept-secret-key-0001"}
+    installed = {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+                 "metadata": {"name": "p5-grafana", "namespace": "monitoring"},
+                 "data": {k: base64.b64encode(v.encode()).decode() for k, v in stored.items()}}
+    with gf.FakeKubeAPI({("monitoring", "p5-grafana"): installed}, tmp_path) as api:
+        upgraded = _render_against(api)
+        assert "/api/v1/namespaces/monitoring/secrets/p5-grafana" in api.requests, api.requests
+    assert upgraded == stored, f"upgrade changed the Secret: {upgraded}"
+    with gf.FakeKubeAPI({}, tmp_path) as api:
+        fresh = _render_against(api)
+    assert fresh["admin-password"] != stored["admin-password"] and len(fresh["admin-password"]) >= 32
+    assert fresh["secret-key"] != stored["secret-key"]
+
+
+def test_pinned_password_is_used():
+    objs = render(set_values={"grafana.admin.password": "correct-horse-battery", "grafana.admin.secretKey": "s" * 24})
+    data = _secret_data(objs)
+    assert data["admin-password"] == "correct-horse-battery"
+    assert data["secret-key"] == "s" * 24
+
+
+@pytest.mark.parametrize("password", ["admin123", "short"])
+def test_weak_pinned_password_rejected(password):
+    with pytest.raises(RenderError) as err:
+        render(set_values={"grafana.admin.password": password})
+    msg = str(err.value)
+    assert "grafana" in msg and "/admin/password" in msg, msg
+
+
+def test_existing_secret_disables_chart_secret():
+    objs = render(set_values={"grafana.admin.existingSecret": "grafana-admin",
+                              "grafana.admin.passwordKey": "password"})
+    assert objs.find("Secret", "p5-grafana") is None, "existingSecret set but the chart still creates a Secret"
+    vol = next(v for v in gf.deployment(objs)["spec"]["template"]["spec"]["volumes"] if v["name"] == "admin-secret")
+    assert vol["secret"]["secretName"] == "grafana-admin"
+    assert {"admin-user", "password", "secret-key"} == {i["key"] for i in vol["secret"]["items"]}
+    env = {e["name"]: e["value"] for e in gf.container(objs)["env"] if "value" in e}
+    assert env["GF_SECURITY_ADMIN_PASSWORD__FILE"] == "/etc/grafana/secrets/admin/password"
+
+
+def test_secret_mounted_where_env_points(default_objs):
+    mounts = _mounts(default_objs)
+    env = {e["name"]: e["value"] for e in gf.container(default_objs)["env"] if e["name"].endswith("__FILE")}
+    secret = default_objs.get("Secret", "p5-grafana")
+    for name, path in env.items():
+        mount_path, key = path.rsplit("/", 1)
+        assert mount_path in mounts, f"{name}: {mount_path} is not mounted"
+        m, vol = mounts[mount_path]
+        assert m.get("readOnly") and vol["secret"]["secretName"] == "p5-grafana"
+        assert key in secret["data"], f"{name}: key {key} not in Secret/p5-grafana"
+
+
+# ---------------------------------------------------------------- workload
+
+@pytest.mark.parametrize("values", params.profiles())
+def test_hardened_with_writable_mounts(values):
+    objs = render(values)
+    pod = gf.deployment(objs)["spec"]["template"]["spec"]
+    c = gf.container(objs)
+    sc = c["securityContext"]
+    assert sc["readOnlyRootFilesystem"] is True and sc["allowPrivilegeEscalation"] is False
+    assert sc["capabilities"]["drop"] == ["ALL"] and sc["runAsNonRoot"] is True
+    assert pod["securityContext"]["runAsUser"] == 472 and pod["securityContext"]["fsGroup"] == 472
+    assert pod["automountServiceAccountToken"] is False
+    mounts = _mounts(objs)
+    writable = {p for p, (m, v) in mounts.items() if not m.get("readOnly")
+                and ("emptyDir" in v or "persistentVolumeClaim" in v)}
+    ini = gf.grafana_ini(objs)
+    needs = {ini["paths"]["data"], ini["paths"]["logs"], ini["paths"]["plugins"], "/tmp"}
+    for path in needs:
+        assert any(path == w or path.startswith(w.rstrip("/") + "/") for w in writable), \
+            f"grafana writes {path} but no writable volume covers it; writable mounts {sorted(writable)}"
+    assert ini["paths"]["provisioning"] == "/etc/grafana/provisioning"
+
+
+def test_image_is_pinned_grafana_12(default_objs):
+    image = gf.container(default_objs)["image"]
+    assert re.fullmatch(r"docker\.io/grafana/grafana:12\.\d+\.\d+", image), image
+
+
+def test_service_and_metrics(default_objs):
+    svc = default_objs.get("Service", "p5-grafana")
+    ports = {p["name"]: p["port"] for p in svc["spec"]["ports"]}
+    assert ports == {"http-web": 3000}, ports
+    ann = svc["metadata"]["annotations"]
+    assert ann["prometheus.io/scrape"] == "true" and ann["prometheus.io/port"] == "3000" \
+        and ann["prometheus.io/path"] == "/metrics", ann
+    assert gf.grafana_ini(default_objs)["metrics"]["enabled"] == "true"
+    assert default_objs.find("Ingress", "p5-grafana") is None, "Ingress on by default"
+
+
+def test_config_change_rolls_the_pod(default_objs):
+    before = gf.deployment(default_objs)["spec"]["template"]["metadata"]["annotations"]["checksum/config"]
+    after = gf.deployment(render(set_values={"grafana.datasources.loki.maxLines": 5000}))
+    assert after["spec"]["template"]["metadata"]["annotations"]["checksum/config"] != before
+
+
+def test_ingress_with_tls():
+    objs = render(set_values={"grafana.ingress": {
+        "enabled": True, "className": "nginx", "hosts": ["grafana.example.com"],
+        "tls": [{"secretName": "grafana-tls"}]}})
+    ing = objs.get("Ingress", "p5-grafana")
+    assert ing["spec"]["tls"] == [{"secretName": "grafana-tls", "hosts": ["grafana.example.com"]}]
+    backend = ing["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]
+    assert backend == {"name": "p5-grafana", "port": {"name": "http-web"}}
+    ini = gf.grafana_ini(objs)
+    assert ini["server"]["root_url"] == "https://grafana.example.com/"
+    assert ini["security"]["cookie_secure"] == "true"
+
+
+def test_ingress_sub_path():
+    objs = render(set_values={"grafana.ingress": {"enabled": True, "hosts": ["ops.example.com"], "path": "/grafana"}})
+    ini = gf.grafana_ini(objs)
+    assert ini["server"]["root_url"] == "http://ops.example.com/grafana/"
+    assert ini["server"]["serve_from_sub_path"] == "true"
+
+
+def test_ingress_without_hosts_fails():
+    with pytest.raises(RenderError, match="grafana.ingress.hosts"):
+        render(set_values={"grafana.ingress.enabled": True})
+
+
+def test_persistence():
+    objs = render(set_values={"grafana.persistence": {"enabled": True, "size": "20Gi", "storageClass": "fast"}})
+    pvc = objs.get("PersistentVolumeClaim", "p5-grafana")
+    assert pvc["spec"]["resources"]["requests"]["storage"] == "20Gi"
+    assert pvc["spec"]["storageClassName"] == "fast"
+    dep = gf.deployment(objs)
+    assert dep["spec"]["strategy"]["type"] == "Recreate"
+    m, vol = _mounts(objs)["/var/lib/grafana"]
+    assert vol["persistentVolumeClaim"]["claimName"] == "p5-grafana"
+    existing = render(set_values={"grafana.persistence": {"enabled": True, "existingClaim": "grafana-data"}})
+    assert existing.find("PersistentVolumeClaim", "p5-grafana") is None
+    assert _mounts(existing)["/var/lib/grafana"][1]["persistentVolumeClaim"]["claimName"] == "grafana-data"
+
+
+def test_profiles_size_grafana():
+    prod = render((paths.PROFILES_DIR / "production.yaml",))
+    assert prod.find("PersistentVolumeClaim", "p5-grafana") is not None, "production: Grafana without persistence"
+    dev = render((paths.PROFILES_DIR / "dev.yaml",))
+    assert dev.find("PersistentVolumeClaim", "p5-grafana") is None, "dev: Grafana with persistence"
+
+
+def test_grafana_ini_overrides_become_env():
+    objs = render(set_values={"grafana.grafanaIni": {"auth.generic_oauth": {"enabled": True}, "users": {"default_theme": "light"}}})
+    env = {e["name"]: e.get("value") for e in gf.container(objs)["env"]}
+    assert env["GF_AUTH_GENERIC_OAUTH_ENABLED"] == "true"
+    assert env["GF_USERS_DEFAULT_THEME"] == "light"
+
+
+def test_grafana_ini_credential_rejected():
+    with pytest.raises(RenderError) as err:
+        render(set_values={"grafana.grafanaIni": {"security": {"admin_password": "whatever12345"}}})
+    assert "admin_password" in str(err.value), str(err.value)
+
+
+def _documented_keys():
+    """Value paths that carry a `# --` doc comment in values.yaml."""
+    keys, stack, doc = [], [], False
+    for line in (CHART / "values.yaml").read_text().splitlines():
+        if re.match(r"^\s*# -- ", line):
+            doc = True
+            continue
+        m = re.match(r"^(\s*)([A-Za-z][\w.-]*):", line)
+        if m:
+            indent = len(m.group(1))
+            stack = [(i, k) for i, k in stack if i < indent] + [(indent, m.group(2))]
+            if doc:
+                keys.append(".".join(k for _, k in stack))
+            doc = False
+    return keys
+
+
+def test_readme_values_table_in_step_with_values():
+    readme = (CHART / "README.md").read_text()
+    table = set(re.findall(r"^\| `([^`]+)` \|", readme.split("## Values", 1)[1], re.M))
+    documented = set(_documented_keys())
+    assert documented, "no documented keys found in values.yaml"
+    assert table == documented, (f"README values table out of step: missing {sorted(documented - table)}, "
+                                 f"stale {sorted(table - documented)}")
