@@ -1,0 +1,236 @@
+"""Conformance tier for the Prometheus subchart: promtool checks the rendered configuration
+and rules for the defaults and every profile, runs the promtool unit tests in tests/rules/
+against the rendered rules, and proves that values really change the rendered alerts."""
+import textwrap
+
+import pytest
+import yaml
+
+from harness import params
+from harness import prometheus as prom
+
+pytestmark = pytest.mark.conformance
+
+# The spec's names, listed once: a missing one fails test_spec_names_are_rendered.
+SPEC_RECORDING_RULES = (
+    "service:http_requests:rate5m",
+    "service:http_requests_errors:ratio_rate5m",
+    "service:http_request_duration_seconds:p50_5m",
+    "service:http_request_duration_seconds:p95_5m",
+    "service:http_request_duration_seconds:p99_5m",
+    "pod:container_cpu_usage:ratio",
+    "pod:container_memory_working_set:ratio",
+    "service:database_connections:usage_ratio",
+    "consumergroup_topic:kafka_consumer_lag:sum",
+    "operation_status:task_operations:rate5m",
+    "channel_status:reminder_delivery:rate5m",
+    "operation:audit_log_writes:rate5m",
+    "service:websocket_connections_active:sum",
+)
+SPEC_ALERTS = {  # name: (severity, category, extra labels)
+    "HighErrorRate": ("critical", "application", ()),
+    "HighResponseTime": ("warning", "application", ()),
+    "PodDown": ("critical", "kubernetes", ("pod", "deployment")),
+    "HighCPUUsage": ("warning", "kubernetes", ("pod", "deployment")),
+    "HighMemoryUsage": ("warning", "kubernetes", ("pod", "deployment")),
+    "DatabaseConnectionPoolExhausted": ("critical", "database", ()),
+    "KafkaConsumerLag": ("warning", "kafka", ("consumergroup", "topic")),
+    "DiskSpaceLow": ("warning", "node", ("instance", "mountpoint")),
+    "PodRestartingTooOften": ("warning", "kubernetes", ("pod", "deployment", "container")),
+    "DeploymentReplicaMismatch": ("warning", "kubernetes", ("deployment",)),
+    "HPAMaxedOut": ("warning", "kubernetes", ("horizontalpodautoscaler", "deployment")),
+    "AuditLogFailures": ("critical", "audit", ()),
+    "ReminderDeliveryFailures": ("warning", "reminder", ()),
+    "Watchdog": ("none", "meta", ()),
+}
+DASHBOARDS = {"/d/phase5-overview", "/d/phase5-database", "/d/phase5-agents"}
+RULE_TEST_FILES = sorted(prom.RULES_TESTS_DIR.glob("*.test.yaml"))
+
+
+def _output(proc):
+    return f"exit {proc.returncode}\n{proc.stdout}{proc.stderr}"
+
+
+@pytest.mark.parametrize("values", params.profiles())
+def test_promtool_check_config(values, tmp_path):
+    config, rules = prom.rendered(values)
+    path = prom.layout(tmp_path, config, rules)
+    proc = prom.promtool("check", "config", path)
+    assert proc.returncode == 0, f"promtool check config ({values or 'defaults'}):\n{_output(proc)}"
+    assert "SUCCESS" in proc.stdout and "rules found" in proc.stdout, _output(proc)
+
+
+def test_promtool_check_config_with_remote_write_and_external_alertmanagers(tmp_path):
+    config, rules = prom.rendered(set_values={
+        "prometheus.remoteWrite": {
+            "existingSecret": "rw-creds",
+            "endpoints": [
+                {"name": "mimir", "url": "https://mimir.example.com/api/v1/push",
+                 "basicAuth": {"username": "tenant-1", "passwordKey": "mimir-password"},
+                 "queueConfig": {"max_samples_per_send": 2000}},
+                {"name": "thanos", "url": "https://receive.example.com/api/v1/receive",
+                 "bearerTokenKey": "thanos-token", "headers": {"X-Scope-OrgID": "phase5"}},
+            ]},
+        "prometheus.alerting.external": [{"targets": ["am.example.com:443"], "scheme": "https"}],
+        "prometheus.alerting.inCluster.discovery": "static",
+        "prometheus.replicas": 2,
+    })
+    path = prom.layout(tmp_path, config, rules)
+    proc = prom.promtool("check", "config", path)
+    assert proc.returncode == 0, _output(proc)
+
+
+@pytest.mark.parametrize("values", params.profiles())
+def test_promtool_check_rules(values, tmp_path):
+    _, rules = prom.rendered(values)
+    rules_dir = prom.write_rules(tmp_path, rules)
+    files = sorted(rules_dir.glob("*.yaml"))
+    assert {f.name for f in files} >= {"recording-rules.yaml", "phase5-alerts.yaml"}, files
+    proc = prom.promtool("check", "rules", *files)
+    assert proc.returncode == 0, f"promtool check rules ({values or 'defaults'}):\n{_output(proc)}"
+
+
+def test_one_promtool_test_file_per_rule_file():
+    _, rules = prom.rendered()
+    tested = {f.name.removesuffix(".test.yaml") + ".yaml" for f in RULE_TEST_FILES}
+    assert tested == set(rules), f"rule files {sorted(rules)} vs test files {[f.name for f in RULE_TEST_FILES]}"
+
+
+def test_promtool_test_rules_on_rendered_rules(tmp_path):
+    _, rules = prom.rendered()
+    proc = prom.run_rule_tests(tmp_path, rules, RULE_TEST_FILES)
+    assert proc.returncode == 0, f"promtool test rules:\n{_output(proc)}"
+    assert proc.stdout.count("SUCCESS") == len(RULE_TEST_FILES), _output(proc)
+
+
+def _test_docs():
+    return {f.name: yaml.safe_load(f.read_text()) for f in RULE_TEST_FILES}
+
+
+def test_every_alert_has_a_firing_and_a_silent_case():
+    """Each alert: a case before its `for` where nothing fires, and one after with exp_alerts
+    carrying every contract label and annotation; each recording rule: a value check."""
+    cases = {}
+    exprs = set()
+    for name, doc in _test_docs().items():
+        for group in doc["tests"]:
+            for case in group.get("alert_rule_test", []):
+                cases.setdefault(case["alertname"], []).append(case)
+            for case in group.get("promql_expr_test", []):
+                assert case.get("exp_samples"), f"{name}: {case['expr']} checks no value"
+                exprs.add(case["expr"])
+    problems = []
+    for alert, (severity, category, extra) in SPEC_ALERTS.items():
+        mine = cases.get(alert, [])
+        firing = [c for c in mine if c.get("exp_alerts")]
+        if not firing:
+            problems.append(f"{alert}: no case where it fires")
+        if alert != "Watchdog" and not [c for c in mine if not c.get("exp_alerts")]:
+            problems.append(f"{alert}: no case where it stays silent")
+        for c in firing:
+            for exp in c["exp_alerts"]:
+                labels = exp.get("exp_labels", {})
+                want = {"severity", "category", "namespace", "service", *extra}
+                if not want <= labels.keys():
+                    problems.append(f"{alert}: case at {c['eval_time']} lacks labels {sorted(want - labels.keys())}")
+                if (labels.get("severity"), labels.get("category")) != (severity, category):
+                    problems.append(f"{alert}: expects {labels.get('severity')}/{labels.get('category')}")
+                ann = exp.get("exp_annotations", {})
+                if not {"summary", "description", "runbook_url", "dashboard"} <= ann.keys():
+                    problems.append(f"{alert}: case at {c['eval_time']} does not check every annotation")
+    for record in SPEC_RECORDING_RULES:
+        if record not in exprs:
+            problems.append(f"{record}: no promql_expr_test checks its value")
+    assert not problems, "\n".join(problems)
+
+
+def test_spec_names_are_rendered():
+    _, rules = prom.rendered()
+    records = prom.records(rules["recording-rules.yaml"])
+    alerts = prom.alerts(rules["phase5-alerts.yaml"])
+    missing = [r for r in SPEC_RECORDING_RULES if r not in records]
+    missing += [a for a in SPEC_ALERTS if a not in alerts]
+    assert not missing, f"rules the spec names are missing from the rendered rule files: {missing}"
+
+
+def test_alert_labels_and_annotations_follow_the_contract():
+    base = "https://runbooks.example.org/phase5/"
+    _, rules = prom.rendered(set_values={"prometheus.rules.runbookBaseUrl": base,
+                                         "prometheus.rules.grafanaUrl": "https://grafana.example.org"})
+    problems = []
+    for name, rule in prom.alerts(rules["phase5-alerts.yaml"]).items():
+        severity, category, _ = SPEC_ALERTS[name]
+        labels, ann = rule.get("labels", {}), rule.get("annotations", {})
+        if (labels.get("severity"), labels.get("category")) != (severity, category):
+            problems.append(f"{name}: labels {labels}")
+        if ann.get("runbook_url") != f"https://runbooks.example.org/phase5/{name}":
+            problems.append(f"{name}: runbook_url {ann.get('runbook_url')}")
+        dash = ann.get("dashboard", "").removeprefix("https://grafana.example.org")
+        if dash not in DASHBOARDS:
+            problems.append(f"{name}: dashboard {ann.get('dashboard')}")
+        if "$value" not in ann.get("description", ""):
+            problems.append(f"{name}: description does not show the value: {ann.get('description')}")
+        if not ann.get("summary"):
+            problems.append(f"{name}: no summary")
+    assert not problems, "\n".join(problems)
+
+
+# A 10 % 5xx rate: above the default 5 % threshold, below an overridden 20 %.
+_OVERRIDE_TEST = textwrap.dedent("""\
+    rule_files: [recording-rules.yaml, phase5-alerts.yaml]
+    evaluation_interval: 1m
+    tests:
+      - interval: 1m
+        input_series:
+          - series: 'http_requests_total{namespace="phase5-tasks", service="backend", status="200"}'
+            values: '0+54x20'
+          - series: 'http_requests_total{namespace="phase5-tasks", service="backend", status="500"}'
+            values: '0+6x20'
+        alert_rule_test:
+          - eval_time: 15m
+            alertname: HighErrorRate
+            exp_alerts: %s
+    """)
+_FIRING = ('[{exp_labels: {severity: %s, category: application, namespace: phase5-tasks, service: backend}}]')
+
+
+def _run_override_case(tmp_path, rules, exp_alerts):
+    """Run the 10 %-errors case against `rules`. This focused check compares labels only, so
+    the annotations are dropped from the rendered alerts (promtool would otherwise require
+    them in exp_annotations); the full annotations are covered by tests/rules/."""
+    doc = yaml.safe_load(rules["phase5-alerts.yaml"])
+    for group in doc["groups"]:
+        for rule in group["rules"]:
+            rule.pop("annotations", None)
+    prom.write_rules(tmp_path, {**rules, "phase5-alerts.yaml": yaml.safe_dump(doc)})
+    (tmp_path / "override.test.yaml").write_text(_OVERRIDE_TEST % exp_alerts)
+    return prom.promtool("test", "rules", "override.test.yaml", cwd=tmp_path)
+
+
+def test_threshold_override_changes_the_rendered_rule_and_its_behaviour(tmp_path):
+    _, default_rules = prom.rendered()
+    _, raised = prom.rendered(set_values={"prometheus.alerts.HighErrorRate":
+                                          {"threshold": 0.2, "for": "1m", "severity": "warning"}})
+    default_rule = prom.alerts(default_rules["phase5-alerts.yaml"])["HighErrorRate"]
+    raised_rule = prom.alerts(raised["phase5-alerts.yaml"])["HighErrorRate"]
+    assert default_rule["expr"].strip().endswith("> 0.05"), default_rule["expr"]
+    assert raised_rule["expr"].strip().endswith("> 0.2"), raised_rule["expr"]
+    assert raised_rule["for"] == "1m" and raised_rule["labels"]["severity"] == "warning", raised_rule
+    assert "threshold 0.2" in raised_rule["annotations"]["description"]
+
+    (tmp_path / "default").mkdir()
+    (tmp_path / "raised").mkdir()
+    fires = _run_override_case(tmp_path / "default", default_rules, _FIRING % "critical")
+    assert fires.returncode == 0, f"10 % errors must fire at the default 5 %:\n{_output(fires)}"
+    silent = _run_override_case(tmp_path / "raised", raised, "[]")
+    assert silent.returncode == 0, f"10 % errors must stay silent at 20 %:\n{_output(silent)}"
+
+
+def test_disabled_alert_is_left_out(tmp_path):
+    _, rules = prom.rendered(set_values={"prometheus.alerts.KafkaConsumerLag.enabled": False,
+                                         "prometheus.alerts.Watchdog.enabled": False})
+    alerts = prom.alerts(rules["phase5-alerts.yaml"])
+    assert "KafkaConsumerLag" not in alerts and "Watchdog" not in alerts, sorted(alerts)
+    assert len(alerts) == len(SPEC_ALERTS) - 2, sorted(alerts)
+    proc = prom.promtool("check", "rules", prom.write_rules(tmp_path, rules) / "phase5-alerts.yaml")
+    assert proc.returncode == 0, _output(proc)
