@@ -124,7 +124,7 @@ def test_replicas_form_a_cluster(replicas):
     headless = objs.get("Service", am.HEADLESS)
     assert headless["spec"]["clusterIP"] == "None", f"{ident(headless)}: not headless"
     ports = {(p["port"], p["protocol"]) for p in headless["spec"]["ports"]}
-    assert {(9094, "TCP"), (9094, "UDP")} <= ports, f"{ident(headless)}: cluster ports missing: {ports}"
+    assert {(9093, "TCP"), (9094, "TCP"), (9094, "UDP")} <= ports, f"{ident(headless)}: web/cluster ports missing: {ports}"
     pdb = objs.get("PodDisruptionBudget", am.FULLNAME)
     sel = statefulset(objs)["spec"]["selector"]["matchLabels"]
     assert pdb["spec"]["selector"]["matchLabels"] == sel, f"{ident(pdb)}: selector does not match the pods"
@@ -272,3 +272,20 @@ def test_bad_values_fail_naming_key(overrides, needle):
     with pytest.raises(RenderError) as err:
         render(set_values=overrides)
     assert needle in str(err.value), str(err.value)
+
+
+def test_readme_documents_every_value():
+    """The README's values table lists every key of values.yaml (regenerate it when it drifts)."""
+    readme = (CHART_DIR / "README.md").read_text()
+    values = yaml.safe_load((CHART_DIR / "values.yaml").read_text())
+
+    def leaves(node, prefix=""):
+        for k, v in node.items():
+            path = f"{prefix}.{k}" if prefix else k
+            if isinstance(v, dict) and v and k not in ("global", "resources"):
+                yield from leaves(v, path)
+            else:
+                yield path
+
+    missing = [p for p in leaves(values) if f"| `{p}` |" not in readme]
+    assert not missing, f"alertmanager README.md values table lacks: {missing}"
