@@ -320,13 +320,22 @@ class Workload:
         out.append(g)
         nb = GaugeMetricFamily("pg_stat_database_numbackends", "Backends connected.", labels=("datname",))
         size = GaugeMetricFamily("pg_database_size_bytes", "Database size.", labels=("datname",))
-        com = CounterMetricFamily("pg_stat_database_xact_commit", "Commits.", labels=("datname",))
-        rb = CounterMetricFamily("pg_stat_database_xact_rollback", "Rollbacks.", labels=("datname",))
+        # postgres_exporter names these counters without the _total suffix
+        com = _raw_counter("pg_stat_database_xact_commit", "Commits.")
+        rb = _raw_counter("pg_stat_database_xact_rollback", "Rollbacks.")
         for db in ("phase5", "postgres"):
             nb.add_metric((db,), 30 if db == "phase5" else 2)
             size.add_metric((db,), 3.2e9 if db == "phase5" else 8e6)
-            com.add_metric((db,), self._c.value(("pg", "commit", db), 120.0))
-            rb.add_metric((db,), self._c.value(("pg", "rollback", db), 0.5))
+            com.add_sample(com.name, {"datname": db}, self._c.value(("pg", "commit", db), 120.0))
+            rb.add_sample(rb.name, {"datname": db}, self._c.value(("pg", "rollback", db), 0.5))
+        calls = CounterMetricFamily("pg_stat_statements_calls", "Statement calls.",
+                                    labels=("datname", "queryid", "user"))
+        secs = CounterMetricFamily("pg_stat_statements_seconds", "Statement time (s).",
+                                   labels=("datname", "queryid", "user"))
+        for qid, rate, mean in (("101", 80.0, 0.004), ("102", 15.0, 0.03), ("103", 2.0, 0.2)):
+            calls.add_metric(("phase5", qid, "phase5"), self._c.value(("pg", "calls", qid), rate))
+            secs.add_metric(("phase5", qid, "phase5"), self._c.value(("pg", "secs", qid), rate * mean))
+        out += [calls, secs]
         mx = GaugeMetricFamily("pg_settings_max_connections", "max_connections.")
         mx.add_metric((), 200)
         act = GaugeMetricFamily("pg_stat_activity_count", "Connections by state.", labels=("datname", "state"))
@@ -610,6 +619,13 @@ class Workload:
         self._thread.join(timeout=10)
         self._loop = None
         self._servers = []
+
+
+def _raw_counter(name, help_):
+    """A counter whose samples keep `name` as is (no _total), like postgres_exporter's.
+    prometheus_client would add _total to a "counter", so it is exposed as untyped."""
+    from prometheus_client.metrics_core import Metric
+    return Metric(name, help_, "untyped")
 
 
 def _mean(profile):
