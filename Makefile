@@ -7,7 +7,7 @@ PY      := $(VENV)/bin/python
 PROFILE ?= dev
 PYTEST_ARGS ?=
 
-.PHONY: all help venv tools test unit conformance e2e render lint schemas clean
+.PHONY: all help venv tools test unit conformance e2e render lint schemas clean preview bench
 
 all: test
 
@@ -35,6 +35,12 @@ render: venv tools ## Render a profile (PROFILE=dev|production|...) to build/ an
 
 lint: venv tools ## helm lint --strict the umbrella and every subchart
 	$(PY) -m pytest -m conformance -k lint $(PYTEST_ARGS)
+
+preview: venv tools ## Run the rendered Prometheus+Alertmanager on 127.0.0.1 with a synthetic workload; switch alert scenarios
+	$(PY) scripts/preview.py
+
+bench: venv tools ## Measure alert latency, dashboard query latency (1,000+ pods), render time, requests; writes docs/benchmarks.md
+	$(PY) scripts/bench.py
 
 schemas: ## Copy the shared schema $$defs into every values.schema.json
 	$(PYTHON) scripts/schema_defs.py --write

@@ -91,7 +91,7 @@ def chart_values(for_durations=None):
         "alertmanager.secrets.webhookUrl": "https://webhook.invalid/e2e",
         "alertmanager.secrets.watchdogUrl": "https://watchdog.invalid/e2e",
     }
-    for alert, dur in (for_durations or FOR).items():
+    for alert, dur in (FOR if for_durations is None else for_durations).items():
         v[f"prometheus.alerts.{alert}.for"] = dur
     return v
 
