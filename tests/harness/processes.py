@@ -42,6 +42,16 @@ Alertmanager
  10. Flags: --web.listen-address=127.0.0.1:<free port>, --cluster.listen-address= (single
      instance), --cluster.peer/--cluster.advertise-address dropped, --storage.path=<workdir>.
 
+Jaeger (Stack(jaeger=True))
+ 11. Every listener (OTLP gRPC/HTTP, Zipkin, legacy receivers, query, health, metrics) ->
+     127.0.0.1:<free port>, by the jaeger helper's harness.jaeger.localize; nothing else.
+
+The synthetic cluster
+ 12. The Phase 5 Services, the exporters, kube-state-metrics, node-exporter and the kubelets
+     are harness.workload's; the chart's own annotated Services (prometheus, alertmanager,
+     jaeger when started, kube-state-metrics, node-exporter) are discovered from the render.
+     Grafana, Loki and Promtail do not run, so their Services are not in the inventory.
+
 `for` durations are shortened only through the chart's own per-alert values
 (`prometheus.alerts.<Alert>.for`), passed by the caller as set_values: that is a render input,
 not a swap. Everything started is stopped by Stack.stop() (process groups, SIGTERM then
