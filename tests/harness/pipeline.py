@@ -12,6 +12,7 @@ CHANNELS = {"critical": "#e2e-critical", "warnings": "#e2e-warnings", "database"
             "platform": "#e2e-platform-team", "audit": "#e2e-audit-team",
             "notification": "#e2e-notification-team"}
 EMAIL_TO = "oncall@e2e.test"
+SMTP_PASSWORD = "e2e-smtp-password"
 
 # alert -> (severity, category), the contract's table.
 ALERTS = {
@@ -86,7 +87,7 @@ def chart_values(for_durations=None):
         # Placeholder credentials: the chart writes them into its Secret; the harness then
         # replaces the file contents with the local sinks' URLs (a documented swap).
         "alertmanager.secrets.slackWebhookUrl": "https://hooks.slack.invalid/services/E2E",
-        "alertmanager.secrets.smtpPassword": "e2e-smtp-password",
+        "alertmanager.secrets.smtpPassword": SMTP_PASSWORD,
         "alertmanager.secrets.pagerdutyRoutingKey": "e2e-routing-key",
         "alertmanager.secrets.webhookUrl": "https://webhook.invalid/e2e",
         "alertmanager.secrets.watchdogUrl": "https://watchdog.invalid/e2e",

@@ -133,14 +133,24 @@ class _SMTPHandler:
         body = {"subject": str(msg.get("Subject", "")), "from": envelope.mail_from,
                 "to": list(envelope.rcpt_tos), "text": text, "html": html,
                 "headers": {k: str(v) for k, v in msg.items()},
-                "auth": getattr(session, "auth_data", None) and str(session.auth_data)}
+                "auth": _login(getattr(session, "auth_data", None))}
         for rcpt in envelope.rcpt_tos:
             self.state.add(Notification("email", rcpt, body, time.time()))
         return "250 Message accepted"
 
 
+def _login(auth_data):
+    """(user, password) of an AUTH exchange, or None when the client did not authenticate."""
+    if auth_data is None:
+        return None
+    login, password = getattr(auth_data, "login", None), getattr(auth_data, "password", None)
+    dec = lambda v: v.decode(errors="replace") if isinstance(v, bytes) else v  # noqa: E731
+    return (dec(login), dec(password))
+
+
 def _accept_any(server, session, envelope, mechanism, auth_data):
-    return AuthResult(success=True)
+    """Accept any credentials, remembering them (auth_data: LoginPassword for PLAIN)."""
+    return AuthResult(success=True, auth_data=auth_data)
 
 
 class Sinks:
