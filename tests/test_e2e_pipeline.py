@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import pipeline, tools
+from harness import paths, pipeline, tools
 from harness.pipeline import (ALERTS, FAULT_SERVICES, FOR, INHIBITIONS, RUNBOOK, carried,
                               deliveries, destination, expected_destinations,
                               inhibition_service, readable_text, scenario_service)
@@ -175,6 +175,26 @@ def pipeline_render(stack):
     from harness.render import render_raw
     return Manifests(render_raw(stack.values_files, stack.set_values, release=stack.release,
                                 namespace=stack.namespace)[0])
+
+
+@pytest.mark.parametrize("profile", [p for p in paths.profiles()], ids=lambda p: p.stem)
+def test_profile_stack_starts_and_alerts(profile, tmp_path):
+    """Each values/ profile's rendered Prometheus and Alertmanager load and run: every rule
+    group loaded, the Watchdog reaches its receiver (profile values + the e2e values)."""
+    st = Stack(tmp_path, values_files=[profile], set_values=pipeline.chart_values(),
+               workload=Workload(services=PHASE5_SERVICES))
+    try:
+        st.start()
+        names = {r["name"] for g in st.rules() for r in g["rules"]}
+        assert RECORDING_RULES <= names and set(ALERTS) | {"Watchdog"} <= names, \
+            f"{profile.stem}: rules loaded: {sorted(names)}"
+        got = st.sinks.wait_for(lambda r: deliveries(r).get(WATCHDOG_KEY), 30)
+        assert got == {"webhook:watchdog": 1}, f"{profile.stem}: Watchdog delivered to {got}"
+        labels = [a["labels"] for a in st.am_alerts() if a["labels"]["alertname"] == "Watchdog"][0]
+        assert "prometheus_replica" not in labels, \
+            f"{profile.stem}: the replica label leaks into alerts (Alertmanager cannot deduplicate): {labels}"
+    finally:
+        st.stop()
 
 
 # ----------------------------------------------------------------------------- scenarios

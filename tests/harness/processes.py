@@ -94,9 +94,10 @@ def _kill_leftovers():
 class Process:
     """A program in its own process group, logging to a file, with a readiness URL."""
 
-    def __init__(self, name, argv, log_path, ready_url, cwd=None):
+    def __init__(self, name, argv, log_path, ready_url, cwd=None, env=None):
         self.name, self.argv, self.log_path, self.ready_url = name, list(argv), Path(log_path), ready_url
         self.cwd = cwd
+        self.env = None if env is None else {**os.environ, **env}
         self.proc = None
 
     def start(self, timeout=60):
@@ -105,7 +106,8 @@ class Process:
         log.write(f"\n--- start {time.strftime('%H:%M:%S')}: {shlex.join(self.argv)}\n".encode())
         log.flush()
         self.proc = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL, start_new_session=True, cwd=self.cwd)
+                                     stdin=subprocess.DEVNULL, start_new_session=True, cwd=self.cwd,
+                                     env=self.env)
         log.close()
         _LIVE.add(self)
         deadline = time.monotonic() + timeout
@@ -229,6 +231,22 @@ class PodFiles:
     @property
     def args(self):
         return list(self.container.get("args") or [])
+
+    def env(self):
+        """The container's env as the kubelet would set it for pod <name>-0 on 127.0.0.1
+        (literal values and the downward API's name/namespace/IP fields)."""
+        md = self.obj["metadata"]
+        fields = {"metadata.name": f"{md['name']}-0", "metadata.namespace": md.get("namespace", ""),
+                  "status.podIP": "127.0.0.1", "status.hostIP": "127.0.0.1", "spec.nodeName": NODES[0]}
+        out = {}
+        for e in self.container.get("env") or []:
+            if "value" in e:
+                out[e["name"]] = str(e["value"])
+            elif (e.get("valueFrom") or {}).get("fieldRef"):
+                path = e["valueFrom"]["fieldRef"]["fieldPath"]
+                if path in fields:
+                    out[e["name"]] = fields[path]
+        return out
 
     def reroot(self, path):
         """An absolute path inside a mount -> the local copy; other strings unchanged."""
@@ -536,7 +554,8 @@ class Stack:
         self._swap("alertmanager flags: --web.listen-address=127.0.0.1:<port>, --cluster.listen-address= "
                    "(single instance; peers/advertise dropped), --storage.path=<tmp>")
         self.alertmanager = Process("alertmanager", [tools.require("alertmanager")] + args,
-                                    am_dir / "alertmanager.log", f"{self.am_url}/-/ready").start()
+                                    am_dir / "alertmanager.log", f"{self.am_url}/-/ready",
+                                    env=pod.env()).start()
 
     def _secret_file(self, pod, path, content, what):
         local = pod.local(path)
@@ -617,7 +636,11 @@ class Stack:
                    f"--rules.alert.resend-delay={self.resend_delay} (default 1m), --web.external-url dropped")
         self.prom_args = args
         self.prometheus = Process("prometheus", [tools.require("prometheus")] + args,
-                                  pdir / "prometheus.log", f"{self.prom_url}/-/ready").start()
+                                  pdir / "prometheus.log", f"{self.prom_url}/-/ready",
+                                  env=pod.env()).start()
+        if pod.env():
+            self._swap(f"prometheus env: the container's env as the kubelet sets it for pod "
+                       f"{pod.obj['metadata']['name']}-0 ({', '.join(sorted(pod.env()))}; pod IP 127.0.0.1)")
 
     def _sd_to_static(self, job, what):
         sds = job.pop("kubernetes_sd_configs", None)
