@@ -31,6 +31,9 @@ Prometheus
   7. Flags: --web.listen-address=127.0.0.1:<free port>, --storage.tsdb.path=<workdir>,
      --web.external-url dropped, --rules.alert.resend-delay=<resend_delay> added (default 2s
      instead of 1m, so a restarted Alertmanager gets the firing alerts back quickly).
+     The process env is the container's env as the kubelet would set it for pod <name>-0
+     (literal values; downward-API metadata.name/namespace, status.podIP=127.0.0.1), so
+     e.g. the HA profile's external label prometheus_replica=$(POD_NAME) expands.
 
 Alertmanager
   8. Credential file contents: slack-webhook-url -> the local Slack sink URL, webhook-url and
