@@ -32,8 +32,9 @@ sys.path.insert(0, str(ROOT / "tests"))
 import yaml  # noqa: E402
 
 from harness import paths, pipeline, tools  # noqa: E402
-from harness.manifests import Manifests, containers, pod_spec  # noqa: E402
-from harness.pipeline import ALERTS, FOR, deliveries, expected_destinations, scenario_service  # noqa: E402
+from harness.manifests import Manifests, containers  # noqa: E402
+from harness.pipeline import (ALERTS, FOR, carried, deliveries, destination,  # noqa: E402
+                              expected_destinations, scenario_service)
 from harness.processes import Stack  # noqa: E402
 from harness.workload import PHASE5_SERVICES, Workload  # noqa: E402
 
@@ -93,7 +94,6 @@ def alert_latency(workdir):
             floor = seconds(FOR[a]) + eval_s + GROUP_WAIT[sev]
             first = {}
             for n in recv:
-                from harness.pipeline import carried, destination
                 if any(s == "firing" and (x, v) == key[a] for s, x, v in carried(n)):
                     d = destination(n)
                     first[d] = min(first.get(d, n.at), n.at)

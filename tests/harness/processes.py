@@ -730,9 +730,8 @@ class Stack:
         while time.monotonic() < deadline:
             try:
                 last = predicate()
-            except (urllib.error.URLError, ConnectionError, OSError) as e:
+            except (urllib.error.URLError, ConnectionError, OSError):
                 last = None
-                err = e
             if last:
                 return last
             time.sleep(interval)

@@ -28,7 +28,6 @@ so Prometheus sees distinct `instance`s exactly as with real pods.
 """
 import asyncio
 import dataclasses
-import random
 import socket
 import threading
 import time
@@ -681,9 +680,11 @@ SCENARIOS = {
 available count (so DeploymentReplicaMismatch, which inhibits it, stays quiet)."""
 
 
-if __name__ == "__main__":   # a quick look: python -m harness.workload
+if __name__ == "__main__":   # a quick look: cd tests && python -m harness.workload
     wl = Workload().start()
-    for t in wl.targets[:3]:
-        print(t.kind, t.service, t.pod, t.address)
-    random.seed(0)
-    time.sleep(3600)
+    for t in wl.targets:
+        print(f"{t.kind:10s} {t.namespace or '-':12s} {t.service or '-':22s} {t.pod or t.node:34s} http://{t.address}{t.path}")
+    try:
+        time.sleep(3600)
+    finally:
+        wl.stop()
