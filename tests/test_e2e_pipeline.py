@@ -29,6 +29,8 @@ RECORDING_RULES = {
     "service:websocket_connections_active:sum",
 }
 DISK_MOUNT = "/var/lib/kubelet"
+RESOLVED_ALERT = "DatabaseConnectionPoolExhausted"   # a gauge: it resolves at the next evaluation
+CRITICAL_GROUP_INTERVAL = 60    # the chart's default for the critical routes
 WATCHDOG_KEY = ("Watchdog", "prometheus")   # the rule labels it service="prometheus"
 WARNING_GROUP_WAIT = 30     # the chart's default for warnings and the team routes (spec: 30 s)
 
@@ -249,7 +251,11 @@ def scenario_results(stack):
         return all(dest <= set(d.get(k, {})) for k, dest in expected.items())
     stack.sinks.wait_for(complete, MAX_FOR + WARNING_GROUP_WAIT + 60)
     time.sleep(max(0.0, t0 + MAX_FOR + WARNING_GROUP_WAIT + 15 - time.monotonic()))
-    return Results(stack.sinks.received, stack.prom_alerts(), stack.am_alerts())
+    res = Results(stack.sinks.received, stack.prom_alerts(), stack.am_alerts())
+    # Switch one gauge-based scenario off again: its resolution is checked at the end.
+    wl.clear(scenario_service(RESOLVED_ALERT))
+    res.cleared_at = time.monotonic()
+    return res
 
 
 @pytest.mark.parametrize("alert", list(ALERTS))
@@ -453,3 +459,18 @@ def test_jaeger_receives_otlp_grpc_http_and_zipkin_and_is_scraped(stack):
         f'sum(max_over_time({{__name__=~"otelcol_receiver_accepted_spans(_total)?", service="{svc}"}}[1m])) >= 3'),
         40, what="Jaeger's accepted-spans counter in Prometheus")
     assert float(accepted[0]["value"][1]) >= 3
+
+
+# ----------------------------------------------------------------------------- resolution
+def test_resolved_alert_is_announced_by_the_critical_receivers(stack, scenario_results):
+    """send_resolved: once its scenario is switched off, the alert's resolution reaches the
+    critical route's receivers (they re-notify after the critical group_interval; the team
+    and webhook copies follow the root group_interval, 5 min, and are not waited for)."""
+    key = _scenario_key(RESOLVED_ALERT)
+    want = {f"slack:{pipeline.CHANNELS['critical']}", f"email:{pipeline.EMAIL_TO}", "pagerduty"}
+    budget = scenario_results.cleared_at + CRITICAL_GROUP_INTERVAL + 45 - time.monotonic()
+    got = stack.sinks.wait_for(
+        lambda r: (lambda d: d if want <= set(d) else None)(deliveries(r, status="resolved").get(key, {})),
+        max(budget, 5))
+    assert got, (f"{RESOLVED_ALERT} on {key[1]}: resolved notifications reached "
+                 f"{sorted(deliveries(stack.sinks.received, status='resolved').get(key, {}))}, expected at least {sorted(want)}")
