@@ -7,7 +7,7 @@ PY      := $(VENV)/bin/python
 PROFILE ?= dev
 PYTEST_ARGS ?=
 
-.PHONY: all help venv checkov tools test unit conformance e2e deploy render lint package docs schemas clean
+.PHONY: all help venv checkov tools test unit conformance e2e deploy render lint package docs schemas clean preview bench
 
 all: test
 
@@ -51,6 +51,12 @@ package: tools ## helm package the umbrella chart into build/ (Artifact Hub anno
 
 docs: venv ## Regenerate the values tables in the chart READMEs from the `# --` comments
 	$(PY) scripts/values_doc.py --write
+
+preview: venv tools ## Run the rendered Prometheus+Alertmanager on 127.0.0.1 with a synthetic workload; switch alert scenarios
+	$(PY) scripts/preview.py
+
+bench: venv tools ## Measure alert latency, dashboard query latency (1,000+ pods), render time, requests; writes docs/benchmarks.md
+	$(PY) scripts/bench.py
 
 schemas: ## Copy the shared schema $$defs into every values.schema.json
 	$(PYTHON) scripts/schema_defs.py --write

@@ -1,0 +1,170 @@
+"""What the spec and the cross-component contract say the pipeline must do, in one place for
+the e2e tests, scripts/preview.py and scripts/bench.py: alerts (severity, category), routing
+destinations, the chart values the e2e stack is rendered with, and how to read a
+notification back (which alerts it carries)."""
+import json
+import re
+
+from .workload import PHASE5_SERVICES
+
+RUNBOOK = "https://runbooks.e2e.test/phase5"
+CHANNELS = {"critical": "#e2e-critical", "warnings": "#e2e-warnings", "database": "#e2e-database-team",
+            "platform": "#e2e-platform-team", "audit": "#e2e-audit-team",
+            "notification": "#e2e-notification-team"}
+EMAIL_TO = "oncall@e2e.test"
+SMTP_PASSWORD = "e2e-smtp-password"
+
+# alert -> (severity, category), the contract's table.
+ALERTS = {
+    "HighErrorRate": ("critical", "application"),
+    "HighResponseTime": ("warning", "application"),
+    "PodDown": ("critical", "kubernetes"),
+    "HighCPUUsage": ("warning", "kubernetes"),
+    "HighMemoryUsage": ("warning", "kubernetes"),
+    "DatabaseConnectionPoolExhausted": ("critical", "database"),
+    "KafkaConsumerLag": ("warning", "kafka"),
+    "DiskSpaceLow": ("warning", "node"),
+    "PodRestartingTooOften": ("warning", "kubernetes"),
+    "DeploymentReplicaMismatch": ("warning", "kubernetes"),
+    "HPAMaxedOut": ("warning", "kubernetes"),
+    "AuditLogFailures": ("critical", "audit"),
+    "ReminderDeliveryFailures": ("warning", "reminder"),
+}
+TEAM = {"database": "database", "kafka": "platform", "audit": "audit", "reminder": "notification"}
+
+# `for` durations, shortened through the chart's own per-alert values. The alerts that
+# inhibit others (DeploymentReplicaMismatch, HPAMaxedOut, PodRestartingTooOften) become
+# true sooner than the ones they suppress, as in a real incident where the deployment-level
+# cause is visible before its pod-level symptoms are old enough to page.
+FOR = {a: "12s" for a in ALERTS}
+FOR.update({"DeploymentReplicaMismatch": "4s", "HPAMaxedOut": "4s", "PodRestartingTooOften": "4s",
+            "PodDown": "15s"})
+
+
+def scenario_service(alert):
+    """The Deployment a scenario runs on: one per scenario, so none share a label set."""
+    return "e2e-" + re.sub(r"(?<!^)([A-Z])", r"-\1", alert).lower()
+
+
+# Inhibition cases: (id, [alerts triggered on one Deployment, in order], suppressed, delivered)
+INHIBITIONS = [
+    ("critical-suppresses-warning", ["HighErrorRate", "HighResponseTime"],
+     ["HighResponseTime"], ["HighErrorRate"]),
+    # Both spec rules apply here: the mismatch suppresses PodDown, and PodDown (critical, same
+    # namespace and service) suppresses the mismatch (warning). The spec's rules, read
+    # literally, leave this Deployment with no notification at all.
+    ("replica-mismatch-suppresses-poddown", ["PodDown", "DeploymentReplicaMismatch"],
+     ["PodDown", "DeploymentReplicaMismatch"], []),
+    ("hpa-maxed-suppresses-cpu", ["HighCPUUsage", "HPAMaxedOut"],
+     ["HighCPUUsage"], ["HPAMaxedOut"]),
+    ("restarts-suppress-cpu", ["HighCPUUsage", "PodRestartingTooOften"],
+     ["HighCPUUsage"], ["PodRestartingTooOften"]),
+]
+FAULT_SERVICES = ("e2e-fault-am-restart", "e2e-fault-receiver-5xx")
+
+
+def inhibition_service(case_id):
+    return f"e2e-inh-{case_id}"[:50]
+
+
+def all_services():
+    return (list(PHASE5_SERVICES) + [scenario_service(a) for a in ALERTS if a != "DiskSpaceLow"]
+            + [inhibition_service(c[0]) for c in INHIBITIONS] + list(FAULT_SERVICES))
+
+
+def chart_values(for_durations=None):
+    """--set-json values the e2e stack renders the chart with (nothing here is a swap: every
+    key is a documented chart value, so this also proves those values work)."""
+    v = {
+        "prometheus.rules.runbookBaseUrl": RUNBOOK,
+        "prometheus.phase5.services": all_services(),
+        "alertmanager.slack.channels": CHANNELS,
+        "alertmanager.email.to": EMAIL_TO,
+        "alertmanager.email.username": "alertmanager",
+        "alertmanager.pagerduty.enabled": True,
+        "alertmanager.webhook.enabled": True,
+        "alertmanager.watchdog.enabled": True,
+        # Placeholder credentials: the chart writes them into its Secret; the harness then
+        # replaces the file contents with the local sinks' URLs (a documented swap).
+        "alertmanager.secrets.slackWebhookUrl": "https://hooks.slack.invalid/services/E2E",
+        "alertmanager.secrets.smtpPassword": SMTP_PASSWORD,
+        "alertmanager.secrets.pagerdutyRoutingKey": "e2e-routing-key",
+        "alertmanager.secrets.webhookUrl": "https://webhook.invalid/e2e",
+        "alertmanager.secrets.watchdogUrl": "https://watchdog.invalid/e2e",
+    }
+    for alert, dur in (FOR if for_durations is None else for_durations).items():
+        v[f"prometheus.alerts.{alert}.for"] = dur
+    return v
+
+
+def expected_destinations(alert):
+    """Where the spec routes `alert` (with PagerDuty, the webhook and the Watchdog receiver on)."""
+    if alert == "Watchdog":
+        return {"webhook:watchdog"}
+    sev, cat = ALERTS[alert]
+    dest = {"webhook:webhook"}
+    if sev == "critical":
+        dest |= {f"slack:{CHANNELS['critical']}", f"email:{EMAIL_TO}", "pagerduty"}
+    else:
+        dest.add(f"slack:{CHANNELS['warnings']}")
+    if cat in TEAM:
+        dest.add(f"slack:{CHANNELS[TEAM[cat]]}")
+    return dest
+
+
+# ------------------------------------------------------------------ reading notifications
+_SLACK = re.compile(r"\*Alert:\* (\S+) \((\w+)\).*?\*Service:\* (\S*)", re.S)
+_EMAIL = re.compile(r"Alert:\s+(\S+) \((\w+)\).*?Service:\s+(\S*)", re.S)
+_TITLE = re.compile(r"\[(FIRING|RESOLVED)(?::\d+)?\] (\S+)(?: \((\w+)\))?(?: - (\S+))?")
+
+
+def destination(n):
+    if n.kind == "slack":
+        return f"slack:{n.key}"
+    if n.kind == "email":
+        return f"email:{n.key}"
+    if n.kind == "webhook":
+        return f"webhook:{n.key}"
+    return n.kind
+
+
+def carried(n):
+    """[(status, alertname, service)] of the alerts a notification carries."""
+    b = n.body
+    if n.kind == "webhook":
+        return [(a["status"], a["labels"].get("alertname"), a["labels"].get("service"))
+                for a in b.get("alerts", [])]
+    if n.kind == "slack":
+        text = "\n".join(a.get("text", "") for a in b.get("attachments", []))
+        return [(st, name, svc) for name, st, svc in _SLACK.findall(text)]
+    if n.kind == "email":
+        return [(st, name, svc) for name, st, svc in _EMAIL.findall(b.get("text") or "")]
+    if n.kind == "pagerduty":
+        m = _TITLE.search((b.get("payload") or {}).get("summary", ""))
+        if not m:
+            return []
+        status = "resolved" if b.get("event_action") == "resolve" else "firing"
+        return [(status, m.group(2), m.group(4))]
+    return []
+
+
+def readable_text(n):
+    """The human-readable text of a notification (templates rendered)."""
+    b = n.body
+    if n.kind == "slack":
+        return "\n".join(f"{a.get('title', '')}\n{a.get('text', '')}" for a in b.get("attachments", []))
+    if n.kind == "email":
+        return f"{b.get('subject')}\n{b.get('text')}"
+    return json.dumps(b, ensure_ascii=False)
+
+
+def deliveries(notifications, status="firing"):
+    """{(alertname, service): {destination: count}} over notifications."""
+    out = {}
+    for n in notifications:
+        for st, name, svc in carried(n):
+            if st != status:
+                continue
+            d = out.setdefault((name, svc), {})
+            d[destination(n)] = d.get(destination(n), 0) + 1
+    return out

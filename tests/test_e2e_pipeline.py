@@ -1,0 +1,476 @@
+"""e2e tier: the chart's rendered Prometheus and Alertmanager run for real on 127.0.0.1
+against a synthetic Phase 5 workload, and Alertmanager's own notifiers deliver to local
+Slack/SMTP/PagerDuty/webhook sinks (what is swapped: harness/processes.py docstring).
+
+One stack per module. The scenarios run in parallel, each on its own Deployment (see
+harness.pipeline), so one run of about a minute covers every alert and inhibition.
+"""
+import time
+from pathlib import Path
+
+import pytest
+
+from harness import paths, pipeline, tools
+from harness.pipeline import (ALERTS, FAULT_SERVICES, FOR, INHIBITIONS, RUNBOOK, carried,
+                              deliveries, destination, expected_destinations,
+                              inhibition_service, readable_text, scenario_service)
+from harness.processes import ADDRESS_OVERRIDE, Stack
+from harness.workload import NAMESPACE, PHASE5_SERVICES, Workload
+
+pytestmark = pytest.mark.e2e
+
+RECORDING_RULES = {
+    "service:http_requests:rate5m", "service:http_requests_errors:ratio_rate5m",
+    "service:http_request_duration_seconds:p50_5m", "service:http_request_duration_seconds:p95_5m",
+    "service:http_request_duration_seconds:p99_5m", "pod:container_cpu_usage:ratio",
+    "pod:container_memory_working_set:ratio", "service:database_connections:usage_ratio",
+    "consumergroup_topic:kafka_consumer_lag:sum", "operation_status:task_operations:rate5m",
+    "channel_status:reminder_delivery:rate5m", "operation:audit_log_writes:rate5m",
+    "service:websocket_connections_active:sum",
+}
+DISK_MOUNT = "/var/lib/kubelet"
+RESOLVED_ALERT = "DatabaseConnectionPoolExhausted"   # a gauge: it resolves at the next evaluation
+CRITICAL_GROUP_INTERVAL = 60    # the chart's default for the critical routes
+WATCHDOG_KEY = ("Watchdog", "prometheus")   # the rule labels it service="prometheus"
+WARNING_GROUP_WAIT = 30     # the chart's default for warnings and the team routes (spec: 30 s)
+
+
+def _seconds(d):
+    return int(d[:-1]) * {"s": 1, "m": 60}[d[-1]]
+
+
+MAX_FOR = max(_seconds(v) for v in FOR.values())
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory, request):
+    # Jaeger joins when its binary exists (in CI it must: its test then fails instead).
+    st = Stack(tmp_path_factory.mktemp("e2e-stack"), set_values=pipeline.chart_values(),
+               workload=Workload(services=pipeline.all_services()),
+               jaeger=bool(tools.find("jaeger")))
+    request.addfinalizer(st.stop)
+    st.start()
+    st.started = time.monotonic()
+    return st
+
+
+def _firing(stack, alertname=None, service=None):
+    return [a for a in stack.prom_alerts("firing")
+            if (alertname is None or a["labels"]["alertname"] == alertname)
+            and (service is None or a["labels"].get("service") == service)]
+
+
+# ----------------------------------------------------------------------------- baseline
+def test_every_target_up_with_contract_labels(stack):
+    def scraped():
+        ts = stack.targets()
+        return ts if ts and all(t["health"] != "unknown" for t in ts) else None
+    targets = stack.wait(scraped, 30, what="every target scraped once")
+    down = [f"{t['labels'].get('job')} {t['scrapeUrl']}: {t['lastError']}" for t in targets if t["health"] != "up"]
+    assert not down, "targets down:\n" + "\n".join(down)
+    jobs = {}
+    for t in targets:
+        jobs.setdefault(t["labels"]["job"], []).append(t["labels"])
+    apps = {(lab.get("namespace"), lab.get("service")) for lab in jobs.get("phase5-services", [])}
+    want = {(NAMESPACE, s) for s in pipeline.all_services()}
+    assert apps == want, f"phase5-services targets (namespace, service): missing {sorted(want - apps)}, extra {sorted(apps - want)}"
+    assert all(lab.get("pod") for lab in jobs["phase5-services"]), "phase5-services targets without a pod label"
+    exporters = {lab.get("service") for lab in jobs.get("phase5-exporters", [])}
+    assert exporters == {"postgres-exporter", "redis-exporter", "kafka-exporter"}, f"phase5-exporters: {exporters}"
+    stack_svcs = {lab.get("service") for lab in jobs.get("monitoring-stack", [])}
+    assert {f"{stack.release}-prometheus", f"{stack.release}-alertmanager"} <= stack_svcs, \
+        f"monitoring-stack job scrapes {stack_svcs}"
+    for job in ("kube-state-metrics", "node-exporter", "cadvisor"):
+        assert jobs.get(job), f"no {job} target; jobs: {sorted(jobs)}"
+
+
+def test_every_recording_rule_yields_series_on_baseline(stack):
+    groups = stack.rules()
+    recorded = {r["name"] for g in groups for r in g["rules"] if r["type"] == "recording"}
+    assert recorded == RECORDING_RULES, (f"recording rules loaded: missing {sorted(RECORDING_RULES - recorded)}, "
+                                         f"unexpected {sorted(recorded - RECORDING_RULES)}")
+    def problems():
+        out = []
+        for name in sorted(RECORDING_RULES):
+            series = stack.query(name)
+            if not series:
+                out.append(f"{name}: no series")
+                continue
+            labels = [s["metric"] for s in series]
+            if name.startswith("pod:"):
+                pods = {lab.get("pod") for lab in labels if lab.get("namespace") == NAMESPACE}
+                want = {p for s in PHASE5_SERVICES for p in stack.workload.pods(s)}
+                if not want <= pods:
+                    out.append(f"{name}: no series for pods {sorted(want - pods)[:5]}")
+            elif name.startswith("consumergroup_topic:"):
+                got = {(lab.get("service"), lab.get("consumergroup"), lab.get("topic")) for lab in labels}
+                if ("audit-agent", "audit-agent", "audit-events") not in got:
+                    out.append(f"{name}: no series for audit-agent/audit-events; got {sorted(got)[:6]}")
+            else:
+                svcs = {lab.get("service") for lab in labels if lab.get("namespace") == NAMESPACE}
+                if not set(PHASE5_SERVICES) <= svcs:
+                    out.append(f"{name}: no series for services {sorted(set(PHASE5_SERVICES) - svcs)}")
+            nan = [s for s in series if s["value"][1] in ("NaN", "+Inf", "-Inf")]
+            if nan:
+                out.append(f"{name}: {len(nan)} series are NaN/Inf, e.g. {nan[0]['metric']}")
+        return out
+    deadline = time.monotonic() + 30
+    while (found := problems()) and time.monotonic() < deadline:
+        time.sleep(1)
+    assert not found, "\n".join(found)
+
+
+def test_baseline_fires_only_the_watchdog(stack):
+    # Long enough for any baseline condition to outlast the longest `for`.
+    time.sleep(max(0.0, stack.started + MAX_FOR + 6 - time.monotonic()))
+    active = [a for a in stack.prom_alerts() if a["labels"]["alertname"] != "Watchdog"]
+    assert not active, "baseline alerts: " + ", ".join(
+        f"{a['labels']['alertname']}({a['state']}, {a['labels'].get('service')}, {a['labels'].get('pod', '')})"
+        for a in active)
+    assert _firing(stack, "Watchdog"), "the Watchdog is not firing"
+    got = stack.sinks.wait_for(lambda r: deliveries(r).get(WATCHDOG_KEY), 20)
+    assert got == {"webhook:watchdog": 1}, f"Watchdog delivered to {got}; spec: its own receiver only"
+    others = {k: v for k, v in deliveries(stack.sinks.received).items() if k != WATCHDOG_KEY}
+    assert not others, f"baseline notifications: {others}"
+
+
+def test_only_the_documented_swaps(stack):
+    """Rules byte for byte, routing tree, inhibitions, templates and relabelling as rendered."""
+    from harness.processes import PodFiles
+    import yaml
+    rendered = pipeline_render(stack)
+    # Prometheus: every rule file the running config loads is the rendered file, unchanged.
+    prom_pod = PodFiles(rendered, "prometheus", "prometheus", stack.workdir / "check" / "prometheus")
+    assert stack.rule_files, "the running Prometheus loads no rule files"
+    for f in stack.rule_files:
+        original = prom_pod.root / Path(f).relative_to(stack.workdir / "prometheus" / "root")
+        assert Path(f).read_bytes() == original.read_bytes(), f"{f} differs from the rendered rule file"
+    orig_cfg = yaml.safe_load((prom_pod.local("/etc/prometheus/config/prometheus.yml")).read_text())
+    orig_jobs = {j["job_name"]: j for j in orig_cfg["scrape_configs"]}
+    for job in stack.prom_config["scrape_configs"]:
+        want = orig_jobs[job["job_name"]].get("relabel_configs") or []
+        got = job.get("relabel_configs") or []
+        assert got[:len(want)] == want, f"job {job['job_name']}: relabel_configs changed"
+        assert got[len(want):] in ([], [ADDRESS_OVERRIDE]), f"job {job['job_name']}: extra relabelling {got[len(want):]}"
+    # Alertmanager: route, inhibit_rules, templates (re-rooted) and the receivers' own texts.
+    am_pod = PodFiles(rendered, "alertmanager", "alertmanager", stack.workdir / "check" / "alertmanager")
+    orig = yaml.safe_load(am_pod.local("/etc/alertmanager/config/alertmanager.yaml").read_text()) \
+        if am_pod.local("/etc/alertmanager/config/alertmanager.yaml").exists() else None
+    if orig is None:      # the config file name/dir is the chart's business: find it from the flag
+        from harness.processes import _flag
+        orig = yaml.safe_load(am_pod.local(_flag(am_pod.args, "config.file")).read_text())
+    run = stack.am_config
+    assert run["route"] == orig["route"], "the routing tree changed"
+    assert run["inhibit_rules"] == orig["inhibit_rules"], "inhibit_rules changed"
+    assert [Path(t).name for t in run["templates"]] == [Path(t).name for t in orig["templates"]]
+    for r_run, r_orig in zip(run["receivers"], orig["receivers"]):
+        assert r_run["name"] == r_orig["name"]
+        for kind in ("slack_configs", "email_configs", "pagerduty_configs", "webhook_configs"):
+            for c_run, c_orig in zip(r_run.get(kind) or [], r_orig.get(kind) or []):
+                for k in set(c_orig) - {"url", "api_url", "smarthost", "require_tls"}:
+                    if not str(c_orig[k]).startswith("/"):       # file paths are re-rooted
+                        assert c_run[k] == c_orig[k], f"receiver {r_run['name']} {kind}.{k} changed"
+
+
+def pipeline_render(stack):
+    from harness.manifests import Manifests
+    from harness.render import render_raw
+    return Manifests(render_raw(stack.values_files, stack.set_values, release=stack.release,
+                                namespace=stack.namespace)[0])
+
+
+@pytest.mark.parametrize("profile", [p for p in paths.profiles()], ids=lambda p: p.stem)
+def test_profile_stack_starts_and_alerts(profile, tmp_path):
+    """Each values/ profile's rendered Prometheus and Alertmanager load and run: every rule
+    group loaded, the Watchdog reaches its receiver (profile values + the e2e values)."""
+    st = Stack(tmp_path, values_files=[profile], set_values=pipeline.chart_values(),
+               workload=Workload(services=PHASE5_SERVICES))
+    try:
+        st.start()
+        names = {r["name"] for g in st.rules() for r in g["rules"]}
+        assert RECORDING_RULES <= names and set(ALERTS) | {"Watchdog"} <= names, \
+            f"{profile.stem}: rules loaded: {sorted(names)}"
+        got = st.sinks.wait_for(lambda r: deliveries(r).get(WATCHDOG_KEY), 30)
+        assert got == {"webhook:watchdog": 1}, f"{profile.stem}: Watchdog delivered to {got}"
+        labels = [a["labels"] for a in st.am_alerts() if a["labels"]["alertname"] == "Watchdog"][0]
+        assert "prometheus_replica" not in labels, \
+            f"{profile.stem}: the replica label leaks into alerts (Alertmanager cannot deduplicate): {labels}"
+    finally:
+        st.stop()
+
+
+# ----------------------------------------------------------------------------- scenarios
+class Results:
+    def __init__(self, notifications, prom_alerts, am_alerts):
+        self.notifications = notifications
+        self.deliveries = deliveries(notifications)
+        self.prom_alerts = prom_alerts
+        self.am_alerts = am_alerts
+
+    def prom(self, alert, service):
+        return [a for a in self.prom_alerts
+                if a["labels"]["alertname"] == alert and a["labels"].get("service") == service]
+
+    def am(self, alert, service):
+        return [a for a in self.am_alerts
+                if a["labels"]["alertname"] == alert and a["labels"].get("service") == service]
+
+    def notifications_for(self, alert, service):
+        return [n for n in self.notifications
+                if any(st == "firing" and a == alert and s == service for st, a, s in carried(n))]
+
+
+def _scenario_key(alert):
+    return (alert, "node-exporter" if alert == "DiskSpaceLow" else scenario_service(alert))
+
+
+def _expected_keys():
+    keys = {_scenario_key(a): expected_destinations(a) for a in ALERTS}
+    for case_id, _, _, delivered in INHIBITIONS:
+        for a in delivered:
+            keys[(a, inhibition_service(case_id))] = expected_destinations(a)
+    return keys
+
+
+@pytest.fixture(scope="module")
+def scenario_results(stack):
+    """Trigger every alert scenario and every inhibition case at once; wait until everything
+    the spec routes has arrived and then for a warning group wait more, so that anything
+    delivered that should not have been has had time to arrive too."""
+    wl = stack.workload
+    t0 = time.monotonic()
+    for alert in ALERTS:
+        wl.trigger(alert, DISK_MOUNT if alert == "DiskSpaceLow" else scenario_service(alert))
+    for case_id, alerts, _, _ in INHIBITIONS:
+        for a in alerts:
+            wl.trigger(a, inhibition_service(case_id))
+    expected = _expected_keys()
+
+    def complete(received):
+        d = deliveries(received)
+        return all(dest <= set(d.get(k, {})) for k, dest in expected.items())
+    stack.sinks.wait_for(complete, MAX_FOR + WARNING_GROUP_WAIT + 60)
+    time.sleep(max(0.0, t0 + MAX_FOR + WARNING_GROUP_WAIT + 15 - time.monotonic()))
+    res = Results(stack.sinks.received, stack.prom_alerts(), stack.am_alerts())
+    # Switch one gauge-based scenario off again: its resolution is checked at the end.
+    wl.clear(scenario_service(RESOLVED_ALERT))
+    res.cleared_at = time.monotonic()
+    return res
+
+
+@pytest.mark.parametrize("alert", list(ALERTS))
+def test_alert_reaches_exactly_its_receivers_with_templated_text(scenario_results, alert):
+    res = scenario_results
+    key = _scenario_key(alert)
+    prom = res.prom(*key)
+    assert prom, f"{alert} is not active in Prometheus for service {key[1]}"
+    a = prom[0]
+    sev, cat = ALERTS[alert]
+    labels = a["labels"]
+    assert (labels.get("severity"), labels.get("category")) == (sev, cat), f"{alert}: labels {labels}"
+    assert labels.get("namespace"), f"{alert}: no namespace label: {labels}"
+    assert a["annotations"].get("runbook_url") == f"{RUNBOOK}/{alert}", f"{alert}: {a['annotations']}"
+    got = res.deliveries.get(key, {})
+    want = expected_destinations(alert)
+    assert set(got) == want, (f"{alert} ({sev}/{cat}) on {key[1]}: delivered to {sorted(got)}; "
+                              f"the spec routes it to {sorted(want)}")
+    twice = {d: c for d, c in got.items() if c > 1}
+    assert not twice, f"{alert}: delivered more than once: {twice}"
+    summary, runbook = a["annotations"]["summary"], a["annotations"]["runbook_url"]
+    for n in res.notifications_for(*key):
+        text = readable_text(n)
+        assert summary in text, f"{alert} via {destination(n)}: summary {summary!r} not in:\n{text[:800]}"
+        assert runbook in text, f"{alert} via {destination(n)}: runbook link {runbook} not in:\n{text[:800]}"
+        if n.kind == "email":   # the password came from the chart's Secret through smtp_auth_password_file
+            assert n.body["auth"] == ("alertmanager", pipeline.SMTP_PASSWORD), \
+                f"{alert}: SMTP AUTH was {n.body['auth']}, expected the chart's user and Secret password"
+
+
+def test_nothing_delivered_beyond_the_scenarios(scenario_results):
+    expected = set(_expected_keys()) | {WATCHDOG_KEY}
+    extra = {k: v for k, v in scenario_results.deliveries.items() if k not in expected}
+    assert not extra, f"notifications nobody triggered (alertname, service) -> destinations: {extra}"
+
+
+@pytest.mark.parametrize("case", INHIBITIONS, ids=[c[0] for c in INHIBITIONS])
+def test_inhibition(scenario_results, case):
+    case_id, alerts, suppressed, delivered = case
+    res = scenario_results
+    svc = inhibition_service(case_id)
+    for a in alerts:
+        assert res.prom(a, svc), f"{case_id}: {a} never became active in Prometheus on {svc}"
+    for a in suppressed:
+        got = res.deliveries.get((a, svc))
+        assert not got, f"{case_id}: {a} on {svc} should be inhibited but was delivered to {got}"
+        am = res.am(a, svc)
+        assert am, f"{case_id}: {a} never reached Alertmanager (so its silence proves nothing)"
+        assert all(x["status"].get("inhibitedBy") for x in am), \
+            f"{case_id}: {a} in Alertmanager is not inhibited: {[x['status'] for x in am]}"
+    for a in delivered:
+        got = res.deliveries.get((a, svc), {})
+        assert set(got) == expected_destinations(a), \
+            f"{case_id}: {a} delivered to {sorted(got)}, expected {sorted(expected_destinations(a))}"
+
+
+# ----------------------------------------------------------------------------- faults
+def _wait_delivered(stack, alert, service, timeout):
+    want = expected_destinations(alert)
+    return stack.sinks.wait_for(
+        lambda r: (lambda got: got if set(got) >= want else None)(deliveries(r).get((alert, service), {})),
+        timeout)
+
+
+def test_alertmanager_restart_while_firing_delivers_once(stack, scenario_results):
+    svc = FAULT_SERVICES[0]
+    wl = stack.workload
+    # 1. An alert delivered before the restart must not be delivered again after it.
+    wl.trigger("AuditLogFailures", svc)
+    before = _wait_delivered(stack, "AuditLogFailures", svc, MAX_FOR + WARNING_GROUP_WAIT + 30)
+    assert before, f"AuditLogFailures on {svc} was never delivered before the restart"
+    # 2. An alert that starts firing while Alertmanager is down is delivered after it returns.
+    stack.alertmanager.stop()
+    try:
+        wl.trigger("HighErrorRate", svc)
+        stack.wait(lambda: _firing(stack, "HighErrorRate", svc), MAX_FOR + 60, what="HighErrorRate firing")
+        time.sleep(3)     # Prometheus tries (and fails) to send it meanwhile
+    finally:
+        stack.alertmanager.start()
+    after = _wait_delivered(stack, "HighErrorRate", svc, WARNING_GROUP_WAIT + 40)
+    assert after, (f"HighErrorRate fired while Alertmanager was down and was not delivered after "
+                   f"the restart: {deliveries(stack.sinks.received).get(('HighErrorRate', svc))}")
+    time.sleep(10)    # several resend cycles (2s) of both alerts to the restarted Alertmanager
+    d = deliveries(stack.sinks.received)
+    assert d.get(("AuditLogFailures", svc)) == before, \
+        f"AuditLogFailures re-sent after the restart: before {before}, now {d.get(('AuditLogFailures', svc))}"
+    twice = {k: v for k, v in d.get(("HighErrorRate", svc), {}).items() if v > 1}
+    assert not twice, f"HighErrorRate delivered more than once after the restart: {twice}"
+
+
+def test_receiver_answering_5xx_gets_the_alert_once_it_recovers(stack, scenario_results):
+    svc = FAULT_SERVICES[1]
+    t_trigger = time.time()
+    stack.sinks.fail_for(MAX_FOR + 20)
+    stack.workload.trigger("AuditLogFailures", svc)
+    got = _wait_delivered(stack, "AuditLogFailures", svc, MAX_FOR + WARNING_GROUP_WAIT + 90)
+    rejected = [r for r in stack.sinks.rejected if r[2] >= t_trigger]
+    assert rejected, "no receiver was refused while the sinks answered 5xx: the fault never happened"
+    assert got, (f"AuditLogFailures on {svc} never delivered after the receivers recovered; "
+                 f"refused {len(rejected)} times: {sorted({(k, key) for k, key, _ in rejected})}")
+    time.sleep(3)
+    d = deliveries(stack.sinks.received).get(("AuditLogFailures", svc), {})
+    assert all(v == 1 for v in d.values()), f"delivered more than once after the retries: {d}"
+
+
+def test_prometheus_restart_keeps_recorded_series(stack, scenario_results):
+    at = time.time() - 5
+    before = {tuple(sorted(s["metric"].items())): s["value"][1]
+              for s in stack.query("service:http_requests:rate5m", at=at)}
+    assert before, "no recorded series to compare"
+    stack.prometheus.restart()
+    after = {tuple(sorted(s["metric"].items())): s["value"][1]
+             for s in stack.query("service:http_requests:rate5m", at=at)}
+    assert after == before, (f"recorded series at {at} changed across the restart: "
+                             f"{len(before)} before, {len(after)} after; "
+                             f"lost {sorted(set(before) - set(after))[:3]}")
+    # and the rules evaluate again on the reopened TSDB
+    stack.wait(lambda: stack.query("service:http_requests:rate5m", at=time.time()), 20,
+               what="recording rules evaluating after the restart")
+
+
+# ----------------------------------------------------------------------------- dashboards
+def test_every_dashboard_panel_query_returns_data(stack):
+    dashboards = pytest.importorskip("harness.dashboards", reason="the grafana branch's harness.dashboards")
+    queries = dashboards.panel_queries()
+    assert queries, "no Prometheus panel queries found in the chart's dashboards"
+    stack.wait(lambda: time.monotonic() - stack.started > 20, 30, what="20 s of data")
+    problems = []
+    for uid, title, expr in queries:
+        try:
+            result = stack.query(expr)
+        except Exception as e:         # a 400 names the PromQL error
+            body = getattr(e, "read", lambda: b"")().decode(errors="replace")
+            problems.append(f"{uid} / {title}: query failed: {e} {body[:300]}\n    {expr}")
+            continue
+        if not result:
+            problems.append(f"{uid} / {title}: no data\n    {expr}")
+    assert not problems, f"{len(problems)} of {len(queries)} panel queries:\n" + "\n".join(problems)
+
+
+# ----------------------------------------------------------------------------- jaeger
+def _pb_varint(n):
+    out = bytearray()
+    while True:
+        b, n = n & 0x7F, n >> 7
+        out.append(b | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def _pb(field, value):
+    """One protobuf field: bytes/str/nested message (wire type 2), int (varint, 0) or
+    ('fixed64', int) (wire type 1)."""
+    if isinstance(value, tuple):
+        return _pb_varint(field << 3 | 1) + value[1].to_bytes(8, "little")
+    if isinstance(value, int):
+        return _pb_varint(field << 3) + _pb_varint(value)
+    if isinstance(value, str):
+        value = value.encode()
+    return _pb_varint(field << 3 | 2) + _pb_varint(len(value)) + value
+
+
+def send_otlp_grpc_span(address, service, span_name="kafka.consume task-events"):
+    """One span over OTLP/gRPC (opentelemetry.proto.collector.trace.v1.TraceService/Export),
+    the protobuf encoded by hand so the only dependency is grpcio; returns the trace id."""
+    import secrets
+    grpc = pytest.importorskip("grpc")
+    trace_id, span_id = secrets.token_bytes(16), secrets.token_bytes(8)
+    now = time.time_ns()
+    any_value = _pb(1, service)                                   # AnyValue.string_value
+    resource = _pb(1, _pb(1, "service.name") + _pb(2, any_value))  # Resource.attributes
+    span = (_pb(1, trace_id) + _pb(2, span_id) + _pb(5, span_name) + _pb(6, 5)   # kind CONSUMER
+            + _pb(7, ("fixed64", now - 3_000_000)) + _pb(8, ("fixed64", now)))
+    scope_spans = _pb(1, _pb(1, "phase5-e2e")) + _pb(2, span)
+    request = _pb(1, _pb(1, resource) + _pb(2, scope_spans))     # ExportTraceServiceRequest
+    with grpc.insecure_channel(address) as ch:
+        export = ch.unary_unary("/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+                                request_serializer=lambda b: b, response_deserializer=lambda b: b)
+        export(request, timeout=10)
+    return trace_id.hex()
+
+
+def test_jaeger_receives_otlp_grpc_http_and_zipkin_and_is_scraped(stack):
+    from harness import tools
+    tools.require("jaeger")
+    jh = pytest.importorskip("harness.jaeger", reason="the jaeger branch's harness.jaeger")
+    j = stack.jaeger
+    assert j is not None, "the e2e stack did not start Jaeger"
+    sent = {
+        "otlp-grpc": ("phase5-notification-agent",
+                      send_otlp_grpc_span(f"127.0.0.1:{j.ports['grpc-otlp']}", "phase5-notification-agent")),
+        "otlp-http": ("phase5-backend", jh.send_otlp_span(j.url("http-otlp"), "phase5-backend")),
+        "zipkin": ("phase5-reminder-agent", jh.send_zipkin_span(j.url("http-zipkin"), "phase5-reminder-agent")),
+    }
+    for proto, (service, trace_id) in sent.items():
+        jh.wait_for_trace(j.url("http-query"), service, trace_id, timeout=30)
+    svc = f"{stack.release}-jaeger"
+    stack.wait(lambda: stack.query(f'up{{job="monitoring-stack", service="{svc}"}} == 1'), 30,
+               what=f"Prometheus scraping {svc} through the monitoring-stack job")
+    accepted = stack.wait(lambda: stack.query(
+        f'sum(max_over_time({{__name__=~"otelcol_receiver_accepted_spans(_total)?", service="{svc}"}}[1m])) >= 3'),
+        40, what="Jaeger's accepted-spans counter in Prometheus")
+    assert float(accepted[0]["value"][1]) >= 3
+
+
+# ----------------------------------------------------------------------------- resolution
+def test_resolved_alert_is_announced_by_the_critical_receivers(stack, scenario_results):
+    """send_resolved: once its scenario is switched off, the alert's resolution reaches the
+    critical route's receivers (they re-notify after the critical group_interval; the team
+    and webhook copies follow the root group_interval, 5 min, and are not waited for)."""
+    key = _scenario_key(RESOLVED_ALERT)
+    want = {f"slack:{pipeline.CHANNELS['critical']}", f"email:{pipeline.EMAIL_TO}", "pagerduty"}
+    budget = scenario_results.cleared_at + CRITICAL_GROUP_INTERVAL + 45 - time.monotonic()
+    got = stack.sinks.wait_for(
+        lambda r: (lambda d: d if want <= set(d) else None)(deliveries(r, status="resolved").get(key, {})),
+        max(budget, 5))
+    assert got, (f"{RESOLVED_ALERT} on {key[1]}: resolved notifications reached "
+                 f"{sorted(deliveries(stack.sinks.received, status='resolved').get(key, {}))}, expected at least {sorted(want)}")
