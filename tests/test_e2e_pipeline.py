@@ -8,9 +8,11 @@ harness.pipeline), so one run of about a minute covers every alert and inhibitio
 import time
 from pathlib import Path
 
+import grpc
 import pytest
 
-from harness import paths, pipeline, tools
+from harness import dashboards, paths, pipeline, tools
+from harness import jaeger as jh
 from harness.pipeline import (ALERTS, FAULT_SERVICES, FOR, INHIBITIONS, RUNBOOK, carried,
                               deliveries, destination, expected_destinations,
                               inhibition_service, readable_text, scenario_service)
@@ -269,7 +271,7 @@ def test_alert_reaches_exactly_its_receivers_with_templated_text(scenario_result
     labels = a["labels"]
     assert (labels.get("severity"), labels.get("category")) == (sev, cat), f"{alert}: labels {labels}"
     assert labels.get("namespace"), f"{alert}: no namespace label: {labels}"
-    assert a["annotations"].get("runbook_url") == f"{RUNBOOK}/{alert}", f"{alert}: {a['annotations']}"
+    assert a["annotations"].get("runbook_url") == f"{RUNBOOK}/{alert}.md", f"{alert}: {a['annotations']}"
     got = res.deliveries.get(key, {})
     want = expected_destinations(alert)
     assert set(got) == want, (f"{alert} ({sev}/{cat}) on {key[1]}: delivered to {sorted(got)}; "
@@ -379,7 +381,6 @@ def test_prometheus_restart_keeps_recorded_series(stack, scenario_results):
 
 # ----------------------------------------------------------------------------- dashboards
 def test_every_dashboard_panel_query_returns_data(stack):
-    dashboards = pytest.importorskip("harness.dashboards", reason="the grafana branch's harness.dashboards")
     queries = dashboards.panel_queries()
     assert queries, "no Prometheus panel queries found in the chart's dashboards"
     stack.wait(lambda: time.monotonic() - stack.started > 20, 30, what="20 s of data")
@@ -422,7 +423,6 @@ def send_otlp_grpc_span(address, service, span_name="kafka.consume task-events")
     """One span over OTLP/gRPC (opentelemetry.proto.collector.trace.v1.TraceService/Export),
     the protobuf encoded by hand so the only dependency is grpcio; returns the trace id."""
     import secrets
-    grpc = pytest.importorskip("grpc")
     trace_id, span_id = secrets.token_bytes(16), secrets.token_bytes(8)
     now = time.time_ns()
     any_value = _pb(1, service)                                   # AnyValue.string_value
@@ -441,7 +441,6 @@ def send_otlp_grpc_span(address, service, span_name="kafka.consume task-events")
 def test_jaeger_receives_otlp_grpc_http_and_zipkin_and_is_scraped(stack):
     from harness import tools
     tools.require("jaeger")
-    jh = pytest.importorskip("harness.jaeger", reason="the jaeger branch's harness.jaeger")
     j = stack.jaeger
     assert j is not None, "the e2e stack did not start Jaeger"
     sent = {

@@ -50,11 +50,12 @@ def scenario_service(alert):
 INHIBITIONS = [
     ("critical-suppresses-warning", ["HighErrorRate", "HighResponseTime"],
      ["HighResponseTime"], ["HighErrorRate"]),
-    # Both spec rules apply here: the mismatch suppresses PodDown, and PodDown (critical, same
-    # namespace and service) suppresses the mismatch (warning). The spec's rules, read
-    # literally, leave this Deployment with no notification at all.
-    ("replica-mismatch-suppresses-poddown", ["PodDown", "DeploymentReplicaMismatch"],
-     ["PodDown", "DeploymentReplicaMismatch"], []),
+    # PodDown (critical) silences the mismatch (warning) of its Deployment; the mismatch does
+    # not silence PodDown (read literally, the spec's rules muted both and paged nobody).
+    ("poddown-suppresses-replica-mismatch", ["PodDown", "DeploymentReplicaMismatch"],
+     ["DeploymentReplicaMismatch"], ["PodDown"]),
+    ("replica-mismatch-suppresses-restarts", ["PodRestartingTooOften", "DeploymentReplicaMismatch"],
+     ["PodRestartingTooOften"], ["DeploymentReplicaMismatch"]),
     ("hpa-maxed-suppresses-cpu", ["HighCPUUsage", "HPAMaxedOut"],
      ["HighCPUUsage"], ["HPAMaxedOut"]),
     ("restarts-suppress-cpu", ["HighCPUUsage", "PodRestartingTooOften"],
