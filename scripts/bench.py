@@ -216,7 +216,7 @@ def fmt_mem(b):
 
 
 def write_report(path, m, lat, q, renders, started, took):
-    L = [f"# Benchmarks", "",
+    L = ["# Benchmarks", "",
          f"Measured by `make bench` (scripts/bench.py) in one run on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(started))}, "
          f"{took:.0f} s in all. Re-run it to refresh this file; numbers depend on the machine.", "",
          "## Machine", "", "| nproc | CPU | memory | OS | Python |", "|---|---|---|---|---|",

@@ -62,7 +62,6 @@ while read -r name module version; do
   if [[ ! -x "$cached/$name" ]]; then
     echo "install-tools: building $name $version ($module) - minutes on a cold cache"
     mkdir -p "$cached"
-    # GOFLAGS=-mod=mod: go install pkg@version ignores any local go.mod anyway.
     if ! GOBIN="$cached" CGO_ENABLED=0 go install "$module@$version" 2>"$cache/$name.err" \
        && ! { echo "install-tools: go install refused $name ($(head -c 300 "$cache/$name.err" | tr '\n' ' ')); building from the module source"; \
               build_from_source "$name" "$module" "$version" "$cached"; }; then

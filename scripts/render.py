@@ -17,7 +17,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 import yaml  # noqa: E402
 
 from harness import paths, tools  # noqa: E402
-from harness.manifests import containers, ident  # noqa: E402
+from harness.manifests import containers  # noqa: E402
 from harness.render import RenderError, render_raw  # noqa: E402
 
 UNITS = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "m": 1e-3}

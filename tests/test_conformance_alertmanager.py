@@ -7,7 +7,7 @@ import json
 import pytest
 
 from harness import alertmanager as am
-from harness import params, paths
+from harness import params
 from harness.render import render
 
 pytestmark = pytest.mark.conformance

@@ -3,7 +3,6 @@ Prometheus's own parser (promtool), once Grafana's macros are substituted."""
 import subprocess
 
 import pytest
-import yaml
 
 from harness import dashboards as dash
 from harness import grafana as gf

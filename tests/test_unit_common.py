@@ -3,7 +3,6 @@ import shutil
 import textwrap
 
 import pytest
-import yaml
 
 from harness import paths
 from harness.render import RenderError, render_raw

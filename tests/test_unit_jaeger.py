@@ -8,7 +8,7 @@ import yaml
 
 from harness import params
 from harness.manifests import containers, ident, pod_spec
-from harness.render import RenderError, render
+from harness.render import RenderError, render, render_error
 
 pytestmark = pytest.mark.unit
 
@@ -314,9 +314,8 @@ def test_no_credential_in_configmap(values):
     pytest.param({"jaeger.receivers.zipkin.enabeld": False}, "enabeld", id="receiver-typo"),
 ])
 def test_bad_values_fail_naming_key(overrides, needle):
-    with pytest.raises(RenderError) as err:
-        render(set_values=overrides)
-    assert needle in str(err.value), str(err.value)
+    msg = render_error(set_values=overrides)
+    assert needle in msg, msg
 
 
 # --- pod -------------------------------------------------------------------------------------

@@ -129,6 +129,23 @@ class _Parser:
             parts.append(self.primary())
         return parts[0] if len(parts) == 1 else Concat(parts)
 
+    def items(self, end, item):
+        """A comma-separated sequence of item() up to the closing `end` (trailing comma allowed)."""
+        out = []
+        while self.peek()[1] != end:
+            out.append(item())
+            if self.peek()[1] == ",":
+                self.take()
+        self.take("punct", end)
+        return out
+
+    def entry(self):
+        """One `key = value` of an object literal."""
+        kind, key, _ = self.take()
+        key = json.loads(key) if kind == "string" else key
+        self.take("punct", "=")
+        return key, self.expr()
+
     def primary(self):
         kind, value, line = self.peek()
         if kind == "string":
@@ -139,25 +156,10 @@ class _Parser:
             return float(value) if "." in value else int(value)
         if value == "[":
             self.take()
-            items = []
-            while self.peek()[1] != "]":
-                items.append(self.expr())
-                if self.peek()[1] == ",":
-                    self.take()
-            self.take("punct", "]")
-            return items
+            return self.items("]", self.expr)
         if value == "{":
             self.take()
-            obj = {}
-            while self.peek()[1] != "}":
-                k = self.take()
-                key = json.loads(k[1]) if k[0] == "string" else k[1]
-                self.take("punct", "=")
-                obj[key] = self.expr()
-                if self.peek()[1] == ",":
-                    self.take()
-            self.take("punct", "}")
-            return obj
+            return dict(self.items("}", self.entry))
         if kind == "ident":
             if value in ("true", "false", "null"):
                 self.take()
@@ -165,13 +167,7 @@ class _Parser:
             name = self.dotted()
             if self.peek()[1] == "(":
                 self.take()
-                args = []
-                while self.peek()[1] != ")":
-                    args.append(self.expr())
-                    if self.peek()[1] == ",":
-                        self.take()
-                self.take("punct", ")")
-                return Call(name, args)
+                return Call(name, self.items(")", self.expr))
             return Ref(name)
         raise AlloySyntaxError(f"line {line}: unexpected {value!r}")
 

@@ -19,9 +19,6 @@ class Manifests:
     def __len__(self):
         return len(self.docs)
 
-    def kinds(self):
-        return sorted(self._by_kind)
-
     def of_kind(self, kind):
         return list(self._by_kind.get(kind, []))
 
@@ -43,9 +40,6 @@ class Manifests:
     def by_component(self, component):
         """Objects whose app.kubernetes.io/name label is the component's."""
         return [d for d in self.docs if _component(d) == component]
-
-    def components(self):
-        return sorted({_component(d) for d in self.docs} - {""})
 
     def workloads(self):
         kinds = ("Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob", "Pod")

@@ -57,3 +57,13 @@ def render(values_files=(), set_values=None, **kw):
     """Render the chart and return a Manifests index of its objects."""
     docs, _ = render_raw(values_files, set_values, **kw)
     return Manifests(docs)
+
+
+def render_error(values_files=(), set_values=None, **kw):
+    """Helm's message for a render that must fail; fails the test if it renders."""
+    try:
+        render_raw(values_files, set_values, **kw)
+    except RenderError as err:
+        return str(err)
+    import pytest
+    pytest.fail(f"rendered without error: values {list(values_files)} {set_values}", pytrace=False)

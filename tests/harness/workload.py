@@ -577,7 +577,7 @@ class Workload:
                     if not line:
                         break
                     path = line.split(b" ")[1].decode() if b" " in line else "/"
-                    while (h := await reader.readline()) not in (b"\r\n", b"\n", b""):
+                    while await reader.readline() not in (b"\r\n", b"\n", b""):
                         pass
                     st = self.state.get(t.service) if t.kind == "app" else None
                     idx = self.pods(t.service).index(t.pod) if st else 0
