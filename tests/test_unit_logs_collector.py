@@ -175,8 +175,9 @@ def test_positions_survive_restarts_on_host_path(values, collector):
         directory = _config(objs, collector)["positions"]["filename"].rsplit("/", 1)[0]
     assert directory in mounts, f"{ident(ds)}: positions dir {directory} is not a mount ({sorted(mounts)})"
     vol = volumes[mounts[directory]["name"]]
-    assert vol.get("hostPath", {}).get("path") == "/var/lib/phase5-monitoring/log-collector", (
-        f"{ident(ds)}: positions volume {vol} is not the hostPath")
+    # One directory per release (<namespace>-<release>): two releases never share a positions file.
+    assert vol.get("hostPath", {}).get("path") == "/var/lib/phase5-monitoring/log-collector/monitoring-p5", (
+        f"{ident(ds)}: positions volume {vol} is not the release's hostPath")
     assert not mounts[directory].get("readOnly"), f"{ident(ds)}: positions mount is read-only"
 
 
@@ -186,7 +187,7 @@ def test_host_access_is_the_documented_exception_only(values, collector):
     ds, c = _container(objs)
     spec = pod_spec(ds)
     host_paths = {v["hostPath"]["path"]: v["name"] for v in spec["volumes"] if "hostPath" in v}
-    assert set(host_paths) == {"/var/log", "/var/lib/phase5-monitoring/log-collector"}, host_paths
+    assert set(host_paths) == {"/var/log", "/var/lib/phase5-monitoring/log-collector/monitoring-p5"}, host_paths
     mounts = {m["name"]: m for m in c["volumeMounts"]}
     assert mounts[host_paths["/var/log"]].get("readOnly") is True, f"{ident(ds)}: /var/log must be read-only"
     sc = c["securityContext"]
@@ -203,11 +204,11 @@ def test_host_access_is_the_documented_exception_only(values, collector):
 @pytest.mark.parametrize("values", [p.values[0] for p in params.profiles()], ids=[p.id for p in params.profiles()])
 def test_rbac_is_get_list_watch_on_pods_and_nodes(values):
     objs = _render(values)
-    role = objs.get("ClusterRole", NAME)
+    role = objs.get("ClusterRole", f"monitoring-{NAME}")  # cluster-scoped: <namespace>-<fullname>
     assert role["rules"] == [{"apiGroups": [""], "resources": ["nodes", "pods"], "verbs": ["get", "list", "watch"]}], (
         f"{ident(role)}: rules {role['rules']}")
-    binding = objs.get("ClusterRoleBinding", NAME)
-    assert binding["roleRef"]["name"] == NAME, binding
+    binding = objs.get("ClusterRoleBinding", f"monitoring-{NAME}")
+    assert binding["roleRef"]["name"] == f"monitoring-{NAME}", binding
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": NAME, "namespace": "monitoring"}], binding
     assert pod_spec(objs.get("DaemonSet", NAME))["serviceAccountName"] == NAME
 

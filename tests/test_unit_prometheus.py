@@ -105,7 +105,7 @@ def test_rbac_has_no_wildcards_and_only_read_verbs(values):
             if extra:
                 problems.append(f"{ident(role)}: verbs {sorted(extra)} beyond get/list/watch: {rule}")
     assert not problems, "\n".join(problems)
-    role = objs.get("ClusterRole", STS)
+    role = objs.get("ClusterRole", f"monitoring-{STS}")  # cluster-scoped: <namespace>-<fullname>
     granted = {(g, r) for rule in role["rules"] for g in rule["apiGroups"] for r in rule["resources"]}
     assert granted == PROM_RESOURCES, f"{ident(role)}: grants {sorted(granted)}, discovery needs {sorted(PROM_RESOURCES)}"
 
@@ -116,7 +116,8 @@ def test_only_prometheus_pods_mount_the_token_they_need():
     assert pod_spec(sts)["automountServiceAccountToken"] is True, "Prometheus needs its token for discovery"
     sa = objs.get("ServiceAccount", STS)
     assert sa["automountServiceAccountToken"] is False
-    binding = objs.get("ClusterRoleBinding", STS)
+    binding = objs.get("ClusterRoleBinding", f"monitoring-{STS}")
+    assert binding["roleRef"]["name"] == f"monitoring-{STS}", binding
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": STS, "namespace": "monitoring"}]
 
 

@@ -58,3 +58,16 @@ Usage: include "common.serviceAccountName" .   (reads .Values.serviceAccount.cre
 {{- default "default" $sa.name -}}
 {{- end -}}
 {{- end -}}
+
+{{/*
+common.clusterScopedName: the name of a cluster-scoped object (ClusterRole,
+ClusterRoleBinding): <namespace>-<fullname>, so the same release name in two namespaces
+does not collide on one cluster. 253 characters at most (a DNS subdomain).
+Usage: include "common.clusterScopedName" .
+*/}}
+{{- define "common.clusterScopedName" -}}
+{{- if not (and (kindIs "map" .) (hasKey . "Release")) -}}
+{{- fail "common.clusterScopedName: expects the chart's root context ($ or .)" -}}
+{{- end -}}
+{{- printf "%s-%s" .Release.Namespace (include "common.fullname" .) | trunc 253 | trimSuffix "-" -}}
+{{- end -}}
