@@ -7,7 +7,7 @@ PY      := $(VENV)/bin/python
 PROFILE ?= dev
 PYTEST_ARGS ?=
 
-.PHONY: all help venv checkov tools test unit conformance e2e deploy render lint package docs schemas clean preview bench
+.PHONY: all help venv checkov tools test unit conformance e2e cluster-tier deploy render lint package docs schemas clean preview bench cluster
 
 all: test
 
@@ -28,14 +28,20 @@ bin/checkov: requirements-checkov.txt
 	.venv-checkov/bin/pip install --quiet --disable-pip-version-check -r requirements-checkov.txt
 	mkdir -p bin && ln -sf ../.venv-checkov/bin/checkov bin/checkov && touch -h bin/checkov
 
-tools: ## Build helm, promtool, prometheus, amtool, alertmanager, jaeger into bin/ (versions: tools.versions)
+tools: ## Build helm 3/4, promtool, prometheus, amtool, alertmanager, jaeger, the Kubernetes control plane, etcd, kwok into bin/ (tools.versions)
 	scripts/install-tools.sh
 
-test: venv tools checkov ## Run the whole test suite (every tier; the cluster tier skips without a cluster)
+test: venv tools checkov ## Run the whole test suite (every tier; the cluster tier on KUBECONFIG's cluster, else on a local control plane)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 unit conformance e2e: venv tools checkov ## Run one tier
 	$(PY) -m pytest -m $@ $(PYTEST_ARGS)
+
+cluster-tier: venv tools ## Run the cluster tier only (marker `cluster`)
+	$(PY) -m pytest -m cluster $(PYTEST_ARGS)
+
+cluster: venv tools ## Run a local Kubernetes control plane (real API server, 3 simulated nodes); prints the KUBECONFIG, Ctrl-C stops it
+	$(PY) scripts/cluster.py
 
 deploy: venv tools ## Deploy to the cluster in KUBECONFIG (or kind; renders when none): DEPLOY_ARGS='--profile production'
 	scripts/deploy-monitoring.sh $(DEPLOY_ARGS)

@@ -10,6 +10,8 @@
    panel query of the three dashboards.
 3. Chart render time (`helm template`, defaults and every profile, median of 5).
 4. Summed resource requests and limits per profile (replicas counted; DaemonSets per node).
+5. Time to a ready install on the local control plane (real API server, simulated nodes):
+   the control plane's start, then `helm install --wait` per profile with Helm 3 and Helm 4.
 
     make bench            # or: .venv/bin/python scripts/bench.py [--pods-per-service 170]
 """
@@ -206,6 +208,44 @@ def requests_per_profile(manifests):
     return tot, per_node
 
 
+# ----------------------------------------------------------------------------- 5. install
+PROFILE_VALUES = [("defaults", [])] + [(p.stem, [p]) for p in paths.profiles()] + [
+    (p.stem, [p]) for p in paths.ci_values()]
+
+
+def install_times(workdir):
+    """Seconds from `helm install --wait` to a deployed release with every workload ready."""
+    from harness.controlplane import ControlPlane, workloads_ready
+    t = time.perf_counter()
+    cp = ControlPlane(workdir=workdir / "controlplane").start()
+    start = time.perf_counter() - t
+    rows = []
+    try:
+        for helm_name in ("helm", "helm4"):
+            helm = tools.find(helm_name)
+            for i, (label, files) in enumerate(PROFILE_VALUES):
+                ns = f"bench-{helm_name}-{i}"
+                cp.kubectl("create", "namespace", ns)
+                cmd = [helm, f"--kubeconfig={cp.kubeconfig}", "install", "p5", str(paths.UMBRELLA), "-n", ns,
+                       "--wait", "--timeout", "5m"]
+                for f in files:
+                    cmd += ["-f", str(f)]
+                t = time.perf_counter()
+                proc = subprocess.run(cmd, capture_output=True, text=True, env=cp.env())
+                took = time.perf_counter() - t
+                if proc.returncode:
+                    raise SystemExit(f"{helm_name} install {label} failed: {proc.stderr}")
+                bad = workloads_ready(cp, ns)
+                objects = len(cp.get("all", "-n", ns)["items"])
+                rows.append((helm_name, label, took, objects, bad))
+                subprocess.run([helm, f"--kubeconfig={cp.kubeconfig}", "uninstall", "p5", "-n", ns, "--wait"],
+                               capture_output=True, env=cp.env())
+    finally:
+        version = cp.version
+        cp.stop()
+    return {"start": start, "version": version, "rows": rows}
+
+
 # ----------------------------------------------------------------------------- report
 def fmt_cpu(c):
     return f"{c * 1000:.0f}m"
@@ -215,7 +255,7 @@ def fmt_mem(b):
     return f"{b / 2**20:.0f}Mi" if b < 2**30 else f"{b / 2**30:.2f}Gi"
 
 
-def write_report(path, m, lat, q, renders, started, took):
+def write_report(path, m, lat, q, renders, inst, started, took):
     L = ["# Benchmarks", "",
          f"Measured by `make bench` (scripts/bench.py) in one run on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(started))}, "
          f"{took:.0f} s in all. Re-run it to refresh this file; numbers depend on the machine.", "",
@@ -267,6 +307,16 @@ def write_report(path, m, lat, q, renders, started, took):
         L.append(f"| {label} | {fmt_cpu(tot['requests.cpu'])} | {fmt_mem(tot['requests.memory'])} | "
                  f"{fmt_cpu(tot['limits.cpu'])} | {fmt_mem(tot['limits.memory'])} | "
                  f"{fmt_cpu(node['requests.cpu'])} | {fmt_mem(node['requests.memory'])} |")
+    L += ["", "## Time to a ready install on the local control plane", "",
+          f"Kubernetes {inst['version']} (etcd, kube-apiserver, kube-controller-manager, kube-scheduler from bin/, "
+          f"kwok for three simulated nodes) started in {inst['start']:.1f} s. Then, per profile, `helm install --wait` "
+          "in a fresh namespace until the release is deployed with every Deployment, StatefulSet and DaemonSet "
+          "ready and every PVC bound. No container runs on simulated nodes, so this is the API server's, the "
+          "controllers' and Helm's share of an install (admission, scheduling, volume binding, Helm's readiness "
+          "polling), not image pulls or start-up.", "",
+          "| helm | values | install --wait (s) | objects in the namespace | not ready after |", "|---|---|---|---|---|"]
+    for helm_name, label, t, n, bad in inst["rows"]:
+        L.append(f"| {helm_name} | {label} | {t:.1f} | {n} | {', '.join(bad) or '-'} |")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(L) + "\n")
 
@@ -278,20 +328,22 @@ def main():
     ap.add_argument("--warmup", type=int, default=75, help="seconds of data before querying")
     ap.add_argument("--out", default=str(ROOT / "docs" / "benchmarks.md"))
     args = ap.parse_args()
-    for t in ("helm", "prometheus", "alertmanager"):
+    for t in ("helm", "helm4", "prometheus", "alertmanager", "kubectl", "etcd", "kwok"):
         if not tools.find(t):
             raise SystemExit(f"{t} not found: run `make tools`")
     started = time.time()
     m = machine()
     with tempfile.TemporaryDirectory(prefix="phase5-bench-") as tmp:
         tmp = Path(tmp)
-        print("1/4 chart render time and requests ...", flush=True)
+        print("1/5 chart render time and requests ...", flush=True)
         renders = render_times()
-        print("2/4 end-to-end alert latency ...", flush=True)
+        print("2/5 time to a ready install on the local control plane ...", flush=True)
+        inst = install_times(tmp)
+        print("3/5 end-to-end alert latency ...", flush=True)
         lat = alert_latency(tmp)
-        print("3/4 dashboard query latency ...", flush=True)
+        print("4/5 dashboard query latency ...", flush=True)
         q = query_latency(tmp, args.pods_per_service, args.runs, args.warmup)
-    write_report(Path(args.out), m, lat, q, renders, started, time.time() - started)
+    write_report(Path(args.out), m, lat, q, renders, inst, started, time.time() - started)
     print(Path(args.out).read_text())
 
 

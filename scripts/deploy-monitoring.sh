@@ -1,13 +1,18 @@
 #!/usr/bin/env bash
 # Deploy the Phase 5 monitoring stack with one command.
 #
-#   scripts/deploy-monitoring.sh [--profile dev|production|...] [--values FILE]...
+#   scripts/deploy-monitoring.sh [--profile dev|production|defaults|...] [--values FILE]...
 #                                [--namespace monitoring] [--release p5] [--timeout 10m]
-#                                [--dry-run] [--out build] [--uninstall] [--help]
+#                                [--dry-run] [--out build] [--no-health-check] [--uninstall] [--help]
 #
 # Checks prerequisites (helm, kubectl, a reachable cluster), creates the namespace with its
 # Pod Security labels, runs `helm upgrade --install` with the chosen profile, waits for the
-# components to be healthy and prints how to reach them. With no reachable cluster it
+# components to be healthy and prints how to reach them. Before upgrading a release whose
+# StatefulSet volumeClaimTemplates change (a larger persistence.size, new labels) it grows the
+# PVCs where the StorageClass allows expansion and re-creates the StatefulSet with
+# --cascade=orphan, keeping every PVC; where a change cannot be made it stops before changing
+# anything and says what to do. --no-health-check skips the HTTP health probes (nodes that
+# run no containers, e.g. the test suite's simulated nodes). With no reachable cluster it
 # creates a local kind cluster when kind and a container engine exist; otherwise it says
 # so and renders the profile to build/ instead (as --dry-run does).
 set -euo pipefail
@@ -21,6 +26,7 @@ timeout=10m
 out="$root/build"
 dry_run=false
 uninstall=false
+health_check=true
 extra_values=()
 
 if [[ -t 1 ]]; then
@@ -33,7 +39,7 @@ ok()   { printf '%s ok%s %s\n' "$c_ok" "$c_off" "$*"; }
 warn() { printf '%swarning:%s %s\n' "$c_warn" "$c_off" "$*" >&2; }
 die()  { printf '%serror:%s %s\n' "$c_err" "$c_off" "$*" >&2; exit 1; }
 
-usage() { sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; }
 
 while [[ $# -gt 0 ]]; do
   case "$1" in
@@ -45,13 +51,15 @@ while [[ $# -gt 0 ]]; do
     --dry-run)   dry_run=true; shift ;;
     --out)       out=${2:?--out needs a directory}; shift 2 ;;
     --uninstall) uninstall=true; shift ;;
+    --no-health-check) health_check=false; shift ;;
     -h|--help)   usage; exit 0 ;;
     *) usage >&2; die "unknown argument: $1" ;;
   esac
 done
 
+# --profile defaults: the chart's own defaults, no profile file.
 profile_file="$root/values/$profile.yaml"
-[[ -f "$profile_file" ]] || die "no profile '$profile' (values/$profile.yaml); profiles: $(cd "$root/values" && ls *.yaml | sed 's/\.yaml$//' | tr '\n' ' ')"
+[[ "$profile" == defaults || -f "$profile_file" ]] || die "no profile '$profile' (values/$profile.yaml); profiles: defaults $(cd "$root/values" && ls *.yaml | sed 's/\.yaml$//' | tr '\n' ' ')"
 for f in "${extra_values[@]}"; do [[ -f "$f" ]] || die "--values $f: no such file"; done
 
 # Tools: $HELM, then the project's bin/, then PATH (make tools builds bin/helm).
@@ -59,7 +67,9 @@ helm=${HELM:-}
 [[ -z "$helm" && -x "$root/bin/helm" ]] && helm="$root/bin/helm"
 [[ -z "$helm" ]] && helm=$(command -v helm || true)
 [[ -n "$helm" ]] || die "helm not found: run 'make tools' (builds bin/helm) or install Helm 3.x"
-kubectl=${KUBECTL:-$(command -v kubectl || true)}
+kubectl=${KUBECTL:-}
+[[ -z "$kubectl" && -x "$root/bin/kubectl" ]] && kubectl="$root/bin/kubectl"
+[[ -z "$kubectl" ]] && kubectl=$(command -v kubectl || true)
 
 render_instead() {
   info "rendering profile '$profile' to $out/$profile/ instead"
@@ -106,8 +116,43 @@ info "namespace $namespace (Pod Security: enforce=privileged, warn/audit=restric
   pod-security.kubernetes.io/warn=restricted \
   pod-security.kubernetes.io/audit=restricted >/dev/null
 
-values_args=(-f "$profile_file")
+values_args=()
+[[ "$profile" != defaults ]] && values_args+=(-f "$profile_file")
 for f in "${extra_values[@]}"; do values_args+=(-f "$f"); done
+
+# StatefulSet volumeClaimTemplates are immutable: plan the change before helm sees it.
+if "$helm" status "$release" --namespace "$namespace" >/dev/null 2>&1; then
+  tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+  "$kubectl" -n "$namespace" get statefulsets -l "app.kubernetes.io/instance=$release" -o json > "$tmp/live.json"
+  server_version=$("$kubectl" version -o json | python3 -c 'import json,sys; print(json.load(sys.stdin)["serverVersion"]["gitVersion"])') \
+    || die "cannot read the cluster's Kubernetes version"
+  "$helm" template "$release" "$chart" --namespace "$namespace" --kube-version "$server_version" "${values_args[@]}" > "$tmp/rendered.yaml" \
+    || die "helm template failed (the values above?)"
+  "$kubectl" create --dry-run=client -o json -f "$tmp/rendered.yaml" > "$tmp/rendered.json" 2>"$tmp/err" \
+    || die "cannot read the render: $(cat "$tmp/err")"
+  "$kubectl" -n "$namespace" get pvc -o json > "$tmp/pvcs.json"
+  "$kubectl" get storageclass -o json > "$tmp/classes.json"
+  python3 "$root/scripts/storage_plan.py" --live "$tmp/live.json" --rendered "$tmp/rendered.json" \
+    --pvcs "$tmp/pvcs.json" --classes "$tmp/classes.json" > "$tmp/plan" || die "storage plan failed"
+  if grep -q '^stop ' "$tmp/plan"; then
+    printf '%serror:%s the upgrade changes StatefulSet storage in a way that cannot keep the data as it is:\n' "$c_err" "$c_off" >&2
+    sed -n 's/^stop /  - /p' "$tmp/plan" >&2
+    die "nothing was changed"
+  fi
+  while read -r action obj arg; do
+    case "$action" in
+      expand)
+        info "PVC $obj: growing to $arg (the StorageClass allows expansion)"
+        "$kubectl" -n "$namespace" patch pvc "$obj" --type merge \
+          -p "{\"spec\":{\"resources\":{\"requests\":{\"storage\":\"$arg\"}}}}" >/dev/null \
+          || die "PVC $obj could not grow; the StatefulSets are unchanged" ;;
+      recreate)
+        info "StatefulSet $obj: volumeClaimTemplates change; re-created with --cascade=orphan (pods and PVCs stay)"
+        "$kubectl" -n "$namespace" delete statefulset "$obj" --cascade=orphan --wait=true >/dev/null \
+          || die "could not delete StatefulSet $obj (orphan)" ;;
+    esac
+  done < "$tmp/plan"
+fi
 info "helm upgrade --install $release (profile $profile)"
 "$helm" upgrade --install "$release" "$chart" --namespace "$namespace" "${values_args[@]}" \
   --wait --timeout "$timeout" || die "helm upgrade --install failed; see: $kubectl -n $namespace get pods,events"
@@ -120,7 +165,8 @@ for kind in deployment statefulset daemonset; do
 done
 
 # Health endpoints through the API server's service proxy: no port-forward, no curl in images.
-probe() { # name service port path
+probe() {
+  $health_check || return 0 # name service port path
   local name=$1 svc="$release-$2" port=$3 path=$4 i
   "$kubectl" -n "$namespace" get service "$svc" >/dev/null 2>&1 || { warn "$name: service $svc absent (disabled?)"; return 0; }
   for i in $(seq 1 30); do
@@ -131,6 +177,7 @@ probe() { # name service port path
   done
   die "$name: $path on $svc:$port not healthy after 150s"
 }
+$health_check || warn "--no-health-check: the HTTP health probes were skipped (pods were judged by their Ready condition only)"
 probe Prometheus prometheus 9090 /-/ready
 probe Alertmanager alertmanager 9093 /-/ready
 probe Grafana grafana 3000 /api/health

@@ -55,10 +55,39 @@ while read -r name module version; do
     continue
   fi
   stamp="$bindir/.$name.version"
-  if [[ -x "$bindir/$name" && -f "$stamp" && "$(cat "$stamp")" == "$module@$version" ]]; then
+  if [[ -f "$stamp" && "$(cat "$stamp")" == "$module@$version" ]] \
+     && [[ -x "$bindir/$name" || -x "$bindir/kubernetes/$version/kube-apiserver" ]]; then
     continue
   fi
   cached="$cache/$name/$version"
+  case "$module" in
+    k8s.io/kubernetes|go.etcd.io/etcd/server/v3)
+      # Replace directives: built through a wrapper module. Kubernetes gives four binaries
+      # (kube-apiserver, kube-controller-manager, kube-scheduler, kubectl), kept per version
+      # under bin/kubernetes/<version>/ so the newest and the oldest minor live side by side.
+      kind=kubernetes first=kube-apiserver
+      [[ "$module" == go.etcd.io/* ]] && kind=etcd first=etcd
+      if [[ ! -x "$cached/$first" ]]; then
+        echo "install-tools: building $name $version ($module, wrapper module) - minutes on a cold cache"
+        if ! "$root/scripts/build-wrapped.sh" "$kind" "$version" "$cached.tmp" 2>"$cache/$name.err"; then
+          echo "install-tools: FAILED to build $name $version from $module: $(tail -c 600 "$cache/$name.err")" >&2
+          rm -rf "$cached.tmp"; status=1; continue
+        fi
+        rm -rf "$cached" && mv "$cached.tmp" "$cached"
+      fi
+      if [[ $kind == etcd ]]; then
+        cp -f "$cached/etcd" "$bindir/etcd.tmp" && mv -f "$bindir/etcd.tmp" "$bindir/etcd"
+      else
+        rm -rf "$bindir/kubernetes/$version" && mkdir -p "$bindir/kubernetes" && cp -r "$cached" "$bindir/kubernetes/$version"
+        # The newest Kubernetes' kubectl is the one on bin/ (deploy script, make cluster).
+        [[ $name == kubernetes ]] && ln -sf "kubernetes/$version/kubectl" "$bindir/kubectl"
+      fi
+      echo "$module@$version" > "$stamp"
+      echo "install-tools: $name $version -> bin/$([[ $kind == etcd ]] && echo etcd || echo "kubernetes/$version/")"
+      continue ;;
+  esac
+  # The command's binary name (helm for helm4): go install names it after the package.
+  binary=${module##*/}
   if [[ ! -x "$cached/$name" ]]; then
     echo "install-tools: building $name $version ($module) - minutes on a cold cache"
     mkdir -p "$cached"
@@ -70,6 +99,7 @@ while read -r name module version; do
       status=1
       continue
     fi
+    [[ "$binary" != "$name" && -x "$cached/$binary" ]] && mv -f "$cached/$binary" "$cached/$name"
   fi
   cp -f "$cached/$name" "$bindir/$name.tmp" && mv -f "$bindir/$name.tmp" "$bindir/$name"
   echo "$module@$version" > "$stamp"

@@ -16,3 +16,20 @@ def pytest_report_header(config):
 def helm():
     return tools.require("helm")
 
+
+
+@pytest.fixture(scope="session")
+def cluster(tmp_path_factory):
+    """The cluster tier's cluster: KUBECONFIG's when it answers, else the local control plane
+    at the newest pinned Kubernetes (started once per session, stopped at the end)."""
+    from harness.cluster import open_cluster
+    with open_cluster(workdir=tmp_path_factory.mktemp("controlplane")) as c:
+        yield c
+
+
+@pytest.fixture(scope="session")
+def oldest_cluster(tmp_path_factory):
+    """A local control plane at the oldest Kubernetes minor the chart's kubeVersion admits."""
+    from harness.cluster import kubernetes_versions, open_cluster
+    with open_cluster(version=kubernetes_versions()[-1], workdir=tmp_path_factory.mktemp("controlplane-oldest")) as c:
+        yield c

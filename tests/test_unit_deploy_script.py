@@ -1,5 +1,8 @@
 """Unit tier: scripts/deploy-monitoring.sh, driven with fake kubectl and helm that record
-their calls (a real install is the cluster tier's job)."""
+their calls, for the paths a real API server with simulated nodes cannot produce: no
+cluster at all, and the HTTP health probes (they need running containers). The real script
+against a real API server (namespace labels, install, rollout waits, storage changes,
+--uninstall) is the cluster tier's test_cluster_install.py."""
 import os
 import subprocess
 import textwrap
@@ -26,7 +29,7 @@ FAKE_KUBECTL = textwrap.dedent("""\
       *) exit 0 ;;
     esac
     """)
-FAKE_HELM = '#!/usr/bin/env bash\necho "helm $*" >> "$FAKE_LOG"\n'
+FAKE_HELM = '#!/usr/bin/env bash\necho "helm $*" >> "$FAKE_LOG"\ncase "$1" in status) exit 1 ;; esac\n'
 
 
 @pytest.fixture
@@ -59,7 +62,7 @@ def test_help_and_bad_arguments(fakes):
     assert proc.returncode != 0 and "no profile 'nope'" in proc.stderr and "production" in proc.stderr
 
 
-def test_install_flow(fakes, tmp_path):
+def test_health_probes_through_the_service_proxy(fakes, tmp_path):
     extra = tmp_path / "mine.yaml"
     extra.write_text("{}\n")
     proc, calls = fakes("--profile", "production", "--values", str(extra), "--namespace", "obs")
@@ -78,11 +81,11 @@ def test_install_flow(fakes, tmp_path):
     assert "\x1b[" not in proc.stdout, "colour codes written to a pipe"
 
 
-def test_uninstall(fakes):
-    proc, calls = fakes("--uninstall")
+def test_no_health_check_skips_the_probes_and_says_so(fakes):
+    proc, calls = fakes("--no-health-check")
     assert proc.returncode == 0, proc.stderr
-    assert any(c.startswith("helm uninstall p5 --namespace monitoring") for c in calls)
-    assert not any("upgrade --install" in c for c in calls)
+    assert not any("/proxy/" in c for c in calls), calls
+    assert "--no-health-check: the HTTP health probes were skipped" in proc.stderr
 
 
 def test_without_a_cluster_it_renders_instead(fakes, tmp_path):

@@ -58,3 +58,9 @@ def test_warnings_follow_profile(notes_chart):
     prod = notes(notes_chart, (paths.PROFILES_DIR / "production.yaml",))
     assert "Prometheus keeps its data in an emptyDir" in dev
     assert "emptyDir" not in prod and "NetworkPolicies are off" not in prod
+
+
+def test_host_port_note_for_a_second_release(notes_chart):
+    assert "node-exporter holds host port 9100 on every node" in notes(notes_chart)
+    assert "holds host port 9101" in notes(notes_chart, **{"node-exporter.port": 9101})
+    assert "host port" not in notes(notes_chart, **{"node-exporter.enabled": False})

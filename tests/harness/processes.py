@@ -95,7 +95,8 @@ def _kill_leftovers():
 
 # ---------------------------------------------------------------------------- processes
 class Process:
-    """A program in its own process group, logging to a file, with a readiness URL."""
+    """A program in its own process group, logging to a file, with a readiness URL (or a
+    callable that returns True once ready)."""
 
     def __init__(self, name, argv, log_path, ready_url, cwd=None, env=None):
         self.name, self.argv, self.log_path, self.ready_url = name, list(argv), Path(log_path), ready_url
@@ -118,9 +119,13 @@ class Process:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"{self.name} exited with {self.proc.returncode}:\n{self.log_tail()}")
             try:
-                with urllib.request.urlopen(self.ready_url, timeout=2) as r:
-                    if r.status == 200:
+                if callable(self.ready_url):  # a check of its own (TLS, a client certificate)
+                    if self.ready_url():
                         return self
+                else:
+                    with urllib.request.urlopen(self.ready_url, timeout=2) as r:
+                        if r.status == 200:
+                            return self
             except (urllib.error.URLError, ConnectionError, OSError):
                 pass
             time.sleep(0.2)

@@ -10,7 +10,8 @@ import pytest
 
 from .paths import BIN
 
-TOOLS = ("helm", "promtool", "prometheus", "amtool", "alertmanager", "jaeger", "checkov")
+TOOLS = ("helm", "helm4", "promtool", "prometheus", "amtool", "alertmanager", "jaeger", "checkov",
+         "kubectl", "etcd", "kwok")
 
 
 def in_ci():

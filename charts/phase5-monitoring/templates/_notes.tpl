@@ -52,6 +52,14 @@ NOTE: no notification credentials are set: alerts are routed but Slack/e-mail ca
       Set alertmanager.secrets.existingSecret (see charts/alertmanager/README.md).
 {{- end }}
 {{- end }}
+{{- with (index .Values "node-exporter") }}
+{{- if and .enabled .hostAccess.hostNetwork }}
+
+NOTE: node-exporter holds host port {{ .port }} on every node. A second release of this chart on
+      the same cluster needs --set node-exporter.port=<another port> (or node-exporter.enabled=false);
+      its install refuses a taken port instead of leaving the pods Pending.
+{{- end }}
+{{- end }}
 {{- if not .Values.networkPolicy.enabled }}
 
 NOTE: NetworkPolicies are off (networkPolicy.enabled=false); values/production.yaml turns them on.

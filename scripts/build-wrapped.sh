@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Build Go commands that `go install pkg@version` refuses because their module has
+# replace directives: the Kubernetes control plane (k8s.io/kubernetes points every
+# k8s.io/<staging> module at ./staging) and etcd. A small wrapper module requires the
+# module at the pinned version, pins what the replace block pointed at to its published
+# release, and builds the commands from there.
+#
+# Usage: scripts/build-wrapped.sh kubernetes VERSION DEST   kube-apiserver, kube-controller-manager,
+#                                                          kube-scheduler, kubectl (version-stamped)
+#        scripts/build-wrapped.sh etcd VERSION DEST         etcd
+set -euo pipefail
+
+kind=$1 version=$2 dest=$3
+mkdir -p "$dest"
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+cd "$work"
+export GOFLAGS=-mod=mod CGO_ENABLED=0
+
+case "$kind" in
+  kubernetes)
+    module=k8s.io/kubernetes
+    gomod=$(go mod download -json "$module@$version" | sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",$/\1/p')
+    [[ -f "$gomod" ]] || { echo "build-wrapped: cannot download $module@$version" >&2; exit 1; }
+    IFS=. read -r major minor patch <<<"${version#v}"
+    staging=$(sed -n '/^replace (/,/^)/p' "$gomod" | awk '$2 == "=>" && $3 ~ /^\.\/staging\// {print $1}')
+    {
+      echo "module phase5-monitoring/kubernetes-build"
+      echo
+      echo "go $(go env GOVERSION | sed 's/^go\([0-9]*\.[0-9]*\).*/\1/')"
+      echo
+      echo "require $module $version"
+      echo
+      echo "replace ("
+      for m in $staging; do echo "	$m => $m v0.$minor.$patch"; done
+      echo ")"
+    } > go.mod
+    cmds=(kube-apiserver kube-controller-manager kube-scheduler kubectl)
+    {
+      echo "//go:build tools"
+      echo "package tools"
+      echo "import ("
+      for c in "${cmds[@]}"; do echo "	_ \"$module/cmd/$c\""; done
+      echo ")"
+    } > tools.go
+    go mod tidy >/dev/null
+    ld="-s -w"
+    for pkg in k8s.io/client-go/pkg/version k8s.io/component-base/version; do
+      ld+=" -X $pkg.gitVersion=$version -X $pkg.gitMajor=$major -X $pkg.gitMinor=$minor"
+      ld+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
+    done
+    for c in "${cmds[@]}"; do
+      go build -tags tools -trimpath -ldflags "$ld" -o "$dest/$c" "$module/cmd/$c"
+    done
+    ;;
+  etcd)
+    module=go.etcd.io/etcd/server/v3
+    printf 'module phase5-monitoring/etcd-build\n\ngo %s\n\nrequire %s %s\n' \
+      "$(go env GOVERSION | sed 's/^go\([0-9]*\.[0-9]*\).*/\1/')" "$module" "$version" > go.mod
+    printf '//go:build tools\npackage tools\nimport _ "%s"\n' "$module" > tools.go
+    go mod tidy >/dev/null
+    go build -trimpath -ldflags "-s -w" -o "$dest/etcd" "$module"
+    ;;
+  *)
+    echo "build-wrapped: unknown kind $kind (kubernetes|etcd)" >&2; exit 2 ;;
+esac

@@ -1,0 +1,466 @@
+"""Cluster tier: what happens at install time, judged by a real Kubernetes API server.
+
+Runs against the cluster in KUBECONFIG when one answers (kind in the GitHub workflow), else
+against the local control plane (harness.controlplane: etcd, kube-apiserver,
+kube-controller-manager, kube-scheduler from bin/, kwok for three simulated nodes). On
+simulated nodes no container runs: a pod is Ready once scheduled, so what these tests prove is
+everything the API server and the controllers decide - admission (Pod Security), RBAC
+objects, defaulting, immutable fields, scheduling (host ports, PDBs), Helm's lookup, volume
+binding and expansion - not that images start (the e2e tier and kind prove that).
+"""
+import json
+import re
+import threading
+import time
+
+import pytest
+import yaml
+
+from harness import paths, tools
+from harness.cluster import DEPLOY_SCRIPT_PSS, workloads_ready
+from harness.render import render
+
+pytestmark = pytest.mark.cluster
+
+UMBRELLA = paths.UMBRELLA
+RELEASES = paths.ROOT / "ci" / "releases"
+DEPLOY = paths.ROOT / "scripts" / "deploy-monitoring.sh"
+
+# Every profile a user installs: values files and --set-json pairs.
+PROFILES = {
+    "defaults": ([], {}),
+    "dev": ([paths.PROFILES_DIR / "dev.yaml"], {}),
+    "production": ([paths.PROFILES_DIR / "production.yaml"], {}),
+    "kind": ([UMBRELLA / "ci" / "kind-values.yaml"], {}),
+    "alloy": ([UMBRELLA / "ci" / "kind-alloy-values.yaml"], {}),
+    "networkpolicy": ([], {"networkPolicy.enabled": True}),
+}
+# How the API server refuses a volumeClaimTemplate change (the wording differs by version).
+IMMUTABLE = re.compile(r"spec\.volumeClaimTemplates: Invalid value: .*field is immutable|"
+                       r"Forbidden: updates to statefulset spec for fields other than")
+# The host collectors: the only pods the restricted Pod Security level rejects.
+HOST_COLLECTORS = {"node-exporter", "promtail"}
+
+
+def values_args(profile):
+    files, sets = PROFILES[profile]
+    args = []
+    for f in files:
+        args += ["-f", str(f)]
+    for k, v in sets.items():
+        args += ["--set-json", f"{k}={json.dumps(v)}"]
+    return args
+
+
+def previous_release():
+    def version(p):
+        return tuple(int(x) for x in re.search(r"-(\d+)\.(\d+)\.(\d+)\.tgz$", p.name).groups())
+    return sorted(RELEASES.glob("phase5-monitoring-*.tgz"), key=version)[-1]
+
+
+def component(obj):
+    return (obj["metadata"].get("labels") or {}).get("app.kubernetes.io/name", "")
+
+
+@pytest.fixture
+def ns(cluster, request):
+    """A fresh namespace with the deploy script's Pod Security labels, deleted afterwards
+    (with every release in it uninstalled first, so cluster-scoped objects go too)."""
+    name = cluster.new_namespace(re.sub(r"[^a-z0-9-]", "-", request.node.name.lower())[:40].strip("-"),
+                                 DEPLOY_SCRIPT_PSS)
+    yield name
+    for helm in (tools.find("helm"), tools.find("helm4")):
+        if not helm:
+            continue
+        out = cluster.helm(helm, "list", "-n", name, "-q", check=False).stdout.split()
+        for rel in out:
+            cluster.helm(helm, "uninstall", rel, "-n", name, "--timeout", "2m", check=False)
+    cluster.delete_namespace(name)
+
+
+def install(cluster, helm, release, namespace, profile, *extra, chart=UMBRELLA, wait=True, check=True):
+    args = ["upgrade", "--install", release, str(chart), "-n", namespace, *values_args(profile), *extra]
+    if wait:
+        args += ["--wait", "--timeout", "5m"]
+    return cluster.helm(helm, *args, check=check)
+
+
+def assert_ready(cluster, namespace, timeout=180):
+    bad = []
+
+    def ready():
+        bad[:] = workloads_ready(cluster, namespace)
+        return not bad
+    try:
+        cluster.wait(ready, timeout, f"workloads in {namespace} ready")
+    except TimeoutError:
+        pytest.fail(f"not ready in {namespace} after {timeout}s: {bad}")
+
+
+# ------------------------------------------------------------------------ the cluster itself
+def test_cluster_reports_the_pinned_version(cluster):
+    """helm's kubeVersion check reads this: a build without the version stamp says v0.0.0."""
+    if not cluster.simulated:
+        pytest.skip("a KUBECONFIG cluster runs its own version")
+    assert cluster.version() == cluster.cp.version
+
+
+# -------------------------------------------------------------------------- every profile
+@pytest.mark.parametrize("helm_name", ["helm", "helm4"])
+@pytest.mark.parametrize("profile", list(PROFILES))
+def test_profile_installs_and_gets_ready(cluster, ns, profile, helm_name):
+    helm = tools.require(helm_name)
+    install(cluster, helm, "p5", ns, profile)
+    assert_ready(cluster, ns)
+    status = json.loads(cluster.helm(helm, "status", "p5", "-n", ns, "-o", "json").stdout)
+    assert status["info"]["status"] == "deployed", status["info"]
+
+
+@pytest.mark.parametrize("profile", list(PROFILES))
+def test_oldest_kubernetes_installs_every_profile(oldest_cluster, profile):
+    """The oldest minor kubeVersion admits: every profile installs and gets ready there too."""
+    helm = tools.require("helm")
+    c = oldest_cluster
+    ns = c.new_namespace(f"oldest-{profile}", DEPLOY_SCRIPT_PSS)
+    try:
+        install(c, helm, "p5", ns, profile)
+        assert_ready(c, ns)
+    finally:
+        c.helm(helm, "uninstall", "p5", "-n", ns, check=False)
+        c.delete_namespace(ns)
+
+
+@pytest.mark.parametrize("profile", list(PROFILES))
+def test_server_side_dry_run_accepts_every_object(cluster, ns, profile):
+    """Every rendered object (helm test pods included), as the API server validates and
+    defaults it: unknown fields fail here (kubectl's strict field validation)."""
+    text = cluster.helm(tools.require("helm"), "template", "p5", str(UMBRELLA), "-n", ns,
+                        "--kube-version", cluster.version(), *values_args(profile)).stdout
+    proc = cluster.kubectl("apply", "--dry-run=server", "--validate=strict", "-n", ns, "-f", "-",
+                           input=text, check=False)
+    assert proc.returncode == 0, f"{profile}: the API server refused:\n{proc.stderr}"
+    n = len([d for d in yaml.safe_load_all(text) if d])
+    accepted = [line for line in proc.stdout.splitlines() if "(server dry run)" in line]
+    assert len(accepted) == n, f"{profile}: {len(accepted)} of {n} objects accepted:\n{proc.stdout}"
+
+
+# -------------------------------------------------------------------------- Pod Security
+@pytest.mark.parametrize("profile", ["defaults", "alloy"])
+def test_restricted_namespace_admits_all_but_the_host_collectors(cluster, profile):
+    """enforce=restricted: the API server's PodSecurity plugin admits every pod but
+    node-exporter's and the log collector's, and says why for those two."""
+    helm = tools.require("helm")
+    ns = cluster.new_namespace(f"pss-restricted-{profile}", {"pod-security.kubernetes.io/enforce": "restricted"})
+    try:
+        install(cluster, helm, "p5", ns, profile, wait=False)
+        daemonsets = {component(d): d["metadata"]["name"] for d in cluster.get("daemonsets", "-n", ns)["items"]}
+        assert set(daemonsets) == HOST_COLLECTORS, daemonsets
+
+        def others_ready():
+            return not [b for b in workloads_ready(cluster, ns) if not b.startswith("DaemonSet/")]
+        cluster.wait(others_ready, 180, "every workload but the host collectors ready")
+
+        def rejected():
+            events = cluster.get("events", "-n", ns, "--field-selector", "reason=FailedCreate")["items"]
+            by_ds = {e["involvedObject"]["name"]: e["message"] for e in events if e["involvedObject"]["kind"] == "DaemonSet"}
+            return by_ds if set(by_ds) == set(daemonsets.values()) else None
+        cluster.wait(rejected, 60, "FailedCreate events for both host collectors")
+        for name, message in rejected().items():
+            assert 'violates PodSecurity "restricted:' in message and "host" in message, f"{name}: {message}"
+        pods = cluster.get("pods", "-n", ns)["items"]
+        assert not [p["metadata"]["name"] for p in pods if component(p) in HOST_COLLECTORS]
+    finally:
+        cluster.helm(helm, "uninstall", "p5", "-n", ns, check=False)
+        cluster.delete_namespace(ns)
+
+
+@pytest.mark.parametrize("profile", ["production", "alloy"])
+def test_deploy_script_labels_admit_everything_and_warn_only_for_host_collectors(cluster, ns, profile):
+    """The deploy script's labels (enforce=privileged, warn=restricted): each workload is
+    admitted, and the API server's warnings name only the two host collectors."""
+    docs = render([*PROFILES[profile][0]], PROFILES[profile][1] or None, namespace=ns)
+    warned = set()
+    for obj in docs.workloads():
+        proc = cluster.kubectl("apply", "--dry-run=server", "-n", ns, "-f", "-", input=json.dumps(obj), check=False)
+        assert proc.returncode == 0, f"{obj['kind']}/{obj['metadata']['name']} refused:\n{proc.stderr}"
+        if "would violate PodSecurity" in proc.stderr:
+            warned.add(component(obj))
+    assert warned == HOST_COLLECTORS
+
+
+# -------------------------------------------------------------- upgrades, data, rollback
+def _sts_changed_by_model(profile):
+    """The fast model (tests/test_unit_upgrade.py): StatefulSets whose volumeClaimTemplates
+    differ between the previous release and the working tree."""
+    from test_unit_upgrade import vct_changes
+    files, sets = PROFILES[profile]
+    return set(vct_changes(files, sets or None))
+
+
+def _pvcs(cluster, ns):
+    return {p["metadata"]["name"]: p for p in cluster.get("pvc", "-n", ns)["items"]}
+
+
+def deploy_script(cluster, *args, check=True):
+    env = cluster.env(HELM=tools.require("helm"), KUBECTL=cluster.kubectl_bin)
+    return cluster.run(["bash", str(DEPLOY), *args], check=check, env=env, timeout=900)
+
+
+def deploy_args(profile, ns):
+    files, sets = PROFILES[profile]
+    assert not sets, "deploy-monitoring.sh takes values files only"
+    args = ["--namespace", ns, "--release", "p5", "--timeout", "3m", "--no-health-check"]
+    if files and files[0].parent == paths.PROFILES_DIR:
+        args += ["--profile", files[0].stem]
+        files = files[1:]
+    else:
+        args += ["--profile", "defaults"]
+    for f in files:
+        args += ["--values", str(f)]
+    return args
+
+
+def server_refuses(cluster, ns, profile):
+    """The API server's verdict on updating each live StatefulSet to the working tree's
+    render (server-side apply, dry run): {name: error} of those it refuses."""
+    files, sets = PROFILES[profile]
+    refused = {}
+    for sts in render(files, sets or None, namespace=ns).of_kind("StatefulSet"):
+        proc = cluster.kubectl("apply", "--server-side", "--force-conflicts", "--field-manager=helm",
+                               "--dry-run=server", "-n", ns, "-f", "-", input=json.dumps(sts), check=False)
+        if proc.returncode != 0:
+            refused[sts["metadata"]["name"]] = proc.stderr.strip()
+    return refused
+
+
+@pytest.mark.parametrize("profile", ["defaults", "dev", "production", "kind", "alloy"])
+def test_upgrade_from_previous_release(cluster, ns, profile):
+    """From the released package in ci/releases/: the API server refuses the StatefulSet
+    updates exactly where the model says a volumeClaimTemplate changes, and
+    deploy-monitoring.sh upgrades every profile keeping every PVC."""
+    helm = tools.require("helm")
+    install(cluster, helm, "p5", ns, profile, chart=previous_release())
+    assert_ready(cluster, ns)
+    before = {n: p["metadata"]["uid"] for n, p in _pvcs(cluster, ns).items()}
+
+    predicted, refused = _sts_changed_by_model(profile), server_refuses(cluster, ns, profile)
+    assert set(refused) == predicted, f"the API server refuses {sorted(refused)}, the model predicted {sorted(predicted)}: {refused}"
+    for name, err in refused.items():
+        assert IMMUTABLE.search(err), f"{name}: {err}"
+
+    out = deploy_script(cluster, *deploy_args(profile, ns)).stdout
+    for sts in predicted:
+        assert f"StatefulSet {sts}: volumeClaimTemplates change" in out, out
+    assert_ready(cluster, ns)
+    after = {n: p["metadata"]["uid"] for n, p in _pvcs(cluster, ns).items()}
+    assert {n: after.get(n) for n in before} == before, f"PVCs replaced or lost: {before} -> {after}"
+    (rel,) = json.loads(cluster.helm(helm, "list", "-n", ns, "-o", "json").stdout)
+    current = yaml.safe_load((UMBRELLA / "Chart.yaml").read_text())["version"]
+    assert rel["chart"] == f"phase5-monitoring-{current}" and rel["status"] == "deployed", rel
+    left = [r["metadata"]["name"] for r in cluster.get("clusterroles", "-l", "app.kubernetes.io/instance=p5")["items"]
+            if r["metadata"]["name"].startswith("p5-")]
+    assert not left, f"the upgrade left the previous release's ClusterRoles behind: {left}"
+
+
+def test_storage_growth_defaults_to_production(cluster, ns):
+    """defaults -> production grows Prometheus', Alertmanager's and Loki's volumes: plain
+    helm refuses (immutable volumeClaimTemplates); the deploy script grows the PVCs on an
+    expandable StorageClass, re-creates the StatefulSets orphaning their pods, and upgrades."""
+    helm = tools.require("helm")
+    deploy_script(cluster, *deploy_args("defaults", ns))
+    before = _pvcs(cluster, ns)
+    assert before, "the defaults keep data on PVCs"
+    sts_before = {s["metadata"]["name"]: s["metadata"]["uid"] for s in cluster.get("statefulsets", "-n", ns)["items"]}
+
+    raw = install(cluster, helm, "p5", ns, "production", check=False)
+    assert raw.returncode != 0 and IMMUTABLE.search(raw.stderr), raw.stderr
+
+    out = deploy_script(cluster, *deploy_args("production", ns)).stdout
+    assert "growing to" in out, out
+    assert_ready(cluster, ns)
+    prod = yaml.safe_load((paths.PROFILES_DIR / "production.yaml").read_text())
+    after = _pvcs(cluster, ns)
+    for name, pvc in before.items():
+        assert after[name]["metadata"]["uid"] == pvc["metadata"]["uid"], f"{name} was replaced"
+    for comp in ("prometheus", "alertmanager", "loki"):
+        want = prod[comp]["persistence"]["size"]
+        claims = [p for n, p in after.items() if n.startswith(f"storage-p5-{comp}-")]
+        assert claims, f"no PVC of {comp}: {sorted(after)}"
+        for p in claims:
+            assert p["spec"]["resources"]["requests"]["storage"] == want, (p["metadata"]["name"], p["spec"])
+
+        def grown(name=p["metadata"]["name"]):
+            return cluster.get("pvc", name, "-n", ns)["status"].get("capacity", {}).get("storage") == want
+        for p in claims:
+            cluster.wait(lambda p=p: grown(p["metadata"]["name"]), 60, f"{p['metadata']['name']} capacity {want}")
+    sts_after = {s["metadata"]["name"]: s["metadata"]["uid"] for s in cluster.get("statefulsets", "-n", ns)["items"]}
+    assert all(sts_after[n] != u for n, u in sts_before.items()), "StatefulSets were not re-created"
+
+
+def test_storage_growth_on_a_fixed_class_stops_before_any_change(cluster, ns, tmp_path):
+    """On a StorageClass without allowVolumeExpansion the script stops, changes nothing and
+    says what to do."""
+    helm = tools.require("helm")
+    fixed = tmp_path / "fixed.yaml"
+    fixed.write_text("global:\n  storageClass: fixed\n")
+    deploy_script(cluster, *deploy_args("defaults", ns), "--values", str(fixed))
+    before = {n: (p["metadata"]["uid"], p["spec"]["resources"]["requests"]["storage"]) for n, p in _pvcs(cluster, ns).items()}
+    sts_before = {s["metadata"]["name"]: s["metadata"]["uid"] for s in cluster.get("statefulsets", "-n", ns)["items"]}
+    rev = json.loads(cluster.helm(helm, "status", "p5", "-n", ns, "-o", "json").stdout)["version"]
+
+    proc = deploy_script(cluster, *deploy_args("production", ns), "--values", str(fixed), check=False)
+    assert proc.returncode != 0
+    assert "does not" in proc.stderr and "allowVolumeExpansion" in proc.stderr and "nothing was changed" in proc.stderr, proc.stderr
+    for name in before:
+        assert f"PVC {name}:" in proc.stderr, f"{name} not named:\n{proc.stderr}"
+    assert {n: (p["metadata"]["uid"], p["spec"]["resources"]["requests"]["storage"]) for n, p in _pvcs(cluster, ns).items()} == before
+    assert {s["metadata"]["name"]: s["metadata"]["uid"] for s in cluster.get("statefulsets", "-n", ns)["items"]} == sts_before
+    assert json.loads(cluster.helm(helm, "status", "p5", "-n", ns, "-o", "json").stdout)["version"] == rev
+
+
+def test_rollback_and_uninstall(cluster, ns):
+    """Rollback to the previous revision succeeds; uninstall removes every object of the
+    release, the cluster-scoped ClusterRoles and ClusterRoleBindings too, and keeps the PVCs."""
+    helm = tools.require("helm")
+    install(cluster, helm, "p5", ns, "defaults")
+    install(cluster, helm, "p5", ns, "defaults", "--set-json", 'global.commonLabels={"rolled":"forward"}')
+    dep = cluster.get("deployment", "p5-grafana", "-n", ns)
+    assert dep["metadata"]["labels"].get("rolled") == "forward"
+    cluster.helm(helm, "rollback", "p5", "1", "-n", ns, "--wait", "--timeout", "3m")
+    assert "rolled" not in cluster.get("deployment", "p5-grafana", "-n", ns)["metadata"]["labels"]
+    assert_ready(cluster, ns)
+
+    pvcs = set(_pvcs(cluster, ns))
+    assert pvcs
+    manifest = cluster.helm(helm, "get", "manifest", "p5", "-n", ns).stdout
+    objects = [(d["kind"], d["metadata"]["name"], d["metadata"].get("namespace")) for d in yaml.safe_load_all(manifest) if d]
+    cluster_scoped = [o for o in objects if o[0] in ("ClusterRole", "ClusterRoleBinding")]
+    assert cluster_scoped, "the release has ClusterRoles"
+    cluster.helm(helm, "uninstall", "p5", "-n", ns, "--wait", "--timeout", "3m")
+    left = [f"{k}/{n}" for k, n, _ in objects if k != "PersistentVolumeClaim"
+            and cluster.exists(k.lower(), n, *([] if (k, n, _) in cluster_scoped else ["-n", ns]))]
+    assert not left, f"left after uninstall: {left}"
+    assert set(_pvcs(cluster, ns)) == pvcs, "uninstall must keep the PVCs"
+
+
+# ----------------------------------------------------------------------------- Grafana
+def test_grafana_password_survives_upgrade(cluster, ns):
+    helm = tools.require("helm")
+    install(cluster, helm, "p5", ns, "dev")
+
+    def password():
+        return cluster.get("secret", "p5-grafana", "-n", ns)["data"]["admin-password"]
+    first = password()
+    install(cluster, helm, "p5", ns, "dev", "--set-json", 'global.commonLabels={"upgraded":"yes"}')
+    assert cluster.get("deployment", "p5-grafana", "-n", ns)["metadata"]["labels"]["upgraded"] == "yes"
+    assert password() == first, "helm upgrade generated a new Grafana password (lookup did not find the Secret)"
+
+
+def test_grafana_existing_secret_creates_no_password_secret(cluster, ns):
+    helm = tools.require("helm")
+    cluster.kubectl("-n", ns, "create", "secret", "generic", "my-grafana-admin",
+                    "--from-literal=admin-user=admin", "--from-literal=admin-password=not-in-values")
+    install(cluster, helm, "p5", ns, "dev", "--set-json", 'grafana.admin.existingSecret="my-grafana-admin"')
+    assert not cluster.exists("secret", "p5-grafana", "-n", ns)
+    refs = json.dumps(cluster.get("deployment", "p5-grafana", "-n", ns)["spec"]["template"]["spec"])
+    assert "my-grafana-admin" in refs
+
+
+# --------------------------------------------------------------------- two releases
+def test_two_releases_on_one_cluster(cluster, ns):
+    """The same release name in two namespaces: cluster-scoped names do not collide, and the
+    second node-exporter, which would stay Pending on the taken host port, is refused at
+    install time with what to set; with another port both stacks run."""
+    helm = tools.require("helm")
+    other = cluster.new_namespace("second-release", DEPLOY_SCRIPT_PSS)
+    try:
+        install(cluster, helm, "p5", ns, "dev")
+        refused = install(cluster, helm, "p5", other, "dev", check=False)
+        assert refused.returncode != 0
+        assert "node-exporter.port: host port 9100 is already taken" in refused.stderr, refused.stderr
+        assert f"{ns}/p5-node-exporter" in refused.stderr, refused.stderr
+        cluster.helm(helm, "uninstall", "p5", "-n", other, check=False)  # a failed install leaves a record
+        install(cluster, helm, "p5", other, "dev", "--set-json", "node-exporter.port=9101")
+        assert_ready(cluster, ns)
+        assert_ready(cluster, other)
+        for namespace in (ns, other):
+            for binding in cluster.get("clusterrolebindings", "-l", "app.kubernetes.io/instance=p5")["items"]:
+                if binding["metadata"]["name"].startswith(f"{namespace}-"):
+                    assert all(s["namespace"] == namespace for s in binding["subjects"]), binding
+        names = [r["metadata"]["name"] for r in cluster.get("clusterroles", "-l", "app.kubernetes.io/instance=p5")["items"]]
+        assert len([n for n in names if n.startswith(f"{ns}-")]) == len([n for n in names if n.startswith(f"{other}-")]) > 0, names
+    finally:
+        cluster.helm(helm, "uninstall", "p5", "-n", other, check=False)
+        cluster.delete_namespace(other)
+
+
+# ----------------------------------------------------------------------------- drain
+def test_drain_honours_the_pdbs(cluster, ns):
+    """kubectl drain (the eviction API) never takes Prometheus or Alertmanager below what
+    their PodDisruptionBudgets allow, and the pods come back on the other nodes."""
+    helm = tools.require("helm")
+    install(cluster, helm, "p5", ns, "production")
+    nodes = [n["metadata"]["name"] for n in cluster.get("nodes")["items"] if not n["spec"].get("unschedulable")]
+    if len(nodes) < 2:
+        pytest.skip("drain needs two schedulable nodes")
+    pdbs = {component(p): p for p in cluster.get("pdb", "-n", ns)["items"]}
+    floors = {}
+    for comp in ("prometheus", "alertmanager"):
+        assert comp in pdbs, f"production has no PDB for {comp}: {sorted(pdbs)}"
+        replicas = cluster.get("statefulset", f"p5-{comp}", "-n", ns)["spec"]["replicas"]
+        spec = pdbs[comp]["spec"]
+        floors[comp] = spec["minAvailable"] if "minAvailable" in spec else replicas - spec["maxUnavailable"]
+    pods = cluster.get("pods", "-n", ns)["items"]
+    target = max(nodes, key=lambda n: sum(1 for p in pods if p["spec"].get("nodeName") == n and component(p) in floors))
+
+    lowest = dict.fromkeys(floors, 99)
+    stop = threading.Event()
+
+    def sample():
+        while not stop.is_set():
+            try:
+                now = cluster.get("pods", "-n", ns)["items"]
+            except AssertionError:
+                continue
+            for comp in floors:
+                ready = sum(1 for p in now if component(p) == comp and not p["metadata"].get("deletionTimestamp")
+                            and any(c["type"] == "Ready" and c["status"] == "True" for c in p["status"].get("conditions", [])))
+                lowest[comp] = min(lowest[comp], ready)
+            time.sleep(0.1)
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        cluster.kubectl("drain", target, "--ignore-daemonsets", "--delete-emptydir-data", "--timeout=180s", timeout=240)
+        assert_ready(cluster, ns)
+    finally:
+        stop.set()
+        sampler.join(timeout=10)
+        cluster.kubectl("uncordon", target, check=False)
+    for comp, floor in floors.items():
+        assert lowest[comp] >= floor, f"{comp}: {lowest[comp]} ready during the drain, PDB floor {floor}"
+    moved = [p["metadata"]["name"] for p in cluster.get("pods", "-n", ns)["items"]
+             if p["spec"].get("nodeName") == target and component(p) in floors]
+    assert not moved, f"still on the drained node {target}: {moved}"
+
+
+# ---------------------------------------------------------------- deploy-monitoring.sh
+def test_deploy_script_installs_and_uninstalls(cluster):
+    """The real script with the real helm and kubectl: namespace and Pod Security labels,
+    install, rollout waits, access information, --uninstall."""
+    ns = f"p5-deploy-{int(time.time()) % 100000}"
+    cluster.namespaces.append(ns)
+    try:
+        out = deploy_script(cluster, *deploy_args("dev", ns)).stdout
+        labels = cluster.get("namespace", ns)["metadata"]["labels"]
+        for k, v in DEPLOY_SCRIPT_PSS.items():
+            assert labels.get(k) == v, labels
+        for kind in ("deployment", "statefulset", "daemonset"):
+            for obj in cluster.kubectl("-n", ns, "get", kind, "-l", "app.kubernetes.io/instance=p5", "-o", "name").stdout.split():
+                assert f"ok {obj}" in out, f"no rollout line for {obj}:\n{out}"
+        assert "Phase 5 monitoring is running" in out and f"-n {ns} port-forward svc/p5-grafana" in out, out
+        gone = deploy_script(cluster, "--namespace", ns, "--release", "p5", "--uninstall")
+        assert "uninstalling release p5" in gone.stdout
+        assert "delete pvc" in gone.stdout
+        assert not cluster.kubectl("-n", ns, "get", "deploy,sts,ds", "-o", "name").stdout.strip()
+    finally:
+        cluster.delete_namespace(ns)
