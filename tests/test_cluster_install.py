@@ -105,6 +105,44 @@ def test_cluster_reports_the_pinned_version(cluster):
     assert cluster.version() == cluster.cp.version
 
 
+def test_control_plane_stops_everything_also_when_start_fails(cluster, tmp_path):
+    """A start that fails half-way (kwok refuses its stages) leaves no process and no port
+    behind; a started one stops every process and frees every port."""
+    import socket
+
+    from harness.controlplane import ControlPlane
+    if not cluster.simulated:
+        pytest.skip("about the local control plane only")
+
+    def listening(port):
+        with socket.socket() as s:
+            return s.connect_ex(("127.0.0.1", port)) == 0
+
+    bad = tmp_path / "bad-stages.yaml"
+    bad.write_text("apiVersion: kwok.x-k8s.io/v1alpha1\nkind: Stage\nmetadata: {name: broken}\nspec: {resourceRef: 42}\n")
+    cp = ControlPlane(workdir=tmp_path / "cp", stages=bad)
+    with pytest.raises(RuntimeError, match="kwok exited"):
+        cp.start(timeout=60)
+    assert not cp.processes, "processes left after a failed start"
+    port = int(cp.server.rsplit(":", 1)[1])
+    assert not listening(port), f"the API server port {port} is still open"
+
+    cp = ControlPlane(workdir=tmp_path / "cp2").start()
+    pids = [p.proc.pid for p in cp.processes]
+    port = int(cp.server.rsplit(":", 1)[1])
+    assert listening(port)
+    cp.stop()
+    import os
+    alive = []
+    for pid in pids:
+        try:
+            os.kill(pid, 0)
+            alive.append(pid)
+        except ProcessLookupError:
+            pass
+    assert not alive and not listening(port), f"still running: {alive}, port {port} open: {listening(port)}"
+
+
 # -------------------------------------------------------------------------- every profile
 @pytest.mark.parametrize("helm_name", ["helm", "helm4"])
 @pytest.mark.parametrize("profile", list(PROFILES))
@@ -345,15 +383,19 @@ def test_rollback_and_uninstall(cluster, ns):
 
 # ----------------------------------------------------------------------------- Grafana
 def test_grafana_password_survives_upgrade(cluster, ns):
+    """The first install generates a random password and secret_key; `helm upgrade` finds
+    them with `lookup` on the API server and keeps them."""
+    import base64
     helm = tools.require("helm")
     install(cluster, helm, "p5", ns, "dev")
 
-    def password():
-        return cluster.get("secret", "p5-grafana", "-n", ns)["data"]["admin-password"]
-    first = password()
+    def secret():
+        return cluster.get("secret", "p5-grafana", "-n", ns)["data"]
+    first = secret()
+    assert len(base64.b64decode(first["admin-password"])) >= 32 and first["secret-key"], first.keys()
     install(cluster, helm, "p5", ns, "dev", "--set-json", 'global.commonLabels={"upgraded":"yes"}')
     assert cluster.get("deployment", "p5-grafana", "-n", ns)["metadata"]["labels"]["upgraded"] == "yes"
-    assert password() == first, "helm upgrade generated a new Grafana password (lookup did not find the Secret)"
+    assert secret() == first, "helm upgrade generated a new Grafana password or secret_key (lookup did not find the Secret)"
 
 
 def test_grafana_existing_secret_creates_no_password_secret(cluster, ns):

@@ -47,8 +47,23 @@ def test_objects_valid_for_kubernetes(values, kube_version):
 
 def test_kube_version_floor_enforced():
     """Below the stated floor the chart refuses to render, naming the requirement."""
-    with pytest.raises(RenderError, match=r"kubeVersion: >=1\.29"):
-        render(kube_version="1.28.0")
+    with pytest.raises(RenderError, match=r"kubeVersion: >=1\.30"):
+        render(kube_version="1.29.15")
+
+
+def test_kube_version_floor_is_the_oldest_tested_kubernetes():
+    """The floor every Chart.yaml states is the minor of the oldest Kubernetes the cluster tier
+    installs on (tools.versions), and KUBE_MIN of the unit tier's schema checks."""
+    import yaml
+
+    from harness.controlplane import kubernetes_versions
+    from harness.paths import KUBE_MIN, UMBRELLA, subcharts
+    oldest = kubernetes_versions()[-1].lstrip("v").split(".")
+    want = f">={oldest[0]}.{oldest[1]}.0-0"
+    floors = {c.name: yaml.safe_load((c / "Chart.yaml").read_text()).get("kubeVersion")
+              for c in [UMBRELLA, *subcharts()] if yaml.safe_load((c / "Chart.yaml").read_text()).get("type") != "library"}
+    assert set(floors.values()) == {want}, floors
+    assert KUBE_MIN == f"{oldest[0]}.{oldest[1]}.0"
 
 
 @pytest.mark.parametrize("values", params.profiles())

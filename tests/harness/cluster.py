@@ -14,7 +14,9 @@ import subprocess
 import uuid
 
 from . import tools
-from .controlplane import ControlPlane, kubernetes_versions, workloads_ready  # noqa: F401 - re-exported for the tests
+from .controlplane import ControlPlane, kubernetes_versions, workloads_ready
+
+__all__ = ["Cluster", "ControlPlane", "DEPLOY_SCRIPT_PSS", "kubernetes_versions", "open_cluster", "workloads_ready"]
 
 
 class Cluster:

@@ -136,12 +136,24 @@ class PKI:
         self.sa_pub = self.dir / "sa.pub"
 
 
+def _healthz(url):
+    """Ready check of a component's own self-signed HTTPS /healthz (unauthenticated by default)."""
+    ctx = ssl.create_default_context()
+    ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+
+    def ready():
+        with urllib.request.urlopen(url, context=ctx, timeout=3) as r:
+            return r.status == 200
+    return ready
+
+
 # ------------------------------------------------------------------------ control plane
 class ControlPlane:
     """etcd + kube-apiserver + kube-controller-manager + kube-scheduler + kwok on loopback."""
 
-    def __init__(self, workdir=None, version=None, nodes=NODES):
+    def __init__(self, workdir=None, version=None, nodes=NODES, stages=STAGES):
         self.version = version or kubernetes_versions()[0]
+        self.stages = Path(stages)
         self._tmp = None
         if workdir is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="p5-controlplane-")
@@ -197,30 +209,31 @@ class ControlPlane:
             self._readyz(self.server), logs, timeout)
 
         kc = str(self.kubeconfig)
+        cm_port, sched_port, kwok_port = free_port(), free_port(), free_port()
         self._run("kube-controller-manager", [
             str(bindir / "kube-controller-manager"), f"--kubeconfig={kc}",
             f"--authentication-kubeconfig={kc}", f"--authorization-kubeconfig={kc}",
-            "--bind-address=127.0.0.1", f"--secure-port={free_port()}", "--leader-elect=false",
+            "--bind-address=127.0.0.1", f"--secure-port={cm_port}", "--leader-elect=false",
             f"--service-account-private-key-file={pki.sa_key}", f"--root-ca-file={pki.ca_cert}",
             f"--cluster-signing-cert-file={pki.ca_cert}", f"--cluster-signing-key-file={pki.ca_key}",
             "--use-service-account-credentials=false", "--profiling=false", "--v=0"],
-            None, logs, timeout)
+            _healthz(f"https://127.0.0.1:{cm_port}/healthz"), logs, timeout)
         self._run("kube-scheduler", [
             str(bindir / "kube-scheduler"), f"--kubeconfig={kc}",
             f"--authentication-kubeconfig={kc}", f"--authorization-kubeconfig={kc}",
-            "--bind-address=127.0.0.1", f"--secure-port={free_port()}", "--leader-elect=false",
-            "--profiling=false", "--v=0"], None, logs, timeout)
+            "--bind-address=127.0.0.1", f"--secure-port={sched_port}", "--leader-elect=false",
+            "--profiling=false", "--v=0"], _healthz(f"https://127.0.0.1:{sched_port}/healthz"), logs, timeout)
         self._run("kwok", [
-            kwok, f"--kubeconfig={kc}", f"--config={STAGES}",
+            kwok, f"--kubeconfig={kc}", f"--config={self.stages}",
             "--manage-all-nodes=false", "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
             f"--cidr={POD_CIDR}", "--node-ip=127.0.0.1", "--node-lease-duration-seconds=40",
-            f"--server-address=127.0.0.1:{free_port()}"], None, logs, timeout)
+            f"--server-address=127.0.0.1:{kwok_port}"], f"http://127.0.0.1:{kwok_port}/healthz", logs, timeout)
 
         self._bootstrap()
         self.wait_nodes_ready(timeout)
 
     def _run(self, name, argv, ready, logs, timeout):
-        p = Process(name, argv, logs / f"{name}.log", ready or (lambda: True))
+        p = Process(name, argv, logs / f"{name}.log", ready)
         self.processes.append(p)
         p.start(timeout=timeout)
         return p

@@ -20,7 +20,7 @@ COMPONENTS = (
 )
 
 # The Kubernetes versions every render is validated against: the chart's floor and the newest.
-KUBE_MIN = "1.29.0"
+KUBE_MIN = "1.30.0"
 KUBE_MAX = "1.37.0"
 
 
