@@ -10,6 +10,7 @@ binding and expansion - not that images start (the e2e tier and kind prove that)
 """
 import json
 import re
+import subprocess
 import threading
 import time
 
@@ -69,12 +70,9 @@ def ns(cluster, request):
     name = cluster.new_namespace(re.sub(r"[^a-z0-9-]", "-", request.node.name.lower())[:40].strip("-"),
                                  DEPLOY_SCRIPT_PSS)
     yield name
-    for helm in (tools.find("helm"), tools.find("helm4")):
-        if not helm:
-            continue
-        out = cluster.helm(helm, "list", "-n", name, "-q", check=False).stdout.split()
-        for rel in out:
-            cluster.helm(helm, "uninstall", rel, "-n", name, "--timeout", "2m", check=False)
+    helm = tools.require("helm")  # Helm 3 and 4 keep releases in the same Secrets
+    for rel in cluster.helm(helm, "list", "-n", name, "-q", check=False).stdout.split():
+        cluster.helm(helm, "uninstall", rel, "-n", name, "--timeout", "2m", check=False)
     cluster.delete_namespace(name)
 
 
@@ -106,8 +104,9 @@ def test_cluster_reports_the_pinned_version(cluster):
 
 
 def test_control_plane_stops_everything_also_when_start_fails(cluster, tmp_path):
-    """A start that fails half-way (kwok refuses its stages) leaves no process and no port
-    behind; a started one stops every process and frees every port."""
+    """A start that fails half-way (kwok refuses its stages) stops what it started: no
+    process of it runs and the API server's port is free (stop() is the same code at the end
+    of every run)."""
     import socket
 
     from harness.controlplane import ControlPlane
@@ -120,27 +119,16 @@ def test_control_plane_stops_everything_also_when_start_fails(cluster, tmp_path)
 
     bad = tmp_path / "bad-stages.yaml"
     bad.write_text("apiVersion: kwok.x-k8s.io/v1alpha1\nkind: Stage\nmetadata: {name: broken}\nspec: {resourceRef: 42}\n")
-    cp = ControlPlane(workdir=tmp_path / "cp", stages=bad)
+    workdir = tmp_path / "cp"
+    cp = ControlPlane(workdir=workdir, stages=bad)
     with pytest.raises(RuntimeError, match="kwok exited"):
         cp.start(timeout=60)
     assert not cp.processes, "processes left after a failed start"
     port = int(cp.server.rsplit(":", 1)[1])
     assert not listening(port), f"the API server port {port} is still open"
-
-    cp = ControlPlane(workdir=tmp_path / "cp2").start()
-    pids = [p.proc.pid for p in cp.processes]
-    port = int(cp.server.rsplit(":", 1)[1])
-    assert listening(port)
-    cp.stop()
-    import os
-    alive = []
-    for pid in pids:
-        try:
-            os.kill(pid, 0)
-            alive.append(pid)
-        except ProcessLookupError:
-            pass
-    assert not alive and not listening(port), f"still running: {alive}, port {port} open: {listening(port)}"
+    ps = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
+    left = [line for line in ps.splitlines() if str(workdir) in line]
+    assert not left, f"processes of the failed control plane still run: {left}"
 
 
 # -------------------------------------------------------------------------- every profile
@@ -152,20 +140,6 @@ def test_profile_installs_and_gets_ready(cluster, ns, profile, helm_name):
     assert_ready(cluster, ns)
     status = json.loads(cluster.helm(helm, "status", "p5", "-n", ns, "-o", "json").stdout)
     assert status["info"]["status"] == "deployed", status["info"]
-
-
-@pytest.mark.parametrize("profile", list(PROFILES))
-def test_oldest_kubernetes_installs_every_profile(oldest_cluster, profile):
-    """The oldest minor kubeVersion admits: every profile installs and gets ready there too."""
-    helm = tools.require("helm")
-    c = oldest_cluster
-    ns = c.new_namespace(f"oldest-{profile}", DEPLOY_SCRIPT_PSS)
-    try:
-        install(c, helm, "p5", ns, profile)
-        assert_ready(c, ns)
-    finally:
-        c.helm(helm, "uninstall", "p5", "-n", ns, check=False)
-        c.delete_namespace(ns)
 
 
 @pytest.mark.parametrize("profile", list(PROFILES))
@@ -375,8 +349,9 @@ def test_rollback_and_uninstall(cluster, ns):
     cluster_scoped = [o for o in objects if o[0] in ("ClusterRole", "ClusterRoleBinding")]
     assert cluster_scoped, "the release has ClusterRoles"
     cluster.helm(helm, "uninstall", "p5", "-n", ns, "--wait", "--timeout", "3m")
-    left = [f"{k}/{n}" for k, n, _ in objects if k != "PersistentVolumeClaim"
-            and cluster.exists(k.lower(), n, *([] if (k, n, _) in cluster_scoped else ["-n", ns]))]
+    namespaced = [f"{k.lower()}/{n}" for k, n, _ in objects if (k, n, _) not in cluster_scoped and k != "PersistentVolumeClaim"]
+    left = cluster.kubectl("get", "-n", ns, "--ignore-not-found", "-o", "name", *namespaced).stdout.split()
+    left += cluster.kubectl("get", "--ignore-not-found", "-o", "name", *[f"{k.lower()}/{n}" for k, n, _ in cluster_scoped]).stdout.split()
     assert not left, f"left after uninstall: {left}"
     assert set(_pvcs(cluster, ns)) == pvcs, "uninstall must keep the PVCs"
 

@@ -14,7 +14,7 @@ import subprocess
 import uuid
 
 from . import tools
-from .controlplane import ControlPlane, kubernetes_versions, workloads_ready
+from .controlplane import ControlPlane, kubernetes_versions, wait_until, workloads_ready
 
 __all__ = ["Cluster", "ControlPlane", "DEPLOY_SCRIPT_PSS", "kubernetes_versions", "open_cluster", "workloads_ready"]
 
@@ -56,16 +56,7 @@ class Cluster:
     def wait(self, check, timeout, what, every=0.5):
         if self.cp is not None:
             return self.cp.wait(check, timeout, what, every)
-        import time
-        deadline, last = time.monotonic() + timeout, None
-        while time.monotonic() < deadline:
-            try:
-                if check():
-                    return
-            except Exception as e:  # noqa: BLE001 - retried until the deadline, then reported
-                last = e
-            time.sleep(every)
-        raise TimeoutError(f"{what}: not true after {timeout}s (last error: {last})")
+        return wait_until(check, timeout, what, every)
 
     def version(self):
         return json.loads(self.kubectl("version", "-o", "json").stdout)["serverVersion"]["gitVersion"]

@@ -360,27 +360,33 @@ class ControlPlane:
         self.wait(ready, timeout, "nodes Ready without not-ready taints")
 
     def wait(self, check, timeout, what, every=0.5):
-        deadline = time.monotonic() + timeout
-        last = None
-        while time.monotonic() < deadline:
+        """wait_until(), failing at once when a control-plane process has exited."""
+        def guarded():
             dead = self.alive()
             if dead:
                 raise RuntimeError(f"control plane process exited: {dead}\n{self.logs(dead[0])}")
-            try:
-                if check():
-                    return
-            except Exception as e:  # noqa: BLE001 - retried until the deadline, then reported
-                last = e
-            time.sleep(every)
-        raise TimeoutError(f"{what}: not true after {timeout}s (last error: {last})")
+            return check()
+        return wait_until(guarded, timeout, what, every, fatal=(RuntimeError,))
 
     # -- Kubernetes version as the server reports it
     def server_version(self):
         return json.loads(self.kubectl("version", "-o", "json").stdout)["serverVersion"]["gitVersion"]
 
 
-def pod_ready(pod):
-    return any(c["type"] == "Ready" and c["status"] == "True" for c in pod.get("status", {}).get("conditions", []))
+def wait_until(check, timeout, what, every=0.5, fatal=()):
+    """Poll check() until it is truthy; TimeoutError naming `what` and the last error after
+    timeout seconds. Exceptions of the `fatal` types end the wait at once."""
+    deadline, last = time.monotonic() + timeout, None
+    while time.monotonic() < deadline:
+        try:
+            if check():
+                return
+        except fatal:
+            raise
+        except Exception as e:  # noqa: BLE001 - retried until the deadline, then reported
+            last = e
+        time.sleep(every)
+    raise TimeoutError(f"{what}: not true after {timeout}s (last error: {last})")
 
 
 def workloads_ready(cp, namespace, selector=None):
