@@ -6,6 +6,9 @@ VENV    := .venv
 PY      := $(VENV)/bin/python
 PROFILE ?= dev
 PYTEST_ARGS ?=
+# Two workers, whole files each: the cluster tier (mostly waiting on the API server and
+# Helm's polling) runs beside the CPU-bound tiers; module fixtures stay in one process.
+PYTEST_XDIST ?= -n 2 --dist loadfile
 
 .PHONY: all help venv checkov tools test unit conformance e2e cluster-tier deploy render lint package docs schemas clean preview bench cluster
 
@@ -32,13 +35,13 @@ tools: ## Build helm 3/4, promtool, prometheus, amtool, alertmanager, jaeger, th
 	scripts/install-tools.sh
 
 test: venv tools checkov ## Run the whole test suite (every tier; the cluster tier on KUBECONFIG's cluster, else on a local control plane)
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest $(PYTEST_XDIST) $(PYTEST_ARGS)
 
 unit conformance e2e: venv tools checkov ## Run one tier
-	$(PY) -m pytest -m $@ $(PYTEST_ARGS)
+	$(PY) -m pytest $(PYTEST_XDIST) -m $@ $(PYTEST_ARGS)
 
 cluster-tier: venv tools ## Run the cluster tier only (marker `cluster`)
-	$(PY) -m pytest -m cluster $(PYTEST_ARGS)
+	$(PY) -m pytest $(PYTEST_XDIST) -m cluster $(PYTEST_ARGS)
 
 cluster: venv tools ## Run a local Kubernetes control plane (real API server, 3 simulated nodes); prints the KUBECONFIG, Ctrl-C stops it
 	$(PY) scripts/cluster.py
