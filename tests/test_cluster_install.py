@@ -8,6 +8,7 @@ everything the API server and the controllers decide - admission (Pod Security),
 objects, defaulting, immutable fields, scheduling (host ports, PDBs), Helm's lookup, volume
 binding and expansion - not that images start (the e2e tier and kind prove that).
 """
+import concurrent.futures
 import json
 import re
 import subprocess
@@ -413,13 +414,24 @@ def test_two_releases_on_one_cluster(cluster, ns):
 
 # ----------------------------------------------------------------------------- drain
 def test_drain_honours_the_pdbs(cluster, ns):
-    """kubectl drain (the eviction API) never takes Prometheus or Alertmanager below what
-    their PodDisruptionBudgets allow, and the pods come back on the other nodes."""
+    """With every replica on one node: evicting all of Prometheus' or Alertmanager's pods at
+    once, the API server lets exactly their PodDisruptionBudget's allowance go and refuses the
+    rest; `kubectl drain` of that node (which retries refused evictions) never takes them
+    below the PDB floor, and the pods come back on the other nodes."""
     helm = tools.require("helm")
-    install(cluster, helm, "p5", ns, "production")
-    nodes = [n["metadata"]["name"] for n in cluster.get("nodes")["items"] if not n["spec"].get("unschedulable")]
+    nodes = sorted(n["metadata"]["name"] for n in cluster.get("nodes")["items"] if not n["spec"].get("unschedulable"))
     if len(nodes) < 2:
         pytest.skip("drain needs two schedulable nodes")
+    target, others = nodes[0], nodes[1:]
+    for node in others:  # every replica lands on the target: its drain must go through the PDBs
+        cluster.kubectl("cordon", node)
+    slow = {"kwok.phase5.test/slow-start": "true"}  # simulated pods otherwise start in no time
+    try:
+        install(cluster, helm, "p5", ns, "production", "--set-json", f"prometheus.podLabels={json.dumps(slow)}",
+                "--set-json", f"alertmanager.podLabels={json.dumps(slow)}")
+    finally:
+        for node in others:
+            cluster.kubectl("uncordon", node)
     pdbs = {component(p): p for p in cluster.get("pdb", "-n", ns)["items"]}
     floors = {}
     for comp in ("prometheus", "alertmanager"):
@@ -427,8 +439,26 @@ def test_drain_honours_the_pdbs(cluster, ns):
         replicas = cluster.get("statefulset", f"p5-{comp}", "-n", ns)["spec"]["replicas"]
         spec = pdbs[comp]["spec"]
         floors[comp] = spec["minAvailable"] if "minAvailable" in spec else replicas - spec["maxUnavailable"]
-    pods = cluster.get("pods", "-n", ns)["items"]
-    target = max(nodes, key=lambda n: sum(1 for p in pods if p["spec"].get("nodeName") == n and component(p) in floors))
+        assert 1 <= floors[comp] < replicas, f"{comp}: the PDB ({spec}) should keep at least one of {replicas} replicas and let one go"
+
+    # The eviction API itself: every replica of a component evicted at once; the API server
+    # lets exactly the budget go and refuses the rest (HTTP 429).
+    for comp, floor in floors.items():
+        replicas = cluster.get("statefulset", f"p5-{comp}", "-n", ns)["spec"]["replicas"]
+        cluster.wait(lambda comp=comp, n=replicas - floor: cluster.get("pdb", pdbs[comp]["metadata"]["name"], "-n", ns)
+                     ["status"].get("disruptionsAllowed") == n, 60, f"{comp} PDB allows {replicas - floor} disruption(s)")
+        def evict(i, comp=comp):
+            eviction = {"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": f"p5-{comp}-{i}", "namespace": ns}}
+            proc = cluster.kubectl("create", "--raw", f"/api/v1/namespaces/{ns}/pods/p5-{comp}-{i}/eviction", "-f", "-",
+                                   input=json.dumps(eviction), check=False)
+            return proc.returncode == 0 or proc.stderr.strip()
+        with concurrent.futures.ThreadPoolExecutor(max_workers=replicas) as pool:
+            verdicts = list(pool.map(evict, range(replicas)))
+        accepted = [v for v in verdicts if v is True]
+        refused = [v for v in verdicts if v is not True]
+        assert len(accepted) == replicas - floor, f"{comp}: {len(accepted)} of {replicas} evictions accepted, budget {replicas - floor}: {verdicts}"
+        assert refused and all("disruption budget" in v for v in refused), f"{comp}: {refused}"
+        assert_ready(cluster, ns)
 
     lowest = dict.fromkeys(floors, 99)
     stop = threading.Event()
@@ -443,20 +473,21 @@ def test_drain_honours_the_pdbs(cluster, ns):
                 ready = sum(1 for p in now if component(p) == comp and not p["metadata"].get("deletionTimestamp")
                             and any(c["type"] == "Ready" and c["status"] == "True" for c in p["status"].get("conditions", [])))
                 lowest[comp] = min(lowest[comp], ready)
-            time.sleep(0.1)
+            time.sleep(0.05)
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
     try:
-        cluster.kubectl("drain", target, "--ignore-daemonsets", "--delete-emptydir-data", "--timeout=180s", timeout=240)
+        drain = cluster.kubectl("drain", target, "--ignore-daemonsets", "--delete-emptydir-data", "--timeout=180s", timeout=240)
         assert_ready(cluster, ns)
     finally:
         stop.set()
         sampler.join(timeout=10)
         cluster.kubectl("uncordon", target, check=False)
+    assert f"node/{target} drained" in drain.stdout, drain.stdout
     for comp, floor in floors.items():
         assert lowest[comp] >= floor, f"{comp}: {lowest[comp]} ready during the drain, PDB floor {floor}"
-    moved = [p["metadata"]["name"] for p in cluster.get("pods", "-n", ns)["items"]
-             if p["spec"].get("nodeName") == target and component(p) in floors]
+    pods = cluster.get("pods", "-n", ns)["items"]
+    moved = [p["metadata"]["name"] for p in pods if p["spec"].get("nodeName") == target and component(p) in floors]
     assert not moved, f"still on the drained node {target}: {moved}"
 
 
