@@ -16,18 +16,20 @@ RECORDING_RULES = (
     "operation:audit_log_writes:rate5m",
     "service:websocket_connections_active:sum",
 )
+# Extra labels: those every firing case must carry. The pod alerts add workload_kind/workload
+# (and deployment) only when the pod's owner is known, so only `pod` is required of them.
 ALERTS = {  # name: (severity, category, extra labels)
     "HighErrorRate": ("critical", "application", ()),
     "HighResponseTime": ("warning", "application", ()),
-    "PodDown": ("critical", "kubernetes", ("pod", "deployment")),
-    "HighCPUUsage": ("warning", "kubernetes", ("pod", "deployment")),
-    "HighMemoryUsage": ("warning", "kubernetes", ("pod", "deployment")),
+    "PodDown": ("critical", "kubernetes", ("pod",)),
+    "HighCPUUsage": ("warning", "kubernetes", ("pod",)),
+    "HighMemoryUsage": ("warning", "kubernetes", ("pod",)),
     "DatabaseConnectionPoolExhausted": ("critical", "database", ()),
     "KafkaConsumerLag": ("warning", "kafka", ("consumergroup", "topic")),
     "DiskSpaceLow": ("warning", "node", ("instance", "mountpoint")),
-    "PodRestartingTooOften": ("warning", "kubernetes", ("pod", "deployment", "container")),
-    "DeploymentReplicaMismatch": ("warning", "kubernetes", ("deployment",)),
-    "HPAMaxedOut": ("warning", "kubernetes", ("horizontalpodautoscaler", "deployment")),
+    "PodRestartingTooOften": ("warning", "kubernetes", ("pod", "container")),
+    "DeploymentReplicaMismatch": ("warning", "kubernetes", ("deployment", "workload_kind", "workload")),
+    "HPAMaxedOut": ("warning", "kubernetes", ("horizontalpodautoscaler",)),
     "AuditLogFailures": ("critical", "audit", ()),
     "ReminderDeliveryFailures": ("warning", "reminder", ()),
     "Watchdog": ("none", "meta", ()),
