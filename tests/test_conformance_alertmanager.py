@@ -52,6 +52,23 @@ ROUTES = [
     ("warning-high-cpu-statefulset", am.statefulset_labels("HighCPUUsage"), WARNING),
     ("warning-pod-restarts-statefulset", am.statefulset_labels("PodRestartingTooOften"), WARNING),
     ("warning-hpa-maxed-statefulset", am.statefulset_labels("HPAMaxedOut"), WARNING),
+    # missing signals: the owning team's channel (category from phase5.categories) + severity
+    ("target-down-to-database-team-and-critical", am.alert_labels("Phase5TargetDown"), ["slack-database"] + CRITICAL),
+    ("target-down-of-an-application-service-to-critical",
+     am.alert_labels("Phase5TargetDown", category="application", service="backend"), CRITICAL),
+    ("target-down-of-kafka-exporter-to-platform-team",
+     am.alert_labels("Phase5TargetDown", category="kafka", service="kafka-exporter"), ["slack-platform"] + CRITICAL),
+    ("metrics-missing-to-audit-team-and-critical", am.alert_labels("Phase5MetricsMissing"), ["slack-audit"] + CRITICAL),
+    ("metrics-missing-of-reminder-agent-to-notification-team",
+     am.alert_labels("Phase5MetricsMissing", category="reminder", service="reminder-agent"), ["slack-notification"] + CRITICAL),
+    # the monitoring stack watching itself
+    ("rule-failures-to-critical", am.alert_labels("PrometheusRuleEvaluationFailures"), CRITICAL),
+    ("prometheus-notifications-failing-to-critical", am.alert_labels("PrometheusNotificationsFailing"), CRITICAL),
+    ("prometheus-notifications-dropped-to-critical", am.alert_labels("PrometheusNotificationsDropped"), CRITICAL),
+    ("alertmanager-notifications-failing-to-critical", am.alert_labels("AlertmanagerNotificationsFailing"), CRITICAL),
+    ("config-reload-failed-to-warnings", am.alert_labels("ConfigReloadFailed"), WARNING),
+    ("tsdb-compactions-failing-to-warnings", am.alert_labels("PrometheusTSDBCompactionsFailing"), WARNING),
+    ("alertmanager-cluster-members-missing-to-warnings", am.alert_labels("AlertmanagerClusterMembersMissing"), WARNING),
     # Watchdog: its own receiver only
     ("watchdog-only-to-its-receiver", am.alert_labels("Watchdog"), ["watchdog"]),
     ("watchdog-only-even-if-critical", am.alert_labels("Watchdog", severity="critical", category="database"), ["watchdog"]),
@@ -285,6 +302,11 @@ BRIEF_INHIBITIONS = {
     "restarts-suppress-cpu": (
         {"PodRestartingTooOften"},
         {"HighCPUUsage"},
+        {"namespace", "pod"},
+    ),
+    "pod-down-explains-target-down": (
+        {"PodDown"},
+        {"Phase5TargetDown"},
         {"namespace", "pod"},
     ),
 }

@@ -103,7 +103,7 @@ def test_every_alert_has_a_firing_and_a_silent_case():
                 want = {"severity", "category", "namespace", "service", *extra}
                 if not want <= labels.keys():
                     problems.append(f"{alert}: case at {c['eval_time']} lacks labels {sorted(want - labels.keys())}")
-                if (labels.get("severity"), labels.get("category")) != (severity, category):
+                if labels.get("severity") != severity or (category and labels.get("category") != category):
                     problems.append(f"{alert}: expects {labels.get('severity')}/{labels.get('category')}")
                 ann = exp.get("exp_annotations", {})
                 if not {"summary", "description", "runbook_url", "dashboard"} <= ann.keys():
@@ -170,6 +170,8 @@ def test_alert_labels_and_annotations_follow_the_contract():
         labels, ann = rule.get("labels", {}), rule.get("annotations", {})
         if (labels.get("severity"), labels.get("category")) != (severity, category):
             problems.append(f"{name}: labels {labels}")
+        if category is None and "service:phase5_category:info" not in rule["expr"]:
+            problems.append(f"{name}: its category (team) must come from service:phase5_category:info")
         if ann.get("runbook_url") != f"https://runbooks.example.org/phase5/{name}.md":
             problems.append(f"{name}: runbook_url {ann.get('runbook_url')}")
         dash = ann.get("dashboard", "").removeprefix("https://grafana.example.org")

@@ -4,6 +4,7 @@ import pytest
 import yaml
 
 from harness import params
+from harness import prometheus as prom
 from harness.manifests import containers, ident, pod_spec
 from harness.render import RenderError, render, render_error
 
@@ -305,3 +306,24 @@ def test_node_exporter_host_access_can_be_switched_off():
         "DaemonSet", "p5-node-exporter")
     spec = pod_spec(ds)
     assert not spec["hostNetwork"] and not spec["hostPID"] and not spec.get("volumes"), spec
+
+
+def test_service_categories_render_one_info_series_per_listed_service():
+    """service:phase5_category:info carries the team of every Service of phase5.services and
+    .exporters (unlisted: application), so the per-service alerts reach the team channel."""
+    _, rules = prom.rendered(set_values={"prometheus.phase5.services": ["backend", "billing"],
+                                         "prometheus.phase5.exporters": ["postgres-exporter"],
+                                         "prometheus.phase5.categories": {"billing": "reminder"}})
+    doc = yaml.safe_load(rules["recording-rules.yaml"])
+    got = {(r["labels"]["service"], r["labels"]["category"], r["labels"]["scrape_job"])
+           for g in doc["groups"] for r in g["rules"] if r.get("record") == "service:phase5_category:info"}
+    assert got == {("backend", "application", "phase5-services"), ("billing", "reminder", "phase5-services"),
+                   ("postgres-exporter", "database", "phase5-exporters")}, got
+
+
+def test_metrics_missing_series_list_becomes_a_regex_and_a_count():
+    _, rules = prom.rendered(set_values={"prometheus.alerts.Phase5MetricsMissing.series":
+                                         ["http_requests_total", "audit_log_writes_total", "a:b"]})
+    expr = prom.alerts(rules["phase5-alerts.yaml"])["Phase5MetricsMissing"]["expr"]
+    assert '__name__=~"http_requests_total|audit_log_writes_total|a:b"' in expr, expr
+    assert ") < 3" in expr, expr

@@ -48,6 +48,25 @@ ALERTS = {
                     "horizontalpodautoscaler": "backend", "deployment": "backend", "workload_kind": "Deployment", "workload": "backend"},
     "AuditLogFailures": {"severity": "critical", "category": "audit", "service": "audit-agent"},
     "ReminderDeliveryFailures": {"severity": "warning", "category": "reminder", "service": "notification-agent"},
+    # Issue 14: missing signals (category: the team of the service, phase5.categories) and the
+    # monitoring stack watching itself (namespace/service/pod of the scraped component).
+    "Phase5TargetDown": {"severity": "critical", "category": "database", "service": "postgres-exporter",
+                         "pod": "postgres-exporter-0", "instance": "10.1.0.7:9187", "job": "phase5-exporters"},
+    "Phase5MetricsMissing": {"severity": "critical", "category": "audit", "service": "audit-agent"},
+    "PrometheusRuleEvaluationFailures": {"severity": "critical", "category": "monitoring", "service": "p5-prometheus",
+                                         "pod": "p5-prometheus-0", "rule_group": "phase5-kubernetes"},
+    "PrometheusNotificationsFailing": {"severity": "critical", "category": "monitoring", "service": "p5-prometheus",
+                                       "pod": "p5-prometheus-0", "alertmanager": "http://10.1.0.5:9093/api/v2/alerts"},
+    "PrometheusNotificationsDropped": {"severity": "critical", "category": "monitoring", "service": "p5-prometheus",
+                                       "pod": "p5-prometheus-0"},
+    "AlertmanagerNotificationsFailing": {"severity": "critical", "category": "monitoring", "service": "p5-alertmanager",
+                                         "pod": "p5-alertmanager-0", "integration": "slack"},
+    "ConfigReloadFailed": {"severity": "warning", "category": "monitoring", "service": "p5-prometheus",
+                           "pod": "p5-prometheus-0"},
+    "PrometheusTSDBCompactionsFailing": {"severity": "warning", "category": "monitoring", "service": "p5-prometheus",
+                                         "pod": "p5-prometheus-0"},
+    "AlertmanagerClusterMembersMissing": {"severity": "warning", "category": "monitoring", "service": "p5-alertmanager",
+                                          "pod": "p5-alertmanager-2"},
     "Watchdog": {"severity": "none", "category": "meta"},
 }
 

@@ -32,5 +32,19 @@ ALERTS = {  # name: (severity, category, extra labels)
     "HPAMaxedOut": ("warning", "kubernetes", ("horizontalpodautoscaler",)),
     "AuditLogFailures": ("critical", "audit", ()),
     "ReminderDeliveryFailures": ("warning", "reminder", ()),
+    # Issue 14: missing signals (category None: the team of the service, from
+    # prometheus.phase5.categories through service:phase5_category:info) ...
+    "Phase5TargetDown": ("critical", None, ("pod", "instance", "job")),
+    "Phase5MetricsMissing": ("critical", None, ()),
+    # ... and the monitoring stack watching itself.
+    "PrometheusRuleEvaluationFailures": ("critical", "monitoring", ("pod", "rule_group")),
+    "PrometheusNotificationsFailing": ("critical", "monitoring", ("pod", "alertmanager")),
+    "PrometheusNotificationsDropped": ("critical", "monitoring", ("pod",)),
+    "AlertmanagerNotificationsFailing": ("critical", "monitoring", ("pod", "integration")),
+    "ConfigReloadFailed": ("warning", "monitoring", ("pod",)),
+    "PrometheusTSDBCompactionsFailing": ("warning", "monitoring", ("pod",)),
+    "AlertmanagerClusterMembersMissing": ("warning", "monitoring", ("pod",)),
     "Watchdog": ("none", "meta", ()),
 }
+# Recording rules beyond the spec's 13: the pod owner join and the service -> team categories.
+HELPER_RECORDING_RULES = ("pod:kube_pod_owner:workload", "service:phase5_category:info")

@@ -26,7 +26,19 @@ left out, as are groups left empty. Any placeholder left over fails the render.
 {{- $settings := index $root.Values.alerts $rule.alert -}}
 {{- if $settings.enabled -}}
 {{- $text := toYaml $rule -}}
-{{- range $key, $value := merge (omit $settings "enabled") $global -}}
+{{- $values := dict -}}
+{{- range $key, $value := omit $settings "enabled" -}}
+{{- if kindIs "slice" $value -}}
+{{- /* a list (e.g. metric names): ${key} is the regex matching any of them, ${keyCount} how many */ -}}
+{{- $quoted := list -}}
+{{- range $value }}{{ $quoted = append $quoted (regexQuoteMeta (toString .)) }}{{ end -}}
+{{- $_ := set $values $key (join "|" $quoted) -}}
+{{- $_ := set $values (printf "%sCount" $key) (len $value) -}}
+{{- else -}}
+{{- $_ := set $values $key $value -}}
+{{- end -}}
+{{- end -}}
+{{- range $key, $value := merge $values $global -}}
 {{- $text = replace (printf "${%s}" $key) (toString $value) $text -}}
 {{- end -}}
 {{- if contains "${" $text -}}
@@ -52,7 +64,35 @@ it must parse.
 {{- if or (not $parsed) (hasKey $parsed "Error") -}}
 {{- fail (printf "prometheus: files/rules/recording-rules.yaml does not parse: %v" ($parsed | default dict).Error) -}}
 {{- end -}}
-{{- $text -}}
+{{- $text }}
+{{ include "prometheus.categoryRules" . }}
+{{- end -}}
+
+{{/*
+prometheus.categoryRules: one series service:phase5_category:info{service, category,
+scrape_job} per Service in phase5.services and phase5.exporters, its category from
+phase5.categories (default "application"). The alerts about a service as a whole
+(Phase5TargetDown, Phase5MetricsMissing) join it, so they reach the owning team's channel
+(Alertmanager routes team channels on `category`). Categories of Services in neither list
+are unused (the defaults name the default Services, and renaming a Service must not break the
+render).
+*/}}
+{{- define "prometheus.categoryRules" -}}
+{{- $known := concat .Values.phase5.services .Values.phase5.exporters -}}
+{{- if $known }}
+  - name: phase5-service-categories
+    rules:
+      {{- range $job := list (dict "name" "phase5-services" "names" .Values.phase5.services) (dict "name" "phase5-exporters" "names" .Values.phase5.exporters) }}
+      {{- range $svc := $job.names }}
+      - record: service:phase5_category:info
+        expr: vector(1)
+        labels:
+          service: {{ $svc | quote }}
+          category: {{ get $.Values.phase5.categories $svc | default "application" | quote }}
+          scrape_job: {{ $job.name }}
+      {{- end }}
+      {{- end }}
+{{- end }}
 {{- end -}}
 
 {{/*
