@@ -36,6 +36,7 @@ RESOLVED_ALERT = "DatabaseConnectionPoolExhausted"   # a gauge: it resolves at t
 CRITICAL_GROUP_INTERVAL = 60    # the chart's default for the critical routes
 WATCHDOG_KEY = ("Watchdog", "prometheus")   # the rule labels it service="prometheus"
 STATEFULSET_KEY = ("PodDown", pipeline.STATEFULSET)   # postgres-0: service = the StatefulSet
+SLO_KEY = ("ErrorBudgetBurn", pipeline.SLO_SERVICE)
 WARNING_GROUP_WAIT = 30     # the chart's default for warnings and the team routes (spec: 30 s)
 
 
@@ -91,7 +92,8 @@ def test_every_target_up_with_contract_labels(stack):
 def test_every_recording_rule_yields_series_on_baseline(stack):
     groups = stack.rules()
     recorded = {r["name"] for g in groups for r in g["rules"] if r["type"] == "recording"}
-    want_rules = RECORDING_RULES | HELPER_RECORDING_RULES
+    want_rules = (RECORDING_RULES | HELPER_RECORDING_RULES | {"service:slo_objective:ratio"}
+                  | {f"service:slo_errors:ratio_rate{w}" for w in pipeline.SLO_WINDOWS})
     assert recorded == want_rules, (f"recording rules loaded: missing {sorted(want_rules - recorded)}, "
                                     f"unexpected {sorted(recorded - want_rules)}")
     def problems():
@@ -240,6 +242,8 @@ def _scenario_key(alert):
 def _expected_keys():
     keys = {_scenario_key(a): expected_destinations(a) for a in ALERTS}
     keys[STATEFULSET_KEY] = expected_destinations("PodDown")
+    keys[("HighErrorRate", pipeline.SLO_SERVICE)] = expected_destinations("HighErrorRate")
+    keys[SLO_KEY] = expected_destinations("ErrorBudgetBurn")
     for case_id, _, _, delivered in INHIBITIONS:
         for a in delivered:
             keys[(a, inhibition_service(case_id))] = expected_destinations(a)
@@ -259,6 +263,7 @@ def scenario_results(stack):
         for a in alerts:
             wl.trigger(a, inhibition_service(case_id))
     wl.trigger("PodDown", pipeline.STATEFULSET)     # postgres-0, a StatefulSet pod
+    wl.trigger("HighErrorRate", pipeline.SLO_SERVICE)   # 90 % errors: a fast burn of a 99 % objective
     expected = _expected_keys()
 
     def complete(received):
@@ -314,6 +319,20 @@ def test_poddown_of_a_statefulset_pod_reaches_the_critical_receivers(scenario_re
     got = res.deliveries.get(STATEFULSET_KEY, {})
     assert set(got) == expected_destinations("PodDown"), \
         f"PodDown of {pipeline.STATEFULSET}-0 delivered to {sorted(got)}, want {sorted(expected_destinations('PodDown'))}"
+
+
+def test_fast_error_budget_burn_pages(scenario_results):
+    """90 % errors on a service with a 99 % availability objective: the workbook's fast-burn
+    pairs (14.4x over 1h and 5m, 6x over 6h and 30m) fire and reach the paging receivers; the
+    slow-burn tickets (15m) are not due yet."""
+    res = scenario_results
+    firing = {(a["labels"].get("long_window"), a["labels"].get("severity"))
+              for a in res.prom(*SLO_KEY) if a["state"] == "firing"}
+    assert {("1h", "critical"), ("6h", "critical")} <= firing, f"ErrorBudgetBurn firing on {SLO_KEY[1]}: {firing}"
+    assert not {w for w, sev in firing if sev != "critical"}, f"a ticket fired already: {firing}"
+    got = res.deliveries.get(SLO_KEY, {})
+    want = expected_destinations("ErrorBudgetBurn")
+    assert set(got) == want, f"ErrorBudgetBurn on {SLO_KEY[1]} delivered to {sorted(got)}, want {sorted(want)}"
 
 
 def test_every_rule_evaluates_without_error(stack, scenario_results):

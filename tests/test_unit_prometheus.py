@@ -327,3 +327,38 @@ def test_metrics_missing_series_list_becomes_a_regex_and_a_count():
     expr = prom.alerts(rules["phase5-alerts.yaml"])["Phase5MetricsMissing"]["expr"]
     assert '__name__=~"http_requests_total|audit_log_writes_total|a:b"' in expr, expr
     assert ") < 3" in expr, expr
+
+
+@pytest.mark.parametrize("slos,needle", [
+    pytest.param({"backend": {"availability": 100}}, "/slos/backend/availability", id="availability-100"),
+    pytest.param({"backend": {"availability": 0}}, "/slos/backend/availability", id="availability-0"),
+    pytest.param({"backend": {"availability": -1}}, "/slos/backend/availability", id="availability-negative"),
+    pytest.param({"backend": {"latency": {"objective": 100.5, "threshold": 1}}}, "/slos/backend/latency/objective",
+                 id="latency-above-100"),
+    pytest.param({"frontend": {"latency": {"objective": 99}}}, "threshold", id="latency-without-threshold"),
+    pytest.param({"backend": {"availabilty": 99.9}}, "availabilty", id="typo"),
+    pytest.param({"billing": {"availability": 99.9}}, "slos.billing", id="unknown-service"),
+])
+def test_bad_slo_fails_the_render_naming_the_key(slos, needle):
+    msg = render_error(set_values={"prometheus.slos": slos})
+    assert needle in msg, msg
+
+
+def test_slo_rules_render_per_service_and_window():
+    _, rules = prom.rendered(set_values={"prometheus.slos": {"frontend": {"availability": 99.5}}})
+    doc = yaml.safe_load(rules["slo-rules.yaml"])
+    records = [r for g in doc["groups"] for r in g["rules"] if r.get("record", "").startswith("service:slo_errors:")]
+    got = {(r["record"], r["labels"]["slo"], 'service="frontend"' in r["expr"]) for r in records}
+    for w in ("5m", "30m", "1h", "2h", "6h", "1d", "3d"):
+        assert (f"service:slo_errors:ratio_rate{w}", "availability", True) in got, (w, sorted(got))
+    pairs = {(r["labels"]["service"], r["labels"]["slo"], r["labels"]["long_window"], r["labels"]["short_window"],
+              r["labels"]["burn_rate"], r["labels"]["severity"])
+             for g in doc["groups"] for r in g["rules"] if r.get("alert") == "ErrorBudgetBurn"}
+    assert ("frontend", "availability", "1h", "5m", "14.4", "critical") in pairs, pairs
+    assert ("frontend", "availability", "3d", "6h", "1", "warning") in pairs, pairs
+    assert ("backend", "latency", "1h", "5m", "14.4", "critical") in pairs, pairs   # the default is merged
+
+
+def test_no_slo_file_without_objectives():
+    _, rules = prom.rendered(set_values={"prometheus.alerts.ErrorBudgetBurn.enabled": False})
+    assert "slo-rules.yaml" not in rules, sorted(rules)

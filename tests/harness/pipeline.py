@@ -69,6 +69,13 @@ INHIBITIONS = [
     ("statefulset-poddown-suppresses-its-cpu", ["HighCPUUsage", "PodDown"], ["HighCPUUsage"], ["PodDown"]),
 ]
 FAULT_SERVICES = ("e2e-fault-am-restart", "e2e-fault-receiver-5xx")
+# A service with an availability objective (prometheus.slos) whose errors burn it fast: the
+# ErrorBudgetBurn page must reach the paging receivers. Objectives of 99 % (backend too): the
+# synthetic baseline (0.5 % errors) stays under a 1x burn, as a healthy service would.
+SLO_SERVICE = "e2e-slo-fast-burn"
+SLOS = {"backend": {"availability": 99}, SLO_SERVICE: {"availability": 99}}
+SLO_ALERT = ("critical", "slo")      # ErrorBudgetBurn's fast-burn pairs (page)
+SLO_WINDOWS = ("5m", "30m", "1h", "2h", "6h", "1d", "3d")
 
 
 def inhibition_service(case_id):
@@ -83,7 +90,7 @@ def all_services():
     """The Deployments of the e2e stack (prometheus.phase5.services)."""
     return (list(PHASE5_SERVICES) + [scenario_service(a) for a in ALERTS if a != "DiskSpaceLow"]
             + [inhibition_service(c[0]) for c in INHIBITIONS if inhibition_service(c[0]) not in statefulsets()]
-            + list(FAULT_SERVICES))
+            + list(FAULT_SERVICES) + [SLO_SERVICE])
 
 
 def chart_values(for_durations=None):
@@ -93,6 +100,8 @@ def chart_values(for_durations=None):
         "prometheus.rules.runbookBaseUrl": RUNBOOK,
         "prometheus.phase5.services": all_services(),
         "prometheus.phase5.categories": CATEGORIES,
+        "prometheus.slos": SLOS,
+        "prometheus.alerts.ErrorBudgetBurn.pageFor": "12s",
         "alertmanager.slack.channels": CHANNELS,
         "alertmanager.email.to": EMAIL_TO,
         "alertmanager.email.username": "alertmanager",
@@ -116,7 +125,7 @@ def expected_destinations(alert):
     """Where the spec routes `alert` (with PagerDuty, the webhook and the Watchdog receiver on)."""
     if alert == "Watchdog":
         return {"webhook:watchdog"}
-    sev, cat = ALERTS[alert]
+    sev, cat = SLO_ALERT if alert == "ErrorBudgetBurn" else ALERTS[alert]
     dest = {"webhook:webhook"}
     if sev == "critical":
         dest |= {f"slack:{CHANNELS['critical']}", f"email:{EMAIL_TO}", "pagerduty"}
