@@ -59,6 +59,11 @@ SPEC_DASHBOARDS = {
         "Agent Health Status",
         "Kafka Event Processing Lag by Agent",
     ]),
+    # Not the spec's: the error-budget dashboard of prometheus.slos (issue 14).
+    "phase5-slo": ("Error Budget", [
+        "Error Budget Left (last 3 days)",
+        "Burn Rate",
+    ]),
 }
 
 # Panels beyond the spec's, each with the reason it exists.
@@ -69,7 +74,9 @@ EXTRA_PANELS = {
 
 # Metrics a panel may read. Recording rules (the brief's 13), the Phase 5 application
 # metrics, and per exporter the upstream series the panels use.
-RECORDING_RULES = set(spec.RECORDING_RULES)
+RECORDING_RULES = set(spec.RECORDING_RULES) | {
+    "service:slo_objective:ratio", "service:slo_errors:ratio_rate1h", "service:slo_errors:ratio_rate6h",
+    "service:slo_errors:ratio_rate1d", "service:slo_errors:ratio_rate3d"}   # prometheus.slos
 APPLICATION_METRICS = {
     "http_requests_total",
     "http_request_duration_seconds_bucket", "http_request_duration_seconds_sum", "http_request_duration_seconds_count",

@@ -231,7 +231,7 @@ groups:
           summary: {{ printf "%s burns its %s error budget %sx too fast" $sli.service $sli.slo $p.factor | quote }}
           description: {{ printf "{{ $labels.service }} in {{ $labels.namespace }}: the error ratio over %s is {{ printf `%%.2g` $value }}, more than %s times the budget of the %s objective (%v %% %s), and over %s too: at this rate the 30-day budget lasts %s." $p.long $p.factor $sli.slo $sli.objective $sli.what $p.short (index (dict "14.4" "about 2 days" "6" "5 days" "3" "10 days" "1" "30 days") $p.factor) | quote }}
           runbook_url: {{ printf "%s/ErrorBudgetBurn.md" $base }}
-          dashboard: {{ printf "%s/d/phase5-overview" $grafana }}
+          dashboard: {{ printf "%s/d/phase5-slo" $grafana }}
       {{- end }}
       {{- end }}
   - name: phase5-slo-objectives
