@@ -47,6 +47,28 @@ ROUTES = [
     ("critical-audit-to-audit-team-and-critical", am.alert_labels("AuditLogFailures"), ["slack-audit"] + CRITICAL),
     ("warning-reminder-to-notification-team-and-warnings",
      am.alert_labels("ReminderDeliveryFailures"), ["slack-notification"] + WARNING),
+    # StatefulSet pods (postgres-0): the pod alerts carry no `deployment` and route as any pod's
+    ("critical-pod-down-statefulset", am.statefulset_labels("PodDown"), CRITICAL),
+    ("warning-high-cpu-statefulset", am.statefulset_labels("HighCPUUsage"), WARNING),
+    ("warning-pod-restarts-statefulset", am.statefulset_labels("PodRestartingTooOften"), WARNING),
+    ("warning-hpa-maxed-statefulset", am.statefulset_labels("HPAMaxedOut"), WARNING),
+    # missing signals: the owning team's channel (category from phase5.categories) + severity
+    ("target-down-to-database-team-and-critical", am.alert_labels("Phase5TargetDown"), ["slack-database"] + CRITICAL),
+    ("target-down-of-an-application-service-to-critical",
+     am.alert_labels("Phase5TargetDown", category="application", service="backend"), CRITICAL),
+    ("target-down-of-kafka-exporter-to-platform-team",
+     am.alert_labels("Phase5TargetDown", category="kafka", service="kafka-exporter"), ["slack-platform"] + CRITICAL),
+    ("metrics-missing-to-audit-team-and-critical", am.alert_labels("Phase5MetricsMissing"), ["slack-audit"] + CRITICAL),
+    ("metrics-missing-of-reminder-agent-to-notification-team",
+     am.alert_labels("Phase5MetricsMissing", category="reminder", service="reminder-agent"), ["slack-notification"] + CRITICAL),
+    # the monitoring stack watching itself
+    ("rule-failures-to-critical", am.alert_labels("PrometheusRuleEvaluationFailures"), CRITICAL),
+    ("prometheus-notifications-failing-to-critical", am.alert_labels("PrometheusNotificationsFailing"), CRITICAL),
+    ("prometheus-notifications-dropped-to-critical", am.alert_labels("PrometheusNotificationsDropped"), CRITICAL),
+    ("alertmanager-notifications-failing-to-critical", am.alert_labels("AlertmanagerNotificationsFailing"), CRITICAL),
+    ("config-reload-failed-to-warnings", am.alert_labels("ConfigReloadFailed"), WARNING),
+    ("tsdb-compactions-failing-to-warnings", am.alert_labels("PrometheusTSDBCompactionsFailing"), WARNING),
+    ("alertmanager-cluster-members-missing-to-warnings", am.alert_labels("AlertmanagerClusterMembersMissing"), WARNING),
     # Watchdog: its own receiver only
     ("watchdog-only-to-its-receiver", am.alert_labels("Watchdog"), ["watchdog"]),
     ("watchdog-only-even-if-critical", am.alert_labels("Watchdog", severity="critical", category="database"), ["watchdog"]),
@@ -271,15 +293,20 @@ BRIEF_INHIBITIONS = {
         {a for a, l in am.ALERTS.items() if l["severity"] == "warning"},
         {"namespace", "service"},
     ),
-    "deployment-suppresses-pod-alerts": (
+    "workload-suppresses-pod-alerts": (
         {"DeploymentReplicaMismatch", "HPAMaxedOut"},
-        # PodDown is left out: it is critical and silences the deployment alerts itself.
+        # PodDown is left out: it is critical and silences the workload alerts itself.
         {"PodRestartingTooOften", "HighCPUUsage", "HighMemoryUsage"},
-        {"namespace", "deployment"},
+        {"namespace", "workload_kind", "workload"},
     ),
     "restarts-suppress-cpu": (
         {"PodRestartingTooOften"},
         {"HighCPUUsage"},
+        {"namespace", "pod"},
+    ),
+    "pod-down-explains-target-down": (
+        {"PodDown"},
+        {"Phase5TargetDown"},
         {"namespace", "pod"},
     ),
 }
@@ -335,3 +362,51 @@ def test_watchdog_is_never_inhibited():
     rules = _inhibit_rules(render())
     hit = [r for r in rules if "Watchdog" in _matched(r["target_matchers"])]
     assert not hit, f"rules that could silence the Watchdog: {hit}"
+
+
+def _inhibits_labels(rules, source, target):
+    """Whether a firing alert with labels `source` silences one with labels `target`
+    (Alertmanager semantics: an equal label missing on both sides counts as equal)."""
+    return any(am.matches(r["source_matchers"], source) and am.matches(r["target_matchers"], target)
+               and all(source.get(k, "") == target.get(k, "") for k in r["equal"]) for r in rules)
+
+
+BARE_POD = {"service": "debug-shell", "pod": "debug-shell"}   # no owner: no workload labels
+
+
+def _bare(alertname):
+    labels = {k: v for k, v in am.alert_labels(alertname).items()
+              if k not in ("deployment", "workload_kind", "workload", "pod", "service")}
+    return {**labels, **BARE_POD}
+
+
+@pytest.mark.parametrize("target", ["HighCPUUsage", "HighMemoryUsage", "PodRestartingTooOften"])
+def test_statefulset_pod_warnings_are_silenced_by_its_own_poddown_only(target):
+    """Keyed on `service`, the critical-over-warning rule works for a StatefulSet pod: its
+    PodDown silences its warnings, a Deployment's PodDown does not."""
+    rules = _inhibit_rules(render())
+    assert _inhibits_labels(rules, am.statefulset_labels("PodDown"), am.statefulset_labels(target))
+    assert not _inhibits_labels(rules, am.alert_labels("PodDown"), am.statefulset_labels(target))
+    assert not _inhibits_labels(rules, am.statefulset_labels(target), am.statefulset_labels("PodDown"))
+
+
+@pytest.mark.parametrize("target", ["HighCPUUsage", "HighMemoryUsage", "PodRestartingTooOften"])
+def test_hpa_at_max_on_a_statefulset_silences_its_pods(target):
+    """The workload inhibition covers any kind the HPA scales (decision: README)."""
+    rules = _inhibit_rules(render())
+    assert _inhibits_labels(rules, am.statefulset_labels("HPAMaxedOut"), am.statefulset_labels(target))
+
+
+@pytest.mark.parametrize("source", ["DeploymentReplicaMismatch", "HPAMaxedOut"])
+@pytest.mark.parametrize("target", ["HighCPUUsage", "HighMemoryUsage", "PodRestartingTooOften"])
+def test_workload_alerts_never_silence_other_workloads_or_bare_pods(source, target):
+    """A Deployment's workload alert must not silence the pods of a StatefulSet or a bare pod
+    of the same namespace (with `equal: [namespace, deployment]` both lack `deployment`, so
+    Alertmanager would count them equal), and an HPA whose target is unknown silences nothing."""
+    rules = _inhibit_rules(render())
+    assert not _inhibits_labels(rules, am.alert_labels(source), am.statefulset_labels(target))
+    assert not _inhibits_labels(rules, am.alert_labels(source), _bare(target))
+    unknown_target = {k: v for k, v in am.alert_labels(source).items()
+                      if k not in ("deployment", "workload_kind", "workload")}
+    assert not _inhibits_labels(rules, unknown_target, _bare(target))
+    assert not _inhibits_labels(rules, am.statefulset_labels("HPAMaxedOut"), am.alert_labels(target))

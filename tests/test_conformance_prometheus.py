@@ -103,7 +103,7 @@ def test_every_alert_has_a_firing_and_a_silent_case():
                 want = {"severity", "category", "namespace", "service", *extra}
                 if not want <= labels.keys():
                     problems.append(f"{alert}: case at {c['eval_time']} lacks labels {sorted(want - labels.keys())}")
-                if (labels.get("severity"), labels.get("category")) != (severity, category):
+                if labels.get("severity") != severity or (category and labels.get("category") != category):
                     problems.append(f"{alert}: expects {labels.get('severity')}/{labels.get('category')}")
                 ann = exp.get("exp_annotations", {})
                 if not {"summary", "description", "runbook_url", "dashboard"} <= ann.keys():
@@ -112,6 +112,43 @@ def test_every_alert_has_a_firing_and_a_silent_case():
         if record not in exprs:
             problems.append(f"{record}: no promql_expr_test checks its value")
     assert not problems, "\n".join(problems)
+
+
+# The owner kinds a Phase 5 pod can have; None: no owner at all (a bare pod).
+OWNER_KINDS = {"Deployment", "StatefulSet", "DaemonSet", "Job", None}
+POD_ALERTS = ("PodDown", "HighCPUUsage", "HighMemoryUsage", "PodRestartingTooOften")
+
+
+def _firing_labels(alertname):
+    return [exp.get("exp_labels", {}) for doc in _test_docs().values() for group in doc["tests"]
+            for case in group.get("alert_rule_test", []) if case["alertname"] == alertname
+            for exp in case.get("exp_alerts") or []]
+
+
+@pytest.mark.parametrize("alertname", POD_ALERTS)
+def test_pod_alerts_have_a_firing_case_for_every_owner_kind(alertname):
+    """No owner kind can silence a pod alert: the promtool tests (which run above) show each
+    pod alert firing for a pod of every kind and for a pod without owner, with the workload
+    as `service` when known and the pod's name otherwise."""
+    kinds, problems = set(), []
+    for labels in _firing_labels(alertname):
+        kind = labels.get("workload_kind")
+        kinds.add(kind)
+        want = labels.get("workload") if kind else labels.get("pod")
+        if labels.get("service") != want:
+            problems.append(f"{alertname}: service {labels.get('service')!r} for {kind or 'a bare pod'}, want {want!r}")
+        if ("deployment" in labels) != (kind == "Deployment"):
+            problems.append(f"{alertname}: deployment label {labels.get('deployment')!r} on a {kind} pod")
+    missing = OWNER_KINDS - kinds
+    if alertname != "PodDown":   # one non-Deployment kind and a bare pod suffice for the resource alerts
+        missing = {None} - kinds if kinds & (OWNER_KINDS - {"Deployment", None}) else missing
+    assert not missing and not problems, (f"{alertname}: no firing case for owner kinds {missing}; "
+                                          f"tested {kinds}\n" + "\n".join(problems))
+
+
+def test_hpa_maxed_out_has_a_firing_case_for_a_non_deployment_target():
+    kinds = {labels.get("workload_kind") for labels in _firing_labels("HPAMaxedOut")}
+    assert kinds - {"Deployment", None} and None in kinds, f"HPAMaxedOut tested for targets {kinds}"
 
 
 def test_spec_names_are_rendered():
@@ -133,6 +170,8 @@ def test_alert_labels_and_annotations_follow_the_contract():
         labels, ann = rule.get("labels", {}), rule.get("annotations", {})
         if (labels.get("severity"), labels.get("category")) != (severity, category):
             problems.append(f"{name}: labels {labels}")
+        if category is None and "service:phase5_category:info" not in rule["expr"]:
+            problems.append(f"{name}: its category (team) must come from service:phase5_category:info")
         if ann.get("runbook_url") != f"https://runbooks.example.org/phase5/{name}.md":
             problems.append(f"{name}: runbook_url {ann.get('runbook_url')}")
         dash = ann.get("dashboard", "").removeprefix("https://grafana.example.org")

@@ -11,7 +11,7 @@ from pathlib import Path
 import grpc
 import pytest
 
-from harness import dashboards, paths, pipeline, tools
+from harness import dashboards, paths, pipeline, spec, tools
 from harness import jaeger as jh
 from harness.pipeline import (ALERTS, FAULT_SERVICES, FOR, INHIBITIONS, RUNBOOK, carried,
                               deliveries, destination, expected_destinations,
@@ -30,10 +30,13 @@ RECORDING_RULES = {
     "channel_status:reminder_delivery:rate5m", "operation:audit_log_writes:rate5m",
     "service:websocket_connections_active:sum",
 }
+HELPER_RECORDING_RULES = set(spec.HELPER_RECORDING_RULES)
 DISK_MOUNT = "/var/lib/kubelet"
 RESOLVED_ALERT = "DatabaseConnectionPoolExhausted"   # a gauge: it resolves at the next evaluation
 CRITICAL_GROUP_INTERVAL = 60    # the chart's default for the critical routes
 WATCHDOG_KEY = ("Watchdog", "prometheus")   # the rule labels it service="prometheus"
+STATEFULSET_KEY = ("PodDown", pipeline.STATEFULSET)   # postgres-0: service = the StatefulSet
+SLO_KEY = ("ErrorBudgetBurn", pipeline.SLO_SERVICE)
 WARNING_GROUP_WAIT = 30     # the chart's default for warnings and the team routes (spec: 30 s)
 
 
@@ -48,7 +51,7 @@ MAX_FOR = max(_seconds(v) for v in FOR.values())
 def stack(tmp_path_factory, request):
     # Jaeger joins when its binary exists (in CI it must: its test then fails instead).
     st = Stack(tmp_path_factory.mktemp("e2e-stack"), set_values=pipeline.chart_values(),
-               workload=Workload(services=pipeline.all_services()),
+               workload=Workload(services=pipeline.all_services(), statefulsets=pipeline.statefulsets()),
                jaeger=bool(tools.find("jaeger")))
     request.addfinalizer(st.stop)
     st.start()
@@ -89,8 +92,10 @@ def test_every_target_up_with_contract_labels(stack):
 def test_every_recording_rule_yields_series_on_baseline(stack):
     groups = stack.rules()
     recorded = {r["name"] for g in groups for r in g["rules"] if r["type"] == "recording"}
-    assert recorded == RECORDING_RULES, (f"recording rules loaded: missing {sorted(RECORDING_RULES - recorded)}, "
-                                         f"unexpected {sorted(recorded - RECORDING_RULES)}")
+    want_rules = (RECORDING_RULES | HELPER_RECORDING_RULES | {"service:slo_objective:ratio"}
+                  | {f"service:slo_errors:ratio_rate{w}" for w in pipeline.SLO_WINDOWS})
+    assert recorded == want_rules, (f"recording rules loaded: missing {sorted(want_rules - recorded)}, "
+                                    f"unexpected {sorted(recorded - want_rules)}")
     def problems():
         out = []
         for name in sorted(RECORDING_RULES):
@@ -116,8 +121,16 @@ def test_every_recording_rule_yields_series_on_baseline(stack):
             if nan:
                 out.append(f"{name}: {len(nan)} series are NaN/Inf, e.g. {nan[0]['metric']}")
         return out
+    def owners():
+        """pod:kube_pod_owner:workload knows the StatefulSet pod and the Deployment pods."""
+        got = {(s["metric"].get("pod"), s["metric"].get("workload_kind"), s["metric"].get("workload"))
+               for s in stack.query("pod:kube_pod_owner:workload")}
+        want = {(f"{pipeline.STATEFULSET}-0", "StatefulSet", pipeline.STATEFULSET),
+                (stack.workload.pods("backend")[0], "Deployment", "backend")}
+        return [f"pod:kube_pod_owner:workload: missing {sorted(want - got)}"] if not want <= got else []
+
     deadline = time.monotonic() + 30
-    while (found := problems()) and time.monotonic() < deadline:
+    while (found := problems() + owners()) and time.monotonic() < deadline:
         time.sleep(1)
     assert not found, "\n".join(found)
 
@@ -190,7 +203,7 @@ def test_profile_stack_starts_and_alerts(profile, tmp_path):
     try:
         st.start()
         names = {r["name"] for g in st.rules() for r in g["rules"]}
-        assert RECORDING_RULES <= names and set(ALERTS) | {"Watchdog"} <= names, \
+        assert RECORDING_RULES <= names and set(spec.ALERTS) <= names, \
             f"{profile.stem}: rules loaded: {sorted(names)}"
         got = st.sinks.wait_for(lambda r: deliveries(r).get(WATCHDOG_KEY), 30)
         assert got == {"webhook:watchdog": 1}, f"{profile.stem}: Watchdog delivered to {got}"
@@ -228,6 +241,9 @@ def _scenario_key(alert):
 
 def _expected_keys():
     keys = {_scenario_key(a): expected_destinations(a) for a in ALERTS}
+    keys[STATEFULSET_KEY] = expected_destinations("PodDown")
+    keys[("HighErrorRate", pipeline.SLO_SERVICE)] = expected_destinations("HighErrorRate")
+    keys[SLO_KEY] = expected_destinations("ErrorBudgetBurn")
     for case_id, _, _, delivered in INHIBITIONS:
         for a in delivered:
             keys[(a, inhibition_service(case_id))] = expected_destinations(a)
@@ -246,6 +262,8 @@ def scenario_results(stack):
     for case_id, alerts, _, _ in INHIBITIONS:
         for a in alerts:
             wl.trigger(a, inhibition_service(case_id))
+    wl.trigger("PodDown", pipeline.STATEFULSET)     # postgres-0, a StatefulSet pod
+    wl.trigger("HighErrorRate", pipeline.SLO_SERVICE)   # 90 % errors: a fast burn of a 99 % objective
     expected = _expected_keys()
 
     def complete(received):
@@ -286,6 +304,43 @@ def test_alert_reaches_exactly_its_receivers_with_templated_text(scenario_result
         if n.kind == "email":   # the password came from the chart's Secret through smtp_auth_password_file
             assert n.body["auth"] == ("alertmanager", pipeline.SMTP_PASSWORD), \
                 f"{alert}: SMTP AUTH was {n.body['auth']}, expected the chart's user and Secret password"
+
+
+def test_poddown_of_a_statefulset_pod_reaches_the_critical_receivers(scenario_results):
+    """postgres-0 (owned by a StatefulSet, no ReplicaSet, no Deployment) not Ready pages like a
+    Deployment pod: service = the StatefulSet, no deployment label, the spec's receivers."""
+    res = scenario_results
+    active = res.prom(*STATEFULSET_KEY)
+    assert active, f"PodDown is not active for the StatefulSet pod {pipeline.STATEFULSET}-0"
+    labels = active[0]["labels"]
+    want = {"pod": f"{pipeline.STATEFULSET}-0", "workload_kind": "StatefulSet",
+            "workload": pipeline.STATEFULSET, "severity": "critical"}
+    assert want.items() <= labels.items() and "deployment" not in labels, f"PodDown labels {labels}"
+    got = res.deliveries.get(STATEFULSET_KEY, {})
+    assert set(got) == expected_destinations("PodDown"), \
+        f"PodDown of {pipeline.STATEFULSET}-0 delivered to {sorted(got)}, want {sorted(expected_destinations('PodDown'))}"
+
+
+def test_fast_error_budget_burn_pages(scenario_results):
+    """90 % errors on a service with a 99 % availability objective: the workbook's fast-burn
+    pairs (14.4x over 1h and 5m, 6x over 6h and 30m) fire and reach the paging receivers; the
+    slow-burn tickets (15m) are not due yet."""
+    res = scenario_results
+    firing = {(a["labels"].get("long_window"), a["labels"].get("severity"))
+              for a in res.prom(*SLO_KEY) if a["state"] == "firing"}
+    assert {("1h", "critical"), ("6h", "critical")} <= firing, f"ErrorBudgetBurn firing on {SLO_KEY[1]}: {firing}"
+    assert not {w for w, sev in firing if sev != "critical"}, f"a ticket fired already: {firing}"
+    got = res.deliveries.get(SLO_KEY, {})
+    want = expected_destinations("ErrorBudgetBurn")
+    assert set(got) == want, f"ErrorBudgetBurn on {SLO_KEY[1]} delivered to {sorted(got)}, want {sorted(want)}"
+
+
+def test_every_rule_evaluates_without_error(stack, scenario_results):
+    """With every scenario on (StatefulSet pods, services without metrics, failing targets),
+    no rule fails: a failing join (many-to-many) would silence its alert."""
+    bad = [f"{r['name']}: {r.get('lastError')}" for g in stack.rules() for r in g["rules"]
+           if r.get("health") not in ("ok", "unknown")]
+    assert not bad, "rules failing to evaluate:\n" + "\n".join(bad)
 
 
 def test_nothing_delivered_beyond_the_scenarios(scenario_results):

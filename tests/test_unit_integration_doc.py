@@ -17,7 +17,7 @@ HEADER = re.compile(r"^\|\s*Metric\s*\|\s*Type\s*\|\s*Labels your code sets\s*\|
 TYPES = {"counter", "gauge", "histogram"}
 HISTOGRAM_SUFFIXES = ("_bucket", "_sum", "_count")
 # Labels Prometheus adds at scrape time (or histogram_quantile needs): not the service's to set.
-SCRAPE_LABELS = {"__name__", "namespace", "service", "pod", "le"}
+SCRAPE_LABELS = {"__name__", "namespace", "service", "pod", "le", "job", "instance"}
 
 try:  # the exporter allow-lists the Grafana tests keep (upstream names, e.g. pg_*, kafka_brokers, up)
     from test_unit_grafana import EXPORTER_METRICS
@@ -25,9 +25,10 @@ try:  # the exporter allow-lists the Grafana tests keep (upstream names, e.g. pg
 except ImportError:  # pragma: no cover - keep working if that module is reorganised
     EXPORTER_NAMES = {"up"}
 # Whole families that never come from a Phase 5 service: kube-state-metrics, cAdvisor,
-# node-exporter, the kubelet, postgres_exporter, redis_exporter. (kafka_ is NOT such a prefix:
+# node-exporter, the kubelet, postgres_exporter, redis_exporter, and the stack's own Prometheus
+# and Alertmanager (the monitoring-stack alerts). (kafka_ is NOT such a prefix:
 # kafka_consumer_lag is an application metric; kafka_exporter's names are in EXPORTER_NAMES.)
-NON_APPLICATION_PREFIXES = ("kube_", "container_", "node_", "kubelet_", "pg_", "redis_")
+NON_APPLICATION_PREFIXES = ("kube_", "container_", "node_", "kubelet_", "pg_", "redis_", "prometheus_", "alertmanager_")
 
 
 def doc_table(text):

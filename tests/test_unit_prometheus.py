@@ -4,6 +4,7 @@ import pytest
 import yaml
 
 from harness import params
+from harness import prometheus as prom
 from harness.manifests import containers, ident, pod_spec
 from harness.render import RenderError, render, render_error
 
@@ -305,3 +306,59 @@ def test_node_exporter_host_access_can_be_switched_off():
         "DaemonSet", "p5-node-exporter")
     spec = pod_spec(ds)
     assert not spec["hostNetwork"] and not spec["hostPID"] and not spec.get("volumes"), spec
+
+
+def test_service_categories_render_one_info_series_per_listed_service():
+    """service:phase5_category:info carries the team of every Service of phase5.services and
+    .exporters (unlisted: application), so the per-service alerts reach the team channel."""
+    _, rules = prom.rendered(set_values={"prometheus.phase5.services": ["backend", "billing"],
+                                         "prometheus.phase5.exporters": ["postgres-exporter"],
+                                         "prometheus.phase5.categories": {"billing": "reminder"}})
+    doc = yaml.safe_load(rules["recording-rules.yaml"])
+    got = {(r["labels"]["service"], r["labels"]["category"], r["labels"]["scrape_job"])
+           for g in doc["groups"] for r in g["rules"] if r.get("record") == "service:phase5_category:info"}
+    assert got == {("backend", "application", "phase5-services"), ("billing", "reminder", "phase5-services"),
+                   ("postgres-exporter", "database", "phase5-exporters")}, got
+
+
+def test_metrics_missing_series_list_becomes_a_regex_and_a_count():
+    _, rules = prom.rendered(set_values={"prometheus.alerts.Phase5MetricsMissing.series":
+                                         ["http_requests_total", "audit_log_writes_total", "a:b"]})
+    expr = prom.alerts(rules["phase5-alerts.yaml"])["Phase5MetricsMissing"]["expr"]
+    assert '__name__=~"http_requests_total|audit_log_writes_total|a:b"' in expr, expr
+    assert ") < 3" in expr, expr
+
+
+@pytest.mark.parametrize("slos,needle", [
+    pytest.param({"backend": {"availability": 100}}, "/slos/backend/availability", id="availability-100"),
+    pytest.param({"backend": {"availability": 0}}, "/slos/backend/availability", id="availability-0"),
+    pytest.param({"backend": {"availability": -1}}, "/slos/backend/availability", id="availability-negative"),
+    pytest.param({"backend": {"latency": {"objective": 100.5, "threshold": 1}}}, "/slos/backend/latency/objective",
+                 id="latency-above-100"),
+    pytest.param({"frontend": {"latency": {"objective": 99}}}, "threshold", id="latency-without-threshold"),
+    pytest.param({"backend": {"availabilty": 99.9}}, "availabilty", id="typo"),
+    pytest.param({"billing": {"availability": 99.9}}, "slos.billing", id="unknown-service"),
+])
+def test_bad_slo_fails_the_render_naming_the_key(slos, needle):
+    msg = render_error(set_values={"prometheus.slos": slos})
+    assert needle in msg, msg
+
+
+def test_slo_rules_render_per_service_and_window():
+    _, rules = prom.rendered(set_values={"prometheus.slos": {"frontend": {"availability": 99.5}}})
+    doc = yaml.safe_load(rules["slo-rules.yaml"])
+    records = [r for g in doc["groups"] for r in g["rules"] if r.get("record", "").startswith("service:slo_errors:")]
+    got = {(r["record"], r["labels"]["slo"], 'service="frontend"' in r["expr"]) for r in records}
+    for w in ("5m", "30m", "1h", "2h", "6h", "1d", "3d"):
+        assert (f"service:slo_errors:ratio_rate{w}", "availability", True) in got, (w, sorted(got))
+    pairs = {(r["labels"]["service"], r["labels"]["slo"], r["labels"]["long_window"], r["labels"]["short_window"],
+              r["labels"]["burn_rate"], r["labels"]["severity"])
+             for g in doc["groups"] for r in g["rules"] if r.get("alert") == "ErrorBudgetBurn"}
+    assert ("frontend", "availability", "1h", "5m", "14.4", "critical") in pairs, pairs
+    assert ("frontend", "availability", "3d", "6h", "1", "warning") in pairs, pairs
+    assert ("backend", "latency", "1h", "5m", "14.4", "critical") in pairs, pairs   # the default is merged
+
+
+def test_no_slo_file_without_objectives():
+    _, rules = prom.rendered(set_values={"prometheus.alerts.ErrorBudgetBurn.enabled": False})
+    assert "slo-rules.yaml" not in rules, sorted(rules)

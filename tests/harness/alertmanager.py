@@ -29,26 +29,64 @@ ALERTS = {
     "HighErrorRate": {"severity": "critical", "category": "application", "service": "backend"},
     "HighResponseTime": {"severity": "warning", "category": "application", "service": "backend"},
     "PodDown": {"severity": "critical", "category": "kubernetes", "service": "backend",
-                "pod": "backend-7d9f-abcde", "deployment": "backend"},
+                "pod": "backend-7d9f-abcde", "deployment": "backend", "workload_kind": "Deployment", "workload": "backend"},
     "HighCPUUsage": {"severity": "warning", "category": "kubernetes", "service": "backend",
-                     "pod": "backend-7d9f-abcde", "deployment": "backend"},
+                     "pod": "backend-7d9f-abcde", "deployment": "backend", "workload_kind": "Deployment", "workload": "backend"},
     "HighMemoryUsage": {"severity": "warning", "category": "kubernetes", "service": "backend",
-                        "pod": "backend-7d9f-abcde", "deployment": "backend"},
+                        "pod": "backend-7d9f-abcde", "deployment": "backend", "workload_kind": "Deployment", "workload": "backend"},
     "DatabaseConnectionPoolExhausted": {"severity": "critical", "category": "database", "service": "backend"},
     "KafkaConsumerLag": {"severity": "warning", "category": "kafka", "service": "recurring-task-agent",
                          "consumergroup": "recurring-task-agent", "topic": "task-events"},
     "DiskSpaceLow": {"severity": "warning", "category": "node", "service": "node-exporter",
                      "instance": "10.0.0.5:9100", "mountpoint": "/"},
     "PodRestartingTooOften": {"severity": "warning", "category": "kubernetes", "service": "backend",
-                              "pod": "backend-7d9f-abcde", "deployment": "backend", "container": "backend"},
+                              "pod": "backend-7d9f-abcde", "deployment": "backend", "container": "backend",
+                              "workload_kind": "Deployment", "workload": "backend"},
     "DeploymentReplicaMismatch": {"severity": "warning", "category": "kubernetes", "service": "backend",
-                                  "deployment": "backend"},
+                                  "deployment": "backend", "workload_kind": "Deployment", "workload": "backend"},
     "HPAMaxedOut": {"severity": "warning", "category": "kubernetes", "service": "backend",
-                    "horizontalpodautoscaler": "backend", "deployment": "backend"},
+                    "horizontalpodautoscaler": "backend", "deployment": "backend", "workload_kind": "Deployment", "workload": "backend"},
     "AuditLogFailures": {"severity": "critical", "category": "audit", "service": "audit-agent"},
     "ReminderDeliveryFailures": {"severity": "warning", "category": "reminder", "service": "notification-agent"},
+    # Issue 14: missing signals (category: the team of the service, phase5.categories) and the
+    # monitoring stack watching itself (namespace/service/pod of the scraped component).
+    "Phase5TargetDown": {"severity": "critical", "category": "database", "service": "postgres-exporter",
+                         "pod": "postgres-exporter-0", "instance": "10.1.0.7:9187", "job": "phase5-exporters"},
+    "Phase5MetricsMissing": {"severity": "critical", "category": "audit", "service": "audit-agent"},
+    "PrometheusRuleEvaluationFailures": {"severity": "critical", "category": "monitoring", "service": "p5-prometheus",
+                                         "pod": "p5-prometheus-0", "rule_group": "phase5-kubernetes"},
+    "PrometheusNotificationsFailing": {"severity": "critical", "category": "monitoring", "service": "p5-prometheus",
+                                       "pod": "p5-prometheus-0", "alertmanager": "http://10.1.0.5:9093/api/v2/alerts"},
+    "PrometheusNotificationsDropped": {"severity": "critical", "category": "monitoring", "service": "p5-prometheus",
+                                       "pod": "p5-prometheus-0"},
+    "AlertmanagerNotificationsFailing": {"severity": "critical", "category": "monitoring", "service": "p5-alertmanager",
+                                         "pod": "p5-alertmanager-0", "integration": "slack"},
+    "ConfigReloadFailed": {"severity": "warning", "category": "monitoring", "service": "p5-prometheus",
+                           "pod": "p5-prometheus-0"},
+    "PrometheusTSDBCompactionsFailing": {"severity": "warning", "category": "monitoring", "service": "p5-prometheus",
+                                         "pod": "p5-prometheus-0"},
+    "AlertmanagerClusterMembersMissing": {"severity": "warning", "category": "monitoring", "service": "p5-alertmanager",
+                                          "pod": "p5-alertmanager-2"},
     "Watchdog": {"severity": "none", "category": "meta"},
 }
+
+
+# The pod alerts of a StatefulSet pod (postgres-0) as the rules label them: no `deployment`,
+# the StatefulSet as workload and service. HPAMaxedOut for an HPA scaling that StatefulSet.
+STATEFULSET = {"service": "postgres", "pod": "postgres-0", "workload_kind": "StatefulSet", "workload": "postgres"}
+
+
+def statefulset_labels(alertname, **overrides):
+    """alert_labels() of a pod alert (or HPAMaxedOut) for the StatefulSet pod postgres-0."""
+    labels = {k: v for k, v in alert_labels(alertname).items() if k not in ("deployment", "pod", "container")}
+    labels.update(STATEFULSET)
+    if alertname == "PodRestartingTooOften":
+        labels["container"] = "postgres"
+    if alertname == "HPAMaxedOut":
+        labels.pop("pod")
+        labels["horizontalpodautoscaler"] = "postgres"
+    labels.update(overrides)
+    return labels
 
 
 def alert_labels(alertname, **overrides):

@@ -6,7 +6,7 @@ import json
 import re
 
 from . import spec
-from .workload import PHASE5_SERVICES
+from .workload import PHASE5_SERVICES, SCENARIOS
 
 RUNBOOK = "https://runbooks.e2e.test/phase5"
 CHANNELS = {"critical": "#e2e-critical", "warnings": "#e2e-warnings", "database": "#e2e-database-team",
@@ -15,22 +15,38 @@ CHANNELS = {"critical": "#e2e-critical", "warnings": "#e2e-warnings", "database"
 EMAIL_TO = "oncall@e2e.test"
 SMTP_PASSWORD = "e2e-smtp-password"
 
-# alert -> (severity, category), from the contract (harness/spec.py); the Watchdog has its own tests.
-ALERTS = {name: (sev, cat) for name, (sev, cat, _) in spec.ALERTS.items() if name != "Watchdog"}
 TEAM = {"database": "database", "kafka": "platform", "audit": "audit", "reminder": "notification"}
-
-# `for` durations, shortened through the chart's own per-alert values. The alerts that
-# inhibit others (DeploymentReplicaMismatch, HPAMaxedOut, PodRestartingTooOften) become
-# true sooner than the ones they suppress, as in a real incident where the deployment-level
-# cause is visible before its pod-level symptoms are old enough to page.
-FOR = {a: "12s" for a in ALERTS}
-FOR.update({"DeploymentReplicaMismatch": "4s", "HPAMaxedOut": "4s", "PodRestartingTooOften": "4s",
-            "PodDown": "15s"})
 
 
 def scenario_service(alert):
     """The Deployment a scenario runs on: one per scenario, so none share a label set."""
     return "e2e-" + re.sub(r"(?<!^)([A-Z])", r"-\1", alert).lower()
+
+
+# The team categories of the e2e stack (prometheus.phase5.categories): the missing-signal
+# scenarios run on services owned by a team, so their notifications must reach its channel.
+CATEGORIES = {scenario_service("Phase5TargetDown"): "database",
+              scenario_service("Phase5MetricsMissing"): "audit"}
+
+# alert -> (severity, category), from the contract (harness/spec.py), for every alert the
+# synthetic workload can make true (the Watchdog has its own tests; the monitoring-stack alerts
+# read the real Prometheus/Alertmanager and are proven by promtool). A category of None (the
+# service's team) is the one CATEGORIES gives the scenario's service.
+ALERTS = {name: (sev, cat or CATEGORIES.get(scenario_service(name), "application"))
+          for name, (sev, cat, _) in spec.ALERTS.items() if name in SCENARIOS}
+# StatefulSets of the synthetic cluster: postgres (PodDown of postgres-0 must page) and one for
+# the StatefulSet inhibition case.
+STATEFULSET = "postgres"
+
+# `for` durations, shortened through the chart's own per-alert values. The alerts that
+# inhibit others (DeploymentReplicaMismatch, HPAMaxedOut, PodRestartingTooOften) become
+# true sooner than the ones they suppress, as in a real incident where the deployment-level
+# cause is visible before its pod-level symptoms are old enough to page.
+# PodDown inhibits Phase5TargetDown of its pod (a pod that is not Ready fails its scrapes), so
+# Phase5TargetDown needs longer.
+FOR = {a: "12s" for a in ALERTS}
+FOR.update({"DeploymentReplicaMismatch": "4s", "HPAMaxedOut": "4s", "PodRestartingTooOften": "4s",
+            "PodDown": "15s", "Phase5TargetDown": "20s"})
 
 
 # Inhibition cases: (id, [alerts triggered on one Deployment, in order], suppressed, delivered)
@@ -47,17 +63,34 @@ INHIBITIONS = [
      ["HighCPUUsage"], ["HPAMaxedOut"]),
     ("restarts-suppress-cpu", ["HighCPUUsage", "PodRestartingTooOften"],
      ["HighCPUUsage"], ["PodRestartingTooOften"]),
+    # A pod that is not Ready also fails its scrapes: PodDown explains Phase5TargetDown.
+    ("poddown-suppresses-target-down", ["PodDown"], ["Phase5TargetDown"], ["PodDown"]),
+    # Keyed on service, critical-over-warning works for a StatefulSet pod as for a Deployment's.
+    ("statefulset-poddown-suppresses-its-cpu", ["HighCPUUsage", "PodDown"], ["HighCPUUsage"], ["PodDown"]),
 ]
 FAULT_SERVICES = ("e2e-fault-am-restart", "e2e-fault-receiver-5xx")
+# A service with an availability objective (prometheus.slos) whose errors burn it fast: the
+# ErrorBudgetBurn page must reach the paging receivers. Objectives of 99 % (backend too): the
+# synthetic baseline (0.5 % errors) stays under a 1x burn, as a healthy service would.
+SLO_SERVICE = "e2e-slo-fast-burn"
+SLOS = {"backend": {"availability": 99}, SLO_SERVICE: {"availability": 99}}
+SLO_ALERT = ("critical", "slo")      # ErrorBudgetBurn's fast-burn pairs (page)
+SLO_WINDOWS = ("5m", "30m", "1h", "2h", "6h", "1d", "3d")
 
 
 def inhibition_service(case_id):
     return f"e2e-inh-{case_id}"[:50]
 
 
+def statefulsets():
+    return [STATEFULSET, inhibition_service("statefulset-poddown-suppresses-its-cpu")]
+
+
 def all_services():
+    """The Deployments of the e2e stack (prometheus.phase5.services)."""
     return (list(PHASE5_SERVICES) + [scenario_service(a) for a in ALERTS if a != "DiskSpaceLow"]
-            + [inhibition_service(c[0]) for c in INHIBITIONS] + list(FAULT_SERVICES))
+            + [inhibition_service(c[0]) for c in INHIBITIONS if inhibition_service(c[0]) not in statefulsets()]
+            + list(FAULT_SERVICES) + [SLO_SERVICE])
 
 
 def chart_values(for_durations=None):
@@ -66,6 +99,9 @@ def chart_values(for_durations=None):
     v = {
         "prometheus.rules.runbookBaseUrl": RUNBOOK,
         "prometheus.phase5.services": all_services(),
+        "prometheus.phase5.categories": CATEGORIES,
+        "prometheus.slos": SLOS,
+        "prometheus.alerts.ErrorBudgetBurn.pageFor": "12s",
         "alertmanager.slack.channels": CHANNELS,
         "alertmanager.email.to": EMAIL_TO,
         "alertmanager.email.username": "alertmanager",
@@ -89,7 +125,7 @@ def expected_destinations(alert):
     """Where the spec routes `alert` (with PagerDuty, the webhook and the Watchdog receiver on)."""
     if alert == "Watchdog":
         return {"webhook:watchdog"}
-    sev, cat = ALERTS[alert]
+    sev, cat = SLO_ALERT if alert == "ErrorBudgetBurn" else ALERTS[alert]
     dest = {"webhook:webhook"}
     if sev == "critical":
         dest |= {f"slack:{CHANNELS['critical']}", f"email:{EMAIL_TO}", "pagerduty"}

@@ -1,4 +1,6 @@
 """PromQL helpers on top of promql_parser."""
+import re
+
 import promql_parser
 
 
@@ -10,7 +12,10 @@ def selectors(expr):
         if isinstance(node, promql_parser.VectorSelector):
             matchers = list(node.matchers.matchers)
             name = node.name or next((m.value for m in matchers if m.name == "__name__"), None)
-            out.append((name, {m.name for m in matchers}))
+            labels = {m.name for m in matchers} - {"__name__"} if not node.name else {m.name for m in matchers}
+            # {__name__=~"a|b"} (a list of plain names, as Phase5MetricsMissing renders it) reads a and b
+            names = name.split("|") if name and re.fullmatch(r"[a-zA-Z_:][a-zA-Z0-9_:]*(\|[a-zA-Z_:][a-zA-Z0-9_:]*)+", name) else [name]
+            out.extend((n, set(labels)) for n in names)
 
     promql_parser.walk(promql_parser.parse(expr), pre)
     return out

@@ -16,19 +16,35 @@ RECORDING_RULES = (
     "operation:audit_log_writes:rate5m",
     "service:websocket_connections_active:sum",
 )
+# Extra labels: those every firing case must carry. The pod alerts add workload_kind/workload
+# (and deployment) only when the pod's owner is known, so only `pod` is required of them.
 ALERTS = {  # name: (severity, category, extra labels)
     "HighErrorRate": ("critical", "application", ()),
     "HighResponseTime": ("warning", "application", ()),
-    "PodDown": ("critical", "kubernetes", ("pod", "deployment")),
-    "HighCPUUsage": ("warning", "kubernetes", ("pod", "deployment")),
-    "HighMemoryUsage": ("warning", "kubernetes", ("pod", "deployment")),
+    "PodDown": ("critical", "kubernetes", ("pod",)),
+    "HighCPUUsage": ("warning", "kubernetes", ("pod",)),
+    "HighMemoryUsage": ("warning", "kubernetes", ("pod",)),
     "DatabaseConnectionPoolExhausted": ("critical", "database", ()),
     "KafkaConsumerLag": ("warning", "kafka", ("consumergroup", "topic")),
     "DiskSpaceLow": ("warning", "node", ("instance", "mountpoint")),
-    "PodRestartingTooOften": ("warning", "kubernetes", ("pod", "deployment", "container")),
-    "DeploymentReplicaMismatch": ("warning", "kubernetes", ("deployment",)),
-    "HPAMaxedOut": ("warning", "kubernetes", ("horizontalpodautoscaler", "deployment")),
+    "PodRestartingTooOften": ("warning", "kubernetes", ("pod", "container")),
+    "DeploymentReplicaMismatch": ("warning", "kubernetes", ("deployment", "workload_kind", "workload")),
+    "HPAMaxedOut": ("warning", "kubernetes", ("horizontalpodautoscaler",)),
     "AuditLogFailures": ("critical", "audit", ()),
     "ReminderDeliveryFailures": ("warning", "reminder", ()),
+    # Issue 14: missing signals (category None: the team of the service, from
+    # prometheus.phase5.categories through service:phase5_category:info) ...
+    "Phase5TargetDown": ("critical", None, ("pod", "instance", "job")),
+    "Phase5MetricsMissing": ("critical", None, ()),
+    # ... and the monitoring stack watching itself.
+    "PrometheusRuleEvaluationFailures": ("critical", "monitoring", ("pod", "rule_group")),
+    "PrometheusNotificationsFailing": ("critical", "monitoring", ("pod", "alertmanager")),
+    "PrometheusNotificationsDropped": ("critical", "monitoring", ("pod",)),
+    "AlertmanagerNotificationsFailing": ("critical", "monitoring", ("pod", "integration")),
+    "ConfigReloadFailed": ("warning", "monitoring", ("pod",)),
+    "PrometheusTSDBCompactionsFailing": ("warning", "monitoring", ("pod",)),
+    "AlertmanagerClusterMembersMissing": ("warning", "monitoring", ("pod",)),
     "Watchdog": ("none", "meta", ()),
 }
+# Recording rules beyond the spec's 13: the pod owner join and the service -> team categories.
+HELPER_RECORDING_RULES = ("pod:kube_pod_owner:workload", "service:phase5_category:info")

@@ -80,6 +80,9 @@ class ServiceState:
     mem_ratio: float = 0.35          # of the memory limit
     restart_rate: float = 0.0        # container restarts per second (pod 0)
     down_pods: int = 0               # the first N pods are not ready and fail their scrape
+    failing_scrapes: int = 0         # the first N pods are Ready but their /metrics answers 503
+    exports_metrics: bool = True     # False: /metrics answers 200 with none of the application series
+    kind: str = "Deployment"         # or "StatefulSet" (pods <name>-0, -1, ...; no app targets)
     available_replicas: int | None = None   # None: = ready pods
     hpa_current: int | None = None   # None: = replicas
     hpa_max: int = 6
@@ -142,11 +145,13 @@ class Workload:
     """The synthetic cluster. Call start() before Prometheus scrapes it, stop() at the end."""
 
     def __init__(self, services=PHASE5_SERVICES, namespace=NAMESPACE, replicas=2,
-                 release="p5", release_namespace="monitoring", extra_targets=()):
+                 release="p5", release_namespace="monitoring", extra_targets=(), statefulsets=()):
         self.namespace = namespace
         self.release = release
         self.release_namespace = release_namespace
         self.state = {s: self._baseline(s, replicas) for s in services}
+        # StatefulSets (e.g. postgres): kube-state-metrics and cAdvisor series only, one pod each
+        self.state.update({s: ServiceState(replicas=1, kind="StatefulSet") for s in statefulsets})
         self.disk = {"/": 0.55, "/var/lib/kubelet": 0.6}     # mountpoint -> free share (node-a)
         self.active = {}          # service or mountpoint -> alertname
         self._c = _Counters()
@@ -164,6 +169,8 @@ class Workload:
     # ---------------------------------------------------------------- topology
     def pods(self, service):
         st = self.state[service]
+        if st.kind == "StatefulSet":
+            return [f"{service}-{i}" for i in range(st.replicas)]
         return [f"{service}-7d9f8b6c5-{i:04d}x" for i in range(st.replicas)]
 
     def replicaset(self, service):
@@ -176,6 +183,8 @@ class Workload:
         ann = {"prometheus.io/scrape": "true", "prometheus.io/port": "8000",
                "prometheus.io/path": "/metrics"}
         for svc in self.state:
+            if self.state[svc].kind == "StatefulSet":
+                continue
             for i, pod in enumerate(self.pods(svc)):
                 self.targets.append(Target(
                     "app", self.namespace, svc, pod=pod, container=svc, node=self.node_of(i),
@@ -237,13 +246,17 @@ class Workload:
             for k in keys:
                 self.active.pop(k, None)
                 if k in self.state:
+                    kind = self.state[k].kind
                     self.state[k] = self._baseline(k, self.state[k].replicas)
+                    self.state[k].kind = kind
                 elif k in self.disk or k.startswith("/"):
                     self.disk[k] = 0.5
 
     # ---------------------------------------------------------------- metric families
     def _app_metrics(self, svc, i):
         st = self.state[svc]
+        if not st.exports_metrics:      # Phase5MetricsMissing: scraped fine, the series are gone
+            return []
         pod_key = (svc, i)
         ok_rate = st.req_rate * (1 - st.error_share)
         err_rate = st.req_rate * st.error_share
@@ -396,37 +409,45 @@ class Workload:
             pods = self.pods(svc)
             ready = st.replicas - min(st.down_pods, st.replicas)
             avail = ready if st.available_replicas is None else st.available_replicas
-            dlabels = ("namespace", "deployment")
-            g("kube_deployment_spec_replicas", dlabels).add_metric((ns, svc), st.replicas)
-            g("kube_deployment_status_replicas", dlabels).add_metric((ns, svc), st.replicas)
-            g("kube_deployment_status_replicas_available", dlabels).add_metric((ns, svc), avail)
-            g("kube_deployment_status_replicas_unavailable", dlabels).add_metric((ns, svc), st.replicas - avail)
-            g("kube_deployment_status_replicas_ready", dlabels).add_metric((ns, svc), avail)
-            g("kube_deployment_status_replicas_updated", dlabels).add_metric((ns, svc), st.replicas)
-            g("kube_deployment_metadata_generation", dlabels).add_metric((ns, svc), 3)
-            g("kube_deployment_status_observed_generation", dlabels).add_metric((ns, svc), 3)
-            g("kube_replicaset_owner", ("namespace", "replicaset", "owner_kind", "owner_name", "owner_is_controller")
-              ).add_metric((ns, rs, "Deployment", svc, "true"), 1)
-            g("kube_replicaset_spec_replicas", ("namespace", "replicaset")).add_metric((ns, rs), st.replicas)
-            hpa = svc
-            g("kube_horizontalpodautoscaler_info", ("namespace", "horizontalpodautoscaler", "scaletargetref_api_version",
-                                                      "scaletargetref_kind", "scaletargetref_name")
-              ).add_metric((ns, hpa, "apps/v1", "Deployment", svc), 1)
-            hl = ("namespace", "horizontalpodautoscaler")
-            cur = st.replicas if st.hpa_current is None else st.hpa_current
-            g("kube_horizontalpodautoscaler_spec_max_replicas", hl).add_metric((ns, hpa), st.hpa_max)
-            g("kube_horizontalpodautoscaler_spec_min_replicas", hl).add_metric((ns, hpa), 1)
-            g("kube_horizontalpodautoscaler_status_current_replicas", hl).add_metric((ns, hpa), cur)
-            g("kube_horizontalpodautoscaler_status_desired_replicas", hl).add_metric((ns, hpa), cur)
+            if st.kind == "StatefulSet":
+                sl = ("namespace", "statefulset")
+                g("kube_statefulset_replicas", sl).add_metric((ns, svc), st.replicas)
+                g("kube_statefulset_status_replicas_ready", sl).add_metric((ns, svc), ready)
+                g("kube_statefulset_status_replicas_available", sl).add_metric((ns, svc), avail)
+                owner = ("StatefulSet", svc)
+            else:
+                dlabels = ("namespace", "deployment")
+                g("kube_deployment_spec_replicas", dlabels).add_metric((ns, svc), st.replicas)
+                g("kube_deployment_status_replicas", dlabels).add_metric((ns, svc), st.replicas)
+                g("kube_deployment_status_replicas_available", dlabels).add_metric((ns, svc), avail)
+                g("kube_deployment_status_replicas_unavailable", dlabels).add_metric((ns, svc), st.replicas - avail)
+                g("kube_deployment_status_replicas_ready", dlabels).add_metric((ns, svc), avail)
+                g("kube_deployment_status_replicas_updated", dlabels).add_metric((ns, svc), st.replicas)
+                g("kube_deployment_metadata_generation", dlabels).add_metric((ns, svc), 3)
+                g("kube_deployment_status_observed_generation", dlabels).add_metric((ns, svc), 3)
+                g("kube_replicaset_owner", ("namespace", "replicaset", "owner_kind", "owner_name", "owner_is_controller")
+                  ).add_metric((ns, rs, "Deployment", svc, "true"), 1)
+                g("kube_replicaset_spec_replicas", ("namespace", "replicaset")).add_metric((ns, rs), st.replicas)
+                hpa = svc
+                g("kube_horizontalpodautoscaler_info", ("namespace", "horizontalpodautoscaler", "scaletargetref_api_version",
+                                                          "scaletargetref_kind", "scaletargetref_name")
+                  ).add_metric((ns, hpa, "apps/v1", "Deployment", svc), 1)
+                hl = ("namespace", "horizontalpodautoscaler")
+                cur = st.replicas if st.hpa_current is None else st.hpa_current
+                g("kube_horizontalpodautoscaler_spec_max_replicas", hl).add_metric((ns, hpa), st.hpa_max)
+                g("kube_horizontalpodautoscaler_spec_min_replicas", hl).add_metric((ns, hpa), 1)
+                g("kube_horizontalpodautoscaler_status_current_replicas", hl).add_metric((ns, hpa), cur)
+                g("kube_horizontalpodautoscaler_status_desired_replicas", hl).add_metric((ns, hpa), cur)
+                owner = ("ReplicaSet", rs)
             for i, pod in enumerate(pods):
                 up = i >= st.down_pods
                 node = self.node_of(i)
                 uid = f"uid-{svc}-{i}"
                 g("kube_pod_info", ("namespace", "pod", "uid", "node", "host_ip", "pod_ip", "created_by_kind",
                                     "created_by_name", "priority_class", "host_network")
-                  ).add_metric((ns, pod, uid, node, "10.0.0.1", f"10.1.{i // 250}.{i % 250}", "ReplicaSet", rs, "", "false"), 1)
+                  ).add_metric((ns, pod, uid, node, "10.0.0.1", f"10.1.{i // 250}.{i % 250}", *owner, "", "false"), 1)
                 g("kube_pod_owner", ("namespace", "pod", "uid", "owner_kind", "owner_name", "owner_is_controller")
-                  ).add_metric((ns, pod, uid, "ReplicaSet", rs, "true"), 1)
+                  ).add_metric((ns, pod, uid, *owner, "true"), 1)
                 g("kube_pod_labels", ("namespace", "pod", "uid", "label_app_kubernetes_io_name")
                   ).add_metric((ns, pod, uid, svc), 1)
                 for phase in ("Pending", "Running", "Succeeded", "Failed", "Unknown"):
@@ -581,7 +602,7 @@ class Workload:
                         pass
                     st = self.state.get(t.service) if t.kind == "app" else None
                     idx = self.pods(t.service).index(t.pod) if st else 0
-                    if st and idx < st.down_pods:
+                    if st and (idx < st.down_pods or idx < st.failing_scrapes):
                         body, status = b"pod not ready\n", "503 Service Unavailable"
                     elif path.split("?")[0] in ("/", "/-/healthy", "/healthz"):
                         body, status = b"ok\n", "200 OK"
@@ -661,6 +682,8 @@ SCENARIOS = {
     "HighErrorRate": _set(error_share=0.9),
     "HighResponseTime": _set(latency=SLOW_LATENCY),
     "PodDown": _set(down_pods=1, available_replicas=lambda st: st.replicas),
+    "Phase5TargetDown": _set(failing_scrapes=1),
+    "Phase5MetricsMissing": _set(exports_metrics=False),
     # Time compression: Prometheus divides a 5m rate by 300 s even when the series is younger,
     # so a pod at 100 % of its limit reads 80 % only after 4 minutes of data. The synthetic
     # cAdvisor counts CPU seconds CPU_BOOST x the limit instead: the ratio crosses 0.8 within

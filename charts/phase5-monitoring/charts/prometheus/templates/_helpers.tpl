@@ -26,7 +26,19 @@ left out, as are groups left empty. Any placeholder left over fails the render.
 {{- $settings := index $root.Values.alerts $rule.alert -}}
 {{- if $settings.enabled -}}
 {{- $text := toYaml $rule -}}
-{{- range $key, $value := merge (omit $settings "enabled") $global -}}
+{{- $values := dict -}}
+{{- range $key, $value := omit $settings "enabled" -}}
+{{- if kindIs "slice" $value -}}
+{{- /* a list (e.g. metric names): ${key} is the regex matching any of them, ${keyCount} how many */ -}}
+{{- $quoted := list -}}
+{{- range $value }}{{ $quoted = append $quoted (regexQuoteMeta (toString .)) }}{{ end -}}
+{{- $_ := set $values $key (join "|" $quoted) -}}
+{{- $_ := set $values (printf "%sCount" $key) (len $value) -}}
+{{- else -}}
+{{- $_ := set $values $key $value -}}
+{{- end -}}
+{{- end -}}
+{{- range $key, $value := merge $values $global -}}
 {{- $text = replace (printf "${%s}" $key) (toString $value) $text -}}
 {{- end -}}
 {{- if contains "${" $text -}}
@@ -52,7 +64,35 @@ it must parse.
 {{- if or (not $parsed) (hasKey $parsed "Error") -}}
 {{- fail (printf "prometheus: files/rules/recording-rules.yaml does not parse: %v" ($parsed | default dict).Error) -}}
 {{- end -}}
-{{- $text -}}
+{{- $text }}
+{{ include "prometheus.categoryRules" . }}
+{{- end -}}
+
+{{/*
+prometheus.categoryRules: one series service:phase5_category:info{service, category,
+scrape_job} per Service in phase5.services and phase5.exporters, its category from
+phase5.categories (default "application"). The alerts about a service as a whole
+(Phase5TargetDown, Phase5MetricsMissing) join it, so they reach the owning team's channel
+(Alertmanager routes team channels on `category`). Categories of Services in neither list
+are unused (the defaults name the default Services, and renaming a Service must not break the
+render).
+*/}}
+{{- define "prometheus.categoryRules" -}}
+{{- $known := concat .Values.phase5.services .Values.phase5.exporters -}}
+{{- if $known }}
+  - name: phase5-service-categories
+    rules:
+      {{- range $job := list (dict "name" "phase5-services" "names" .Values.phase5.services) (dict "name" "phase5-exporters" "names" .Values.phase5.exporters) }}
+      {{- range $svc := $job.names }}
+      - record: service:phase5_category:info
+        expr: vector(1)
+        labels:
+          service: {{ $svc | quote }}
+          category: {{ get $.Values.phase5.categories $svc | default "application" | quote }}
+          scrape_job: {{ $job.name }}
+      {{- end }}
+      {{- end }}
+{{- end }}
 {{- end -}}
 
 {{/*
@@ -102,4 +142,106 @@ Phase 5 series carries.
   target_label: service
 - source_labels: [__meta_kubernetes_pod_name]
   target_label: pod
+{{- end -}}
+
+
+{{/*
+prometheus.sloRules: the rule file of the service level objectives in .Values.slos (empty when
+there are none, or alerts.ErrorBudgetBurn.enabled is false): per service and SLI (availability:
+the 5xx share of http_requests_total; latency: the share of requests slower than the threshold,
+from the http_request_duration_seconds buckets) the error ratio over the workbook's windows
+(5m 30m 1h 2h 6h 1d 3d), and the multi-window multi-burn-rate alerts of the Google SRE workbook:
+page at 14.4x the budget over 1h and 5m, and 6x over 6h and 30m; ticket at 3x over 1d and 2h,
+and 1x over 3d and 6h. A service that is not in phase5.services fails the render.
+*/}}
+{{- define "prometheus.sloRules" -}}
+{{- $root := . -}}
+{{- $settings := .Values.alerts.ErrorBudgetBurn -}}
+{{- if and .Values.slos $settings.enabled -}}
+{{- $windows := list "5m" "30m" "1h" "2h" "6h" "1d" "3d" -}}
+{{- $pairs := list
+  (dict "long" "1h" "short" "5m" "factor" "14.4" "kind" "page")
+  (dict "long" "6h" "short" "30m" "factor" "6" "kind" "page")
+  (dict "long" "1d" "short" "2h" "factor" "3" "kind" "ticket")
+  (dict "long" "3d" "short" "6h" "factor" "1" "kind" "ticket") -}}
+{{- $base := trimSuffix "/" .Values.rules.runbookBaseUrl -}}
+{{- $grafana := trimSuffix "/" .Values.rules.grafanaUrl -}}
+{{- $slis := list -}}
+{{- range $svc := keys .Values.slos | sortAlpha -}}
+{{- if not (has $svc $root.Values.phase5.services) -}}
+{{- fail (printf "prometheus: slos.%s: %q is not a service of phase5.services (%s)" $svc $svc (join ", " $root.Values.phase5.services)) -}}
+{{- end -}}
+{{- $slo := index $root.Values.slos $svc -}}
+{{- if $slo.availability -}}
+{{- $slis = append $slis (dict "service" $svc "slo" "availability" "objective" $slo.availability
+  "errors" (printf "http_requests_total{service=%q, status=~\"5..\"}" $svc)
+  "total" (printf "http_requests_total{service=%q}" $svc)
+  "what" "requests answered without a 5xx") -}}
+{{- end -}}
+{{- with $slo.latency -}}
+{{- $le := printf "%v" .threshold -}}
+{{- $slis = append $slis (dict "service" $svc "slo" "latency" "objective" .objective
+  "good" (printf "http_request_duration_seconds_bucket{service=%q, le=~\"%s(\\\\.0)?\"}" $svc (regexQuoteMeta $le))
+  "total" (printf "http_request_duration_seconds_count{service=%q}" $svc)
+  "what" (printf "requests faster than %ss" $le)) -}}
+{{- end -}}
+{{- end -}}
+groups:
+  - name: phase5-slo-errors
+    rules:
+      {{- range $sli := $slis }}
+      {{- range $w := $windows }}
+      - record: service:slo_errors:ratio_rate{{ $w }}
+        expr: |
+          {{- if eq $sli.slo "availability" }}
+          sum by (namespace, service) (rate({{ $sli.errors }}[{{ $w }}]))
+          /
+          sum by (namespace, service) (rate({{ $sli.total }}[{{ $w }}]))
+          {{- else }}
+          1 - (
+            sum by (namespace, service) (rate({{ $sli.good }}[{{ $w }}]))
+            /
+            sum by (namespace, service) (rate({{ $sli.total }}[{{ $w }}]))
+          )
+          {{- end }}
+        labels:
+          slo: {{ $sli.slo }}
+      {{- end }}
+      {{- end }}
+  - name: phase5-slo-alerts
+    rules:
+      {{- range $sli := $slis }}
+      {{- range $p := $pairs }}
+      {{- $budget := printf "(%s * (1 - %v / 100))" $p.factor $sli.objective }}
+      - alert: ErrorBudgetBurn
+        expr: |
+          service:slo_errors:ratio_rate{{ $p.long }}{service={{ $sli.service | quote }}, slo={{ $sli.slo | quote }}} > {{ $budget }}
+          and
+          service:slo_errors:ratio_rate{{ $p.short }}{service={{ $sli.service | quote }}, slo={{ $sli.slo | quote }}} > {{ $budget }}
+        for: {{ index $settings (printf "%sFor" $p.kind) }}
+        labels:
+          severity: {{ index $settings (printf "%sSeverity" $p.kind) }}
+          category: slo
+          service: {{ $sli.service | quote }}
+          slo: {{ $sli.slo }}
+          long_window: {{ $p.long | quote }}
+          short_window: {{ $p.short | quote }}
+          burn_rate: {{ $p.factor | quote }}
+        annotations:
+          summary: {{ printf "%s burns its %s error budget %sx too fast" $sli.service $sli.slo $p.factor | quote }}
+          description: {{ printf "{{ $labels.service }} in {{ $labels.namespace }}: the error ratio over %s is {{ printf `%%.2g` $value }}, more than %s times the budget of the %s objective (%v %% %s), and over %s too: at this rate the 30-day budget lasts %s." $p.long $p.factor $sli.slo $sli.objective $sli.what $p.short (index (dict "14.4" "about 2 days" "6" "5 days" "3" "10 days" "1" "30 days") $p.factor) | quote }}
+          runbook_url: {{ printf "%s/ErrorBudgetBurn.md" $base }}
+          dashboard: {{ printf "%s/d/phase5-slo" $grafana }}
+      {{- end }}
+      {{- end }}
+  - name: phase5-slo-objectives
+    rules:
+      {{- range $sli := $slis }}
+      - record: service:slo_objective:ratio
+        expr: vector({{ $sli.objective }} / 100)
+        labels:
+          service: {{ $sli.service | quote }}
+          slo: {{ $sli.slo }}
+      {{- end }}
+{{- end -}}
 {{- end -}}
