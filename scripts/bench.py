@@ -314,7 +314,7 @@ def write_report(path, m, lat, q, renders, inst, started, took):
           "ready and every PVC bound. No container runs on simulated nodes, so this is the API server's, the "
           "controllers' and Helm's share of an install (admission, scheduling, volume binding, Helm's readiness "
           "polling), not image pulls or start-up.", "",
-          "| helm | values | install --wait (s) | objects in the namespace | not ready after |", "|---|---|---|---|---|"]
+          "| helm | values | install --wait (s) | objects (`kubectl get all`) | not ready after |", "|---|---|---|---|---|"]
     for helm_name, label, t, n, bad in inst["rows"]:
         L.append(f"| {helm_name} | {label} | {t:.1f} | {n} | {', '.join(bad) or '-'} |")
     path.parent.mkdir(parents=True, exist_ok=True)
