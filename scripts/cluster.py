@@ -46,6 +46,9 @@ def main(argv=None):
         print("\nstopping the control plane")
         return 0
     finally:
+        # A second Ctrl-C while stopping must not leave processes behind.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         cp.stop()
 
 
