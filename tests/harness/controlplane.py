@@ -35,6 +35,9 @@ SERVICE_CIDR = "10.96.0.0/16"
 POD_CIDR = "10.244.0.0/16"
 NODES = ("kwok-node-a", "kwok-node-b", "kwok-node-c")
 NODE_CAPACITY = {"cpu": "8", "memory": "32Gi", "pods": "110", "ephemeral-storage": "100Gi"}
+# Each simulated node's InternalIP (the node-up stage reads it from this annotation): distinct
+# per node, so that a scrape of a node address (kubelet, cAdvisor) names one node.
+NODE_IP_ANNOTATION = "kwok.phase5.test/internal-ip"
 # StorageClasses: the default one allows volume expansion, "fixed" does not.
 EXPANDABLE_CLASS, FIXED_CLASS = "standard", "fixed"
 
@@ -43,6 +46,10 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def node_ip(index):
+    return f"10.0.0.{index + 1}"
 
 
 def kubernetes_versions():
@@ -309,6 +316,20 @@ class ControlPlane:
     def get(self, *args):
         return json.loads(self.kubectl("get", *args, "-o", "json").stdout)
 
+    def api(self, path, method="GET", body=None, content_type="application/json", timeout=10):
+        """One request to the API server as the admin user (JSON in and out): faster than a
+        kubectl process when a harness thread polls."""
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(f"{self.server}{path}", data=data, method=method,
+                                     headers={"Content-Type": content_type, "Accept": "application/json"})
+        with urllib.request.urlopen(req, context=self._ssl_ctx(), timeout=timeout) as r:
+            return json.loads(r.read() or b"null")
+
+    def _ssl_ctx(self):
+        if getattr(self, "_ctx", None) is None:
+            self._ctx = self._ssl()
+        return self._ctx
+
     # -- bootstrap: nodes and StorageClasses
     def _bootstrap(self):
         deadline = time.monotonic() + 60
@@ -321,7 +342,8 @@ class ControlPlane:
         zones = ("zone-a", "zone-b", "zone-c")
         nodes = [{
             "apiVersion": "v1", "kind": "Node",
-            "metadata": {"name": n, "annotations": {"kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0"},
+            "metadata": {"name": n, "annotations": {"kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0",
+                                                    NODE_IP_ANNOTATION: node_ip(i)},
                          "labels": {"kubernetes.io/hostname": n, "kubernetes.io/os": "linux",
                                     "kubernetes.io/arch": "amd64", "type": "kwok",
                                     "topology.kubernetes.io/zone": zones[i % len(zones)]}},
@@ -336,11 +358,13 @@ class ControlPlane:
         for obj in nodes + classes:
             self.kubectl("create", "-f", "-", input=json.dumps(obj))
 
-    def add_node(self, name, zone="zone-a"):
+    def add_node(self, name, zone="zone-a", labels=None, taints=None):
         obj = {"apiVersion": "v1", "kind": "Node",
-               "metadata": {"name": name, "annotations": {"kwok.x-k8s.io/node": "fake"},
+               "metadata": {"name": name, "annotations": {"kwok.x-k8s.io/node": "fake",
+                                                          NODE_IP_ANNOTATION: node_ip(len(self.nodes))},
                             "labels": {"kubernetes.io/hostname": name, "kubernetes.io/os": "linux",
-                                       "type": "kwok", "topology.kubernetes.io/zone": zone}},
+                                       "type": "kwok", "topology.kubernetes.io/zone": zone, **(labels or {})}},
+               "spec": {"taints": list(taints or [])},
                "status": {"capacity": NODE_CAPACITY, "allocatable": NODE_CAPACITY}}
         self.kubectl("create", "-f", "-", input=json.dumps(obj))
         self.nodes += (name,)
