@@ -617,3 +617,20 @@ def test_grafana_ini_credential_rejected():
     with pytest.raises(RenderError) as err:
         render(set_values={"grafana.grafanaIni": {"security": {"admin_password": "whatever12345"}}})
     assert "admin_password" in str(err.value), str(err.value)
+
+
+_FSTYPE = re.compile(r'node_filesystem_\w+\{fstype!~"([^"]*)"\}')
+
+
+def test_disk_panel_excludes_the_filesystem_types_disk_space_low_excludes():
+    """The disk panel shows what DiskSpaceLow judges: the same fstype exclusion on every
+    node_filesystem_* selector of both (the e2e tier checks it on node_exporter's real series)."""
+    rules = (paths.SUBCHARTS_DIR / "prometheus" / "files" / "rules" / "phase5-alerts.yaml").read_text()
+    rule_filters = set(_FSTYPE.findall(rules))
+    assert len(rule_filters) == 1, f"DiskSpaceLow's node_filesystem selectors disagree: {rule_filters}"
+    panels = [(uid, title, e) for uid, title, e in dash.panel_queries() if "node_filesystem_" in e]
+    assert panels, "no dashboard panel reads node_filesystem_*"
+    for uid, title, expr in panels:
+        found = _FSTYPE.findall(expr)
+        assert found and set(found) == rule_filters, \
+            f"{uid} / {title}: fstype exclusion {set(found)}, DiskSpaceLow excludes {rule_filters}"
