@@ -42,7 +42,7 @@ from harness.workload import PHASE5_SERVICES, Workload  # noqa: E402
 
 GROUP_WAIT = {"critical": 0, "warning": 30}
 LATENCY_ALERTS = ["HighErrorRate", "AuditLogFailures", "DatabaseConnectionPoolExhausted",
-                  "KafkaConsumerLag", "DiskSpaceLow", "HPAMaxedOut"]
+                  "KafkaConsumerLag", "HPAMaxedOut"]
 
 
 def machine():
@@ -76,8 +76,8 @@ def pct(values, q):
 
 # ----------------------------------------------------------------------------- 1. latency
 def alert_latency(workdir):
-    st = Stack(workdir / "latency", set_values=pipeline.chart_values(),
-               workload=Workload(services=pipeline.all_services()))
+    st = Stack(workdir / "latency", set_values=pipeline.chart_values(), workload=pipeline.workload(),
+               extra_nodes=pipeline.extra_nodes())
     rows = []
     try:
         st.start()
@@ -85,9 +85,9 @@ def alert_latency(workdir):
         eval_s = seconds(st.prom_config["global"]["evaluation_interval"])
         t0 = {}
         for a in LATENCY_ALERTS:
-            st.workload.trigger(a, "/var/lib/kubelet" if a == "DiskSpaceLow" else scenario_service(a))
+            st.workload.trigger(a, scenario_service(a))
             t0[a] = time.time()
-        key = {a: (a, "node-exporter" if a == "DiskSpaceLow" else scenario_service(a)) for a in LATENCY_ALERTS}
+        key = {a: (a, scenario_service(a)) for a in LATENCY_ALERTS}
         st.sinks.wait_for(lambda r: all(key[a] in deliveries(r) for a in LATENCY_ALERTS), 180)
         time.sleep(2)
         recv = st.sinks.received
@@ -119,7 +119,8 @@ def _range_query(base, expr, start, end, step=15):
 
 def query_latency(workdir, pods_per_service, runs, warmup):
     wl = Workload(services=PHASE5_SERVICES, replicas=pods_per_service)
-    st = Stack(workdir / "queries", set_values=pipeline.chart_values(), workload=wl, interval="5s")
+    st = Stack(workdir / "queries", set_values=pipeline.chart_values(), workload=wl, interval="5s",
+               scrape_interval="5s")
     out = {"pods": pods_per_service * len(PHASE5_SERVICES), "pairs": [], "panels": None}
     try:
         st.start()

@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from harness import pipeline, tools  # noqa: E402
 from harness.pipeline import ALERTS, carried, destination, scenario_service  # noqa: E402
 from harness.processes import Stack  # noqa: E402
-from harness.workload import PHASE5_SERVICES, Workload  # noqa: E402
+from harness.workload import PHASE5_SERVICES  # noqa: E402
 
 MENU = list(ALERTS)
 
@@ -61,11 +61,11 @@ def main():
     workdir = Path(tempfile.mkdtemp(prefix="phase5-preview-"))
     values = pipeline.chart_values({} if args.spec_for else None)
     stack = Stack(workdir, values_files=args.values, set_values=values,
-                  workload=Workload(services=pipeline.all_services()),
-                  jaeger=bool(tools.find("jaeger")))
+                  workload=pipeline.workload(), jaeger=bool(tools.find("jaeger")),
+                  extra_nodes=pipeline.extra_nodes())
     stop = threading.Event()
     try:
-        print("starting (render, sinks, workload, Alertmanager, Prometheus) ...", flush=True)
+        print("starting (render, a local Kubernetes control plane with the chart and the workload, sinks, node_exporter, Alertmanager, Prometheus) ...", flush=True)
         stack.start()
         print(f"\nPrometheus   {stack.prom_url}   (API; e.g. {stack.prom_url}/api/v1/alerts)")
         print(f"Alertmanager {stack.am_url}   (API: {stack.am_url}/api/v2/alerts)")
@@ -110,7 +110,7 @@ def main():
                 print(f"every sink answers 5xx for {rest[0]} s")
             elif cmd.isdigit() and 1 <= int(cmd) <= len(MENU):
                 alert = MENU[int(cmd) - 1]
-                target = rest[0] if rest else ("/var/lib/kubelet" if alert == "DiskSpaceLow" else scenario_service(alert))
+                target = rest[0] if rest else scenario_service(alert)
                 try:
                     key = stack.workload.trigger(alert, target)
                 except KeyError as e:

@@ -5,18 +5,20 @@ Slack/SMTP/PagerDuty/webhook sinks (what is swapped: harness/processes.py docstr
 One stack per module. The scenarios run in parallel, each on its own Deployment (see
 harness.pipeline), so one run of about a minute covers every alert and inhibition.
 """
+import json
 import time
 from pathlib import Path
 
 import grpc
 import pytest
+import yaml
 
 from harness import dashboards, paths, pipeline, spec, tools
 from harness import jaeger as jh
 from harness.pipeline import (ALERTS, FAULT_SERVICES, FOR, INHIBITIONS, RUNBOOK, carried,
                               deliveries, destination, expected_destinations,
                               inhibition_service, readable_text, scenario_service)
-from harness.processes import ADDRESS_OVERRIDE, Stack
+from harness.processes import Stack
 from harness.workload import NAMESPACE, PHASE5_SERVICES, Workload
 
 pytestmark = pytest.mark.e2e
@@ -31,7 +33,6 @@ RECORDING_RULES = {
     "service:websocket_connections_active:sum",
 }
 HELPER_RECORDING_RULES = set(spec.HELPER_RECORDING_RULES)
-DISK_MOUNT = "/var/lib/kubelet"
 RESOLVED_ALERT = "DatabaseConnectionPoolExhausted"   # a gauge: it resolves at the next evaluation
 CRITICAL_GROUP_INTERVAL = 60    # the chart's default for the critical routes
 WATCHDOG_KEY = ("Watchdog", "prometheus")   # the rule labels it service="prometheus"
@@ -51,8 +52,8 @@ MAX_FOR = max(_seconds(v) for v in FOR.values())
 def stack(tmp_path_factory, request):
     # Jaeger joins when its binary exists (in CI it must: its test then fails instead).
     st = Stack(tmp_path_factory.mktemp("e2e-stack"), set_values=pipeline.chart_values(),
-               workload=Workload(services=pipeline.all_services(), statefulsets=pipeline.statefulsets()),
-               jaeger=bool(tools.find("jaeger")))
+               workload=pipeline.workload(), jaeger=bool(tools.find("jaeger")),
+               extra_nodes=pipeline.extra_nodes())
     request.addfinalizer(st.stop)
     st.start()
     st.started = time.monotonic()
@@ -135,6 +136,44 @@ def test_every_recording_rule_yields_series_on_baseline(stack):
     assert not found, "\n".join(found)
 
 
+def test_kube_state_metrics_stand_in_matches_its_documented_metrics(stack):
+    """The kube-state-metrics series Prometheus scrapes from the chart's kube-state-metrics pod
+    (derived from the API server's objects) have the names, types and labels kube-state-metrics
+    documents for the pinned version, and describe the objects the API server holds."""
+    from harness import ksm
+    chart = yaml.safe_load((paths.SUBCHARTS_DIR / "kube-state-metrics" / "Chart.yaml").read_text())
+    assert chart["appVersion"] == ksm.VERSION, \
+        f"kube-state-metrics {chart['appVersion']} in the chart, the documented table is {ksm.VERSION}: update harness/ksm.py"
+    names = stack.wait(lambda: {s["metric"]["__name__"] for s in stack.query('count by (__name__) ({job="kube-state-metrics"})')},
+                       30, what="kube-state-metrics series scraped")
+    names -= {"up"} | {n for n in names if n.startswith("scrape_")}      # Prometheus' own, per target
+    problems = [f"{n}: scraped but not in the documented table" for n in sorted(names - set(ksm.KSM_METRICS))]
+    for name in sorted(ksm.KSM_METRICS):
+        series = stack.query(f'{name}{{job="kube-state-metrics"}}')
+        if not series and name != "kube_pod_container_status_waiting_reason":   # only while a container waits
+            problems.append(f"{name}: no series")
+        for s in series[:50]:
+            problems += ksm.label_problems(name, s["metric"])
+    meta = {n: v[0]["type"] for n, v in _get_json(stack, "/api/v1/metadata")["data"].items()}
+    problems += [f"{n}: type {meta.get(n)}, documented {t}" for n, (t, _) in ksm.KSM_METRICS.items()
+                 if n in meta and meta[n] != t]
+    # the objects: every pod the API server holds in phase5-prod, with its node and IP
+    api = {(p["metadata"]["name"], p["spec"].get("nodeName", ""), p.get("status", {}).get("podIP", ""))
+           for p in stack.cluster.refresh().pods if p["metadata"]["namespace"] == NAMESPACE
+           and p.get("status", {}).get("phase") == "Running"}
+    got = {(s["metric"]["pod"], s["metric"]["node"], s["metric"]["pod_ip"])
+           for s in stack.query(f'kube_pod_info{{namespace="{NAMESPACE}"}}')}
+    if not api <= got:
+        problems.append(f"kube_pod_info lacks pods the API server runs: {sorted(api - got)[:3]}")
+    assert not problems, "\n".join(problems[:30])
+
+
+def _get_json(stack, path):
+    import urllib.request
+    with urllib.request.urlopen(f"{stack.prom_url}{path}", timeout=10) as r:
+        return json.loads(r.read())
+
+
 def test_baseline_fires_only_the_watchdog(stack):
     # Long enough for any baseline condition to outlast the longest `for`.
     time.sleep(max(0.0, stack.started + MAX_FOR + 6 - time.monotonic()))
@@ -152,7 +191,6 @@ def test_baseline_fires_only_the_watchdog(stack):
 def test_only_the_documented_swaps(stack):
     """Rules byte for byte, routing tree, inhibitions, templates and relabelling as rendered."""
     from harness.processes import PodFiles
-    import yaml
     rendered = pipeline_render(stack)
     # Prometheus: every rule file the running config loads is the rendered file, unchanged.
     prom_pod = PodFiles(rendered, "prometheus", "prometheus", stack.workdir / "check" / "prometheus")
@@ -165,8 +203,15 @@ def test_only_the_documented_swaps(stack):
     for job in stack.prom_config["scrape_configs"]:
         want = orig_jobs[job["job_name"]].get("relabel_configs") or []
         got = job.get("relabel_configs") or []
-        assert got[:len(want)] == want, f"job {job['job_name']}: relabel_configs changed"
-        assert got[len(want):] in ([], [ADDRESS_OVERRIDE]), f"job {job['job_name']}: extra relabelling {got[len(want):]}"
+        assert got == want, f"job {job['job_name']}: relabel_configs changed"
+        # Discovery: the rendered roles, namespaces and selectors; only where the API server is
+        # and the credentials to reach it (the in-cluster config's files) are added.
+        sds = orig_jobs[job["job_name"]].get("kubernetes_sd_configs") or []
+        run_sds = [{k: v for k, v in sd.items() if k not in ("api_server", "authorization", "tls_config")}
+                   for sd in job.get("kubernetes_sd_configs") or []]
+        assert run_sds == sds, f"job {job['job_name']}: kubernetes_sd_configs changed: {run_sds} != {sds}"
+        assert "static_configs" not in job or "static_configs" in orig_jobs[job["job_name"]], \
+            f"job {job['job_name']}: static targets added"
     # Alertmanager: route, inhibit_rules, templates (re-rooted) and the receivers' own texts.
     am_pod = PodFiles(rendered, "alertmanager", "alertmanager", stack.workdir / "check" / "alertmanager")
     orig = yaml.safe_load(am_pod.local("/etc/alertmanager/config/alertmanager.yaml").read_text()) \
@@ -199,7 +244,7 @@ def test_profile_stack_starts_and_alerts(profile, tmp_path):
     """Each values/ profile's rendered Prometheus and Alertmanager load and run: every rule
     group loaded, the Watchdog reaches its receiver (profile values + the e2e values)."""
     st = Stack(tmp_path, values_files=[profile], set_values=pipeline.chart_values(),
-               workload=Workload(services=PHASE5_SERVICES))
+               workload=Workload(services=PHASE5_SERVICES))   # every job's targets, discovered in the API server
     try:
         st.start()
         names = {r["name"] for g in st.rules() for r in g["rules"]}
@@ -236,7 +281,7 @@ class Results:
 
 
 def _scenario_key(alert):
-    return (alert, "node-exporter" if alert == "DiskSpaceLow" else scenario_service(alert))
+    return (alert, scenario_service(alert))
 
 
 def _expected_keys():
@@ -258,7 +303,7 @@ def scenario_results(stack):
     wl = stack.workload
     t0 = time.monotonic()
     for alert in ALERTS:
-        wl.trigger(alert, DISK_MOUNT if alert == "DiskSpaceLow" else scenario_service(alert))
+        wl.trigger(alert, scenario_service(alert))
     for case_id, alerts, _, _ in INHIBITIONS:
         for a in alerts:
             wl.trigger(a, inhibition_service(case_id))
@@ -269,7 +314,7 @@ def scenario_results(stack):
     def complete(received):
         d = deliveries(received)
         return all(dest <= set(d.get(k, {})) for k, dest in expected.items())
-    stack.sinks.wait_for(complete, MAX_FOR + WARNING_GROUP_WAIT + 60)
+    stack.sinks.wait_for(complete, MAX_FOR + WARNING_GROUP_WAIT + 90)
     time.sleep(max(0.0, t0 + MAX_FOR + WARNING_GROUP_WAIT + 15 - time.monotonic()))
     res = Results(stack.sinks.received, stack.prom_alerts(), stack.am_alerts())
     # Switch one gauge-based scenario off again: its resolution is checked at the end.
@@ -370,8 +415,8 @@ def test_inhibition(scenario_results, case):
 
 
 # ----------------------------------------------------------------------------- faults
-def _wait_delivered(stack, alert, service, timeout):
-    want = expected_destinations(alert)
+def _wait_delivered(stack, alert, service, timeout, want=None):
+    want = want or expected_destinations(alert)
     return stack.sinks.wait_for(
         lambda r: (lambda got: got if set(got) >= want else None)(deliveries(r).get((alert, service), {})),
         timeout)
@@ -432,6 +477,81 @@ def test_prometheus_restart_keeps_recorded_series(stack, scenario_results):
     # and the rules evaluate again on the reopened TSDB
     stack.wait(lambda: stack.query("service:http_requests:rate5m", at=time.time()), 20,
                what="recording rules evaluating after the restart")
+
+
+def test_node_drained_pages_for_the_service_it_emptied(stack):
+    """`kubectl drain` of the node the drain case's only pod may run on: the pod is evicted and
+    its replacement stays Pending. kube-state-metrics (derived from the API server) shows the
+    node cordoned and the Deployment short of its replica: DeploymentReplicaMismatch reaches the
+    warning receivers. With no pod left the service's metrics are gone: Phase5MetricsMissing
+    pages (its team: application). Without any target its namespace label is the namespace
+    regex, so it does not silence the warning (critical-over-warning matches on namespace)."""
+    svc, node = pipeline.DRAIN_SERVICE, pipeline.DRAIN_NODE
+    before = stack.workload.pods(svc)
+    assert len(before) == 1 and stack.workload.pod_objects(svc)[0]["spec"]["nodeName"] == node, \
+        f"{svc} should run one pod on {node}: {[(p['metadata']['name'], p['spec'].get('nodeName')) for p in stack.workload.pod_objects(svc)]}"
+    stack.cluster.drain(node)
+    stack.wait(lambda: stack.query(f'kube_node_spec_unschedulable{{node="{node}"}} == 1'), 20,
+               what=f"{node} cordoned in kube-state-metrics")
+    stack.wait(lambda: stack.query(
+        f'kube_pod_status_phase{{namespace="{NAMESPACE}", phase="Pending"}} == 1 '
+        f'and on (namespace, pod) kube_pod_owner{{owner_name=~"{svc}-.*"}}'), 30,
+        what=f"the replacement pod of {svc} Pending")
+    want = expected_destinations("Phase5MetricsMissing", category="application")
+    got = _wait_delivered(stack, "Phase5MetricsMissing", svc, MAX_FOR + WARNING_GROUP_WAIT + 60, want=want)
+    assert got and set(got) == want, (
+        f"Phase5MetricsMissing of the drained {svc} delivered to {got}; want {sorted(want)}; "
+        f"in Prometheus: {[(a['state'], a['labels']) for a in stack.prom_alerts() if a['labels'].get('service') == svc]}; "
+        f"in Alertmanager: {[(a['status'], a['labels']) for a in stack.am_alerts() if a['labels'].get('service') == svc]}")
+    got = _wait_delivered(stack, "DeploymentReplicaMismatch", svc, WARNING_GROUP_WAIT + 60)
+    assert got and set(got) == expected_destinations("DeploymentReplicaMismatch"), \
+        (f"DeploymentReplicaMismatch of the drained {svc} delivered to {got}; "
+         f"want {sorted(expected_destinations('DeploymentReplicaMismatch'))}")
+    assert before[0] not in stack.workload.pods(svc), f"{before[0]} was not evicted from {node}"
+
+
+def _disk_selection(stack, expr):
+    return {(s["metric"].get("instance"), s["metric"].get("mountpoint")) for s in stack.query(expr)}
+
+
+def test_disk_alert_and_panel_select_the_same_real_filesystems(stack):
+    """DiskSpaceLow and the database dashboard's disk panel read node_exporter's real
+    filesystem series and select the same filesystems (instance, mountpoint)."""
+    rule = [r for g in stack.rules() for r in g["rules"] if r.get("name") == "DiskSpaceLow"]
+    assert rule, "DiskSpaceLow is not loaded"
+    alert_expr = rule[0]["query"].rsplit("<", 1)[0]          # the ratio, without its threshold
+    panels = [e for _, _, e in dashboards.panel_queries() if "node_filesystem_avail_bytes" in e]
+    assert panels, "no dashboard panel reads node_filesystem_avail_bytes"
+    alert_fs = stack.wait(lambda: _disk_selection(stack, alert_expr), 30, what="DiskSpaceLow's filesystems")
+    mounts = {m for _, m in alert_fs}
+    assert "/" in mounts, f"node_exporter's real root filesystem is not selected: {sorted(alert_fs)}"
+    nodes = {n["metadata"]["name"] for n in stack.cluster.snapshot.nodes}
+    assert {i for i, _ in alert_fs} == nodes, f"instances {sorted({i for i, _ in alert_fs})}, nodes {sorted(nodes)}"
+    for expr in panels:
+        assert _disk_selection(stack, expr) == alert_fs, \
+            f"the disk panel selects {sorted(_disk_selection(stack, expr))}, DiskSpaceLow {sorted(alert_fs)}:\n{expr}"
+
+
+def test_disk_space_low_from_the_real_node_exporter_reaches_its_receivers(tmp_path):
+    """A stack whose DiskSpaceLow threshold is 1 (every real filesystem is less than 100 % free):
+    the alert fires from node_exporter's series of this machine's disks and reaches the spec's
+    receivers, with the node as instance."""
+    values = {**pipeline.chart_values(), "prometheus.alerts.DiskSpaceLow.threshold": 1,
+              "prometheus.alerts.DiskSpaceLow.for": "2s"}
+    st = Stack(tmp_path, set_values=values, workload=Workload(services=PHASE5_SERVICES))
+    try:
+        st.start()
+        key = (pipeline.DISK_ALERT, "node-exporter")
+        want = expected_destinations(pipeline.DISK_ALERT)
+        got = st.sinks.wait_for(lambda r: (lambda d: d if set(d) >= want else None)(deliveries(r).get(key, {})),
+                                WARNING_GROUP_WAIT + 60)
+        assert got and set(got) == want, f"DiskSpaceLow delivered to {got}; the spec routes it to {sorted(want)}"
+        firing = [a["labels"] for a in st.prom_alerts("firing") if a["labels"]["alertname"] == pipeline.DISK_ALERT]
+        nodes = {n["metadata"]["name"] for n in st.cluster.snapshot.nodes}
+        assert firing and {lab["instance"] for lab in firing} == nodes and all(lab.get("mountpoint") for lab in firing), \
+            f"DiskSpaceLow firing with {firing}; nodes {sorted(nodes)}"
+    finally:
+        st.stop()
 
 
 # ----------------------------------------------------------------------------- dashboards
@@ -528,3 +648,59 @@ def test_resolved_alert_is_announced_by_the_critical_receivers(stack, scenario_r
         max(budget, 5))
     assert got, (f"{RESOLVED_ALERT} on {key[1]}: resolved notifications reached "
                  f"{sorted(deliveries(stack.sinks.received, status='resolved').get(key, {}))}, expected at least {sorted(want)}")
+
+
+# ----------------------------------------------------------------------------- the network
+def test_a_wrong_annotated_port_fails_its_target(stack, scenario_results):
+    """The chart's relabelling builds the address from the Service's prometheus.io/port: point
+    it at a port the pod does not declare and the target fails (the pod network refuses the
+    address), as it would in a cluster; put it back and it scrapes again."""
+    svc = "postgres-exporter"
+    path = f"/api/v1/namespaces/{NAMESPACE}/services/{svc}"
+    good = stack.cp.api(path)["metadata"]["annotations"]["prometheus.io/port"]
+    try:
+        stack.cluster.patch(path, {"metadata": {"annotations": {"prometheus.io/port": "9999"}}})
+        down = stack.wait(lambda: [t for t in stack.targets() if t["labels"].get("service") == svc
+                                   and t["health"] == "down" and ":9999/" in t["scrapeUrl"]], 15,
+                          interval=0.5, what=f"{svc}'s target at port 9999 failing")
+        assert "502" in down[0]["lastError"], f"{svc}: {down[0]['lastError']}"
+        assert any(":9999" in m[1] for m in stack.net.misses), f"the pod network refused nothing: {stack.net.misses[-3:]}"
+    finally:
+        stack.cluster.patch(path, {"metadata": {"annotations": {"prometheus.io/port": good}}})
+    stack.wait(lambda: [t for t in stack.targets() if t["labels"].get("service") == svc and t["health"] == "up"
+                        and f":{good}/" in t["scrapeUrl"]], 15, interval=0.5, what=f"{svc} scraped again at {good}")
+
+
+# ----------------------------------------------------------------------------- RBAC (last: it restarts Prometheus)
+def test_discovery_is_authorized_by_the_charts_clusterrole(stack, scenario_results):
+    """Prometheus discovers as the chart's ServiceAccount: take EndpointSlices out of the
+    chart's ClusterRole and, restarted, it finds no Phase 5 target and logs the API server's
+    "forbidden"; the rendered role restored, the targets come back."""
+    cp = stack.cp
+    name = f"{stack.namespace}-{stack.release}-prometheus"
+    role = cp.get("clusterrole", name)
+    assert any("endpointslices" in r.get("resources", []) for r in role["rules"]), f"{name}: {role['rules']}"
+    broken = {**role, "rules": [r for r in role["rules"] if "endpointslices" not in r.get("resources", [])]}
+    for k in ("resourceVersion", "uid", "creationTimestamp", "managedFields"):
+        broken["metadata"].pop(k, None)
+    log = stack.prometheus.log_path
+    try:
+        cp.kubectl("replace", "-f", "-", input=json.dumps(broken))
+        start = log.stat().st_size
+        stack.prometheus.restart()
+
+        def forbidden():
+            text = log.read_text(errors="replace")[start:]
+            return "forbidden" in text and "endpointslices" in text
+        stack.wait(forbidden, 60, what="Prometheus logging the API server's forbidden for endpointslices")
+        time.sleep(3)
+        jobs = {t["labels"]["job"] for t in stack.targets()}
+        assert not jobs & {"phase5-services", "phase5-exporters", "kube-state-metrics"}, \
+            f"targets discovered without the right to list EndpointSlices: {sorted(jobs)}"
+    finally:
+        restored = {**role, "metadata": {k: v for k, v in role["metadata"].items()
+                                         if k not in ("resourceVersion", "uid", "creationTimestamp", "managedFields")}}
+        cp.kubectl("replace", "-f", "-", input=json.dumps(restored))
+        stack.prometheus.restart()
+    stack.wait(lambda: {"phase5-services", "kube-state-metrics"} <= {t["labels"]["job"] for t in stack.targets()},
+               60, what="the targets back with the rendered ClusterRole")

@@ -34,6 +34,9 @@ CATEGORIES = {scenario_service("Phase5TargetDown"): "database",
 # service's team) is the one CATEGORIES gives the scenario's service.
 ALERTS = {name: (sev, cat or CATEGORIES.get(scenario_service(name), "application"))
           for name, (sev, cat, _) in spec.ALERTS.items() if name in SCENARIOS}
+# DiskSpaceLow reads the real node_exporter (this machine's disks): its own stack fires it.
+DISK_ALERT = "DiskSpaceLow"
+DISK_SEVERITY = (spec.ALERTS[DISK_ALERT][0], spec.ALERTS[DISK_ALERT][1])
 # StatefulSets of the synthetic cluster: postgres (PodDown of postgres-0 must page) and one for
 # the StatefulSet inhibition case.
 STATEFULSET = "postgres"
@@ -44,9 +47,13 @@ STATEFULSET = "postgres"
 # cause is visible before its pod-level symptoms are old enough to page.
 # PodDown inhibits Phase5TargetDown of its pod (a pod that is not Ready fails its scrapes), so
 # Phase5TargetDown needs longer.
+# Through the API server, a pod that is not Ready also makes its Deployment short of available
+# replicas: PodDown must become true before DeploymentReplicaMismatch (which it inhibits), as
+# with the chart's defaults (2m before 15m). The mismatch in turn precedes the restarts it
+# explains, and the restarts the CPU alert.
 FOR = {a: "12s" for a in ALERTS}
-FOR.update({"DeploymentReplicaMismatch": "4s", "HPAMaxedOut": "4s", "PodRestartingTooOften": "4s",
-            "PodDown": "15s", "Phase5TargetDown": "20s"})
+FOR.update({"PodDown": "4s", "HPAMaxedOut": "4s", "DeploymentReplicaMismatch": "8s",
+            "PodRestartingTooOften": "12s", "HighCPUUsage": "20s", "Phase5TargetDown": "20s"})
 
 
 # Inhibition cases: (id, [alerts triggered on one Deployment, in order], suppressed, delivered)
@@ -69,6 +76,14 @@ INHIBITIONS = [
     ("statefulset-poddown-suppresses-its-cpu", ["HighCPUUsage", "PodDown"], ["HighCPUUsage"], ["PodDown"]),
 ]
 FAULT_SERVICES = ("e2e-fault-am-restart", "e2e-fault-receiver-5xx")
+# A node drained: the one pod of DRAIN_SERVICE may run only on DRAIN_NODE (node selector and a
+# taint only it tolerates), so once the node is drained it stays Pending.
+DRAIN_NODE = "kwok-node-drain"
+DRAIN_SERVICE = "e2e-fault-node-drain"
+DRAIN_TAINT = {"key": "phase5.test/drain", "value": "true", "effect": "NoSchedule"}
+PLACEMENT = {DRAIN_SERVICE: {"nodeSelector": {"kubernetes.io/hostname": DRAIN_NODE},
+                             "tolerations": [{"key": DRAIN_TAINT["key"], "operator": "Exists", "effect": "NoSchedule"}]}}
+REPLICAS = {DRAIN_SERVICE: 1}
 # A service with an availability objective (prometheus.slos) whose errors burn it fast: the
 # ErrorBudgetBurn page must reach the paging receivers. Objectives of 99 % (backend too): the
 # synthetic baseline (0.5 % errors) stays under a 1x burn, as a healthy service would.
@@ -88,9 +103,22 @@ def statefulsets():
 
 def all_services():
     """The Deployments of the e2e stack (prometheus.phase5.services)."""
-    return (list(PHASE5_SERVICES) + [scenario_service(a) for a in ALERTS if a != "DiskSpaceLow"]
+    return (list(PHASE5_SERVICES) + [scenario_service(a) for a in ALERTS]
             + [inhibition_service(c[0]) for c in INHIBITIONS if inhibition_service(c[0]) not in statefulsets()]
-            + list(FAULT_SERVICES) + [SLO_SERVICE])
+            + list(FAULT_SERVICES) + [DRAIN_SERVICE, SLO_SERVICE])
+
+
+def workload():
+    """The e2e stack's workload: every service, one pod per node at most (so a Deployment can be
+    scaled beyond what the nodes hold), the drain case pinned to its node."""
+    from .workload import Workload
+    return Workload(services=all_services(), statefulsets=statefulsets(), spread=True,
+                    placement=PLACEMENT, replicas_of=REPLICAS)
+
+
+def extra_nodes():
+    """Nodes the e2e stack adds to the control plane's three: the node the drain case runs on."""
+    return [{"name": DRAIN_NODE, "labels": {}, "taints": [DRAIN_TAINT]}]
 
 
 def chart_values(for_durations=None):
@@ -116,16 +144,22 @@ def chart_values(for_durations=None):
         "alertmanager.secrets.webhookUrl": "https://webhook.invalid/e2e",
         "alertmanager.secrets.watchdogUrl": "https://watchdog.invalid/e2e",
     }
+    # DiskSpaceLow reads the real node_exporter, i.e. this machine's disks, whose free share is
+    # not the test's to choose: the main stack never fires it (threshold 0), the disk stack of
+    # test_disk_space_low_from_the_real_node_exporter always does (threshold 1).
+    v["prometheus.alerts.DiskSpaceLow.threshold"] = 0
     for alert, dur in (FOR if for_durations is None else for_durations).items():
         v[f"prometheus.alerts.{alert}.for"] = dur
     return v
 
 
-def expected_destinations(alert):
-    """Where the spec routes `alert` (with PagerDuty, the webhook and the Watchdog receiver on)."""
+def expected_destinations(alert, category=None):
+    """Where the spec routes `alert` (with PagerDuty, the webhook and the Watchdog receiver on);
+    `category` for an alert whose category is its service's team (default: the scenario's)."""
     if alert == "Watchdog":
         return {"webhook:watchdog"}
-    sev, cat = SLO_ALERT if alert == "ErrorBudgetBurn" else ALERTS[alert]
+    sev, cat = SLO_ALERT if alert == "ErrorBudgetBurn" else DISK_SEVERITY if alert == DISK_ALERT else ALERTS[alert]
+    cat = category or cat
     dest = {"webhook:webhook"}
     if sev == "critical":
         dest |= {f"slack:{CHANNELS['critical']}", f"email:{EMAIL_TO}", "pagerduty"}

@@ -1,39 +1,48 @@
-"""Run the chart's RENDERED Prometheus and Alertmanager for real, on 127.0.0.1.
+"""Run the chart's RENDERED Prometheus and Alertmanager for real, on 127.0.0.1, against a real
+Kubernetes API server that holds the chart's objects and the synthetic Phase 5 workload.
 
 The configuration is what `helm template` produced: prometheus.yml and the rule files come
 from the ConfigMaps mounted into the Prometheus StatefulSet, alertmanager.yaml and the
 notification templates from the Secret mounted into the Alertmanager StatefulSet, and the
 credential files from the credentials Secret. Each pod's volumes are laid out as files
-under <workdir>/<component>/root/<mountPath> exactly as the kubelet would mount them, and
-every absolute path in the configs and arguments that points into a mount is re-rooted there.
-Rules, recording rules, the routing tree, inhibitions, receivers, notification templates,
-relabelling and `for` durations are used unchanged.
+under <workdir>/<component>/root/<mountPath> as the kubelet would mount them (hostPath mounts
+are this machine's own directories), and every absolute path in the configs and arguments
+that points into a mount is re-rooted there. Rules, recording rules, service discovery roles,
+relabelling, the routing tree, inhibitions, receivers, notification templates and `for`
+durations are used unchanged.
 
-What is swapped, and nothing else (the list `Stack.swaps` records each one made):
+The cluster (harness.controlplane, harness.simcluster): etcd, kube-apiserver,
+kube-controller-manager and kube-scheduler, kwok for the nodes. The chart's objects are
+applied as rendered; the workload's Deployments, StatefulSets, Services and HPAs are created
+in phase5-prod; the controllers make ReplicaSets, pods and EndpointSlices; kwok runs the pods.
+
+What is swapped, and nothing else (`Stack.swaps` records each one made):
 
 Prometheus
-  1. Service discovery: each `kubernetes_sd_configs` (scrape jobs and Alertmanager discovery)
-     becomes `static_configs` whose targets carry the `__meta_kubernetes_*` labels the
-     Kubernetes SD of that role (endpointslice, endpoints, pod, service, node) would give the
-     synthetic cluster of harness.workload plus the chart's own annotated Services, filtered by
-     the SD's `namespaces`. The job's `relabel_configs` run unchanged on them, so `namespace`,
-     `service`, `pod`, `instance` come out as in a cluster.
-  2. Target address: one relabel step appended after the job's own copies a hidden
-     `__e2e_address__` label (127.0.0.1:<port of that synthetic or real endpoint>) into
-     `__address__`, because pod IPs and kubelet node addresses do not exist locally.
+  1. Discovery: each `kubernetes_sd_configs` gets `api_server` = the local API server and the
+     ServiceAccount token and CA files where the kubelet mounts them. The token is a real one
+     for the chart's Prometheus ServiceAccount (TokenRequest API), so the chart's ClusterRole
+     is what authorizes discovery. In a pod, the in-cluster config finds the same API server
+     through KUBERNETES_SERVICE_HOST and reads the same files.
+  2. The network: each scrape job and the Alertmanager discovery get `proxy_url` = the pod
+     network (harness.podnet), which routes a pod IP:port or node IP:10250 to the local process
+     that plays it and refuses (502) any address no pod or node declares. Target addresses,
+     labels and relabelling are the discovered ones, unchanged.
   3. Kubelet/cAdvisor jobs: `scheme: https` -> http and the service-account
      `authorization`/`tls_config` dropped (the synthetic kubelet is plain HTTP, no token).
   4. Static targets `<rel>-alertmanager...:9093` / `<rel>-prometheus...:9090` -> the local
      processes.
-  5. Global `scrape_interval`, `scrape_timeout`, `evaluation_interval` -> `interval`
-     (default 1s) so a test takes seconds, not minutes; per-job intervals are removed.
+  5. Global `evaluation_interval` -> `interval` (default 1s), `scrape_interval` and
+     `scrape_timeout` -> `scrape_interval` (default 2s: a scrape through the pod network on a
+     loaded 2-core machine must not time out, since one failed scrape marks every series of the
+     target stale and restarts the `for` of the alerts that read it), so a test takes seconds,
+     not minutes; per-job intervals are removed.
   6. `remote_write`/`remote_read` removed (nothing to write to).
   7. Flags: --web.listen-address=127.0.0.1:<free port>, --storage.tsdb.path=<workdir>,
      --web.external-url dropped, --rules.alert.resend-delay=<resend_delay> added (default 2s
      instead of 1m, so a restarted Alertmanager gets the firing alerts back quickly).
-     The process env is the container's env as the kubelet would set it for pod <name>-0
-     (literal values; downward-API metadata.name/namespace, status.podIP=127.0.0.1), so
-     e.g. the HA profile's external label prometheus_replica=$(POD_NAME) expands.
+     The process env is the container's env as the kubelet sets it for pod <name>-0 (the
+     downward API's fields from the pod the API server holds).
 
 Alertmanager
   8. Credential file contents: slack-webhook-url -> the local Slack sink URL, webhook-url and
@@ -45,20 +54,20 @@ Alertmanager
  10. Flags: --web.listen-address=127.0.0.1:<free port>, --cluster.listen-address= (single
      instance), --cluster.peer/--cluster.advertise-address dropped, --storage.path=<workdir>.
 
+node_exporter
+ 11. The real node_exporter with the DaemonSet's rendered arguments; /proc, /sys and / are this
+     machine's (hostPath mounts); --web.listen-address=127.0.0.1:<free port>. Every
+     node-exporter pod's address routes to it.
+
 Jaeger (Stack(jaeger=True))
- 11. Every listener (OTLP gRPC/HTTP, Zipkin, legacy receivers, query, health, metrics) ->
+ 12. Every listener (OTLP gRPC/HTTP, Zipkin, legacy receivers, query, health, metrics) ->
      127.0.0.1:<free port>, by the jaeger helper's harness.jaeger.localize; nothing else.
 
-The synthetic cluster
- 12. The Phase 5 Services, the exporters, kube-state-metrics, node-exporter and the kubelets
-     are harness.workload's; the chart's own annotated Services (prometheus, alertmanager,
-     jaeger when started, kube-state-metrics, node-exporter) are discovered from the render.
-     Grafana, Loki and Promtail do not run, so their Services are not in the inventory.
-
-`for` durations are shortened only through the chart's own per-alert values
-(`prometheus.alerts.<Alert>.for`), passed by the caller as set_values: that is a render input,
-not a swap. Everything started is stopped by Stack.stop() (process groups, SIGTERM then
-SIGKILL), which the pytest fixtures call in finalizers; an atexit hook is the last resort.
+Render inputs, not swaps: Grafana, Loki and the log collector are rendered off (NOT_RUN: their
+programs cannot run here), Jaeger on only when started; `for` durations are shortened only
+through the chart's own per-alert values (`prometheus.alerts.<Alert>.for`), passed by the
+caller as set_values. Everything started is stopped by Stack.stop() (process groups, SIGTERM
+then SIGKILL), which the pytest fixtures call in finalizers; an atexit hook is the last resort.
 """
 import atexit
 import base64
@@ -66,7 +75,6 @@ import contextlib
 import copy
 import json
 import os
-import re
 import shlex
 import signal
 import subprocess
@@ -82,7 +90,7 @@ from . import tools
 from .manifests import Manifests, pod_spec
 from .render import render_raw
 from .sinks import Sinks
-from .workload import NODES, Target, Workload, free_port
+from .workload import Workload, free_port
 
 _LIVE = set()
 
@@ -131,9 +139,6 @@ class Process:
             time.sleep(0.2)
         self.stop()
         raise RuntimeError(f"{self.name} not ready at {self.ready_url} after {timeout}s:\n{self.log_tail()}")
-
-    def running(self):
-        return self.proc is not None and self.proc.poll() is None
 
     def stop(self, timeout=20, sig=signal.SIGTERM):
         if self.proc is None:
@@ -215,13 +220,18 @@ class PodFiles:
             raise LookupError(f"{self.obj['kind']}/{self.obj['metadata']['name']}: no container {container!r}")
         self.container = cont[0]
         self.root = Path(root)
+        self.spec = spec
         self.mounts = []        # mountPaths, longest first
+        self.host_paths = {}    # mountPath -> hostPath: the node's own directory (this machine's)
         volumes = {v["name"]: v for v in spec.get("volumes") or []}
         for m in self.container.get("volumeMounts") or []:
             mp = m["mountPath"]
             self.mounts.append(mp)
             dest = self.root / mp.lstrip("/")
             vol = volumes.get(m["name"])
+            if vol and "hostPath" in vol:
+                self.host_paths[mp] = vol["hostPath"]["path"]
+                continue
             files = _volume_files(manifests, vol) if vol else None
             if files is None:       # emptyDir, PVC (volumeClaimTemplate): an empty directory
                 dest.mkdir(parents=True, exist_ok=True)
@@ -240,12 +250,30 @@ class PodFiles:
     def args(self):
         return list(self.container.get("args") or [])
 
-    def env(self):
-        """The container's env as the kubelet would set it for pod <name>-0 on 127.0.0.1
-        (literal values and the downward API's name/namespace/IP fields)."""
+    def automount_service_account(self, token, ca_pem, namespace):
+        """Lay out the ServiceAccount token, CA and namespace where the kubelet mounts them
+        (/var/run/secrets/kubernetes.io/serviceaccount), unless the pod opts out. Returns the
+        local directory, or None when the pod does not mount a token."""
+        if self.spec.get("automountServiceAccountToken") is False:
+            return None
+        sa = "/var/run/secrets/kubernetes.io/serviceaccount"
+        d = self.root / sa.lstrip("/")
+        d.mkdir(parents=True, exist_ok=True)
+        (d / "token").write_text(token)
+        (d / "ca.crt").write_bytes(ca_pem)
+        (d / "namespace").write_text(namespace)
+        self.mounts.append(sa)
+        self.mounts.sort(key=len, reverse=True)
+        return d
+
+    def env(self, pod=None):
+        """The container's env as the kubelet sets it for pod <name>-0 (literal values and the
+        downward API's fields, from `pod` as the API server holds it when given)."""
         md = self.obj["metadata"]
+        st, spec = (pod or {}).get("status", {}), (pod or {}).get("spec", {})
         fields = {"metadata.name": f"{md['name']}-0", "metadata.namespace": md.get("namespace", ""),
-                  "status.podIP": "127.0.0.1", "status.hostIP": "127.0.0.1", "spec.nodeName": NODES[0]}
+                  "status.podIP": st.get("podIP", "127.0.0.1"), "status.hostIP": st.get("hostIP", "127.0.0.1"),
+                  "spec.nodeName": spec.get("nodeName", "")}
         out = {}
         for e in self.container.get("env") or []:
             if "value" in e:
@@ -257,10 +285,14 @@ class PodFiles:
         return out
 
     def reroot(self, path):
-        """An absolute path inside a mount -> the local copy; other strings unchanged."""
+        """An absolute path inside a mount -> the local copy (a hostPath mount -> this machine's
+        own directory, as on a node); other strings unchanged."""
         if isinstance(path, str) and path.startswith("/"):
             for mp in self.mounts:
                 if path == mp or path.startswith(mp.rstrip("/") + "/"):
+                    if mp in self.host_paths:
+                        rest = path[len(mp):].lstrip("/")
+                        return str(Path(self.host_paths[mp]) / rest) if rest else self.host_paths[mp]
                     return str(self.root / path.lstrip("/"))
         return path
 
@@ -282,183 +314,76 @@ def _flag(args, name):
     return None
 
 
-# ---------------------------------------------------------------------------- service discovery
-def _san(name):
-    return re.sub(r"[^a-zA-Z0-9_]", "_", name)
-
-
-def _meta_map(prefix, mapping):
-    out = {}
-    for k, v in (mapping or {}).items():
-        out[f"{prefix}_{_san(k)}"] = str(v)
-        out[f"{prefix.replace('_label', '_labelpresent').replace('_annotation', '_annotationpresent')}_{_san(k)}"] = "true"
-    return out
-
-
-def sd_labels(role, t, port_number, idx=0):
-    """The __meta_kubernetes_* labels the Kubernetes SD `role` gives target `t`."""
-    pod_ip = f"10.1.{idx // 250}.{idx % 250 + 1}"
-    node_ip = f"10.0.0.{NODES.index(t.node) + 1 if t.node in NODES else 1}"
-    m = {}
-    if role == "node":
-        m.update({"__address__": f"{node_ip}:10250",
-                  "__meta_kubernetes_node_name": t.node,
-                  "__meta_kubernetes_node_address_InternalIP": node_ip,
-                  "__meta_kubernetes_node_address_Hostname": t.node,
-                  "__meta_kubernetes_node_provider_id": f"kind://docker/phase5/{t.node}"})
-        m.update(_meta_map("__meta_kubernetes_node_label", {"kubernetes.io/hostname": t.node,
-                                                             "kubernetes.io/os": "linux"}))
-        return m
-    pod = {"__meta_kubernetes_pod_name": t.pod, "__meta_kubernetes_pod_ip": pod_ip,
-           "__meta_kubernetes_pod_node_name": t.node, "__meta_kubernetes_pod_host_ip": node_ip,
-           "__meta_kubernetes_pod_ready": "true", "__meta_kubernetes_pod_phase": "Running",
-           "__meta_kubernetes_pod_uid": f"uid-{t.pod}",
-           "__meta_kubernetes_pod_container_name": t.container,
-           "__meta_kubernetes_pod_container_init": "false",
-           "__meta_kubernetes_pod_container_port_name": t.port_name,
-           "__meta_kubernetes_pod_container_port_number": str(port_number),
-           "__meta_kubernetes_pod_container_port_protocol": "TCP",
-           "__meta_kubernetes_pod_controller_kind": "ReplicaSet" if t.kind == "app" else "StatefulSet",
-           "__meta_kubernetes_pod_controller_name": t.pod.rsplit("-", 1)[0]}
-    pod.update(_meta_map("__meta_kubernetes_pod_label", t.pod_labels))
-    pod.update(_meta_map("__meta_kubernetes_pod_annotation", getattr(t, "pod_annotations", {}) or {}))
-    svc = {"__meta_kubernetes_namespace": t.namespace, "__meta_kubernetes_service_name": t.service}
-    svc.update(_meta_map("__meta_kubernetes_service_label", t.service_labels))
-    svc.update(_meta_map("__meta_kubernetes_service_annotation", t.annotations))
-    if role == "pod":
-        m.update(pod)
-        m["__meta_kubernetes_namespace"] = t.namespace
-        m["__address__"] = f"{pod_ip}:{port_number}"
-    elif role == "service":
-        m.update(svc)
-        m.update({"__address__": f"{t.service}.{t.namespace}.svc:{port_number}",
-                  "__meta_kubernetes_service_port_name": t.port_name,
-                  "__meta_kubernetes_service_port_number": str(port_number),
-                  "__meta_kubernetes_service_port_protocol": "TCP",
-                  "__meta_kubernetes_service_cluster_ip": "10.96.0.10",
-                  "__meta_kubernetes_service_type": "ClusterIP"})
-    elif role == "endpointslice":
-        m.update(svc)
-        m.update(pod)
-        m.update({"__address__": f"{pod_ip}:{port_number}",
-                  "__meta_kubernetes_endpointslice_name": f"{t.service}-abcde",
-                  "__meta_kubernetes_endpointslice_address_type": "IPv4",
-                  "__meta_kubernetes_endpointslice_address_target_kind": "Pod",
-                  "__meta_kubernetes_endpointslice_address_target_name": t.pod,
-                  "__meta_kubernetes_endpointslice_endpoint_conditions_ready": "true",
-                  "__meta_kubernetes_endpointslice_endpoint_conditions_serving": "true",
-                  "__meta_kubernetes_endpointslice_endpoint_conditions_terminating": "false",
-                  "__meta_kubernetes_endpointslice_endpoint_node_name": t.node,
-                  "__meta_kubernetes_endpointslice_port": str(port_number),
-                  "__meta_kubernetes_endpointslice_port_name": t.port_name,
-                  "__meta_kubernetes_endpointslice_port_protocol": "TCP"})
-        m.update(_meta_map("__meta_kubernetes_endpointslice_label",
-                           {"kubernetes.io/service-name": t.service,
-                            "endpointslice.kubernetes.io/managed-by": "endpointslice-controller.k8s.io"}))
-    elif role == "endpoints":
-        m.update(svc)
-        m.update(pod)
-        m.update({"__address__": f"{pod_ip}:{port_number}",
-                  "__meta_kubernetes_endpoints_name": t.service,
-                  "__meta_kubernetes_endpoint_ready": "true",
-                  "__meta_kubernetes_endpoint_node_name": t.node,
-                  "__meta_kubernetes_endpoint_port_name": t.port_name,
-                  "__meta_kubernetes_endpoint_port_protocol": "TCP",
-                  "__meta_kubernetes_endpoint_address_target_kind": "Pod",
-                  "__meta_kubernetes_endpoint_address_target_name": t.pod})
-    else:
-        raise ValueError(f"kubernetes_sd role {role!r} is not emulated")
-    return m
-
-
-class Inventory:
-    """Every endpoint of the imaginary cluster: (target, declared port number)."""
-
-    def __init__(self):
-        self.entries = []       # (Target, port number as Kubernetes declares it)
-
-    def add(self, target, port_number):
-        self.entries.append((target, port_number))
-
-    def static_configs(self, sd, release_namespace):
-        role = sd.get("role", "").lower()
-        names = None
-        ns_cfg = sd.get("namespaces") or {}
-        if ns_cfg.get("names"):
-            names = set(ns_cfg["names"])
-        if ns_cfg.get("own_namespace"):
-            names = (names or set()) | {release_namespace}
-        groups, seen = [], set()
-        for idx, (t, port_number) in enumerate(self.entries):
-            if role == "node":
-                if t.kind != "kubelet" or t.node in seen:
-                    continue
-                seen.add(t.node)
-            elif t.kind == "kubelet":
-                continue
-            elif names is not None and t.namespace not in names:
-                continue
-            labels = sd_labels(role, t, port_number, idx)
-            labels["__e2e_address__"] = t.address
-            addr = labels.pop("__address__")
-            groups.append({"targets": [addr], "labels": labels})
-        return groups
-
-
-ADDRESS_OVERRIDE = {"source_labels": ["__e2e_address__"], "regex": "(.+)",
-                    "target_label": "__address__", "replacement": "$1", "action": "replace"}
-
-
 # ---------------------------------------------------------------------------- the stack
 def _get(url, timeout=10):
     with urllib.request.urlopen(url, timeout=timeout) as r:
         return json.loads(r.read())
 
 
-def _post(url, data, timeout=10):
-    req = urllib.request.Request(url, data=json.dumps(data).encode(),
-                                 headers={"Content-Type": "application/json"}, method="POST")
-    with urllib.request.urlopen(req, timeout=timeout) as r:
-        body = r.read()
-        return json.loads(body) if body else None
+# Components whose programs cannot run here (AGPL or not served by the module proxy): the e2e
+# stack renders the chart without them, a render input (Stack.render_inputs), not a swap.
+NOT_RUN = {"grafana.enabled": False, "loki.enabled": False, "promtail.enabled": False}
 
 
 class Stack:
-    """Workload + sinks + the rendered Alertmanager + the rendered Prometheus.
+    """A local control plane with the chart and the workload as objects + sinks + node_exporter
+    + the rendered Alertmanager + the rendered Prometheus, which discovers its targets through
+    the API server as the chart's ServiceAccount.
 
     Use: `stack = Stack(tmp_dir, set_values={...}).start()` ... `stack.stop()`.
     """
 
     def __init__(self, workdir, values_files=(), set_values=None, *, release="p5",
-                 namespace="monitoring", workload=None, interval="1s", resend_delay="2s",
-                 manifests=None, extra_inventory=(), jaeger=False):
+                 namespace="monitoring", workload=None, interval="1s", scrape_interval="2s", resend_delay="2s",
+                 jaeger=False, extra_nodes=()):
         self.workdir = Path(workdir)
-        self.values_files, self.set_values = tuple(values_files), dict(set_values or {})
+        self.values_files = tuple(values_files)
+        self.set_values = {**NOT_RUN, "jaeger.enabled": bool(jaeger), **dict(set_values or {})}
         self.release, self.namespace = release, namespace
         self.workload = workload or Workload(release=release, release_namespace=namespace)
         self.interval, self.resend_delay = interval, resend_delay
-        self._manifests = manifests
-        self.extra_inventory = list(extra_inventory)   # (Target, port) of other real processes
+        self.scrape_interval = scrape_interval
         self.swaps = []
         self.sinks = Sinks()
-        self.prometheus = self.alertmanager = None
-        self.prom_port = self.am_port = None
+        self.prometheus = self.alertmanager = self.node_exporter = None
+        self.prom_port = self.am_port = self.node_exporter_port = None
         self.want_jaeger = jaeger
+        self.extra_nodes = list(extra_nodes)   # [{"name", "labels", "taints"}] beside the three
         self.jaeger = None                     # harness.jaeger.Jaeger when running
+        self.cp = self.cluster = self.net = None
+        self.route_conflicts = []
         self._exit = contextlib.ExitStack()
 
     # ------------------------------------------------------------------ lifecycle
     def start(self):
+        from .controlplane import ControlPlane
+        from .podnet import PodNetwork
+        from .simcluster import SimCluster
         try:
-            self.manifests = self._manifests or Manifests(
-                render_raw(self.values_files, self.set_values, release=self.release,
-                           namespace=self.namespace)[0])
+            self.manifests = Manifests(render_raw(self.values_files, self.set_values, release=self.release,
+                                                  namespace=self.namespace)[0])
             self.sinks.start()
             self.prom_port, self.am_port = free_port(), free_port()
+            self.cp = self._exit.enter_context(ControlPlane(self.workdir / "cluster").start())
+            self.cluster = SimCluster(self.cp)
+            for n in self.extra_nodes:
+                self.cp.add_node(n["name"], labels=n.get("labels"), taints=n.get("taints"))
+            if self.extra_nodes:
+                self.cp.wait_nodes_ready()
+            self._exit.callback(self.cluster.stop)
             if self.want_jaeger:
                 self._start_jaeger()
-            self._add_chart_targets()
+            self._start_node_exporter()
             self.workload.start()
+            self.workload.cluster = self.cluster
+            self.cluster.install(self.manifests, self.namespace)
+            self.cp.apply(self.workload.objects())
+            self.cluster.wait_settled({self.namespace, self.workload.namespace})
+            self.net = PodNetwork().start()
+            self._exit.callback(self.net.stop)
+            self._sync(self.cluster.refresh())
+            self.cluster.on_refresh(self._sync)
+            self.cluster.watch()
             self._start_alertmanager()
             self._start_prometheus()
         except BaseException:
@@ -467,7 +392,7 @@ class Stack:
         return self
 
     def stop(self):
-        for p in (self.prometheus, self.alertmanager):
+        for p in (self.prometheus, self.alertmanager, self.node_exporter):
             if p:
                 p.stop()
         self._exit.close()
@@ -481,6 +406,63 @@ class Stack:
     @property
     def am_url(self):
         return f"http://127.0.0.1:{self.am_port}"
+
+    # ------------------------------------------------------------------ the pod network
+    def _sync(self, snap):
+        """Routes of the pod network from the API server's pods and nodes: a Phase 5 pod's
+        declared port -> the workload's server for that pod; the chart's pods -> the real
+        processes (Prometheus, Alertmanager, Jaeger, node_exporter) or the workload's
+        kube-state-metrics; a node's InternalIP:10250 -> its synthetic kubelet."""
+        local = self.workload.sync(snap)
+        routes, conflicts = {}, []
+
+        def add(ip, port, lp, who):
+            if (ip, port) in routes and routes[(ip, port)] != lp:
+                conflicts.append(f"{ip}:{port} is declared by two pods served apart ({who})")
+            routes[(ip, port)] = lp
+        for pod in snap.pods:
+            md, st = pod["metadata"], pod.get("status", {})
+            ip = st.get("podIP")
+            if not ip or md.get("deletionTimestamp"):
+                continue
+            mine = local.get((md["namespace"], md["name"])) or self._chart_pod_ports(pod)
+            for c in pod["spec"].get("containers") or []:
+                for cp in c.get("ports") or []:
+                    n = cp["containerPort"]
+                    if n in mine:
+                        add(ip, n, mine[n], f"{md['namespace']}/{md['name']}")
+        for node in snap.nodes:
+            ip = snap.node_ip(node["metadata"]["name"])
+            port = (node.get("status", {}).get("daemonEndpoints") or {}).get("kubeletEndpoint", {}).get("Port")
+            if ip and port:
+                add(ip, port, self.workload.kubelet_port(node["metadata"]["name"]), f"node {node['metadata']['name']}")
+        self.route_conflicts = conflicts
+        self.net.set_routes(routes)
+
+    def _chart_pod_ports(self, pod):
+        """{container port: local port} for one of the chart's pods."""
+        md = pod["metadata"]
+        if md["namespace"] != self.namespace:
+            return {}
+        comp = (md.get("labels") or {}).get("app.kubernetes.io/name", "")
+        ports = {}
+        for c in pod["spec"].get("containers") or []:
+            listen = _flag(c.get("args") or [], "web.listen-address")
+            declared = {p.get("name", ""): p["containerPort"] for p in c.get("ports") or []}
+            if comp in ("prometheus", "alertmanager") and listen:
+                n = int(listen.rsplit(":", 1)[1])
+                if n in declared.values():
+                    ports[n] = self.prom_port if comp == "prometheus" else self.am_port
+            elif comp == "node-exporter" and self.node_exporter_port:
+                for n in declared.values():
+                    ports[n] = self.node_exporter_port
+            elif comp == "kube-state-metrics" and "http-metrics" in declared:
+                ports[declared["http-metrics"]] = self.workload.ksm_port()
+            elif comp == "jaeger" and self.jaeger:
+                for name, n in declared.items():
+                    if name in self.jaeger.ports:
+                        ports[n] = self.jaeger.ports[name]
+        return ports
 
     def _swap(self, what):
         if what not in self.swaps:
@@ -498,45 +480,28 @@ class Stack:
         self._swap("jaeger: every listener (receivers, query, health, metrics) -> 127.0.0.1:<free port> "
                    "(harness.jaeger.localize)")
 
-    # ------------------------------------------------------------------ inventory
-    def _add_chart_targets(self):
-        """The chart's own annotated Services become endpoints of the imaginary cluster."""
-        self.inventory = Inventory()
-        for t in self.workload.targets:
-            port = int(t.annotations.get("prometheus.io/port", 10250 if t.kind == "kubelet" else 8000))
-            self.inventory.add(t, port)
-        real = {"prometheus": self.prom_port, "alertmanager": self.am_port}
-        if self.jaeger and "http-metrics" in self.jaeger.ports:
-            real["jaeger"] = self.jaeger.ports["http-metrics"]
-        for svc in self.manifests.of_kind("Service"):
-            md = svc["metadata"]
-            comp = _component(svc)
-            ann = md.get("annotations") or {}
-            labels = md.get("labels") or {}
-            for i, port in enumerate(svc["spec"].get("ports") or []):
-                pname, pnum = port.get("name", ""), port["port"]
-                pods = [f"{md['name']}-0"]
-                if comp == "kube-state-metrics":
-                    t = self.workload.add_chart_target("ksm", md.get("namespace", self.namespace), md["name"],
-                                                       ann, pname, pods[0], labels)
-                elif comp == "node-exporter":
-                    for node in NODES:
-                        t = self.workload.add_chart_target("node-exporter", md.get("namespace", self.namespace),
-                                                           md["name"], ann, pname, f"{md['name']}-{node}",
-                                                           labels, node=node)
-                        self.inventory.add(t, pnum)
-                    continue
-                elif comp in real:
-                    t = Target(comp, md.get("namespace", self.namespace), md["name"], pod=pods[0],
-                               container=comp, node=NODES[0], port_name=pname, port=real[comp],
-                               annotations=dict(ann), service_labels=dict(labels), pod_labels=dict(labels))
-                else:
-                    continue
-                self.inventory.add(t, pnum)
-        for t, pnum in self.extra_inventory:
-            self.inventory.add(t, pnum)
-        self._swap("the chart's grafana, loki and promtail Services are not in the synthetic cluster "
-                   "(those programs do not run here)" + ("" if self.jaeger else ", nor jaeger (not started)"))
+    # ------------------------------------------------------------------ node_exporter
+    def _start_node_exporter(self):
+        """The real node_exporter with the DaemonSet's rendered arguments: its hostPath mounts
+        (/proc, /sys, /) are this machine's own directories, as on a node; only the listen
+        address moves to 127.0.0.1:<free port>. Every node-exporter pod routes to it."""
+        try:
+            pod = PodFiles(self.manifests, "node-exporter", "node-exporter", self.workdir / "node-exporter" / "root")
+        except LookupError:
+            return          # node-exporter.enabled=false
+        self.node_exporter_port = free_port()
+        args = []
+        for a in pod.args:
+            name, _, value = a.partition("=")
+            if name == "--web.listen-address":
+                continue
+            args.append(f"{name}={pod.reroot(value)}" if value else a)
+        args.append(f"--web.listen-address=127.0.0.1:{self.node_exporter_port}")
+        self._swap("node_exporter: the DaemonSet's arguments, hostPath mounts = this machine's /proc, /sys, /; "
+                   "--web.listen-address=127.0.0.1:<port>")
+        self.node_exporter = Process("node_exporter", [tools.require("node_exporter")] + args,
+                                     self.workdir / "node-exporter" / "node_exporter.log",
+                                     f"http://127.0.0.1:{self.node_exporter_port}/metrics").start()
 
     # ------------------------------------------------------------------ alertmanager
     def _start_alertmanager(self):
@@ -621,6 +586,11 @@ class Stack:
     def _start_prometheus(self):
         pdir = self.workdir / "prometheus"
         pod = PodFiles(self.manifests, "prometheus", "prometheus", pdir / "root")
+        sa = pod.spec.get("serviceAccountName", "default")
+        self.prom_sa_dir = pod.automount_service_account(
+            self.cluster.token(self.namespace, sa), self.cp.pki.ca_cert.read_bytes(), self.namespace)
+        self._swap(f"prometheus: the ServiceAccount token of {sa} (TokenRequest API) and the cluster CA laid out "
+                   f"where the kubelet mounts them")
         cfg_path = pod.local(_flag(pod.args, "config.file"))
         cfg = yaml.safe_load(cfg_path.read_text())
         cfg = pod.reroot_tree(self._rewrite_prom(cfg))
@@ -642,26 +612,37 @@ class Stack:
                  f"--rules.alert.resend-delay={self.resend_delay}"]
         self._swap(f"prometheus flags: --web.listen-address=127.0.0.1:<port>, --storage.tsdb.path=<tmp>, "
                    f"--rules.alert.resend-delay={self.resend_delay} (default 1m), --web.external-url dropped")
-        self.prom_args = args
+        api_pod = self._api_pod(f"{pod.obj['metadata']['name']}-0")
         self.prometheus = Process("prometheus", [tools.require("prometheus")] + args,
                                   pdir / "prometheus.log", f"{self.prom_url}/-/ready",
-                                  env=pod.env()).start()
+                                  env=pod.env(api_pod)).start()
         if pod.env():
             self._swap(f"prometheus env: the container's env as the kubelet sets it for pod "
-                       f"{pod.obj['metadata']['name']}-0 ({', '.join(sorted(pod.env()))}; pod IP 127.0.0.1)")
+                       f"{pod.obj['metadata']['name']}-0 ({', '.join(sorted(pod.env()))})")
 
-    def _sd_to_static(self, job, what):
-        sds = job.pop("kubernetes_sd_configs", None)
+    def _api_pod(self, name):
+        for p in self.cluster.snapshot.pods:
+            if p["metadata"]["namespace"] == self.namespace and p["metadata"]["name"] == name:
+                return p
+        return None
+
+    def _through_api(self, job, what):
+        """Discovery through the local API server as the chart's Prometheus ServiceAccount, and
+        the job's connections through the pod network. Returns False for a job without
+        Kubernetes discovery."""
+        sds = job.get("kubernetes_sd_configs")
         if not sds:
             return False
-        groups = []
+        sa = "/var/run/secrets/kubernetes.io/serviceaccount"
         for sd in sds:
-            groups += self.inventory.static_configs(sd, self.namespace)
-        job["static_configs"] = (job.get("static_configs") or []) + groups
-        job["relabel_configs"] = list(job.get("relabel_configs") or []) + [dict(ADDRESS_OVERRIDE)]
-        self._swap(f"prometheus {what}: kubernetes_sd_configs (role {', '.join(sorted({s.get('role', '') for s in sds}))}) "
-                   f"-> static_configs with the SD's __meta_kubernetes_* labels; relabel_configs unchanged "
-                   f"+ a final __address__ override to 127.0.0.1")
+            # In a pod, Prometheus finds the API server through KUBERNETES_SERVICE_HOST and reads
+            # the mounted token and CA; here the same files, at the local API server.
+            sd["api_server"] = self.cp.server
+            sd["authorization"] = {"credentials_file": f"{sa}/token"}
+            sd["tls_config"] = {"ca_file": f"{sa}/ca.crt"}
+        job["proxy_url"] = self.net.url
+        self._swap(f"prometheus {what}: kubernetes_sd_configs get api_server (the local API server) and the mounted "
+                   f"ServiceAccount token and CA (in-cluster config reads the same); proxy_url = the pod network")
         return True
 
     def _map_static(self, job, what):
@@ -682,9 +663,10 @@ class Stack:
     def _rewrite_prom(self, cfg):
         cfg = copy.deepcopy(cfg)
         g = cfg.setdefault("global", {})
-        g["scrape_interval"] = g["evaluation_interval"] = g["scrape_timeout"] = self.interval
-        self._swap(f"prometheus: global scrape_interval/scrape_timeout/evaluation_interval -> {self.interval}; "
-                   f"per-job intervals removed")
+        g["evaluation_interval"] = self.interval
+        g["scrape_interval"] = g["scrape_timeout"] = self.scrape_interval
+        self._swap(f"prometheus: global evaluation_interval -> {self.interval}, scrape_interval/scrape_timeout -> "
+                   f"{self.scrape_interval}; per-job intervals removed")
         for key in ("remote_write", "remote_read"):
             if cfg.pop(key, None):
                 self._swap(f"prometheus: {key} removed")
@@ -692,7 +674,7 @@ class Stack:
             what = f"job {job.get('job_name')}"
             job.pop("scrape_interval", None)
             job.pop("scrape_timeout", None)
-            if self._sd_to_static(job, what):
+            if self._through_api(job, what):
                 if job.get("scheme") == "https" or "tls_config" in job:
                     job["scheme"] = "http"
                     for k in ("tls_config", "authorization", "bearer_token_file", "bearer_token"):
@@ -701,7 +683,7 @@ class Stack:
                                f"(the synthetic kubelet)")
             self._map_static(job, what)
         for am in (cfg.get("alerting") or {}).get("alertmanagers") or []:
-            self._sd_to_static(am, "alerting")
+            self._through_api(am, "alerting")
             self._map_static(am, "alerting")
         return cfg
 

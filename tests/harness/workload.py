@@ -1,37 +1,42 @@
-"""A synthetic Phase 5 workload: every metric the chart's rules and dashboards read, served
+"""The synthetic Phase 5 workload: every metric the chart's rules and dashboards read, served
 over HTTP on 127.0.0.1, with a healthy baseline and one switchable scenario per alert.
 
-What it models (an imaginary cluster, not a real one):
-- `services` Phase 5 Deployments in `namespace` (default: backend, frontend and four agents in
-  `phase5`), `replicas` pods each, every pod a scrape target serving the application metrics
-  of the contract (http_requests_total, http_request_duration_seconds, task_operations_total,
-  reminder_delivery_*, audit_log_*, websocket_*, database_connections_*, kafka_consumer_lag,
-  recurring_task_generated_total) behind a Service annotated `prometheus.io/scrape`;
-- the exporters of the data tier: postgres_exporter (`postgresql`), redis_exporter (`redis`),
-  kafka_exporter (`kafka`), one target each, upstream metric names;
-- kube-state-metrics-shaped series (pods, containers, Deployments, ReplicaSets, HPAs) and
-  node-exporter-shaped series, served on the targets the chart's own kube-state-metrics and
-  node-exporter Services map to;
-- kubelet/cAdvisor-shaped series per node (container_cpu_usage_seconds_total,
-  container_memory_working_set_bytes, ... including the pod-level cgroup series with
-  container="" that real cAdvisor exposes).
+The workload is real objects in the e2e stack's API server (objects(); harness.simcluster):
+- `services` Phase 5 Deployments in `namespace` (default phase5-prod), `replicas` pods each,
+  behind Services annotated `prometheus.io/scrape`/`port`/`path` as docs/integration.md asks,
+  each with a HorizontalPodAutoscaler; every pod serves the application metrics of the contract
+  (http_requests_total, http_request_duration_seconds, task_operations_total, reminder_delivery_*,
+  audit_log_*, websocket_*, database_connections_*, kafka_consumer_lag,
+  recurring_task_generated_total);
+- StatefulSets (e.g. postgres): cAdvisor and kube-state-metrics series only;
+- the exporters of the data tier as Deployments + annotated Services: postgres_exporter,
+  redis_exporter, kafka_exporter, upstream metric names.
+kwok runs the pods; sync(snapshot) adopts them (names, nodes, IPs, readiness as the API server
+holds them) and serves each on its own 127.0.0.1 port, which the pod network
+(harness.podnet) routes the pod's address to.
+
+Derived from the API server's objects, as the real programs derive them:
+- kube-state-metrics' series (kube_pod_*, kube_deployment_*, kube_replicaset_*,
+  kube_statefulset_*, kube_horizontalpodautoscaler_*, kube_node_*, kube_namespace_*), served on
+  the chart's kube-state-metrics pod (kube-state-metrics is not served by the Go module proxy:
+  its names and labels are checked against its documented metrics, tests/harness/ksm.py);
+- kubelet/cAdvisor series per node for the pods placed on it (container_cpu_usage_seconds_total,
+  container_memory_working_set_bytes, ... with the pod-level container="" series).
+Node series come from the real node_exporter (harness.processes), not from here.
 
 Counters are integrals of the current rates (value += rate * dt at every scrape), so a
 scenario that changes a rate changes what `rate()` sees from then on, as in a real pod.
 
-`Workload.trigger(alertname, service)` switches one Deployment (or node mount point) into the
-state that alert describes; `Workload.clear(service)` returns it to the baseline. Scenarios on
-different services never share a label set, so they can run at the same time.
-
-Each target is its own listening socket (one asyncio loop in a daemon thread serves them all),
-so Prometheus sees distinct `instance`s exactly as with real pods.
+`Workload.trigger(alertname, service)` switches one workload into the state that alert
+describes - through the API server where Kubernetes holds that state (SCENARIOS);
+`Workload.clear(service)` returns it to the baseline. Scenarios on different services never
+share a label set, so they can run at the same time.
 """
 import asyncio
 import dataclasses
 import socket
 import threading
 import time
-from typing import Callable
 
 from prometheus_client.core import (CounterMetricFamily, GaugeMetricFamily,
                                     HistogramMetricFamily)
@@ -41,7 +46,6 @@ from prometheus_client.registry import CollectorRegistry
 PHASE5_SERVICES = ("backend", "frontend", "notification-agent", "recurring-task-agent",
                    "audit-agent", "reminder-agent")
 NAMESPACE = "phase5-prod"   # the chart scrapes namespaces matching phase5.namespaceRegex ("phase5-.*")
-NODES = ("node-a", "node-b")
 CONSUMER_TOPICS = {  # consumer group -> topics (the agents read the task events)
     "notification-agent": ("reminders",),
     "recurring-task-agent": ("task-events",),
@@ -54,8 +58,7 @@ FAST_LATENCY = (0.05, 0.2, 0.45, 0.8, 0.97, 0.995, 0.999, 1.0, 1.0, 1.0, 1.0)   
 SLOW_LATENCY = (0.0, 0.0, 0.0, 0.01, 0.02, 0.05, 0.1, 0.3, 0.8, 0.97, 1.0)      # p95 ~ 5s
 CPU_LIMIT = 0.5           # cores per container
 MEM_LIMIT = 512 * 2**20   # bytes per container
-DISK_SIZE = 100 * 2**30
-CPU_BOOST = 10.0          # HighCPUUsage scenario: CPU seconds per second, in units of the limit
+CPU_BOOST = 20.0          # HighCPUUsage scenario: CPU seconds per second, in units of the limit
 
 
 def free_port():
@@ -79,35 +82,9 @@ class ServiceState:
     cpu_ratio: float = 0.2           # of the CPU limit
     mem_ratio: float = 0.35          # of the memory limit
     restart_rate: float = 0.0        # container restarts per second (pod 0)
-    down_pods: int = 0               # the first N pods are not ready and fail their scrape
     failing_scrapes: int = 0         # the first N pods are Ready but their /metrics answers 503
     exports_metrics: bool = True     # False: /metrics answers 200 with none of the application series
     kind: str = "Deployment"         # or "StatefulSet" (pods <name>-0, -1, ...; no app targets)
-    available_replicas: int | None = None   # None: = ready pods
-    hpa_current: int | None = None   # None: = replicas
-    hpa_max: int = 6
-
-
-@dataclasses.dataclass
-class Target:
-    """One scrape endpoint as Kubernetes service discovery would see it."""
-    kind: str                 # app | postgres | redis | kafka | ksm | node-exporter | kubelet | <component>
-    namespace: str
-    service: str              # Kubernetes Service name ("" for kubelet)
-    pod: str = ""
-    container: str = ""
-    node: str = ""
-    port_name: str = "http-metrics"
-    port: int = 0             # the local port serving it
-    path: str = "/metrics"
-    annotations: dict = dataclasses.field(default_factory=dict)
-    service_labels: dict = dataclasses.field(default_factory=dict)
-    pod_labels: dict = dataclasses.field(default_factory=dict)
-    collect: Callable | None = None    # () -> bytes; None: served elsewhere (a real process)
-
-    @property
-    def address(self):
-        return f"127.0.0.1:{self.port}"
 
 
 class _Counters:
@@ -141,123 +118,219 @@ def _expose(fn):
     return lambda path="/metrics": generate_latest(reg)
 
 
+EXPORTERS = (("postgres", "postgres-exporter", 9187), ("redis", "redis-exporter", 9121),
+             ("kafka", "kafka-exporter", 9308))
+APP_PORT = 8000
+HPA_MAX = 6
+
+
+def _scrape_annotations(port):
+    return {"prometheus.io/scrape": "true", "prometheus.io/port": str(port), "prometheus.io/path": "/metrics"}
+
+
 class Workload:
-    """The synthetic cluster. Call start() before Prometheus scrapes it, stop() at the end."""
+    """The synthetic Phase 5 workload. objects() are created in the API server; sync(snapshot)
+    adopts the pods kwok runs (names, nodes, readiness come from the API server) and serves
+    each on its own 127.0.0.1 port; stop() at the end."""
 
     def __init__(self, services=PHASE5_SERVICES, namespace=NAMESPACE, replicas=2,
-                 release="p5", release_namespace="monitoring", extra_targets=(), statefulsets=()):
+                 release="p5", release_namespace="monitoring", statefulsets=(), spread=False,
+                 placement=None, replicas_of=None):
         self.namespace = namespace
         self.release = release
         self.release_namespace = release_namespace
-        self.state = {s: self._baseline(s, replicas) for s in services}
+        self.replicas = replicas
+        self.spread = spread      # at most one pod of a Deployment per node (required anti-affinity)
+        self.placement = dict(placement or {})   # service -> pod spec fields (nodeSelector, tolerations)
+        self.state = {s: self._baseline(s, (replicas_of or {}).get(s, replicas)) for s in services}
         # StatefulSets (e.g. postgres): kube-state-metrics and cAdvisor series only, one pod each
         self.state.update({s: ServiceState(replicas=1, kind="StatefulSet") for s in statefulsets})
-        self.disk = {"/": 0.55, "/var/lib/kubelet": 0.6}     # mountpoint -> free share (node-a)
-        self.active = {}          # service or mountpoint -> alertname
+        self.active = {}          # service -> alertname
+        self.cluster = None       # harness.simcluster.SimCluster, set by the Stack
+        self.snapshot = None      # the API server's objects as last read
         self._c = _Counters()
         self._lock = threading.RLock()
-        self.targets = []
-        self._build(extra_targets)
         self._loop = None
         self._thread = None
-        self._servers = []
+        self._servers = {}        # key -> (local port, asyncio server)
+        self._restarts = {}       # (namespace, pod) -> restart count reported
+        self._ksm_cache = None    # (snapshot, exposition bytes)
         self.scrapes = 0
 
     def _baseline(self, service, replicas):
         return ServiceState(replicas=replicas)
 
-    # ---------------------------------------------------------------- topology
-    def pods(self, service):
-        st = self.state[service]
-        if st.kind == "StatefulSet":
-            return [f"{service}-{i}" for i in range(st.replicas)]
-        return [f"{service}-7d9f8b6c5-{i:04d}x" for i in range(st.replicas)]
-
-    def replicaset(self, service):
-        return f"{service}-7d9f8b6c5"
-
-    def node_of(self, i):
-        return NODES[i % len(NODES)]
-
-    def _build(self, extra_targets):
-        ann = {"prometheus.io/scrape": "true", "prometheus.io/port": "8000",
-               "prometheus.io/path": "/metrics"}
-        for svc in self.state:
-            if self.state[svc].kind == "StatefulSet":
+    # ---------------------------------------------------------------- objects in the API server
+    def objects(self):
+        """Namespace, Deployments/StatefulSets, Services (annotated as docs/integration.md asks),
+        HPAs and the exporters, for the API server."""
+        ns = self.namespace
+        out = [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}]
+        for svc, st in self.state.items():
+            labels = {"app.kubernetes.io/name": svc, "app.kubernetes.io/part-of": "phase5"}
+            pod = {"metadata": {"labels": labels},
+                   "spec": {"containers": [{
+                       "name": svc, "image": f"ghcr.io/phase5/{svc}:1.0.0",
+                       "ports": [{"name": "http-metrics", "containerPort": APP_PORT}],
+                       "resources": {"limits": {"cpu": f"{int(CPU_LIMIT * 1000)}m", "memory": str(MEM_LIMIT)},
+                                     "requests": {"cpu": f"{int(CPU_LIMIT * 200)}m", "memory": str(MEM_LIMIT // 4)}}}],
+                       "terminationGracePeriodSeconds": 1}}
+            if st.kind == "StatefulSet":
+                out.append({"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": svc, "namespace": ns},
+                            "spec": {"replicas": st.replicas, "serviceName": svc,
+                                     "selector": {"matchLabels": {"app.kubernetes.io/name": svc}}, "template": pod}})
                 continue
-            for i, pod in enumerate(self.pods(svc)):
-                self.targets.append(Target(
-                    "app", self.namespace, svc, pod=pod, container=svc, node=self.node_of(i),
-                    port_name="http-metrics", annotations=dict(ann),
-                    service_labels={"app.kubernetes.io/name": svc, "app.kubernetes.io/part-of": "phase5"},
-                    pod_labels={"app.kubernetes.io/name": svc, "pod-template-hash": "7d9f8b6c5"},
-                    collect=_expose(lambda svc=svc, i=i: self._app_metrics(svc, i))))
-        for kind, svc, port in (("postgres", "postgres-exporter", 9187), ("redis", "redis-exporter", 9121),
-                                ("kafka", "kafka-exporter", 9308)):
-            a = dict(ann, **{"prometheus.io/port": str(port)})
-            self.targets.append(Target(
-                kind, self.namespace, svc, pod=f"{svc}-0", container=f"{kind}-exporter",
-                node=NODES[0], port_name="http-metrics", annotations=a,
-                service_labels={"app.kubernetes.io/name": svc},
-                pod_labels={"app.kubernetes.io/name": svc},
-                collect=_expose(getattr(self, f"_{kind}_metrics"))))
-        for node in NODES:
-            self.targets.append(Target("kubelet", "", "", node=node, port_name="https-metrics",
-                                       path=f"/api/v1/nodes/{node}/proxy/metrics/cadvisor",
-                                       collect=self._kubelet(node)))
-        self.targets.extend(extra_targets)
+            pod["spec"].update(self.placement.get(svc, {}))
+            if self.spread:
+                pod["spec"]["affinity"] = {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+                    {"labelSelector": {"matchLabels": {"app.kubernetes.io/name": svc}},
+                     "topologyKey": "kubernetes.io/hostname"}]}}
+            out.append({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": svc, "namespace": ns},
+                        "spec": {"replicas": st.replicas, "selector": {"matchLabels": {"app.kubernetes.io/name": svc}},
+                                 "template": pod}})
+            out.append(self._service(svc, labels, APP_PORT))
+            out.append({"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+                        "metadata": {"name": svc, "namespace": ns},
+                        "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": svc},
+                                 "minReplicas": 1, "maxReplicas": HPA_MAX}})
+        for kind, svc, port in EXPORTERS:
+            labels = {"app.kubernetes.io/name": svc, "app.kubernetes.io/part-of": "phase5"}
+            out.append({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": svc, "namespace": ns},
+                        "spec": {"replicas": 1, "selector": {"matchLabels": {"app.kubernetes.io/name": svc}},
+                                 "template": {"metadata": {"labels": labels}, "spec": {
+                                     "containers": [{"name": f"{kind}-exporter", "image": f"exporters/{svc}:latest",
+                                                     "ports": [{"name": "http-metrics", "containerPort": port}]}],
+                                     "terminationGracePeriodSeconds": 1}}}})
+            out.append(self._service(svc, labels, port))
+        return out
 
-    def target(self, kind, **match):
-        for t in self.targets:
-            if t.kind == kind and all(getattr(t, k) == v for k, v in match.items()):
-                return t
-        raise KeyError(f"no {kind} target matching {match}")
+    def _service(self, name, labels, port):
+        return {"apiVersion": "v1", "kind": "Service",
+                "metadata": {"name": name, "namespace": self.namespace, "labels": labels,
+                             "annotations": _scrape_annotations(port)},
+                "spec": {"selector": {"app.kubernetes.io/name": name},
+                         "ports": [{"name": "http-metrics", "port": port, "targetPort": "http-metrics"}]}}
 
-    def add_chart_target(self, kind, namespace, service, annotations, port_name, pod,
-                         service_labels=None, node=None):
-        """A Service rendered by the chart whose metrics the workload imitates
-        (kind 'ksm' or 'node-exporter')."""
-        node = node or NODES[0]
-        fn = {"ksm": self._ksm_metrics,
-              "node-exporter": lambda: self._node_metrics(node)}[kind]
-        t = Target(kind, namespace, service, pod=pod, container=kind, node=node,
-                   port_name=port_name, annotations=dict(annotations),
-                   service_labels=dict(service_labels or {}), pod_labels=dict(service_labels or {}),
-                   collect=_expose(fn))
-        self.targets.append(t)
-        if self._loop:
-            self._serve(t)
-        return t
+    # ---------------------------------------------------------------- topology (from the API server)
+    def pod_objects(self, service):
+        snap = self.snapshot
+        if snap is None:
+            return []
+        return snap.pods_of(self.namespace, self.state[service].kind, service)
+
+    def pods(self, service):
+        """Names of the service's live pods, oldest first (pod 0 is the one a scenario hits)."""
+        return [p["metadata"]["name"] for p in self.pod_objects(service)]
+
+    def sync(self, snapshot):
+        """Adopt what the API server says: serve every Phase 5 pod (new ones get a port, gone
+        ones lose theirs), report scenario restarts in pod status. Returns
+        {(namespace, pod): {container port: local port}} for the pod network."""
+        with self._lock:
+            self.snapshot = snapshot
+        if ("ksm",) in self._servers:
+            self._ksm_exposition()      # built here, in the watch thread, not in a scrape
+        local = {}
+        for svc, st in list(self.state.items()):
+            if st.kind != "Deployment":
+                continue
+            for i, pod in enumerate(self.pod_objects(svc)):
+                name = pod["metadata"]["name"]
+                port = self._ensure_server(("app", name), _expose(lambda svc=svc, name=name: self._app_metrics(svc, name)),
+                                           gate=lambda svc=svc, name=name: self._gate(svc, name))
+                local[(self.namespace, name)] = {APP_PORT: port}
+        for kind, svc, port in EXPORTERS:
+            for pod in snapshot.pods_of(self.namespace, "Deployment", svc):
+                lp = self._ensure_server((kind, pod["metadata"]["name"]), _expose(getattr(self, f"_{kind}_metrics")))
+                local[(self.namespace, pod["metadata"]["name"])] = {port: lp}
+        live = {("app", n) for (_, n) in local} | {(k, n) for k, s, _ in EXPORTERS for (_, n) in local}
+        for key in [k for k in self._servers if k[0] in ("app", "postgres", "redis", "kafka") and k not in live]:
+            self._close_server(key)
+        if self.cluster is not None:
+            self._report_restarts()
+        return local
+
+    def ksm_port(self):
+        return self._ensure_server(("ksm",), self._ksm_exposition)
+
+    def _ksm_exposition(self, path="/metrics"):
+        """kube-state-metrics' answer for the current snapshot, built once per snapshot (as
+        kube-state-metrics serves from its informers' cache): a scrape only copies bytes, so it
+        never outlasts the e2e stack's 1 s scrape timeout."""
+        snap = self.snapshot
+        cached = self._ksm_cache
+        if cached is None or cached[0] is not snap:
+            cached = self._ksm_cache = (snap, _expose(self._ksm_metrics)())
+        return cached[1]
+
+    def kubelet_port(self, node):
+        return self._ensure_server(("kubelet", node), self._kubelet(node))
+
+    def _gate(self, svc, name):
+        """None when the pod serves its metrics, else the HTTP status it answers."""
+        st = self.state[svc]
+        pods = self.pod_objects(svc)
+        names = [p["metadata"]["name"] for p in pods]
+        if name not in names:
+            return "404 Not Found"
+        from .simcluster import ready
+        if not ready(pods[names.index(name)]):       # a pod that is not Ready fails its scrape
+            return "503 Service Unavailable"
+        if names.index(name) < st.failing_scrapes:   # Ready, but /metrics answers 503
+            return "503 Service Unavailable"
+        return None
+
+    def _report_restarts(self):
+        for svc, st in list(self.state.items()):
+            pods = self.pod_objects(svc)
+            if not pods or st.restart_rate <= 0:
+                continue
+            name = pods[0]["metadata"]["name"]
+            count = int(self._c.value(("restarts", svc, name), st.restart_rate))
+            if count > self._restarts.get((self.namespace, name), 0):
+                self.cluster.set_restart_count(self.namespace, name, count)
+                self._restarts[(self.namespace, name)] = count
 
     # ---------------------------------------------------------------- scenarios
     def trigger(self, alertname, service=None):
-        """Put `service` (a Deployment, or a mount point for DiskSpaceLow) into the state
-        that fires `alertname`. Returns the label value the alert will carry."""
+        """Put `service` into the state that fires `alertname` (through the API server where
+        Kubernetes holds that state). Returns the service."""
         fn = SCENARIOS[alertname]
         with self._lock:
             key = fn(self, service)
-            self.active[key] = alertname
+            self.active.setdefault(key, []).append(alertname)
         return key
 
     def clear(self, service=None):
-        """Back to the healthy baseline (one service/mount point, or everything)."""
+        """Back to the healthy baseline (one service, or everything): knobs reset, and what a
+        scenario changed in the API server undone (readiness, replicas, the HPA's maximum)."""
         with self._lock:
             keys = [service] if service else list(self.active)
             for k in keys:
-                self.active.pop(k, None)
-                if k in self.state:
-                    kind = self.state[k].kind
-                    self.state[k] = self._baseline(k, self.state[k].replicas)
-                    self.state[k].kind = kind
-                elif k in self.disk or k.startswith("/"):
-                    self.disk[k] = 0.5
+                alerts = self.active.pop(k, [])
+                if k not in self.state:
+                    continue
+                old = self.state[k]
+                self.state[k] = self._baseline(k, old.replicas)
+                self.state[k].kind = old.kind
+                if self.cluster is None:
+                    continue
+                if "PodDown" in alerts:
+                    for name in self.pods(k):
+                        self.cluster.set_pod_not_ready(self.namespace, name, False)
+                if "DeploymentReplicaMismatch" in alerts:
+                    self.cluster.scale(self.namespace, k, old.replicas)
+                if "HPAMaxedOut" in alerts:
+                    self.cluster.set_hpa_max(self.namespace, k, HPA_MAX)
 
     # ---------------------------------------------------------------- metric families
-    def _app_metrics(self, svc, i):
+    def _app_metrics(self, svc, pod):
         st = self.state[svc]
         if not st.exports_metrics:      # Phase5MetricsMissing: scraped fine, the series are gone
             return []
-        pod_key = (svc, i)
+        names = self.pods(svc)
+        i = names.index(pod) if pod in names else 0
+        pod_key = (svc, pod)
         ok_rate = st.req_rate * (1 - st.error_share)
         err_rate = st.req_rate * st.error_share
         req = CounterMetricFamily("http_requests", "HTTP requests served.",
@@ -393,150 +466,149 @@ class Workload:
         return [b, parts, off, lag]
 
     def _ksm_metrics(self):
-        ns = self.namespace
+        """kube-state-metrics' series (names and labels of the pinned version, see
+        KSM_METRICS), derived from the API server's objects as kube-state-metrics derives them:
+        a fault made through the API shows up here, and nothing here is a free-standing number."""
+        snap = self.snapshot
         fam = {}
 
-        def g(name, labels):
+        def g(name, labels, kind="gauge"):
             if name not in fam:
-                fam[name] = GaugeMetricFamily(name, "kube-state-metrics", labels=labels)
+                cls = CounterMetricFamily if kind == "counter" else GaugeMetricFamily
+                fam[name] = cls(name[:-len("_total")] if kind == "counter" else name, "kube-state-metrics", labels=labels)
             return fam[name]
-        restarts = CounterMetricFamily("kube_pod_container_status_restarts",
-                                       "Container restarts.", labels=("namespace", "pod", "container", "uid"))
-        with self._lock:
-            items = list(self.state.items())
-        for svc, st in items:
-            rs = self.replicaset(svc)
-            pods = self.pods(svc)
-            ready = st.replicas - min(st.down_pods, st.replicas)
-            avail = ready if st.available_replicas is None else st.available_replicas
-            if st.kind == "StatefulSet":
-                sl = ("namespace", "statefulset")
-                g("kube_statefulset_replicas", sl).add_metric((ns, svc), st.replicas)
-                g("kube_statefulset_status_replicas_ready", sl).add_metric((ns, svc), ready)
-                g("kube_statefulset_status_replicas_available", sl).add_metric((ns, svc), avail)
-                owner = ("StatefulSet", svc)
-            else:
-                dlabels = ("namespace", "deployment")
-                g("kube_deployment_spec_replicas", dlabels).add_metric((ns, svc), st.replicas)
-                g("kube_deployment_status_replicas", dlabels).add_metric((ns, svc), st.replicas)
-                g("kube_deployment_status_replicas_available", dlabels).add_metric((ns, svc), avail)
-                g("kube_deployment_status_replicas_unavailable", dlabels).add_metric((ns, svc), st.replicas - avail)
-                g("kube_deployment_status_replicas_ready", dlabels).add_metric((ns, svc), avail)
-                g("kube_deployment_status_replicas_updated", dlabels).add_metric((ns, svc), st.replicas)
-                g("kube_deployment_metadata_generation", dlabels).add_metric((ns, svc), 3)
-                g("kube_deployment_status_observed_generation", dlabels).add_metric((ns, svc), 3)
+        if snap is None:
+            return []
+        for d in snap.deployments:
+            ns, name = d["metadata"]["namespace"], d["metadata"]["name"]
+            st, spec = d.get("status", {}), d["spec"]
+            dl = ("namespace", "deployment")
+            g("kube_deployment_spec_replicas", dl).add_metric((ns, name), spec.get("replicas", 1))
+            g("kube_deployment_status_replicas", dl).add_metric((ns, name), st.get("replicas", 0))
+            g("kube_deployment_status_replicas_available", dl).add_metric((ns, name), st.get("availableReplicas", 0))
+            g("kube_deployment_status_replicas_unavailable", dl).add_metric((ns, name), st.get("unavailableReplicas", 0))
+            g("kube_deployment_status_replicas_ready", dl).add_metric((ns, name), st.get("readyReplicas", 0))
+            g("kube_deployment_status_replicas_updated", dl).add_metric((ns, name), st.get("updatedReplicas", 0))
+            g("kube_deployment_metadata_generation", dl).add_metric((ns, name), d["metadata"].get("generation", 0))
+            g("kube_deployment_status_observed_generation", dl).add_metric((ns, name), st.get("observedGeneration", 0))
+        for r in snap.replicasets:
+            ns, name = r["metadata"]["namespace"], r["metadata"]["name"]
+            for ref in r["metadata"].get("ownerReferences") or []:
                 g("kube_replicaset_owner", ("namespace", "replicaset", "owner_kind", "owner_name", "owner_is_controller")
-                  ).add_metric((ns, rs, "Deployment", svc, "true"), 1)
-                g("kube_replicaset_spec_replicas", ("namespace", "replicaset")).add_metric((ns, rs), st.replicas)
-                hpa = svc
-                g("kube_horizontalpodautoscaler_info", ("namespace", "horizontalpodautoscaler", "scaletargetref_api_version",
-                                                          "scaletargetref_kind", "scaletargetref_name")
-                  ).add_metric((ns, hpa, "apps/v1", "Deployment", svc), 1)
-                hl = ("namespace", "horizontalpodautoscaler")
-                cur = st.replicas if st.hpa_current is None else st.hpa_current
-                g("kube_horizontalpodautoscaler_spec_max_replicas", hl).add_metric((ns, hpa), st.hpa_max)
-                g("kube_horizontalpodautoscaler_spec_min_replicas", hl).add_metric((ns, hpa), 1)
-                g("kube_horizontalpodautoscaler_status_current_replicas", hl).add_metric((ns, hpa), cur)
-                g("kube_horizontalpodautoscaler_status_desired_replicas", hl).add_metric((ns, hpa), cur)
-                owner = ("ReplicaSet", rs)
-            for i, pod in enumerate(pods):
-                up = i >= st.down_pods
-                node = self.node_of(i)
-                uid = f"uid-{svc}-{i}"
-                g("kube_pod_info", ("namespace", "pod", "uid", "node", "host_ip", "pod_ip", "created_by_kind",
-                                    "created_by_name", "priority_class", "host_network")
-                  ).add_metric((ns, pod, uid, node, "10.0.0.1", f"10.1.{i // 250}.{i % 250}", *owner, "", "false"), 1)
-                g("kube_pod_owner", ("namespace", "pod", "uid", "owner_kind", "owner_name", "owner_is_controller")
-                  ).add_metric((ns, pod, uid, *owner, "true"), 1)
-                g("kube_pod_labels", ("namespace", "pod", "uid", "label_app_kubernetes_io_name")
-                  ).add_metric((ns, pod, uid, svc), 1)
-                for phase in ("Pending", "Running", "Succeeded", "Failed", "Unknown"):
-                    val = 1 if (phase == "Running") else 0
-                    g("kube_pod_status_phase", ("namespace", "pod", "uid", "phase")).add_metric((ns, pod, uid, phase), val)
-                for cond in ("true", "false", "unknown"):
-                    val = 1 if (cond == "true") == up and cond != "unknown" else 0
-                    g("kube_pod_status_ready", ("namespace", "pod", "uid", "condition")).add_metric((ns, pod, uid, cond), val)
-                cl = ("namespace", "pod", "uid", "container")
-                g("kube_pod_container_info", cl + ("image", "container_id")).add_metric(
-                    (ns, pod, uid, svc, f"ghcr.io/phase5/{svc}:1.0.0", f"containerd://{uid}"), 1)
-                g("kube_pod_container_status_ready", cl).add_metric((ns, pod, uid, svc), 1 if up else 0)
-                g("kube_pod_container_status_running", cl).add_metric((ns, pod, uid, svc), 1 if up else 0)
-                g("kube_pod_container_status_waiting", cl).add_metric((ns, pod, uid, svc), 0 if up else 1)
-                g("kube_pod_container_status_waiting_reason", cl + ("reason",)).add_metric(
-                    (ns, pod, uid, svc, "CrashLoopBackOff"), 0 if up else 1)
-                rrate = st.restart_rate if i == 0 else 0.0
-                restarts.add_metric((ns, pod, uid, svc), round(self._c.value(("ksm", svc, i, "restarts"), rrate)))
-                rl = cl + ("node", "resource", "unit")
-                g("kube_pod_container_resource_limits", rl).add_metric((ns, pod, uid, svc, node, "cpu", "core"), CPU_LIMIT)
-                g("kube_pod_container_resource_limits", rl).add_metric((ns, pod, uid, svc, node, "memory", "byte"), MEM_LIMIT)
-                g("kube_pod_container_resource_requests", rl).add_metric((ns, pod, uid, svc, node, "cpu", "core"), CPU_LIMIT / 5)
-                g("kube_pod_container_resource_requests", rl).add_metric((ns, pod, uid, svc, node, "memory", "byte"), MEM_LIMIT / 4)
-        for node in NODES:
-            g("kube_node_info", ("node", "kernel_version", "kubelet_version", "os_image")
-              ).add_metric((node, "6.12.0", "v1.35.0", "Debian GNU/Linux 13"), 1)
-            g("kube_node_status_condition", ("node", "condition", "status")).add_metric((node, "Ready", "true"), 1)
-            g("kube_node_status_allocatable", ("node", "resource", "unit")).add_metric((node, "cpu", "core"), 8)
-        g("kube_namespace_status_phase", ("namespace", "phase")).add_metric((ns, "Active"), 1)
-        return list(fam.values()) + [restarts]
-
-    def _node_metrics(self, node=NODES[0]):
-        avail = GaugeMetricFamily("node_filesystem_avail_bytes", "Filesystem space available.",
-                                  labels=("device", "fstype", "mountpoint"))
-        free = GaugeMetricFamily("node_filesystem_free_bytes", "Filesystem free space.",
-                                 labels=("device", "fstype", "mountpoint"))
-        size = GaugeMetricFamily("node_filesystem_size_bytes", "Filesystem size.",
-                                 labels=("device", "fstype", "mountpoint"))
-        ro = GaugeMetricFamily("node_filesystem_readonly", "Filesystem read-only.",
-                               labels=("device", "fstype", "mountpoint"))
-        with self._lock:   # scenarios change node-a's mount points only
-            disk = dict(self.disk) if node == NODES[0] else {"/": 0.5, "/var/lib/kubelet": 0.5}
-        for i, (mp, share) in enumerate(sorted(disk.items())):
-            lab = (f"/dev/nvme0n1p{i + 1}", "ext4", mp)
-            avail.add_metric(lab, DISK_SIZE * share)
-            free.add_metric(lab, DISK_SIZE * share + 2**30)
-            size.add_metric(lab, DISK_SIZE)
-            ro.add_metric(lab, 0)
-        tmpfs = ("tmpfs", "tmpfs", "/run")
-        avail.add_metric(tmpfs, 0)     # a full tmpfs must not count as a low disk
-        free.add_metric(tmpfs, 0)
-        size.add_metric(tmpfs, 2**20)
-        ro.add_metric(tmpfs, 0)
-        cpu = CounterMetricFamily("node_cpu_seconds", "CPU seconds per mode.", labels=("cpu", "mode"))
-        for c in range(4):
-            for mode, rate in (("idle", 0.7), ("user", 0.2), ("system", 0.08), ("iowait", 0.02)):
-                cpu.add_metric((str(c), mode), self._c.value(("node", c, mode), rate))
-        mem_t = GaugeMetricFamily("node_memory_MemTotal_bytes", "Memory total.")
-        mem_t.add_metric((), 32 * 2**30)
-        mem_a = GaugeMetricFamily("node_memory_MemAvailable_bytes", "Memory available.")
-        mem_a.add_metric((), 20 * 2**30)
-        load = GaugeMetricFamily("node_load1", "1m load average.")
-        load.add_metric((), 1.2)
-        rx = CounterMetricFamily("node_network_receive_bytes", "Bytes received.", labels=("device",))
-        tx = CounterMetricFamily("node_network_transmit_bytes", "Bytes sent.", labels=("device",))
-        for dev in ("eth0", "lo"):
-            rx.add_metric((dev,), self._c.value(("node", "rx", dev), 2e6))
-            tx.add_metric((dev,), self._c.value(("node", "tx", dev), 1e6))
-        dr = CounterMetricFamily("node_disk_read_bytes", "Disk bytes read.", labels=("device",))
-        dw = CounterMetricFamily("node_disk_written_bytes", "Disk bytes written.", labels=("device",))
-        dr.add_metric(("nvme0n1",), self._c.value(("node", "dr"), 5e5))
-        dw.add_metric(("nvme0n1",), self._c.value(("node", "dw"), 1e6))
-        return [avail, free, size, ro, cpu, mem_t, mem_a, load, rx, tx, dr, dw]
+                  ).add_metric((ns, name, ref["kind"], ref["name"], str(bool(ref.get("controller"))).lower()), 1)
+            g("kube_replicaset_spec_replicas", ("namespace", "replicaset")).add_metric((ns, name), r["spec"].get("replicas", 1))
+        for t in snap.statefulsets:
+            ns, name, st = t["metadata"]["namespace"], t["metadata"]["name"], t.get("status", {})
+            sl = ("namespace", "statefulset")
+            g("kube_statefulset_replicas", sl).add_metric((ns, name), t["spec"].get("replicas", 1))
+            g("kube_statefulset_status_replicas_ready", sl).add_metric((ns, name), st.get("readyReplicas", 0))
+            g("kube_statefulset_status_replicas_available", sl).add_metric((ns, name), st.get("availableReplicas", 0))
+        for h in snap.hpas:
+            ns, name, spec, st = h["metadata"]["namespace"], h["metadata"]["name"], h["spec"], h.get("status", {})
+            ref = spec["scaleTargetRef"]
+            g("kube_horizontalpodautoscaler_info", ("namespace", "horizontalpodautoscaler", "scaletargetref_api_version",
+                                                      "scaletargetref_kind", "scaletargetref_name")
+              ).add_metric((ns, name, ref.get("apiVersion", ""), ref["kind"], ref["name"]), 1)
+            hl = ("namespace", "horizontalpodautoscaler")
+            # status.currentReplicas as the HPA controller wrote it (it cannot read metrics here,
+            # but it still reports the scale target's replicas); before its first pass, none.
+            cur = st.get("currentReplicas")
+            g("kube_horizontalpodautoscaler_spec_max_replicas", hl).add_metric((ns, name), spec["maxReplicas"])
+            g("kube_horizontalpodautoscaler_spec_min_replicas", hl).add_metric((ns, name), spec.get("minReplicas", 1))
+            if cur is not None:
+                g("kube_horizontalpodautoscaler_status_current_replicas", hl).add_metric((ns, name), cur)
+                g("kube_horizontalpodautoscaler_status_desired_replicas", hl).add_metric((ns, name), st.get("desiredReplicas", cur))
+        for p in snap.pods:
+            md, spec, st = p["metadata"], p["spec"], p.get("status", {})
+            ns, pod, uid, node = md["namespace"], md["name"], md["uid"], spec.get("nodeName", "")
+            refs = [r for r in md.get("ownerReferences") or [] if r.get("controller")]
+            kind, owner = (refs[0]["kind"], refs[0]["name"]) if refs else ("<none>", "<none>")
+            g("kube_pod_info", ("namespace", "pod", "uid", "node", "host_ip", "pod_ip", "created_by_kind",
+                                "created_by_name", "priority_class", "host_network")
+              ).add_metric((ns, pod, uid, node, st.get("hostIP", ""), st.get("podIP", ""), kind, owner,
+                            spec.get("priorityClassName", ""), str(bool(spec.get("hostNetwork"))).lower()), 1)
+            g("kube_pod_owner", ("namespace", "pod", "uid", "owner_kind", "owner_name", "owner_is_controller")
+              ).add_metric((ns, pod, uid, kind, owner, "true" if refs else "<none>"), 1)
+            g("kube_pod_labels", ("namespace", "pod", "uid", "label_app_kubernetes_io_name")
+              ).add_metric((ns, pod, uid, (md.get("labels") or {}).get("app.kubernetes.io/name", "")), 1)
+            for phase in ("Pending", "Running", "Succeeded", "Failed", "Unknown"):
+                g("kube_pod_status_phase", ("namespace", "pod", "uid", "phase")).add_metric(
+                    (ns, pod, uid, phase), 1 if st.get("phase") == phase else 0)
+            for c in st.get("conditions") or []:
+                if c["type"] == "Ready":   # kube-state-metrics: one series per value of the Ready condition
+                    for val in ("true", "false", "unknown"):
+                        g("kube_pod_status_ready", ("namespace", "pod", "uid", "condition")).add_metric(
+                            (ns, pod, uid, val), 1 if c["status"].lower() == val else 0)
+            cl = ("namespace", "pod", "uid", "container")
+            for cs in st.get("containerStatuses") or []:
+                c = cs["name"]
+                running, waiting = "running" in (cs.get("state") or {}), (cs.get("state") or {}).get("waiting")
+                spec_image = next((x.get("image", "") for x in spec.get("containers") or [] if x["name"] == c), "")
+                g("kube_pod_container_info", cl + ("image_spec", "image", "image_id", "container_id")).add_metric(
+                    (ns, pod, uid, c, spec_image, cs.get("image", ""), cs.get("imageID", ""), cs.get("containerID", "")), 1)
+                g("kube_pod_container_status_ready", cl).add_metric((ns, pod, uid, c), 1 if cs.get("ready") else 0)
+                g("kube_pod_container_status_running", cl).add_metric((ns, pod, uid, c), 1 if running else 0)
+                g("kube_pod_container_status_waiting", cl).add_metric((ns, pod, uid, c), 1 if waiting else 0)
+                if waiting:
+                    g("kube_pod_container_status_waiting_reason", cl + ("reason",)).add_metric(
+                        (ns, pod, uid, c, waiting.get("reason", "")), 1)
+                g("kube_pod_container_status_restarts_total", cl, "counter").add_metric(
+                    (ns, pod, uid, c), cs.get("restartCount", 0))
+            rl = cl + ("node", "resource", "unit")
+            for c in spec.get("containers") or []:
+                res = c.get("resources") or {}
+                for which in ("limits", "requests"):
+                    for rname, q in (res.get(which) or {}).items():
+                        unit = {"cpu": "core", "memory": "byte"}.get(rname, "integer")
+                        g(f"kube_pod_container_resource_{which}", rl).add_metric(
+                            (ns, pod, uid, c["name"], node, rname, unit), quantity(q))
+        for n in snap.nodes:
+            name, st = n["metadata"]["name"], n.get("status", {})
+            info = st.get("nodeInfo") or {}
+            g("kube_node_info", ("node", "kernel_version", "os_image", "container_runtime_version", "kubelet_version",
+                                 "kubeproxy_version", "pod_cidr", "provider_id", "system_uuid", "internal_ip")
+              ).add_metric((name, info.get("kernelVersion", ""), info.get("osImage", ""),
+                            info.get("containerRuntimeVersion", ""), info.get("kubeletVersion", ""),
+                            info.get("kubeProxyVersion", ""), n["spec"].get("podCIDR", ""),
+                            n["spec"].get("providerID", ""), info.get("systemUUID", ""), snap.node_ip(name)), 1)
+            for c in st.get("conditions") or []:
+                for val in ("true", "false", "unknown"):
+                    g("kube_node_status_condition", ("node", "condition", "status")).add_metric(
+                        (name, c["type"], val), 1 if c["status"].lower() == val else 0)
+            for rname, q in (st.get("allocatable") or {}).items():
+                unit = {"cpu": "core", "memory": "byte", "ephemeral-storage": "byte"}.get(rname, "integer")
+                g("kube_node_status_allocatable", ("node", "resource", "unit")).add_metric(
+                    (name, rname.replace("-", "_"), unit), quantity(q))
+            g("kube_node_spec_unschedulable", ("node",)).add_metric((name,), 1 if n["spec"].get("unschedulable") else 0)
+        for n in snap.namespaces:
+            g("kube_namespace_status_phase", ("namespace", "phase")).add_metric(
+                (n["metadata"]["name"], n.get("status", {}).get("phase", "Active")), 1)
+        return list(fam.values())
 
     def _kubelet(self, node):
         cad = _expose(lambda: self._cadvisor_metrics(node))
         own = _expose(lambda: self._kubelet_metrics(node))
         return lambda path="/metrics": cad() if "cadvisor" in path else own()
 
+    def _node_pods(self, node):
+        """(service, index, pod object) of the Phase 5 pods the API server placed on `node`."""
+        out = []
+        for svc in list(self.state):
+            for i, p in enumerate(self.pod_objects(svc)):
+                if p["spec"].get("nodeName") == node and p.get("status", {}).get("phase") == "Running":
+                    out.append((svc, i, p))
+        return out
+
     def _kubelet_metrics(self, node):
+        snap = self.snapshot
         pods = GaugeMetricFamily("kubelet_running_pods", "Pods running on the node.")
-        pods.add_metric((), sum(1 for s in self.state for i, _ in enumerate(self.pods(s))
-                                if self.node_of(i) == node))
+        pods.add_metric((), sum(1 for p in (snap.pods if snap else [])
+                                if p["spec"].get("nodeName") == node and p.get("status", {}).get("phase") == "Running"))
         up = GaugeMetricFamily("kubelet_node_name", "The node's name.", labels=("node",))
         up.add_metric((node,), 1)
         return [pods, up]
 
     def _cadvisor_metrics(self, node):
-        ns = self.namespace
         lab = ("namespace", "pod", "container", "id", "image", "name")
         cpu = CounterMetricFamily("container_cpu_usage_seconds", "CPU seconds.", labels=lab + ("cpu",))
         ws = GaugeMetricFamily("container_memory_working_set_bytes", "Working set.", labels=lab)
@@ -546,91 +618,98 @@ class Workload:
                                  labels=("namespace", "pod", "interface", "id", "name"))
         tx = CounterMetricFamily("container_network_transmit_bytes", "Bytes sent.",
                                  labels=("namespace", "pod", "interface", "id", "name"))
-        with self._lock:
-            items = list(self.state.items())
-        for svc, st in items:
-            for i, pod in enumerate(self.pods(svc)):
-                if self.node_of(i) != node:
-                    continue
-                cid = f"/kubepods/burstable/pod{svc}-{i}"
-                # a scenario heats pod 0 only (the "hot pod"); its siblings stay at the baseline
-                base = ServiceState()
-                c_rate = (st.cpu_ratio if i == 0 else base.cpu_ratio) * CPU_LIMIT
-                m = (st.mem_ratio if i == 0 else base.mem_ratio) * MEM_LIMIT
-                # the container, and the pod-level cgroup (container="") real cAdvisor also exposes
-                for cont, ident, image, name in ((svc, f"{cid}/c1", f"ghcr.io/phase5/{svc}:1.0.0", "c1"),
-                                                 ("", cid, "", "")):
-                    cpu.add_metric((ns, pod, cont, ident, image, name, "total"),
-                                   self._c.value(("cad", svc, i, cont), c_rate))
-                    ws.add_metric((ns, pod, cont, ident, image, name), m)
-                    usage.add_metric((ns, pod, cont, ident, image, name), m * 1.3)
-                    rss.add_metric((ns, pod, cont, ident, image, name), m * 0.8)
-                rx.add_metric((ns, pod, "eth0", cid, ""), self._c.value(("cad", svc, i, "rx"), 5e4))
-                tx.add_metric((ns, pod, "eth0", cid, ""), self._c.value(("cad", svc, i, "tx"), 4e4))
+        base = ServiceState()
+        for svc, i, p in self._node_pods(node):
+            st = self.state[svc]
+            ns, pod, uid = p["metadata"]["namespace"], p["metadata"]["name"], p["metadata"]["uid"]
+            cid = f"/kubepods/burstable/pod{uid}"
+            # a scenario heats pod 0 only (the "hot pod"); its siblings stay at the baseline
+            c_rate = (st.cpu_ratio if i == 0 else base.cpu_ratio) * CPU_LIMIT
+            m = (st.mem_ratio if i == 0 else base.mem_ratio) * MEM_LIMIT
+            c = p["spec"]["containers"][0]
+            # the container, and the pod-level cgroup (container="") real cAdvisor also exposes
+            for cont, ident, image, name in ((c["name"], f"{cid}/c1", c["image"], "c1"), ("", cid, "", "")):
+                cpu.add_metric((ns, pod, cont, ident, image, name, "total"), self._c.value(("cad", pod, cont), c_rate))
+                ws.add_metric((ns, pod, cont, ident, image, name), m)
+                usage.add_metric((ns, pod, cont, ident, image, name), m * 1.3)
+                rss.add_metric((ns, pod, cont, ident, image, name), m * 0.8)
+            rx.add_metric((ns, pod, "eth0", cid, ""), self._c.value(("cad", pod, "rx"), 5e4))
+            tx.add_metric((ns, pod, "eth0", cid, ""), self._c.value(("cad", pod, "tx"), 4e4))
         return [cpu, ws, usage, rss, rx, tx]
 
     # ---------------------------------------------------------------- serving
     def start(self):
-        """Listen on 127.0.0.1 (one port per target); returns self."""
-        ready = threading.Event()
+        """Start the event loop that serves the pods (one 127.0.0.1 port per pod); returns self."""
+        ready_ev = threading.Event()
 
         def run():
             self._loop = asyncio.new_event_loop()
             asyncio.set_event_loop(self._loop)
-            ready.set()
+            ready_ev.set()
             self._loop.run_forever()
         self._thread = threading.Thread(target=run, name="workload", daemon=True)
         self._thread.start()
-        ready.wait()
-        for t in self.targets:
-            if t.collect is not None:
-                self._serve(t)
+        ready_ev.wait()
         return self
 
-    def _serve(self, t):
-        if not t.port:
-            t.port = free_port()
+    def _ensure_server(self, key, collect, gate=None):
+        with self._lock:
+            if key in self._servers:
+                return self._servers[key][0]
+            port = free_port()
 
-        async def handle(reader, writer, t=t):
-            try:
-                while True:
-                    line = await reader.readline()
-                    if not line:
-                        break
-                    path = line.split(b" ")[1].decode() if b" " in line else "/"
-                    while await reader.readline() not in (b"\r\n", b"\n", b""):
-                        pass
-                    st = self.state.get(t.service) if t.kind == "app" else None
-                    idx = self.pods(t.service).index(t.pod) if st else 0
-                    if st and (idx < st.down_pods or idx < st.failing_scrapes):
-                        body, status = b"pod not ready\n", "503 Service Unavailable"
-                    elif path.split("?")[0] in ("/", "/-/healthy", "/healthz"):
-                        body, status = b"ok\n", "200 OK"
-                    else:
-                        body = await asyncio.get_running_loop().run_in_executor(None, t.collect, path)
-                        status = "200 OK"
-                        self.scrapes += 1
-                    writer.write(f"HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\n"
-                                 f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
-                    await writer.drain()
-            except (ConnectionError, asyncio.IncompleteReadError):
-                pass
-            finally:
-                writer.close()
+            async def handle(reader, writer):
+                try:
+                    while True:
+                        line = await reader.readline()
+                        if not line:
+                            break
+                        path = line.split(b" ")[1].decode() if b" " in line else "/"
+                        close = False
+                        while (h := await reader.readline()) not in (b"\r\n", b"\n", b""):
+                            close = close or h.lower().startswith(b"connection:") and b"close" in h.lower()
+                        refused = gate() if gate else None
+                        if refused:
+                            body, status = b"pod not ready\n", refused
+                        elif path.split("?")[0] in ("/", "/-/healthy", "/healthz"):
+                            body, status = b"ok\n", "200 OK"
+                        else:
+                            body = await asyncio.get_running_loop().run_in_executor(None, collect, path)
+                            status = "200 OK"
+                            self.scrapes += 1
+                        writer.write(f"HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\n"
+                                     f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+                        await writer.drain()
+                        if close:       # the pod network asks for one request per connection
+                            break
+                except (ConnectionError, asyncio.IncompleteReadError):
+                    pass
+                finally:
+                    writer.close()
 
-        fut = asyncio.run_coroutine_threadsafe(
-            asyncio.start_server(handle, "127.0.0.1", t.port, reuse_address=True), self._loop)
-        self._servers.append(fut.result(timeout=10))
+            fut = asyncio.run_coroutine_threadsafe(
+                asyncio.start_server(handle, "127.0.0.1", port, reuse_address=True), self._loop)
+            self._servers[key] = (port, fut.result(timeout=10))
+            return port
+
+    def _close_server(self, key):
+        with self._lock:
+            _, server = self._servers.pop(key)
+        self._loop.call_soon_threadsafe(server.close)
 
     def stop(self):
         if not self._loop:
             return
 
         async def close():
-            for s in self._servers:
+            for _, s in self._servers.values():
                 s.close()
-            for s in self._servers:
+            for _, s in self._servers.values():
                 await s.wait_closed()
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
         try:
             asyncio.run_coroutine_threadsafe(close(), self._loop).result(timeout=10)
         except Exception:
@@ -638,7 +717,19 @@ class Workload:
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=10)
         self._loop = None
-        self._servers = []
+        self._servers = {}
+
+
+_UNITS = {"m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
+
+
+def quantity(q):
+    """A Kubernetes quantity ("500m", "512Mi", "8") as a number."""
+    q = str(q)
+    for suffix in sorted(_UNITS, key=len, reverse=True):
+        if q.endswith(suffix):
+            return float(q[:-len(suffix)]) * _UNITS[suffix]
+    return float(q)
 
 
 def _raw_counter(name, help_):
@@ -672,42 +763,59 @@ def _set(**knobs):
     return apply
 
 
-def _disk(wl, mountpoint):
-    mountpoint = mountpoint or "/var/lib/kubelet"
-    wl.disk[mountpoint] = 0.04
-    return mountpoint
+def _api(action):
+    """A scenario made through the API server (the Stack sets wl.cluster)."""
+    def apply(wl, service):
+        _svc(wl, service)
+        if wl.cluster is None:
+            raise RuntimeError(f"{action.__name__}: the workload is not in an API server (Workload.cluster unset)")
+        action(wl, service)
+        return service
+    return apply
+
+
+def _not_ready(wl, service):
+    """The first pod fails its readiness probe (kwok's pod-not-ready stage)."""
+    wl.cluster.set_pod_not_ready(wl.namespace, wl.pods(service)[0])
+
+
+def _beyond_nodes(wl, service):
+    """Scale the Deployment beyond what the nodes hold: at most one of its pods fits on a node
+    (required anti-affinity), and it gets one replica more than there are schedulable nodes."""
+    if not wl.spread:
+        raise RuntimeError("DeploymentReplicaMismatch needs Workload(spread=True) (one pod per node)")
+    nodes = [n for n in wl.snapshot.nodes if not n["spec"].get("unschedulable")
+             and not any(t.get("effect") == "NoSchedule" for t in n["spec"].get("taints") or [])]
+    wl.cluster.scale(wl.namespace, service, len(nodes) + 1)
+
+
+def _hpa_at_max(wl, service):
+    """The HPA's maximum lowered to the replicas it runs: it can scale no further."""
+    wl.cluster.set_hpa_max(wl.namespace, service, wl.state[service].replicas)
 
 
 SCENARIOS = {
     "HighErrorRate": _set(error_share=0.9),
     "HighResponseTime": _set(latency=SLOW_LATENCY),
-    "PodDown": _set(down_pods=1, available_replicas=lambda st: st.replicas),
+    "PodDown": _api(_not_ready),
     "Phase5TargetDown": _set(failing_scrapes=1),
     "Phase5MetricsMissing": _set(exports_metrics=False),
     # Time compression: Prometheus divides a 5m rate by 300 s even when the series is younger,
     # so a pod at 100 % of its limit reads 80 % only after 4 minutes of data. The synthetic
     # cAdvisor counts CPU seconds CPU_BOOST x the limit instead: the ratio crosses 0.8 within
-    # ~25 s of the trigger (the threshold maths itself is proven by the promtool rule tests).
+    # ~15 s of the trigger (the threshold maths itself is proven by the promtool rule tests).
     "HighCPUUsage": _set(cpu_ratio=CPU_BOOST),
     "HighMemoryUsage": _set(mem_ratio=0.95),
     "DatabaseConnectionPoolExhausted": _set(db_active=97),
     "KafkaConsumerLag": _set(kafka_lag=25000),
-    "DiskSpaceLow": _disk,
     "PodRestartingTooOften": _set(restart_rate=0.5),
-    "DeploymentReplicaMismatch": _set(available_replicas=lambda st: st.replicas - 1),
-    "HPAMaxedOut": _set(hpa_current=lambda st: st.hpa_max, hpa_max=lambda st: st.hpa_max),
+    "DeploymentReplicaMismatch": _api(_beyond_nodes),
+    "HPAMaxedOut": _api(_hpa_at_max),
     "AuditLogFailures": _set(audit_error_rate=0.6),
     "ReminderDeliveryFailures": _set(reminder_fail_share=0.9),
 }
-"""Alert name -> how to make it true on one service. PodDown keeps the Deployment's
-available count (so DeploymentReplicaMismatch, which inhibits it, stays quiet)."""
-
-
-if __name__ == "__main__":   # a quick look: cd tests && python -m harness.workload
-    wl = Workload().start()
-    for t in wl.targets:
-        print(f"{t.kind:10s} {t.namespace or '-':12s} {t.service or '-':22s} {t.pod or t.node:34s} http://{t.address}{t.path}")
-    try:
-        time.sleep(3600)
-    finally:
-        wl.stop()
+"""Alert name -> how to make it true on one service. PodDown, DeploymentReplicaMismatch and
+HPAMaxedOut go through the API server (readiness, replicas, the HPA's maximum) and reach the
+rules only through the kube-state-metrics series derived from its objects; PodRestartingTooOften
+sets a restart rate that sync() reports in the pod's status. DiskSpaceLow reads the real
+node_exporter (harness.processes), not the workload."""

@@ -1,0 +1,132 @@
+"""The pod network of the e2e stack: an HTTP forward proxy on 127.0.0.1 that plays the cluster
+network between Prometheus and the simulated pods and nodes.
+
+Prometheus discovers targets through the API server and relabels them as the chart says, so a
+target's address is a pod IP (10.244.x.y:port, from kwok) or a node IP (10.0.0.n:10250). Those
+addresses exist nowhere on this machine. Each scrape job and the Alertmanager discovery get
+`proxy_url` pointing here (the one swap of the network); the proxy looks the address up in
+`routes` - (ip, port) -> the local 127.0.0.1 port of the process that plays that pod's
+container port or that node's kubelet - and forwards the request. An address no pod or node
+declares, or a port the pod does not declare, is answered 502 and recorded in `misses`: a
+relabelling that builds a wrong address fails its target, as in a cluster.
+"""
+import asyncio
+import threading
+import time
+import urllib.parse
+
+
+class PodNetwork:
+    def __init__(self):
+        self.routes = {}          # (ip, port) -> local port
+        self.misses = []          # (time, "ip:port", reason)
+        self._lock = threading.Lock()
+        self._loop = self._thread = self._server = None
+        self.port = None
+
+    def set_routes(self, routes):
+        with self._lock:
+            self.routes = dict(routes)
+
+    def resolve(self, host, port):
+        with self._lock:
+            return self.routes.get((host, int(port)))
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self):
+        """Serve on 127.0.0.1:<free port> from an event loop of its own (one thread)."""
+        started = threading.Event()
+
+        def run():
+            self._loop = asyncio.new_event_loop()
+            self._server = self._loop.run_until_complete(
+                asyncio.start_server(self._handle, "127.0.0.1", 0, reuse_address=True))
+            self.port = self._server.sockets[0].getsockname()[1]
+            started.set()
+            self._loop.run_forever()
+        self._thread = threading.Thread(target=run, name="podnet", daemon=True)
+        self._thread.start()
+        started.wait(10)
+        return self
+
+    def stop(self):
+        if not self._loop:
+            return
+
+        async def close():
+            self._server.close()
+            await self._server.wait_closed()
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        try:
+            asyncio.run_coroutine_threadsafe(close(), self._loop).result(timeout=10)
+        except Exception:  # noqa: BLE001 - stopping anyway
+            pass
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=10)
+        self._loop = None
+
+    def _refuse(self, writer, target, reason):
+        self.misses.append((time.time(), target, reason))
+        del self.misses[:-200]
+        body = f"podnet: {target}: {reason}\n".encode()
+        writer.write(b"HTTP/1.1 502 Bad Gateway\r\nContent-Type: text/plain\r\nConnection: close\r\n"
+                     + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+
+    async def _handle(self, reader, writer):
+        """One request (absolute-form, as a client sends to a proxy), one response, close."""
+        try:
+            await self._relay(reader, writer)
+            await writer.drain()
+        except (ConnectionError, OSError, ValueError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            writer.close()
+
+    async def _relay(self, reader, writer):
+        line = (await reader.readline()).decode("latin-1")
+        if not line:
+            return
+        method, url, version = line.rstrip("\r\n").split(" ", 2)
+        headers, length = [], 0
+        while True:
+            h = (await reader.readline()).decode("latin-1")
+            if h in ("\r\n", "\n", ""):
+                break
+            name = h.split(":", 1)[0].strip().lower()
+            if name == "content-length":
+                length = int(h.split(":", 1)[1])
+            if name in ("proxy-connection", "connection", "keep-alive", "proxy-authorization"):
+                continue
+            headers.append(h)
+        body = await reader.readexactly(length) if length else b""
+        u = urllib.parse.urlsplit(url)
+        if method == "CONNECT" or not u.hostname:
+            self._refuse(writer, url, f"only plain-HTTP absolute-form requests are routed (got {method})")
+            return
+        port = u.port or (443 if u.scheme == "https" else 80)
+        target = f"{u.hostname}:{port}"
+        local = self.resolve(u.hostname, port)
+        if local is None:
+            self._refuse(writer, target, "no pod or node declares this address and port")
+            return
+        path = urllib.parse.urlunsplit(("", "", u.path or "/", u.query, ""))
+        up_r, up_w = await asyncio.open_connection("127.0.0.1", local)
+        try:
+            up_w.write(f"{method} {path} {version}\r\n".encode("latin-1") + "".join(headers).encode("latin-1")
+                       + b"Connection: close\r\n\r\n" + body)
+            await up_w.drain()
+            # This proxy serves one request per connection and says so to the client.
+            while (h := await up_r.readline()) not in (b"\r\n", b"\n", b""):
+                if not h.lower().startswith(b"connection:"):
+                    writer.write(h)
+            writer.write(b"Connection: close\r\n\r\n")
+            while chunk := await up_r.read(65536):
+                writer.write(chunk)
+        finally:
+            up_w.close()

@@ -1,0 +1,234 @@
+"""The e2e stack's cluster: a real API server (harness.controlplane) holding the chart's objects
+and the synthetic Phase 5 workload as real objects, with kwok running their pods.
+
+What lives in the API server, and who decides what:
+- the chart's rendered objects (ServiceAccounts, the Prometheus ClusterRole and binding,
+  Services, StatefulSets, DaemonSets, ...) applied server-side as rendered; the API server's
+  controllers make the ReplicaSets, pods and EndpointSlices, the scheduler places the pods,
+  kwok reports them Running with a pod IP from 10.244.0.0/16;
+- the Phase 5 workload (harness.workload builds the objects): Deployments, StatefulSets,
+  Services annotated as docs/integration.md asks, HorizontalPodAutoscalers;
+- faults are API operations: a pod made not ready (the kwok stage pod-not-ready reacts to an
+  annotation), a container's restart count reported in the pod's status (as a kubelet would),
+  a Deployment scaled beyond what the nodes hold, an HPA's maximum reached, a node drained.
+
+`Snapshot` is the list of every object the harness reads back (every second by `watch()`),
+from which the synthetic kube-state-metrics, cAdvisor and kubelet series are derived and the
+pod network (harness.podnet) routes a pod address to the process that plays the pod.
+"""
+import dataclasses
+import json
+import threading
+import time
+
+from .controlplane import wait_until
+
+SA_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
+
+_LISTS = {
+    "pods": "/api/v1/pods",
+    "nodes": "/api/v1/nodes",
+    "namespaces": "/api/v1/namespaces",
+    "services": "/api/v1/services",
+    "deployments": "/apis/apps/v1/deployments",
+    "replicasets": "/apis/apps/v1/replicasets",
+    "statefulsets": "/apis/apps/v1/statefulsets",
+    "daemonsets": "/apis/apps/v1/daemonsets",
+    "hpas": "/apis/autoscaling/v2/horizontalpodautoscalers",
+}
+
+
+def _key(obj):
+    md = obj["metadata"]
+    return (md.get("namespace", ""), md["name"])
+
+
+def ready(pod):
+    """The pod's Ready condition as the API server holds it."""
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in pod.get("status", {}).get("conditions") or [])
+
+
+@dataclasses.dataclass
+class Snapshot:
+    pods: list
+    nodes: list
+    namespaces: list
+    services: list
+    deployments: list
+    replicasets: list
+    statefulsets: list
+    daemonsets: list
+    hpas: list
+    taken: float = 0.0
+
+    def __post_init__(self):
+        self._rs = {_key(r): r for r in self.replicasets}
+
+    def owner(self, pod):
+        """(kind, name) of the workload that owns `pod`: Deployment through its ReplicaSet,
+        StatefulSet, DaemonSet; ("", "") for a bare pod."""
+        for ref in pod["metadata"].get("ownerReferences") or []:
+            if not ref.get("controller"):
+                continue
+            if ref["kind"] == "ReplicaSet":
+                rs = self._rs.get((pod["metadata"]["namespace"], ref["name"]))
+                for rref in (rs or {}).get("metadata", {}).get("ownerReferences") or []:
+                    if rref.get("controller"):
+                        return rref["kind"], rref["name"]
+            return ref["kind"], ref["name"]
+        return "", ""
+
+    def pods_of(self, namespace, kind, name):
+        """Live (not deleted) pods of a workload, oldest first (then by name): the first stays
+        the first when the workload scales up."""
+        return sorted((p for p in self.pods
+                       if p["metadata"]["namespace"] == namespace and not p["metadata"].get("deletionTimestamp")
+                       and self.owner(p) == (kind, name)),
+                      key=lambda p: (p["metadata"]["creationTimestamp"], p["metadata"]["name"]))
+
+    def node_ip(self, node_name):
+        for n in self.nodes:
+            if n["metadata"]["name"] == node_name:
+                for a in n.get("status", {}).get("addresses") or []:
+                    if a["type"] == "InternalIP":
+                        return a["address"]
+        return ""
+
+
+class SimCluster:
+    """The chart and the Phase 5 workload as objects in a running ControlPlane."""
+
+    def __init__(self, cp):
+        self.cp = cp
+        self.snapshot = None
+        self._listeners = []
+        self._stop = threading.Event()
+        self._thread = None
+        self.errors = []
+
+    # ------------------------------------------------------------------ objects
+    def install(self, manifests, namespace):
+        """Apply the rendered objects server-side (hooks and `helm test` pods left out, as
+        `helm install` creates them only on their events)."""
+        self.ensure_namespace(namespace)
+        objs = [o for o in manifests
+                if not (o["metadata"].get("annotations") or {}).get("helm.sh/hook")]
+        objs = [{**o, "metadata": {**o["metadata"], "namespace": namespace}}
+                if _namespaced(o["kind"]) and not o["metadata"].get("namespace") else o for o in objs]
+        self.cp.apply(objs)
+
+    def ensure_namespace(self, name, labels=None):
+        self.cp.apply([{"apiVersion": "v1", "kind": "Namespace",
+                        "metadata": {"name": name, "labels": dict(labels or {})}}])
+
+    def token(self, namespace, service_account, hours=6):
+        """A token for the ServiceAccount from the TokenRequest API (what the kubelet mounts)."""
+        return self.cp.kubectl("create", "token", service_account, "-n", namespace,
+                               f"--duration={hours}h").stdout.strip()
+
+    # ------------------------------------------------------------------ reading back
+    def refresh(self):
+        lists = {name: self.cp.api(path)["items"] for name, path in _LISTS.items()}
+        self.snapshot = Snapshot(**lists, taken=time.time())
+        return self.snapshot
+
+    def on_refresh(self, fn):
+        """fn(snapshot) after every refresh of the watch thread."""
+        self._listeners.append(fn)
+
+    def watch(self, every=1.0):
+        def run():
+            while not self._stop.wait(every):
+                try:
+                    snap = self.refresh()
+                    for fn in self._listeners:
+                        fn(snap)
+                except Exception as e:  # noqa: BLE001 - kept for the test's report, the loop goes on
+                    self.errors.append(f"{time.strftime('%H:%M:%S')} {type(e).__name__}: {e}")
+                    del self.errors[:-20]
+        self._thread = threading.Thread(target=run, name="simcluster-watch", daemon=True)
+        self._thread.start()
+
+    def stop(self):
+        self._stop.set()
+        if self._thread:
+            self._thread.join(timeout=10)
+
+    def wait_settled(self, namespaces, timeout=120, pending_ok=()):
+        """Every pod of `namespaces` Running with an IP, except those of the workloads named in
+        pending_ok; every EndpointSlice controller pass done (each Service with ready pods has
+        endpoints)."""
+        def settled():
+            snap = self.refresh()
+            bad = []
+            for p in snap.pods:
+                md = p["metadata"]
+                if md["namespace"] not in namespaces or md.get("deletionTimestamp"):
+                    continue
+                if snap.owner(p)[1] in pending_ok:
+                    continue
+                st = p.get("status", {})
+                if st.get("phase") != "Running" or not st.get("podIP") or not ready(p):
+                    bad.append(f"{md['namespace']}/{md['name']}: {st.get('phase')} ip={st.get('podIP')}")
+            for kind, items in (("Deployment", snap.deployments), ("StatefulSet", snap.statefulsets)):
+                for o in items:
+                    if o["metadata"]["namespace"] in namespaces and o["metadata"]["name"] not in pending_ok:
+                        want = o["spec"].get("replicas", 1)
+                        if o.get("status", {}).get("readyReplicas", 0) != want:
+                            bad.append(f"{kind}/{o['metadata']['name']}: {o.get('status', {}).get('readyReplicas', 0)}/{want} ready")
+            if bad:
+                raise AssertionError("; ".join(bad[:8]))
+            return True
+        wait_until(settled, timeout, f"pods of {sorted(namespaces)} running", every=1.0)
+
+    # ------------------------------------------------------------------ faults, through the API
+    def patch(self, path, body, patch_type="merge"):
+        ctype = {"merge": "application/merge-patch+json", "strategic": "application/strategic-merge-patch+json",
+                 "json": "application/json-patch+json"}[patch_type]
+        return self.cp.api(path, method="PATCH", body=body, content_type=ctype)
+
+    def set_pod_not_ready(self, namespace, pod, not_ready=True):
+        """kwok's pod-not-ready stage turns the pod's Ready condition False while the
+        annotation is there (pod-ready-again turns it back)."""
+        self.patch(f"/api/v1/namespaces/{namespace}/pods/{pod}",
+                   {"metadata": {"annotations": {"kwok.phase5.test/not-ready": "true" if not_ready else None}}})
+
+    def set_restart_count(self, namespace, pod, count):
+        """Report `count` restarts of every container of the pod, as its kubelet would after
+        the container crashed that many times."""
+        obj = self.cp.api(f"/api/v1/namespaces/{namespace}/pods/{pod}")
+        statuses = obj.get("status", {}).get("containerStatuses") or []
+        if not statuses:
+            return
+        for s in statuses:
+            s["restartCount"] = count
+        self.patch(f"/api/v1/namespaces/{namespace}/pods/{pod}/status", {"status": {"containerStatuses": statuses}})
+
+    def scale(self, namespace, deployment, replicas):
+        self.patch(f"/apis/apps/v1/namespaces/{namespace}/deployments/{deployment}/scale",
+                   {"spec": {"replicas": replicas}})
+
+    def set_hpa_max(self, namespace, hpa, max_replicas):
+        self.patch(f"/apis/autoscaling/v2/namespaces/{namespace}/horizontalpodautoscalers/{hpa}",
+                   {"spec": {"maxReplicas": max_replicas}})
+
+    def drain(self, node, timeout=60):
+        """`kubectl drain`: cordon the node, evict its pods (DaemonSets stay), as an operator does."""
+        return self.cp.kubectl("drain", node, "--ignore-daemonsets", "--delete-emptydir-data",
+                               "--grace-period=1", f"--timeout={timeout}s", timeout=timeout + 30)
+
+    def uncordon(self, node):
+        return self.cp.kubectl("uncordon", node)
+
+
+_CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding", "StorageClass", "PersistentVolume",
+                   "CustomResourceDefinition", "PriorityClass", "Node", "ValidatingWebhookConfiguration",
+                   "MutatingWebhookConfiguration", "IngressClass"}
+
+
+def _namespaced(kind):
+    return kind not in _CLUSTER_SCOPED
+
+
+def dump(obj):
+    return json.dumps(obj, indent=1, sort_keys=True)
