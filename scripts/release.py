@@ -186,9 +186,13 @@ def key_fingerprints(keyring, key):
     return fprs
 
 
-def check_sign_key(chart, fingerprints):
+def check_sign_key(chart, fingerprints, required=False):
     """Chart.yaml's artifacthub.io/signKey, when set, must be the key that signs."""
     ann = (chart.get("annotations") or {}).get("artifacthub.io/signKey")
+    if not ann and required:
+        raise Refused("Chart.yaml has no artifacthub.io/signKey annotation (--require-sign-key): add the "
+                      f"project key's fingerprint and public key URL, e.g.\n  artifacthub.io/signKey: |\n"
+                      f"    fingerprint: {fingerprints[0]}\n    url: https://OWNER.github.io/REPO/pgp_keys.asc")
     if not ann:
         print("release: note: Chart.yaml has no artifacthub.io/signKey annotation; Artifact Hub will not "
               f"show the signing key ({fingerprints[0]})", file=sys.stderr)
@@ -268,6 +272,8 @@ def parse(argv):
     ap.add_argument("--gpg-keyring", default=env("RELEASE_GPG_KEYRING"))
     ap.add_argument("--gpg-passphrase-file", default=env("RELEASE_GPG_PASSPHRASE_FILE"))
     ap.add_argument("--cosign-key", default=env("COSIGN_KEY"))
+    ap.add_argument("--require-sign-key", action="store_true",
+                    help="refuse unless Chart.yaml names the signing key (artifacthub.io/signKey); CI sets it")
     ap.add_argument("--expect-version", help="refuse unless Chart.yaml's version is this (the CI tag)")
     ap.add_argument("--dest", default=str(ROOT / "build" / "release"), help="where the package is kept")
     return ap.parse_args(argv)
@@ -292,7 +298,7 @@ def release(args):
     if args.oci:
         check_registry(helm, args.oci, name, version, args.plain_http)
     fingerprints = key_fingerprints(args.gpg_keyring, args.gpg_key)
-    check_sign_key(chart, fingerprints)
+    check_sign_key(chart, fingerprints, args.require_sign_key)
 
     dest = Path(args.dest)
     dest.mkdir(parents=True, exist_ok=True)

@@ -320,11 +320,22 @@ def test_release_signs_only_with_the_key_chart_yaml_names(gpg_key, work_copy, tm
         chart_yaml.write_text(text)
         commit_all(work_copy, f"signKey {fpr}")
 
+    proc = release(work_copy, gpg_key, tmp_path / "a", "--repo-dir", tmp_path / "repo", "--require-sign-key",
+                   check=False)
+    refused(proc, "no artifacthub.io/signKey", f"fingerprint: {gpg_key.fingerprint}")
     with_fingerprint("0" * 40)
     proc = release(work_copy, gpg_key, tmp_path / "a", "--repo-dir", tmp_path / "repo", check=False)
     refused(proc, "0" * 40, gpg_key.fingerprint)
     with_fingerprint(gpg_key.fingerprint)
-    release(work_copy, gpg_key, tmp_path / "b", "--repo-dir", tmp_path / "repo")
+    release(work_copy, gpg_key, tmp_path / "b", "--repo-dir", tmp_path / "repo", "--require-sign-key")
+
+
+@pytest.mark.unit
+def test_release_refuses_a_tag_that_is_not_the_chart_version(gpg_key, work_copy, tmp_path):
+    """The release workflow passes its tag: v9.9.9 on a chart that says otherwise is refused."""
+    proc = release(work_copy, gpg_key, tmp_path, "--repo-dir", tmp_path / "repo", "--expect-version", "v9.9.9",
+                   check=False)
+    refused(proc, f"Chart.yaml says {CURRENT}", "v9.9.9")
 
 
 # ------------------------------------------------------------------------------ published (e2e)
