@@ -251,7 +251,9 @@ def push_oci(helm, tgz, oci, plain_http):
 
 def cosign_sign(cosign, ref, key, plain_http):
     """Sign the pushed artifact with a key pair; nothing goes to a transparency log (offline)."""
-    argv = [cosign, "sign", "--key", key, "--tlog-upload=false", "--yes"]
+    # cosign v3 fetches a signing config (service URLs) from Sigstore's TUF repository unless
+    # told not to; with a key and no transparency log nothing needs the network.
+    argv = [cosign, "sign", "--key", key, "--use-signing-config=false", "--tlog-upload=false", "--yes"]
     if plain_http:
         argv += ["--allow-http-registry", "--allow-insecure-registry"]
     run(argv + [ref], "cosign sign")
