@@ -50,12 +50,13 @@ def tool(name, env):
     return path
 
 
-def run(argv, what, cwd=None, input=None):
+def run(argv, what, cwd=None, input=None, both=False):
+    """stdout (stdout + stderr with both=True: helm push reports the digest on stderr)."""
     proc = subprocess.run([str(a) for a in argv], capture_output=True, text=True, cwd=cwd, input=input)
     if proc.returncode != 0:
         raise Refused(f"{what} failed ({' '.join(str(a) for a in argv[:3])} ... exited {proc.returncode}):\n"
                       f"{(proc.stderr or proc.stdout).strip()[-3000:]}")
-    return proc.stdout
+    return proc.stdout + proc.stderr if both else proc.stdout
 
 
 def semver(v):
@@ -153,7 +154,7 @@ def oci_chart_version(helm, ref, version=None, plain_http=False):
     if proc.returncode == 0:
         return yaml.safe_load(proc.stdout)["version"]
     err = proc.stderr.strip()
-    if re.search(r"not found|unable to locate any tags|NAME_UNKNOWN|MANIFEST_UNKNOWN|no tags", err, re.I):
+    if re.search(r"not found|unable to locate any tags|name[ _]unknown|manifest[ _]unknown|no tags", err, re.I):
         return None
     raise Refused(f"cannot ask the registry about {ref}{' ' + version if version else ''}: {err[-1500:]}")
 
@@ -240,7 +241,7 @@ def publish_index(helm, tgz, prov, repo_dir, repo_url):
 
 
 def push_oci(helm, tgz, oci, plain_http):
-    out = run([helm, "push", tgz, oci] + (["--plain-http"] if plain_http else []), "helm push")
+    out = run([helm, "push", tgz, oci] + (["--plain-http"] if plain_http else []), "helm push", both=True)
     m = re.search(r"Digest:\s*(sha256:[0-9a-f]{64})", out)
     pushed = re.search(r"Pushed:\s*(\S+)", out)
     if not m or not pushed:

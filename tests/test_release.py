@@ -368,9 +368,18 @@ def consumer(tmp_path, *argv, helm_name="helm", env=None, check=True, cluster=No
     return run([helm, *kube, *argv], env=e, check=check)
 
 
+PROV_LAYER = "application/vnd.cncf.helm.chart.provenance.v1.prov"
+
+
 @pytest.mark.e2e
 def test_registry_holds_both_versions_with_provenance(published):
-    assert sorted(published.registry.tags(NAME)) == sorted([previous_version(), CURRENT])
+    """Both versions are tags (beside cosign's sha256-<digest> signature tags), and helm push
+    took each .prov along as a layer."""
+    versions = [t for t in published.registry.tags(NAME) if not t.startswith("sha256-")]
+    assert sorted(versions) == sorted([previous_version(), CURRENT])
+    for v in versions:
+        layers = [layer["mediaType"] for layer in published.registry.manifest(NAME, v)["layers"]]
+        assert PROV_LAYER in layers, f"{NAME}:{v} has no provenance layer: {layers}"
 
 
 @pytest.mark.e2e
@@ -405,7 +414,9 @@ def test_cosign_verifies_the_published_artifact(published, cosign_keys):
     proc = cosign_verify(ref, cosign_keys.pub)
     assert proc.returncode == 0, f"cosign verify {ref} failed:\n{proc.stderr}"
     claims = json.loads(proc.stdout)
-    assert claims and all(c["critical"]["identity"]["docker-reference"].endswith(f"/{NAME}") for c in claims), claims
+    pushed = json.loads((published.base / "r-current" / "dest" / f"{NAME}-{CURRENT}.json").read_text())["oci"]
+    digests = {c["critical"]["image"]["docker-manifest-digest"] for c in claims}
+    assert digests == {pushed.rsplit("@", 1)[1]}, f"signed {digests}, pushed {pushed}"
 
 
 @pytest.mark.e2e

@@ -8,6 +8,7 @@
 Both are harness Processes: own process group, log file, stopped by stop() (the context
 manager, the fixtures' finalizers, and an atexit hook as the last resort).
 """
+import json
 import os
 import sys
 import urllib.request
@@ -72,10 +73,15 @@ class Registry:
             self.process = None
 
     def tags(self, repository):
-        import json
         with urllib.request.urlopen(f"http://{self.host}/v2/{self.namespace}/{repository}/tags/list",
                                     timeout=10) as r:
             return json.load(r).get("tags") or []
+
+    def manifest(self, repository, reference):
+        req = urllib.request.Request(f"http://{self.host}/v2/{self.namespace}/{repository}/manifests/{reference}",
+                                     headers={"Accept": "application/vnd.oci.image.manifest.v1+json"})
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return json.load(r)
 
     def __enter__(self):
         return self.start()
