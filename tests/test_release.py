@@ -537,3 +537,27 @@ def test_upgrade_from_the_previous_published_version(published, gpg_key, cluster
     assert_deployed(cluster, ns, previous_version())
     helm("upgrade", "p5", f"p5/{NAME}", "--version", CURRENT, *verify, "-n", ns, *INSTALL)
     assert_deployed(cluster, ns, CURRENT)
+
+
+@pytest.mark.cluster
+def test_upgrade_with_the_defaults_follows_the_readme(published, gpg_key, cluster, ns, tmp_path):
+    """With the chart's defaults (persistence on) a consumer has no deploy script: where the API
+    server refuses the upgrade (0.1.0 and 0.2.0 labelled Loki's claim template), the README's
+    by-hand step (delete the StatefulSet with --cascade=orphan) lets it through, keeping the PVCs."""
+    def helm(*a, **kw):
+        return consumer(tmp_path, *a, cluster=cluster, **kw)
+    helm("repo", "add", "p5", published.url)
+    verify, wait = ("--verify", "--keyring", gpg_key.pubring), ("--wait", "--timeout", "5m")
+    helm("install", "p5", f"p5/{NAME}", "--version", previous_version(), *verify, "-n", ns, *wait)
+    pvcs = {p["metadata"]["name"]: p["metadata"]["uid"] for p in cluster.get("pvc", "-n", ns)["items"]}
+    assert pvcs, "the defaults keep data on PVCs"
+    proc = helm("upgrade", "p5", f"p5/{NAME}", "--version", CURRENT, *verify, "-n", ns, *wait, check=False)
+    if proc.returncode != 0:
+        m = re.search(r'cannot patch "(p5-[a-z-]+)" with kind StatefulSet: .*volumeClaimTemplates', proc.stderr)
+        assert m, f"the upgrade failed for another reason than a claim template:\n{proc.stderr}"
+        assert m.group(1) == "p5-loki", f"README's Upgrading names only Loki's claim template: {proc.stderr}"
+        cluster.kubectl("-n", ns, "delete", "statefulset", m.group(1), "--cascade=orphan")
+        helm("upgrade", "p5", f"p5/{NAME}", "--version", CURRENT, *verify, "-n", ns, *wait)
+    assert_deployed(cluster, ns, CURRENT)
+    after = {p["metadata"]["name"]: p["metadata"]["uid"] for p in cluster.get("pvc", "-n", ns)["items"]}
+    assert {n: after.get(n) for n in pvcs} == pvcs, f"PVCs replaced or lost: {pvcs} -> {after}"
