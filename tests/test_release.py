@@ -561,3 +561,18 @@ def test_upgrade_with_the_defaults_follows_the_readme(published, gpg_key, cluste
     assert_deployed(cluster, ns, CURRENT)
     after = {p["metadata"]["name"]: p["metadata"]["uid"] for p in cluster.get("pvc", "-n", ns)["items"]}
     assert {n: after.get(n) for n in pvcs} == pvcs, f"PVCs replaced or lost: {pvcs} -> {after}"
+
+
+@pytest.mark.e2e
+def test_release_refuses_a_version_older_than_the_registry_has(published, gpg_key, cosign_keys, tmp_path):
+    """A chart whose version is new to the registry but older than its newest (here the previous
+    release re-versioned just below the current one) is refused: not bumped."""
+    repo = repo_from_package(previous_package(), tmp_path / "prev")
+    chart_yaml = repo / "charts" / NAME / "Chart.yaml"
+    major, minor, patch = (int(x) for x in CURRENT.split("."))
+    lower = f"{major}.{minor}.{patch - 1}" if patch else f"{major}.{minor - 1}.99" if minor else f"{major - 1}.99.0"
+    chart_yaml.write_text(re.sub(r"(?m)^version: .*$", f"version: {lower}", chart_yaml.read_text()))
+    commit_all(repo, f"version {lower}")
+    proc = release(repo, gpg_key, tmp_path, "--oci", published.registry.oci, "--plain-http",
+                   cosign_keys=cosign_keys, check=False)
+    refused(proc, "version not bumped", f"{published.oci} already has {CURRENT}", lower)
