@@ -171,7 +171,9 @@ def check_registry(helm, oci, name, version, plain_http):
 
 def key_fingerprints(keyring, key):
     """Fingerprints of the keys in `keyring` whose user id contains `key` (as Helm picks it)."""
-    out = run(["gpg", "--batch", "--no-autostart", "--with-colons", "--show-keys", keyring], "gpg --show-keys")
+    # --no-autostart: reading a key file needs no gpg-agent, and none may be left running.
+    out = run([tool("gpg", "GPG"), "--batch", "--no-autostart", "--with-colons", "--show-keys", keyring],
+              "gpg --show-keys")
     fprs, current, primary = [], None, False
     for line in out.splitlines():
         f = line.split(":")
