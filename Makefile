@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 # Helm's polling) runs beside the CPU-bound tiers; module fixtures stay in one process.
 PYTEST_XDIST ?= -n 2 --dist loadfile
 
-.PHONY: all help venv checkov tools test unit conformance e2e cluster-tier deploy render lint package docs schemas clean preview bench cluster
+.PHONY: all help venv checkov tools test unit conformance e2e cluster-tier deploy render lint package release registry docs schemas clean preview bench cluster
 
 all: test
 
@@ -57,6 +57,14 @@ lint: venv tools ## helm lint --strict the umbrella and every subchart
 
 package: tools ## helm package the umbrella chart into build/ (Artifact Hub annotations in its Chart.yaml)
 	mkdir -p build && bin/helm package charts/phase5-monitoring -d build
+
+release: venv ## Package, sign (GPG .prov) and publish: RELEASE_ARGS='--repo-dir DIR --oci oci://HOST/PATH'; keys from RELEASE_GPG_KEY, RELEASE_GPG_KEYRING, COSIGN_KEY (scripts/release.py --help)
+	scripts/install-tools.sh helm cosign
+	$(PY) scripts/release.py $(RELEASE_ARGS)
+
+registry: venv ## Run a local OCI registry and a classic chart repository on 127.0.0.1 to release into and install from; Ctrl-C stops them
+	scripts/install-tools.sh registry
+	$(PY) scripts/registry.py $(REGISTRY_ARGS)
 
 docs: venv ## Regenerate the values tables in the chart READMEs from the `# --` comments
 	$(PY) scripts/values_doc.py --write

@@ -11,7 +11,7 @@ import pytest
 from .paths import BIN
 
 TOOLS = ("helm", "helm4", "promtool", "prometheus", "amtool", "alertmanager", "jaeger", "checkov",
-         "kubectl", "etcd", "kwok", "node_exporter")
+         "kubectl", "etcd", "kwok", "node_exporter", "registry", "cosign", "actionlint", "gpg")
 
 
 def in_ci():
