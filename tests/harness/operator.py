@@ -15,6 +15,18 @@ import yaml
 from . import tools
 from .paths import BIN
 
+class _Loader(yaml.SafeLoader):
+    """PyYAML (YAML 1.1) takes a bare `=` for the value tag; Kubernetes (YAML 1.2) reads a string.
+    The generated CRDs have `- =` in their matcher enums."""
+
+
+_Loader.add_constructor("tag:yaml.org,2002:value", lambda loader, node: loader.construct_scalar(node))
+
+
+def load_yaml(text):
+    return yaml.load(text, Loader=_Loader)
+
+
 OPERATOR_VALUES = {"global.operator.enabled": True}
 # The components operator mode replaces with the existing kube-prometheus-stack's.
 REPLACED = ("prometheus", "alertmanager", "grafana", "kube-state-metrics", "node-exporter")

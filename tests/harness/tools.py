@@ -11,7 +11,7 @@ import pytest
 from .paths import BIN
 
 TOOLS = ("helm", "helm4", "promtool", "prometheus", "amtool", "alertmanager", "jaeger", "checkov",
-         "kubectl", "etcd", "kwok")
+         "kubectl", "etcd", "kwok", "controller-gen", "prometheus-operator")
 
 
 def in_ci():
