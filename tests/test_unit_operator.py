@@ -15,6 +15,7 @@ from harness.operator import OPERATOR_VALUES
 from harness.render import render, render_error
 
 pytestmark = pytest.mark.unit
+# (test_operator_mode_lints_strict is conformance as well: it runs helm lint.)
 
 GRAFANA_FILES = paths.SUBCHARTS_DIR / "grafana" / "files" / "dashboards"
 # Per-alert values and settings that change the rules: both modes must follow them alike.
@@ -274,3 +275,17 @@ def test_notes_explain_operator_mode_and_the_matcher_strategy(tmp_path):
     assert "alertmanagerConfigMatcherStrategy.type=None" in text, text
     assert "port-forward svc/p5-prometheus" not in text and "port-forward svc/p5-grafana" not in text, text
     assert "operator mode" in text
+
+
+# ------------------------------------------------------------------ lint
+@pytest.mark.conformance
+def test_operator_mode_lints_strict():
+    import subprocess
+
+    from harness import tools
+    helm = tools.require("helm")
+    proc = subprocess.run([helm, "lint", "--strict", "--kube-version", paths.KUBE_MAX, str(paths.UMBRELLA),
+                           "--set", "global.operator.enabled=true",
+                           "--set", "alertmanager.secrets.existingSecret=alertmanager-secrets"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
