@@ -55,11 +55,14 @@ while read -r name module version; do
     continue
   fi
   stamp="$bindir/.$name.version"
-  if [[ -f "$stamp" && "$(cat "$stamp")" == "$module@$version" ]] \
+  id="$module@$version"
+  # Generated CRDs depend on the generator too: a controller-gen bump regenerates them.
+  [[ $name == prometheus-operator-crds ]] && id+="+controller-gen@$(awk '$1 == "controller-gen" {print $3}' "$versions")"
+  if [[ -f "$stamp" && "$(cat "$stamp")" == "$id" ]] \
      && [[ -x "$bindir/$name" || -x "$bindir/kubernetes/$version/kube-apiserver" ]]; then
     continue
   fi
-  cached="$cache/$name/$version"
+  cached="$cache/$name/${id#"$module@"}"
   case "$module" in
     github.com/prometheus-operator/prometheus-operator/cmd/operator|github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring)
       # The operator's root module replaces its nested API and client modules: built through a
@@ -85,7 +88,7 @@ while read -r name module version; do
       else
         rm -rf "$bindir/$name" && cp -r "$cached" "$bindir/$name"
       fi
-      echo "$module@$version" > "$stamp"
+      echo "$id" > "$stamp"
       echo "install-tools: $name $version -> bin/$name"
       continue ;;
     k8s.io/kubernetes|go.etcd.io/etcd/server/v3)
