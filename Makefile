@@ -31,7 +31,7 @@ bin/checkov: requirements-checkov.txt
 	.venv-checkov/bin/pip install --quiet --disable-pip-version-check -r requirements-checkov.txt
 	mkdir -p bin && ln -sf ../.venv-checkov/bin/checkov bin/checkov && touch -h bin/checkov
 
-tools: ## Build helm 3/4, promtool, prometheus, amtool, alertmanager, jaeger, node_exporter, the Kubernetes control plane, etcd, kwok into bin/ (tools.versions)
+tools: ## Build helm 3/4, promtool, prometheus, amtool, alertmanager, jaeger, node_exporter, the Kubernetes control plane, etcd, kwok, registry, cosign, actionlint, controller-gen, prometheus-operator and its CRDs into bin/ (tools.versions)
 	scripts/install-tools.sh
 
 test: venv tools checkov ## Run the whole test suite (every tier; the cluster tier on KUBECONFIG's cluster, else on a local control plane)

@@ -8,9 +8,15 @@
 # Usage: scripts/build-wrapped.sh kubernetes VERSION DEST   kube-apiserver, kube-controller-manager,
 #                                                          kube-scheduler, kubectl (version-stamped)
 #        scripts/build-wrapped.sh etcd VERSION DEST         etcd
+#        scripts/build-wrapped.sh prometheus-operator VERSION DEST
+#                                                          prometheus-operator (cmd/operator; its nested
+#                                                          pkg/apis/monitoring and pkg/client pinned to VERSION)
+#        scripts/build-wrapped.sh prometheus-operator-crds VERSION DEST CONTROLLER_GEN
+#                                                          the monitoring.coreos.com CRDs, generated from
+#                                                          pkg/apis/monitoring@VERSION by controller-gen
 set -euo pipefail
 
-kind=$1 version=$2 dest=$3
+kind=$1 version=$2 dest=$3 controller_gen=${4:-}
 mkdir -p "$dest"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -61,6 +67,41 @@ case "$kind" in
     go mod tidy >/dev/null
     go build -trimpath -ldflags "-s -w" -o "$dest/etcd" "$module"
     ;;
+  prometheus-operator)
+    # The root module replaces its nested pkg/apis/monitoring and pkg/client with ./pkg/...;
+    # the wrapper requires all three at the same published version instead.
+    module=github.com/prometheus-operator/prometheus-operator
+    {
+      echo "module phase5-monitoring/prometheus-operator-build"
+      echo
+      echo "go $(go env GOVERSION | sed 's/^go\([0-9]*\.[0-9]*\).*/\1/')"
+      echo
+      echo "require ("
+      echo "	$module $version"
+      echo "	$module/pkg/apis/monitoring $version"
+      echo "	$module/pkg/client $version"
+      echo ")"
+    } > go.mod
+    printf '//go:build tools\npackage tools\nimport _ "%s/cmd/operator"\n' "$module" > tools.go
+    go mod tidy >/dev/null
+    go build -tags tools -trimpath \
+      -ldflags "-s -w -X github.com/prometheus/common/version.Version=${version#v} -X github.com/prometheus/common/version.Branch=HEAD" \
+      -o "$dest/prometheus-operator" "$module/cmd/operator"
+    ;;
+  prometheus-operator-crds)
+    # Generated, never copied: controller-gen reads the API types of pkg/apis/monitoring in a
+    # writable copy of the module (the module cache is read-only) and writes one CRD per kind.
+    [[ -x "$controller_gen" ]] || { echo "build-wrapped: controller-gen not executable: '$controller_gen'" >&2; exit 1; }
+    module=github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring
+    src=$(go mod download -json "$module@$version" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+    [[ -d "$src" ]] || { echo "build-wrapped: cannot download $module@$version" >&2; exit 1; }
+    mkdir -p "$work/apis" && cp -r "$src/." "$work/apis/" && chmod -R u+w "$work/apis"
+    # As upstream's `make generate-crds`: v1 and v1alpha1 (v1beta1 AlertmanagerConfig needs the
+    # conversion webhook, which the standard CRDs do not configure).
+    (cd "$work/apis" && "$controller_gen" crd:crdVersions=v1,maxDescLen=0 \
+       paths=./v1/. paths=./v1alpha1/. output:crd:dir="$dest")
+    ls "$dest"/*.yaml >/dev/null
+    ;;
   *)
-    echo "build-wrapped: unknown kind $kind (kubernetes|etcd)" >&2; exit 2 ;;
+    echo "build-wrapped: unknown kind $kind (kubernetes|etcd|prometheus-operator|prometheus-operator-crds)" >&2; exit 2 ;;
 esac

@@ -335,7 +335,7 @@ class Stack:
 
     def __init__(self, workdir, values_files=(), set_values=None, *, release="p5",
                  namespace="monitoring", workload=None, interval="1s", scrape_interval="2s", resend_delay="2s",
-                 jaeger=False, extra_nodes=()):
+                 jaeger=False, extra_nodes=(), manifests=None):
         self.workdir = Path(workdir)
         self.values_files = tuple(values_files)
         self.set_values = {**NOT_RUN, "jaeger.enabled": bool(jaeger), **dict(set_values or {})}
@@ -349,6 +349,7 @@ class Stack:
         self.prom_port = self.am_port = self.node_exporter_port = None
         self.want_jaeger = jaeger
         self.extra_nodes = list(extra_nodes)   # [{"name", "labels", "taints"}] beside the three
+        self._manifests = manifests            # a render made elsewhere (operator mode's e2e)
         self.jaeger = None                     # harness.jaeger.Jaeger when running
         self.cp = self.cluster = self.net = None
         self.route_conflicts = []
@@ -360,8 +361,8 @@ class Stack:
         from .podnet import PodNetwork
         from .simcluster import SimCluster
         try:
-            self.manifests = Manifests(render_raw(self.values_files, self.set_values, release=self.release,
-                                                  namespace=self.namespace)[0])
+            self.manifests = self._manifests or Manifests(render_raw(
+                self.values_files, self.set_values, release=self.release, namespace=self.namespace)[0])
             self.sinks.start()
             self.prom_port, self.am_port = free_port(), free_port()
             self.cp = self._exit.enter_context(ControlPlane(self.workdir / "cluster").start())

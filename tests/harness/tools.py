@@ -11,7 +11,8 @@ import pytest
 from .paths import BIN
 
 TOOLS = ("helm", "helm4", "promtool", "prometheus", "amtool", "alertmanager", "jaeger", "checkov",
-         "kubectl", "etcd", "kwok", "node_exporter", "registry", "cosign", "actionlint", "gpg")
+         "kubectl", "etcd", "kwok", "node_exporter", "registry", "cosign", "actionlint", "gpg",
+         "controller-gen", "prometheus-operator")
 
 
 def in_ci():

@@ -1,3 +1,13 @@
+{{/*
+phase5-monitoring.runs: "true" when component .component runs its own workload: enabled, and not
+replaced by the existing kube-prometheus-stack in operator mode (global.operator.enabled).
+Usage: include "phase5-monitoring.runs" (dict "context" $ "component" "prometheus")
+*/}}
+{{- define "phase5-monitoring.runs" -}}
+{{- $replaced := list "prometheus" "alertmanager" "grafana" "kube-state-metrics" "node-exporter" -}}
+{{- if and (index .context.Values .component).enabled (not (and .context.Values.global.operator.enabled (has .component $replaced))) -}}true{{- end -}}
+{{- end -}}
+
 {{/* The NOTES.txt text, as a define so tests can render it (helm template skips NOTES.txt). */}}
 {{- define "phase5-monitoring.notes" -}}
 {{- $ns := .Release.Namespace -}}
@@ -9,11 +19,11 @@ phase5-monitoring {{ .Chart.Version }} is installed as release "{{ .Release.Name
 
 Components:
 {{- range $c := list "prometheus" "alertmanager" "grafana" "loki" "promtail" "jaeger" "kube-state-metrics" "node-exporter" }}
-  - {{ printf "%-19s" $c }} {{ if (index $.Values $c).enabled }}{{ get $name $c }}{{ else }}disabled{{ end }}
+  - {{ printf "%-19s" $c }} {{ if include "phase5-monitoring.runs" (dict "context" $ "component" $c) }}{{ get $name $c }}{{ else if (index $.Values $c).enabled }}the existing kube-prometheus-stack's (operator mode){{ else }}disabled{{ end }}
 {{- end }}
 
 Access (run each in its own terminal):
-{{- if .Values.grafana.enabled }}
+{{- if include "phase5-monitoring.runs" (dict "context" . "component" "grafana") }}
   Grafana       kubectl -n {{ $ns }} port-forward svc/{{ $name.grafana }} 3000:3000        -> http://localhost:3000
                 user: {{ .Values.grafana.admin.user }}, password:
 {{- if .Values.grafana.admin.existingSecret }}
@@ -23,15 +33,24 @@ Access (run each in its own terminal):
 {{- end }}
                 dashboards: /d/phase5-overview, /d/phase5-database, /d/phase5-agents
 {{- end }}
-{{- if .Values.prometheus.enabled }}
+{{- if include "phase5-monitoring.runs" (dict "context" . "component" "prometheus") }}
   Prometheus    kubectl -n {{ $ns }} port-forward svc/{{ $name.prometheus }} 9090:9090     -> http://localhost:9090
 {{- end }}
-{{- if .Values.alertmanager.enabled }}
+{{- if include "phase5-monitoring.runs" (dict "context" . "component" "alertmanager") }}
   Alertmanager  kubectl -n {{ $ns }} port-forward svc/{{ $name.alertmanager }} 9093:9093   -> http://localhost:9093
 {{- end }}
 {{- if .Values.jaeger.enabled }}
   Jaeger        kubectl -n {{ $ns }} port-forward svc/{{ $name.jaeger }} 16686:16686       -> http://localhost:16686
   Traces from the Phase 5 services: OTLP http://{{ $name.jaeger }}.{{ $ns }}.svc:4318 (HTTP) or :4317 (gRPC)
+{{- end }}
+{{- if .Values.global.operator.enabled }}
+
+Operator mode: the Phase 5 rules, scrape targets, routes and dashboards are objects for the
+kube-prometheus-stack you already run, labelled {{ toJson .Values.global.operator.selectorLabels }}:
+  kubectl -n {{ $ns }} get prometheusrules,servicemonitors,alertmanagerconfigs,configmaps -l app.kubernetes.io/instance={{ .Release.Name }}
+Your Alertmanager must not add its namespace matcher to the Phase 5 routes (the alerts carry the
+namespaces of the Phase 5 services): set alertmanagerConfigMatcherStrategy.type=None on it
+(kube-prometheus-stack: alertmanager.alertmanagerSpec.alertmanagerConfigMatcherStrategy.type=None).
 {{- end }}
 
 Check the installation: helm test {{ .Release.Name }} -n {{ $ns }}
@@ -40,7 +59,7 @@ Check the installation: helm test {{ .Release.Name }} -n {{ $ns }}
 WARNING: the log collector is Promtail, which reached end of life on 2026-03-02. Switch to
          Grafana Alloy (same labels and parsing) with --set promtail.collector=alloy.
 {{- end }}
-{{- if and .Values.prometheus.enabled (not .Values.prometheus.persistence.enabled) }}
+{{- if and (include "phase5-monitoring.runs" (dict "context" . "component" "prometheus")) (not .Values.prometheus.persistence.enabled) }}
 
 WARNING: Prometheus keeps its data in an emptyDir: metrics are lost when the pod restarts
          (prometheus.persistence.enabled=false).
@@ -53,7 +72,7 @@ NOTE: no notification credentials are set: alerts are routed but Slack/e-mail ca
 {{- end }}
 {{- end }}
 {{- with (index .Values "node-exporter") }}
-{{- if and .enabled .hostAccess.hostNetwork }}
+{{- if and (include "phase5-monitoring.runs" (dict "context" $ "component" "node-exporter")) .hostAccess.hostNetwork }}
 
 NOTE: node-exporter holds host port {{ .port }} on every node. A second release of this chart on
       the same cluster needs --set node-exporter.port=<another port> (or node-exporter.enabled=false);

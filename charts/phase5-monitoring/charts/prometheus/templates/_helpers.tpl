@@ -245,3 +245,65 @@ groups:
       {{- end }}
 {{- end -}}
 {{- end -}}
+
+{{/*
+prometheus.ruleFiles: the rule files this Prometheus loads, as a dict file name (without
+.yaml) -> file content: the same texts the rules ConfigMap carries (full-stack mode) and the
+PrometheusRule objects carry (operator mode), so both modes load one set of rules.
+*/}}
+{{- define "prometheus.ruleFiles" -}}
+{{- $files := dict "recording-rules" (include "prometheus.recordingRules" .) "phase5-alerts" (include "prometheus.alertRules" .) -}}
+{{- with include "prometheus.sloRules" . -}}
+{{- $_ := set $files "slo-rules" . -}}
+{{- end -}}
+{{- range $name, $content := .Values.rules.extra -}}
+{{- $_ := set $files $name (toYaml $content) -}}
+{{- end -}}
+{{- toJson $files -}}
+{{- end -}}
+
+{{/*
+prometheus.scrapeJobs: the Phase 5 scrape jobs (phase5-services, phase5-exporters) as a list of
+{name, names}; a job whose list of Service names is empty is left out.
+*/}}
+{{- define "prometheus.scrapeJobs" -}}
+{{- $jobs := list -}}
+{{- range $job := list (dict "name" "phase5-services" "names" .Values.phase5.services) (dict "name" "phase5-exporters" "names" .Values.phase5.exporters) -}}
+{{- if $job.names -}}
+{{- $jobs = append $jobs $job -}}
+{{- end -}}
+{{- end -}}
+{{- toJson $jobs -}}
+{{- end -}}
+
+{{/*
+prometheus.operatorRelabelings: the relabel_configs of a Phase 5 scrape job (as in
+files/prometheus.yml: namespace regex, Service names, the prometheus.io/scrape annotation, then
+prometheus.annotationRelabel) in the ServiceMonitor's camelCase form, followed by what makes the
+targets' labels the same as the chart's own job gives: prometheus-operator adds `container` and
+`endpoint` (dropped) and names the job after the Service (set to the chart's job name).
+Usage: include "prometheus.operatorRelabelings" (dict "context" . "job" $job)
+*/}}
+{{- define "prometheus.operatorRelabelings" -}}
+{{- $ctx := .context -}}
+{{- $own := list
+  (dict "source_labels" (list "__meta_kubernetes_namespace") "regex" $ctx.Values.phase5.namespaceRegex "action" "keep")
+  (dict "source_labels" (list "__meta_kubernetes_service_name") "regex" (include "prometheus.namesRegex" .job.names) "action" "keep")
+  (dict "source_labels" (list "__meta_kubernetes_service_annotation_prometheus_io_scrape") "regex" "true" "action" "keep") -}}
+{{- $all := concat $own (include "prometheus.annotationRelabel" $ctx | fromYamlArray) -}}
+{{- $keys := dict "source_labels" "sourceLabels" "target_label" "targetLabel" "regex" "regex" "replacement" "replacement" "action" "action" "separator" "separator" "modulus" "modulus" -}}
+{{- $out := list -}}
+{{- range $r := $all -}}
+{{- $c := dict -}}
+{{- range $k, $v := $r -}}
+{{- if not (hasKey $keys $k) -}}
+{{- fail (printf "prometheus: relabel key %q has no ServiceMonitor equivalent in prometheus.operatorRelabelings" $k) -}}
+{{- end -}}
+{{- $_ := set $c (get $keys $k) $v -}}
+{{- end -}}
+{{- $out = append $out $c -}}
+{{- end -}}
+{{- $out = append $out (dict "action" "labeldrop" "regex" "container|endpoint") -}}
+{{- $out = append $out (dict "action" "replace" "targetLabel" "job" "replacement" .job.name) -}}
+{{- toYaml $out -}}
+{{- end -}}
