@@ -16,7 +16,7 @@ import yaml
 from harness import operator as op
 from harness import pipeline
 from harness.cluster import open_cluster
-from harness.operator_e2e import RELEASE, GeneratedConfig
+from harness.operator_e2e import RELEASE, GeneratedConfig, kps_discovery_rbac
 from harness.processes import Stack
 
 # The chart's own-mode tests, collected here again with this module's `stack`.
@@ -51,9 +51,11 @@ def stack(generated, tmp_path_factory, request):
     manifests = generated.manifests(swaps)
     st = Stack(tmp_path_factory.mktemp("e2e-operator-stack"), set_values=pipeline.chart_values(),
                release=RELEASE, namespace=generated.namespace, manifests=manifests,
-               workload=pipeline.workload(), extra_nodes=pipeline.extra_nodes())
+               workload=pipeline.workload(), extra_nodes=pipeline.extra_nodes(),
+               extra_objects=kps_discovery_rbac(generated.namespace))
     request.addfinalizer(st.stop)
-    st.swaps.extend(swaps)
+    st.swaps.extend(swaps + ["operator O6: the Prometheus ServiceAccount may also read Endpoints, as "
+                             "kube-prometheus-stack's Prometheus may (its ServiceMonitor jobs use role endpoints)"])
     st.start()
     st.started = time.monotonic()
     st.generated = generated
@@ -85,5 +87,6 @@ def test_the_running_configuration_is_the_operators(stack):
 
 def test_the_swaps_are_recorded(stack):
     ours = [s for s in stack.swaps if s.startswith("operator O")]
-    assert {s.split(":")[0] for s in ours} >= {"operator O1", "operator O2", "operator O3", "operator O4", "operator O5"}, ours
+    assert {s.split(":")[0] for s in ours} >= {"operator O1", "operator O2", "operator O3", "operator O4", "operator O5",
+                                               "operator O6"}, ours
     assert any(s.startswith("operator O5") for s in ours), ours

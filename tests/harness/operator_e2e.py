@@ -23,6 +23,10 @@ this adds, each recorded in `swaps`, and nothing else:
   O5. Alertmanager receiver names: the operator's `<namespace>/<AlertmanagerConfig>/` prefix
       removed (in receivers and every route alike), so the sinks key deliveries as in the chart's
       mode; the routing tree, inhibitions and receiver settings are the operator's, unchanged.
+  O6. RBAC: the Prometheus that runs the operator's configuration is kube-prometheus-stack's,
+      whose ServiceAccount may read Endpoints (the operator generates ServiceMonitor jobs with
+      role endpoints); the e2e stack's Prometheus ServiceAccount is granted the same discovery
+      reads (KPS_DISCOVERY_ROLE), beside the chart's own ClusterRole.
 """
 import copy
 import json
@@ -42,6 +46,21 @@ KPS_OWN_JOBS = ("monitoring-stack", "kube-state-metrics", "node-exporter", "kube
 # What the operator's config-reloader expands in the generated file before Prometheus reads it
 # (the pod's name; the shard of a single-shard Prometheus).
 RELOADER_ENV = {"POD_NAME": "prometheus-kps-0", "SHARD": "0"}
+
+
+def kps_discovery_rbac(namespace, release=RELEASE):
+    """O6: what kube-prometheus-stack's Prometheus may read for discovery, bound to the e2e
+    stack's Prometheus ServiceAccount."""
+    name = f"{namespace}-{release}-kps-discovery"
+    role = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": name},
+            "rules": [{"apiGroups": [""], "resources": ["nodes", "nodes/metrics", "services", "endpoints", "pods"],
+                       "verbs": ["get", "list", "watch"]},
+                      {"apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"],
+                       "verbs": ["get", "list", "watch"]}]}
+    binding = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": {"name": name},
+               "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name},
+               "subjects": [{"kind": "ServiceAccount", "name": f"{release}-prometheus", "namespace": namespace}]}
+    return [role, binding]
 
 
 def _rename(route, prefix):

@@ -15,13 +15,15 @@ import threading
 import time
 import urllib.parse
 
+from .aioloop import LoopThread
+
 
 class PodNetwork:
     def __init__(self):
         self.routes = {}          # (ip, port) -> local port
         self.misses = []          # (time, "ip:port", reason)
         self._lock = threading.Lock()
-        self._loop = self._thread = self._server = None
+        self._loop = self._server = None
         self.port = None
 
     def set_routes(self, routes):
@@ -37,39 +39,16 @@ class PodNetwork:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self):
-        """Serve on 127.0.0.1:<free port> from an event loop of its own (one thread)."""
-        started = threading.Event()
-
-        def run():
-            self._loop = asyncio.new_event_loop()
-            self._server = self._loop.run_until_complete(
-                asyncio.start_server(self._handle, "127.0.0.1", 0, reuse_address=True))
-            self.port = self._server.sockets[0].getsockname()[1]
-            started.set()
-            self._loop.run_forever()
-        self._thread = threading.Thread(target=run, name="podnet", daemon=True)
-        self._thread.start()
-        started.wait(10)
+        """Serve on 127.0.0.1:<free port> from an event loop of its own."""
+        self._loop = LoopThread("podnet").start()
+        self._server = self._loop.call(asyncio.start_server(self._handle, "127.0.0.1", 0, reuse_address=True))
+        self.port = self._server.sockets[0].getsockname()[1]
         return self
 
     def stop(self):
-        if not self._loop:
-            return
-
-        async def close():
-            self._server.close()
-            await self._server.wait_closed()
-            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-            for t in tasks:
-                t.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-        try:
-            asyncio.run_coroutine_threadsafe(close(), self._loop).result(timeout=10)
-        except Exception:  # noqa: BLE001 - stopping anyway
-            pass
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout=10)
-        self._loop = None
+        if self._loop:
+            self._loop.stop([self._server])
+            self._loop = None
 
     def _refuse(self, writer, target, reason):
         self.misses.append((time.time(), target, reason))

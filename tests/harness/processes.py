@@ -140,6 +140,9 @@ class Process:
         self.stop()
         raise RuntimeError(f"{self.name} not ready at {self.ready_url} after {timeout}s:\n{self.log_tail()}")
 
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
     def stop(self, timeout=20, sig=signal.SIGTERM):
         if self.proc is None:
             return
@@ -335,7 +338,7 @@ class Stack:
 
     def __init__(self, workdir, values_files=(), set_values=None, *, release="p5",
                  namespace="monitoring", workload=None, interval="1s", scrape_interval="2s", resend_delay="2s",
-                 jaeger=False, extra_nodes=(), manifests=None):
+                 jaeger=False, extra_nodes=(), manifests=None, extra_objects=()):
         self.workdir = Path(workdir)
         self.values_files = tuple(values_files)
         self.set_values = {**NOT_RUN, "jaeger.enabled": bool(jaeger), **dict(set_values or {})}
@@ -350,6 +353,7 @@ class Stack:
         self.want_jaeger = jaeger
         self.extra_nodes = list(extra_nodes)   # [{"name", "labels", "taints"}] beside the three
         self._manifests = manifests            # a render made elsewhere (operator mode's e2e)
+        self.extra_objects = list(extra_objects)   # applied after the chart (operator mode's e2e)
         self.jaeger = None                     # harness.jaeger.Jaeger when running
         self.cp = self.cluster = self.net = None
         self.route_conflicts = []
@@ -378,6 +382,8 @@ class Stack:
             self.workload.start()
             self.workload.cluster = self.cluster
             self.cluster.install(self.manifests, self.namespace)
+            if self.extra_objects:
+                self.cp.apply(self.extra_objects)
             self.cp.apply(self.workload.objects())
             self.cluster.wait_settled({self.namespace, self.workload.namespace})
             self.net = PodNetwork().start()
@@ -414,7 +420,13 @@ class Stack:
         declared port -> the workload's server for that pod; the chart's pods -> the real
         processes (Prometheus, Alertmanager, Jaeger, node_exporter) or the workload's
         kube-state-metrics; a node's InternalIP:10250 -> its synthetic kubelet."""
-        local = self.workload.sync(snap)
+        try:
+            self.workload.sync(snap)
+        finally:      # the routes follow the API server even when the workload's sync failed
+            self._route(snap)
+
+    def _route(self, snap):
+        local = self.workload.local_ports()
         routes, conflicts = {}, []
 
         def add(ip, port, lp, who):

@@ -20,6 +20,7 @@ import dataclasses
 import json
 import threading
 import time
+import traceback
 
 from .controlplane import wait_until
 
@@ -144,7 +145,9 @@ class SimCluster:
                     for fn in self._listeners:
                         fn(snap)
                 except Exception as e:  # noqa: BLE001 - kept for the test's report, the loop goes on
-                    self.errors.append(f"{time.strftime('%H:%M:%S')} {type(e).__name__}: {e}")
+                    where = traceback.extract_tb(e.__traceback__)[-1]
+                    self.errors.append(f"{time.strftime('%H:%M:%S')} {type(e).__name__}: {e} "
+                                       f"({where.filename.rsplit('/', 1)[-1]}:{where.lineno})")
                     del self.errors[:-20]
         self._thread = threading.Thread(target=run, name="simcluster-watch", daemon=True)
         self._thread.start()

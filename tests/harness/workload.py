@@ -43,6 +43,8 @@ from prometheus_client.core import (CounterMetricFamily, GaugeMetricFamily,
 from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import CollectorRegistry
 
+from .aioloop import LoopThread
+
 PHASE5_SERVICES = ("backend", "frontend", "notification-agent", "recurring-task-agent",
                    "audit-agent", "reminder-agent")
 NAMESPACE = "phase5-prod"   # the chart scrapes namespaces matching phase5.namespaceRegex ("phase5-.*")
@@ -150,11 +152,11 @@ class Workload:
         self.snapshot = None      # the API server's objects as last read
         self._c = _Counters()
         self._lock = threading.RLock()
-        self._loop = None
-        self._thread = None
+        self._loop = None         # harness.aioloop.LoopThread serving the pods
         self._servers = {}        # key -> (local port, asyncio server)
         self._restarts = {}       # (namespace, pod) -> restart count reported
         self._ksm_cache = None    # (snapshot, exposition bytes)
+        self._local = {}          # (namespace, pod) -> {container port: local port}
         self.scrapes = 0
 
     def _baseline(self, service, replicas):
@@ -228,8 +230,18 @@ class Workload:
         {(namespace, pod): {container port: local port}} for the pod network."""
         with self._lock:
             self.snapshot = snapshot
+        self._local = self._serve_pods(snapshot)
+        if self.cluster is not None:
+            self._report_restarts()
         if ("ksm",) in self._servers:
             self._ksm_exposition()      # built here, in the watch thread, not in a scrape
+        return self._local
+
+    def local_ports(self):
+        """{(namespace, pod): {container port: local port}} as of the last sync()."""
+        return dict(self._local)
+
+    def _serve_pods(self, snapshot):
         local = {}
         for svc, st in list(self.state.items()):
             if st.kind != "Deployment":
@@ -246,8 +258,6 @@ class Workload:
         live = {("app", n) for (_, n) in local} | {(k, n) for k, s, _ in EXPORTERS for (_, n) in local}
         for key in [k for k in self._servers if k[0] in ("app", "postgres", "redis", "kafka") and k not in live]:
             self._close_server(key)
-        if self.cluster is not None:
-            self._report_restarts()
         return local
 
     def ksm_port(self):
@@ -287,7 +297,7 @@ class Workload:
                 continue
             name = pods[0]["metadata"]["name"]
             count = int(self._c.value(("restarts", svc, name), st.restart_rate))
-            if count > self._restarts.get((self.namespace, name), 0):
+            if count > self._restarts.get((self.namespace, name), 0) and pods[0].get("status", {}).get("containerStatuses"):
                 self.cluster.set_restart_count(self.namespace, name, count)
                 self._restarts[(self.namespace, name)] = count
 
@@ -640,16 +650,7 @@ class Workload:
     # ---------------------------------------------------------------- serving
     def start(self):
         """Start the event loop that serves the pods (one 127.0.0.1 port per pod); returns self."""
-        ready_ev = threading.Event()
-
-        def run():
-            self._loop = asyncio.new_event_loop()
-            asyncio.set_event_loop(self._loop)
-            ready_ev.set()
-            self._loop.run_forever()
-        self._thread = threading.Thread(target=run, name="workload", daemon=True)
-        self._thread.start()
-        ready_ev.wait()
+        self._loop = LoopThread("workload").start()
         return self
 
     def _ensure_server(self, key, collect, gate=None):
@@ -687,37 +688,19 @@ class Workload:
                 finally:
                     writer.close()
 
-            fut = asyncio.run_coroutine_threadsafe(
-                asyncio.start_server(handle, "127.0.0.1", port, reuse_address=True), self._loop)
-            self._servers[key] = (port, fut.result(timeout=10))
+            self._servers[key] = (port, self._loop.call(asyncio.start_server(handle, "127.0.0.1", port, reuse_address=True)))
             return port
 
     def _close_server(self, key):
         with self._lock:
             _, server = self._servers.pop(key)
-        self._loop.call_soon_threadsafe(server.close)
+        self._loop.loop.call_soon_threadsafe(server.close)
 
     def stop(self):
-        if not self._loop:
-            return
-
-        async def close():
-            for _, s in self._servers.values():
-                s.close()
-            for _, s in self._servers.values():
-                await s.wait_closed()
-            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-            for t in tasks:
-                t.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-        try:
-            asyncio.run_coroutine_threadsafe(close(), self._loop).result(timeout=10)
-        except Exception:
-            pass
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout=10)
-        self._loop = None
-        self._servers = {}
+        if self._loop:
+            self._loop.stop([srv for _, srv in self._servers.values()])
+            self._loop = None
+            self._servers = {}
 
 
 _UNITS = {"m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
