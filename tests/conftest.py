@@ -33,3 +33,16 @@ def oldest_cluster(tmp_path_factory):
     from harness.cluster import kubernetes_versions, open_cluster
     with open_cluster(version=kubernetes_versions()[-1], workdir=tmp_path_factory.mktemp("controlplane-oldest")) as c:
         yield c
+
+
+@pytest.fixture(scope="session")
+def local_cluster(cluster, tmp_path_factory):
+    """The local control plane at the newest pinned Kubernetes: `cluster` itself when that is
+    local, else one started for the checks that are about the local control plane or need its
+    three nodes (so they run, not skip, beside a KUBECONFIG cluster)."""
+    if cluster.simulated:
+        yield cluster
+        return
+    from harness.cluster import kubernetes_versions, open_cluster
+    with open_cluster(version=kubernetes_versions()[0], workdir=tmp_path_factory.mktemp("controlplane-local")) as c:
+        yield c

@@ -64,8 +64,7 @@ def component(obj):
     return (obj["metadata"].get("labels") or {}).get("app.kubernetes.io/name", "")
 
 
-@pytest.fixture
-def ns(cluster, request):
+def _namespace(cluster, request):
     """A fresh namespace with the deploy script's Pod Security labels, deleted afterwards
     (with every release in it uninstalled first, so cluster-scoped objects go too)."""
     name = cluster.new_namespace(re.sub(r"[^a-z0-9-]", "-", request.node.name.lower())[:40].strip("-"),
@@ -75,6 +74,16 @@ def ns(cluster, request):
     for rel in cluster.helm(helm, "list", "-n", name, "-q", check=False).stdout.split():
         cluster.helm(helm, "uninstall", rel, "-n", name, "--timeout", "2m", check=False)
     cluster.delete_namespace(name)
+
+
+@pytest.fixture
+def ns(cluster, request):
+    yield from _namespace(cluster, request)
+
+
+@pytest.fixture
+def local_ns(local_cluster, request):
+    yield from _namespace(local_cluster, request)
 
 
 def install(cluster, helm, release, namespace, profile, *extra, chart=UMBRELLA, wait=True, check=True):
@@ -97,22 +106,18 @@ def assert_ready(cluster, namespace, timeout=180):
 
 
 # ------------------------------------------------------------------------ the cluster itself
-def test_cluster_reports_the_pinned_version(cluster):
+def test_cluster_reports_the_pinned_version(local_cluster):
     """helm's kubeVersion check reads this: a build without the version stamp says v0.0.0."""
-    if not cluster.simulated:
-        pytest.skip("a KUBECONFIG cluster runs its own version")
-    assert cluster.version() == cluster.cp.version
+    assert local_cluster.version() == local_cluster.cp.version
 
 
-def test_control_plane_stops_everything_also_when_start_fails(cluster, tmp_path):
+def test_control_plane_stops_everything_also_when_start_fails(tmp_path):
     """A start that fails half-way (kwok refuses its stages) stops what it started: no
     process of it runs and the API server's port is free (stop() is the same code at the end
     of every run)."""
     import socket
 
     from harness.controlplane import ControlPlane
-    if not cluster.simulated:
-        pytest.skip("about the local control plane only")
 
     def listening(port):
         with socket.socket() as s:
@@ -413,16 +418,15 @@ def test_two_releases_on_one_cluster(cluster, ns):
 
 
 # ----------------------------------------------------------------------------- drain
-def test_drain_honours_the_pdbs(cluster, ns):
+def test_drain_honours_the_pdbs(local_cluster, local_ns):
     """With every replica on one node: evicting all of Prometheus' or Alertmanager's pods at
     once, the API server lets exactly their PodDisruptionBudget's allowance go and refuses the
     rest; `kubectl drain` of that node (which retries refused evictions) never takes them
     below the PDB floor, and the pods come back on the other nodes."""
+    cluster, ns = local_cluster, local_ns   # three schedulable nodes, whatever KUBECONFIG holds
     helm = tools.require("helm")
     nodes = sorted(n["metadata"]["name"] for n in cluster.get("nodes")["items"] if not n["spec"].get("unschedulable"))
-    if len(nodes) < 2:
-        assert not cluster.simulated, f"the local control plane has {len(nodes)} schedulable node(s), not three"
-        pytest.skip("drain needs two schedulable nodes (a one-node KUBECONFIG cluster)")
+    assert len(nodes) >= 2, f"the local control plane has {len(nodes)} schedulable node(s), not three"
     target, others = nodes[0], nodes[1:]
     for node in others:  # every replica lands on the target: its drain must go through the PDBs
         cluster.kubectl("cordon", node)
