@@ -343,7 +343,7 @@ class Stack:
         self.values_files = tuple(values_files)
         self.set_values = {**NOT_RUN, "jaeger.enabled": bool(jaeger), **dict(set_values or {})}
         self.release, self.namespace = release, namespace
-        self.workload = workload or Workload(release=release, release_namespace=namespace)
+        self.workload = workload or Workload()
         self.interval, self.resend_delay = interval, resend_delay
         self.scrape_interval = scrape_interval
         self.swaps = []

@@ -17,14 +17,11 @@ from which the synthetic kube-state-metrics, cAdvisor and kubelet series are der
 pod network (harness.podnet) routes a pod address to the process that plays the pod.
 """
 import dataclasses
-import json
 import threading
 import time
 import traceback
 
 from .controlplane import wait_until
-
-SA_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 
 _LISTS = {
     "pods": "/api/v1/pods",
@@ -157,10 +154,9 @@ class SimCluster:
         if self._thread:
             self._thread.join(timeout=10)
 
-    def wait_settled(self, namespaces, timeout=120, pending_ok=()):
-        """Every pod of `namespaces` Running with an IP, except those of the workloads named in
-        pending_ok; every EndpointSlice controller pass done (each Service with ready pods has
-        endpoints)."""
+    def wait_settled(self, namespaces, timeout=120):
+        """Every pod of `namespaces` Running, Ready and with an IP; every Deployment and
+        StatefulSet at its ready count."""
         def settled():
             snap = self.refresh()
             bad = []
@@ -168,14 +164,12 @@ class SimCluster:
                 md = p["metadata"]
                 if md["namespace"] not in namespaces or md.get("deletionTimestamp"):
                     continue
-                if snap.owner(p)[1] in pending_ok:
-                    continue
                 st = p.get("status", {})
                 if st.get("phase") != "Running" or not st.get("podIP") or not ready(p):
                     bad.append(f"{md['namespace']}/{md['name']}: {st.get('phase')} ip={st.get('podIP')}")
             for kind, items in (("Deployment", snap.deployments), ("StatefulSet", snap.statefulsets)):
                 for o in items:
-                    if o["metadata"]["namespace"] in namespaces and o["metadata"]["name"] not in pending_ok:
+                    if o["metadata"]["namespace"] in namespaces:
                         want = o["spec"].get("replicas", 1)
                         if o.get("status", {}).get("readyReplicas", 0) != want:
                             bad.append(f"{kind}/{o['metadata']['name']}: {o.get('status', {}).get('readyReplicas', 0)}/{want} ready")
@@ -220,9 +214,6 @@ class SimCluster:
         return self.cp.kubectl("drain", node, "--ignore-daemonsets", "--delete-emptydir-data",
                                "--grace-period=1", f"--timeout={timeout}s", timeout=timeout + 30)
 
-    def uncordon(self, node):
-        return self.cp.kubectl("uncordon", node)
-
 
 _CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding", "StorageClass", "PersistentVolume",
                    "CustomResourceDefinition", "PriorityClass", "Node", "ValidatingWebhookConfiguration",
@@ -232,6 +223,3 @@ _CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding", "StorageCla
 def _namespaced(kind):
     return kind not in _CLUSTER_SCOPED
 
-
-def dump(obj):
-    return json.dumps(obj, indent=1, sort_keys=True)

@@ -136,11 +136,9 @@ class Workload:
     each on its own 127.0.0.1 port; stop() at the end."""
 
     def __init__(self, services=PHASE5_SERVICES, namespace=NAMESPACE, replicas=2,
-                 release="p5", release_namespace="monitoring", statefulsets=(), spread=False,
+                 statefulsets=(), spread=False,
                  placement=None, replicas_of=None):
         self.namespace = namespace
-        self.release = release
-        self.release_namespace = release_namespace
         self.replicas = replicas
         self.spread = spread      # at most one pod of a Deployment per node (required anti-affinity)
         self.placement = dict(placement or {})   # service -> pod spec fields (nodeSelector, tolerations)
