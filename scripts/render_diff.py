@@ -1,0 +1,130 @@
+#!/usr/bin/env python3
+"""Show what a change does to the rendered objects: render every profile and a set of feature
+cases from two git revisions of the chart (default: HEAD and the work tree) and diff them
+object by object.
+
+Usage: scripts/render_diff.py [--base REV] [--head REV|WORKTREE] [--case NAME ...] [--full]
+Exit status 1 when any object differs (added, removed or changed), 0 when all are identical.
+Uses bin/helm (or $HELM); a refactor that promises "behaviour unchanged" shows it here.
+"""
+import argparse
+import difflib
+import os
+import subprocess
+import sys
+import tarfile
+import tempfile
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+CHART = "charts/phase5-monitoring"
+KUBE = "1.35.0"
+
+# Feature cases beside the profiles: each switches on what the defaults leave off, so the
+# templates behind those switches are compared too.
+WIDE = {
+    "grafana": {"ingress": {"enabled": True, "className": "nginx", "hosts": ["g.example.org"],
+                            "tls": [{"secretName": "g-tls", "hosts": ["g.example.org"]}]},
+                "persistence": {"enabled": True}},
+    "prometheus": {"ingress": {"enabled": True, "hosts": ["p.example.org"],
+                               "tls": [{"secretName": "p-tls", "hosts": ["p.example.org"]}]},
+                   "thanos": {"sidecar": {"enabled": True}}},
+    "jaeger": {"ingress": {"enabled": True, "tls": [{"secretName": "j-tls", "hosts": ["jaeger.phase5.local"]}]}},
+    "alertmanager": {"pagerduty": {"enabled": True}, "webhook": {"enabled": True},
+                     "watchdog": {"enabled": True}},
+    "networkPolicy": {"enabled": True},
+    "global": {"imageRegistry": "mirror.example.org", "imagePullSecrets": ["pull"],
+               "commonLabels": {"team": "sre"}, "storageClass": "fast"},
+}
+CASES = {
+    "defaults": [],
+    "dev": ["values/dev.yaml"],
+    "production": ["values/production.yaml"],
+    "wide": [WIDE],
+    "alloy": [{"promtail": {"collector": "alloy"}}],
+    "operator": [{"global": {"operator": {"enabled": True}}}],
+    "names": [{"prometheus": {"fullnameOverride": "prom"}, "grafana": {"nameOverride": "graf"},
+               "networkPolicy": {"enabled": True}}],
+}
+
+
+def export(rev, dest):
+    """The chart and values/ of a git revision, or of the work tree (rev None)."""
+    if rev is None:
+        return ROOT
+    data = subprocess.run(["git", "-C", str(ROOT), "archive", rev, CHART, "values"],
+                          check=True, capture_output=True).stdout
+    tar = Path(dest) / "a.tar"
+    tar.write_bytes(data)
+    with tarfile.open(tar) as t:
+        t.extractall(dest, filter="data")
+    return Path(dest)
+
+
+def render(root, case, tmp):
+    helm = os.environ.get("HELM") or str(ROOT / "bin" / "helm")
+    cmd = [helm, "template", "p5", str(root / CHART), "--namespace", "monitoring", "--kube-version", KUBE]
+    for i, v in enumerate(CASES[case]):
+        if isinstance(v, dict):
+            f = Path(tmp) / f"{case}-{i}.yaml"
+            f.write_text(yaml.safe_dump(v))
+            cmd += ["-f", str(f)]
+        else:
+            cmd += ["-f", str(root / v)]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode:
+        return {"(render error)": proc.stderr.strip()}
+    return {f"{d['kind']}/{d['metadata']['name']}": d for d in yaml.safe_load_all(proc.stdout) if d}
+
+
+def random_fields(root, case, tmp):
+    """(object, data key) pairs that differ between two renders of the same input: generated
+    passwords (randAlphaNum). They are masked on both sides."""
+    one, two = render(root, case, tmp), render(root, case, tmp)
+    return {(k, f) for k, d in one.items() if isinstance(d, dict)
+            for f, v in (d.get("data") or {}).items() if (two.get(k) or {}).get("data", {}).get(f) != v}
+
+
+def dump(objects, masked):
+    out = {}
+    for key, d in objects.items():
+        if isinstance(d, dict):
+            for k, f in masked:
+                if k == key and f in (d.get("data") or {}):
+                    d["data"][f] = "<random>"
+            d = yaml.safe_dump(d, sort_keys=True, width=200)
+        out[key] = d
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--base", default="HEAD")
+    ap.add_argument("--head", default=None, help="a git revision (default: the work tree)")
+    ap.add_argument("--case", action="append", choices=sorted(CASES))
+    ap.add_argument("--full", action="store_true", help="print every changed object's diff in full")
+    args = ap.parse_args()
+    changed = 0
+    with tempfile.TemporaryDirectory() as a, tempfile.TemporaryDirectory() as b:
+        base, head = export(args.base, a), export(args.head, b)
+        for case in args.case or CASES:
+            masked = random_fields(base, case, a) | random_fields(head, case, b)
+            old, new = dump(render(base, case, a), masked), dump(render(head, case, b), masked)
+            for key in sorted(set(old) | set(new)):
+                if old.get(key) == new.get(key):
+                    continue
+                changed += 1
+                state = "added" if key not in old else "removed" if key not in new else "changed"
+                print(f"[{case}] {state}: {key}")
+                if state == "changed" or args.full:
+                    diff = list(difflib.unified_diff(old.get(key, "").splitlines(), new.get(key, "").splitlines(),
+                                                     "base", "head", lineterm="", n=1))
+                    print("\n".join(diff if args.full else diff[:40]))
+    print(f"{changed} object(s) differ" if changed else "every rendered object is identical")
+    return 1 if changed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
