@@ -75,8 +75,8 @@ preview: venv tools ## Run the rendered Prometheus+Alertmanager on 127.0.0.1 wit
 bench: venv tools ## Measure alert latency, dashboard query latency (1,000+ pods), render time, requests; writes docs/benchmarks.md
 	$(PY) scripts/bench.py
 
-schemas: ## Copy the shared schema $$defs into every values.schema.json
-	$(PYTHON) scripts/schema_defs.py --write
+schemas: ## Generate every values.schema.json from values.yaml and its `# --`/`# @schema` comments (scripts/schemas.py)
+	$(PYTHON) scripts/schemas.py --write
 
 clean: ## Remove build output (keeps .venv and bin)
 	rm -rf build .pytest_cache .hypothesis
