@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 # Helm's polling) runs beside the CPU-bound tiers; module fixtures stay in one process.
 PYTEST_XDIST ?= -n 2 --dist loadfile
 
-.PHONY: all help venv checkov tools test unit conformance e2e cluster-tier deploy render lint package release registry docs schemas clean preview bench cluster
+.PHONY: all help venv checkov tools test unit conformance e2e cluster-tier deploy render lint package release registry docs schemas clean preview bench bench-render cluster
 
 all: test
 
@@ -72,8 +72,12 @@ docs: venv ## Regenerate the values tables in the chart READMEs from the `# --` 
 preview: venv tools ## Run the rendered Prometheus+Alertmanager on 127.0.0.1 with a synthetic workload; switch alert scenarios
 	$(PY) scripts/preview.py
 
-bench: venv tools ## Measure alert latency, dashboard query latency (1,000+ pods), render time, requests; writes docs/benchmarks.md
+bench: venv tools ## Measure alert latency, dashboard query latency (1,000+ pods), render time against kube-prometheus-stack (KPS_CHART), requests; writes docs/benchmarks.md
 	$(PY) scripts/bench.py
+
+bench-render: venv ## Only the render comparison with kube-prometheus-stack (KPS_CHART=dir, default build/kps/kube-prometheus-stack); rewrites that section of docs/benchmarks.md
+	scripts/install-tools.sh helm helm4
+	$(PY) scripts/bench.py --render-only
 
 schemas: ## Generate every values.schema.json from values.yaml and its `# --`/`# @schema` comments (scripts/schemas.py)
 	$(PYTHON) scripts/schemas.py --write
