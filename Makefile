@@ -75,9 +75,9 @@ preview: venv tools ## Run the rendered Prometheus+Alertmanager on 127.0.0.1 wit
 bench: venv tools ## Measure alert latency, dashboard query latency (1,000+ pods), render time against kube-prometheus-stack (KPS_CHART), requests; writes docs/benchmarks.md
 	$(PY) scripts/bench.py
 
-bench-render: venv ## Only the render comparison with kube-prometheus-stack (KPS_CHART=dir, default build/kps/kube-prometheus-stack); rewrites that section of docs/benchmarks.md
+bench-render: venv ## Only the render comparison with kube-prometheus-stack (KPS_CHART=dir, default build/kps/kube-prometheus-stack; BENCH_ARGS='--render-baseline main' adds a before/after); rewrites that section of docs/benchmarks.md
 	scripts/install-tools.sh helm helm4
-	$(PY) scripts/bench.py --render-only
+	$(PY) scripts/bench.py --render-only $(BENCH_ARGS)
 
 schemas: ## Generate every values.schema.json from values.yaml and its `# --`/`# @schema` comments (scripts/schemas.py)
 	$(PYTHON) scripts/schemas.py --write
