@@ -23,6 +23,8 @@ and the comment lines just above it.
   leave the type to them.
 - A free-form map says so: `# @schema {"additionalProperties": {"type": "string"}}` (its
   default entries are then examples, not properties).
+- A key below a `$ref` must be in that definition (e.g. a new `global.x` goes into the `global`
+  definition of schema-defs.json), or the run fails naming it.
 - What the default cannot type fails the run with the key's name: `null`, an empty list
   without `items`, an empty map without `properties`/`additionalProperties`/`x-passthrough`,
   a list of maps without `items`; so does an `@schema` line that is not a JSON object or
@@ -196,6 +198,36 @@ def build(key, value, notes, where):
     return node
 
 
+def _deref(node, defs):
+    while isinstance(node, dict):
+        wrapped = node.get("allOf")
+        if "$ref" in node:
+            node = {**defs[node["$ref"].split("/")[-1]], **{k: v for k, v in node.items() if k != "$ref"}}
+        elif isinstance(wrapped, list) and len(wrapped) == 1 and "$ref" in wrapped[0]:
+            node = {**_deref(wrapped[0], defs), **{k: v for k, v in node.items() if k != "allOf"}}
+        else:
+            return node
+    return node
+
+
+def undescribed(value, node, defs, key):
+    """Keys of a default that the schema (through its shared definitions) would reject."""
+    node = _deref(node, defs)
+    if not isinstance(value, dict) or not isinstance(node, dict) or "x-passthrough" in node or "x-subchart" in node:
+        return []
+    props, extra = node.get("properties", {}), node.get("additionalProperties", True)
+    out = []
+    for k, v in value.items():
+        sub = f"{key}.{k}"
+        if k in props:
+            out += undescribed(v, props[k], defs, sub)
+        elif isinstance(extra, dict):
+            out += undescribed(v, extra, defs, sub)
+        elif extra is False:
+            out.append(sub)
+    return out
+
+
 def dependencies(chart):
     meta = yaml.safe_load((chart / "Chart.yaml").read_text())
     return [d["name"] for d in meta.get("dependencies") or []]
@@ -261,6 +293,12 @@ def generate(chart, defs, done):
     for dep in deps:
         desc = notes.get(dep, ("", {}, None))[0]
         schema["properties"][dep] = subchart_section(dep, desc, done[dep])
+    for k, v in values.items():
+        if k in schema["properties"] and k not in deps:
+            missing = undescribed(v, schema["properties"][k], defs, str(k))
+            if missing:
+                raise SchemaError(f"{where}: `{missing[0]}` is not in the shared definition its parent `$ref`s: "
+                                  f"add it to {DEFS_FILE.relative_to(ROOT)} (or annotate it another way)")
     names = used_defs(schema, defs)
     if names:
         schema["$defs"] = {n: copy.deepcopy(defs[n]) for n in names}

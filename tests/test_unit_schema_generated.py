@@ -103,3 +103,19 @@ def test_dangling_annotation_fails(tmp_path, monkeypatch):
     with pytest.raises(gen.SchemaError) as err:
         gen.generate(chart, {}, {})
     assert "sits above no key" in str(err.value), str(err.value)
+
+
+def test_key_missing_from_a_shared_definition_fails(tmp_path, monkeypatch):
+    """A default below a `$ref` that the definition would reject (e.g. a new global key) fails
+    the generator, naming the key, instead of a schema that rejects its own defaults."""
+    gen = _generator()
+    monkeypatch.setattr(gen, "ROOT", tmp_path)
+    monkeypatch.setattr(gen, "DEFS_FILE", tmp_path / "schema-defs.json")
+    chart = tmp_path / "c"
+    chart.mkdir()
+    (chart / "Chart.yaml").write_text("apiVersion: v2\nname: c\nversion: 0.1.0\n")
+    (chart / "values.yaml").write_text("# @schema {\"$ref\": \"#/$defs/global\"}\nglobal:\n  known: 1\n  newKey: x\n")
+    defs = {"global": {"type": "object", "additionalProperties": False, "properties": {"known": {"type": "integer"}}}}
+    with pytest.raises(gen.SchemaError) as err:
+        gen.generate(chart, defs, {})
+    assert "`global.newKey` is not in the shared definition" in str(err.value), str(err.value)
