@@ -85,9 +85,45 @@ NOTE: node-exporter holds host port {{ int (index $c "node-exporter").ports.metr
       its install refuses a taken port instead of leaving the pods Pending.
 {{- end }}
 {{- end }}
+{{- range $w := include "phase5-monitoring.deprecations" . | fromJsonArray }}
+
+WARNING: {{ $w }}
+{{- end }}
 {{- if not .Values.networkPolicy.enabled }}
 
 NOTE: NetworkPolicies are off (networkPolicy.enabled=false); values/production.yaml turns them on.
 {{- end }}
 
+{{- end -}}
+
+
+{{/*
+phase5-monitoring.deprecations: one message per deprecated key that is set (JSON list). The
+values that several components must agree on live once under global; the old per-component
+keys are still accepted in this release and, when set, win for their own component.
+*/}}
+{{- define "phase5-monitoring.deprecations" -}}
+{{- $v := .Values -}}
+{{- $out := list -}}
+{{- $re := $v.global.phase5.namespaceRegex -}}
+{{- $old := dict
+  "prometheus.phase5.namespaceRegex" (dig "phase5" "namespaceRegex" "" ($v.prometheus | default dict))
+  "promtail.namespaceRegex" (dig "namespaceRegex" "" ($v.promtail | default dict)) -}}
+{{- range $key := keys $old | sortAlpha -}}
+{{- with get $old $key -}}
+{{- $out = append $out (printf "%s is deprecated and will be removed in the next release: set global.phase5.namespaceRegex, which Prometheus and the log collector share. It still applies to its own component now (%q; global.phase5.namespaceRegex is %q)." $key . $re) -}}
+{{- end -}}
+{{- end -}}
+{{- $prom := (get $old "prometheus.phase5.namespaceRegex") | default $re -}}
+{{- $logs := (get $old "promtail.namespaceRegex") | default $re -}}
+{{- if and $v.prometheus.enabled $v.promtail.enabled (ne $prom $logs) -}}
+{{- $out = append $out (printf "Prometheus watches the namespaces %q but the log collector collects %q: the two disagree. Unset the deprecated keys and set global.phase5.namespaceRegex once." $prom $logs) -}}
+{{- end -}}
+{{- with dig "grafanaUrl" "" ($v.alertmanager | default dict) -}}
+{{- $out = append $out (printf "alertmanager.grafanaUrl is deprecated and will be removed in the next release: set global.grafanaUrl. It still applies now (%q; global.grafanaUrl is %q)." . $v.global.grafanaUrl) -}}
+{{- end -}}
+{{- with dig "rules" "grafanaUrl" "" ($v.prometheus | default dict) -}}
+{{- $out = append $out (printf "prometheus.rules.grafanaUrl is deprecated and will be removed in the next release: leave the alerts' dashboard annotations bare paths, which Alertmanager prefixes with global.grafanaUrl. It still applies now (%q); Alertmanager adds %q in front of it in notification links (an empty global.grafanaUrl stops that)." . ((dig "grafanaUrl" "" ($v.alertmanager | default dict)) | default $v.global.grafanaUrl)) -}}
+{{- end -}}
+{{- toJson $out -}}
 {{- end -}}
