@@ -10,7 +10,7 @@ JSON object: component key (the subchart's key in values) -> {
   enabled: the subchart is on,
   runs:    it runs its own workload (enabled, and not replaced by the existing
            kube-prometheus-stack in operator mode),
-  ports:   port key -> {port, protocol},
+  ports:   port key -> {port, protocol} (protocol TCP, or TCP+UDP for a port used with both),
   receivers: (jaeger) the enabled receivers' {name, port, protocol}, from the jaeger subchart,
   health:  {port: a key of ports, path} the helm test pod asks
 }
