@@ -149,3 +149,18 @@ def test_name_overrides_are_rejected_by_key(component, key):
     could see overridden: the keys are gone and a render that sets them fails naming them."""
     err = render_error(set_values={f"{component}.{key}": "mine"})
     assert f"'/{component}'" in err and f"'{key}' not allowed" in err, err
+
+
+@pytest.mark.parametrize("component", ["prometheus", "alertmanager", "grafana", "loki", "promtail", "jaeger",
+                                       "kube-state-metrics", "node-exporter"])
+def test_a_disabled_component_leaves_no_empty_selector(component):
+    """A disabled subchart's values are not merged into the umbrella's: the list must still
+    give every selector a name (the policies of the others still mention it)."""
+    objs = render(set_values={"networkPolicy.enabled": True, f"{component}.enabled": False})
+    empty = []
+    for pol in objs.of_kind("NetworkPolicy"):
+        spec = pol["spec"]
+        selectors = [spec["podSelector"]] + [peer["podSelector"] for rule in spec.get("ingress", []) + spec.get("egress", [])
+                                             for peer in rule.get("from", []) + rule.get("to", []) if "podSelector" in peer]
+        empty += [f"{pol['metadata']['name']}: {s}" for s in selectors for v in (s.get("matchLabels") or {}).values() if not v]
+    assert not empty, empty

@@ -21,7 +21,8 @@ Usage: include "phase5-monitoring.components" . | fromJson
 {{- define "phase5-monitoring.components" -}}
 {{- $v := .Values -}}
 {{- $tcp := "TCP" -}}
-{{- $collector := $v.promtail.collector -}}
+{{- /* A disabled subchart's defaults are not merged in: fall back to the subchart's defaults. */ -}}
+{{- $collector := dig "collector" "promtail" ($v.promtail | default dict) -}}
 {{- $table := dict
   "prometheus" (dict "name" "prometheus"
     "ports" (dict "web" (dict "port" 9090 "protocol" $tcp))
@@ -48,7 +49,7 @@ Usage: include "phase5-monitoring.components" . | fromJson
     "ports" (dict "metrics" (dict "port" 8080 "protocol" $tcp) "telemetry" (dict "port" 8081 "protocol" $tcp))
     "health" (dict "port" "telemetry" "path" "/readyz"))
   "node-exporter" (dict "name" "node-exporter"
-    "ports" (dict "metrics" (dict "port" (index $v "node-exporter" "port") "protocol" $tcp))
+    "ports" (dict "metrics" (dict "port" (dig "port" 9100 (index $v "node-exporter" | default dict)) "protocol" $tcp))
     "health" (dict "port" "metrics" "path" "/metrics"))
 -}}
 {{- if $v.jaeger.enabled -}}
