@@ -56,7 +56,7 @@ Usage: include "phase5-monitoring.components" . | fromJson
 {{- $_ := set $table.jaeger "receivers" (include "jaeger.receiverPorts" (dict "Values" $v.jaeger) | fromJsonArray) -}}
 {{- end -}}
 {{- range $key, $c := $table -}}
-{{- $_ := set $c "service" (printf "%s-%s" $.Release.Name $c.name | trunc 63 | trimSuffix "-") -}}
+{{- $_ := set $c "service" (include "common.componentFullname" (dict "context" $ "component" $c.name)) -}}
 {{- $_ = set $c "enabled" (index $v $key).enabled -}}
 {{- $_ = set $c "runs" (eq (include "phase5-monitoring.runs" (dict "context" $ "component" $key)) "true") -}}
 {{- end -}}
@@ -64,7 +64,7 @@ Usage: include "phase5-monitoring.components" . | fromJson
 {{- end -}}
 
 {{/*
-phase5-monitoring.componentOrder: the components in the order NOTES and the tests list them.
+phase5-monitoring.componentOrder: the components in the order NOTES lists them.
 */}}
 {{- define "phase5-monitoring.componentOrder" -}}
 ["prometheus","alertmanager","grafana","loki","promtail","jaeger","kube-state-metrics","node-exporter"]
