@@ -6,13 +6,13 @@
 #                                [--dry-run] [--out build] [--no-health-check] [--uninstall] [--help]
 #
 # Checks prerequisites (helm, kubectl, a reachable cluster), creates the namespace with its
-# Pod Security labels, runs `helm upgrade --install` with the chosen profile, waits for the
-# components to be healthy and prints how to reach them. Before upgrading a release whose
-# StatefulSet volumeClaimTemplates change (a larger persistence.size, new labels) it grows the
-# PVCs where the StorageClass allows expansion and re-creates the StatefulSet with
-# --cascade=orphan, keeping every PVC; where a change cannot be made it stops before changing
-# anything and says what to do. --no-health-check skips the HTTP health probes (nodes that
-# run no containers, e.g. the test suite's simulated nodes). With no reachable cluster it
+# Pod Security labels, runs `helm upgrade --install` with the chosen profile, checks every
+# component's health with `helm test` and prints how to reach them (`helm get notes`). Before
+# upgrading a release whose StatefulSet volumeClaimTemplates change (a larger persistence.size,
+# new labels) it grows the PVCs where the StorageClass allows expansion and re-creates the
+# StatefulSet with --cascade=orphan, keeping every PVC; where a change cannot be made it stops
+# before changing anything and says what to do. --no-health-check skips `helm test` (nodes
+# that run no containers, e.g. the test suite's simulated nodes). With no reachable cluster it
 # creates a local kind cluster when kind and a container engine exist; otherwise it says
 # so and renders the profile to build/ instead (as --dry-run does).
 set -euo pipefail
@@ -154,8 +154,9 @@ if "$helm" status "$release" --namespace "$namespace" >/dev/null 2>&1; then
   done < "$tmp/plan"
 fi
 info "helm upgrade --install $release (profile $profile)"
+# Its stdout (status and NOTES) is not shown here: the NOTES follow at the end (helm get notes).
 "$helm" upgrade --install "$release" "$chart" --namespace "$namespace" "${values_args[@]}" \
-  --wait --timeout "$timeout" || die "helm upgrade --install failed; see: $kubectl -n $namespace get pods,events"
+  --wait --timeout "$timeout" >/dev/null || die "helm upgrade --install failed; see: $kubectl -n $namespace get pods,events"
 
 info "waiting for rollouts"
 for kind in deployment statefulset daemonset; do
@@ -164,35 +165,18 @@ for kind in deployment statefulset daemonset; do
   done
 done
 
-# Health endpoints through the API server's service proxy: no port-forward, no curl in images.
-probe() {
-  $health_check || return 0 # name service port path
-  local name=$1 svc="$release-$2" port=$3 path=$4 i
-  "$kubectl" -n "$namespace" get service "$svc" >/dev/null 2>&1 || { warn "$name: service $svc absent (disabled?)"; return 0; }
-  for i in $(seq 1 30); do
-    if "$kubectl" get --raw "/api/v1/namespaces/$namespace/services/http:$svc:$port/proxy$path" >/dev/null 2>&1; then
-      ok "$name healthy ($path)"; return 0
-    fi
-    sleep 5
-  done
-  die "$name: $path on $svc:$port not healthy after 150s"
-}
-$health_check || warn "--no-health-check: the HTTP health probes were skipped (pods were judged by their Ready condition only)"
-probe Prometheus prometheus 9090 /-/ready
-probe Alertmanager alertmanager 9093 /-/ready
-probe Grafana grafana 3000 /api/health
-probe Loki loki 3100 /ready
-probe Jaeger jaeger 13133 /status
+# Health: the chart's own `helm test` pods (one per running component, asking its Service for
+# its health endpoint; the component list in the chart gives names, ports and paths).
+if $health_check; then
+  info "helm test $release (each component's health endpoint)"
+  "$helm" test "$release" --namespace "$namespace" --timeout "$timeout" \
+    || die "helm test failed; see: $kubectl -n $namespace get pods -l app.kubernetes.io/component=helm-test (and their logs)"
+  ok "helm test passed"
+else
+  warn "--no-health-check: helm test was skipped (pods were judged by their Ready condition only)"
+fi
 
-cat <<INFO
-
-${c_ok}Phase 5 monitoring is running${c_off} (release $release, namespace $namespace, profile $profile).
-
-  Grafana       $kubectl -n $namespace port-forward svc/$release-grafana 3000:3000        -> http://localhost:3000
-  Prometheus    $kubectl -n $namespace port-forward svc/$release-prometheus 9090:9090     -> http://localhost:9090
-  Alertmanager  $kubectl -n $namespace port-forward svc/$release-alertmanager 9093:9093   -> http://localhost:9093
-  Jaeger        $kubectl -n $namespace port-forward svc/$release-jaeger 16686:16686       -> http://localhost:16686
-
-  Grafana user 'admin', password:
-    $kubectl -n $namespace get secret $release-grafana -o jsonpath='{.data.admin-password}' | base64 -d; echo
-INFO
+printf '\n%sPhase 5 monitoring is running%s (release %s, namespace %s, profile %s).\n\n' \
+  "$c_ok" "$c_off" "$release" "$namespace" "$profile"
+# How to reach each component and where the Grafana password is: the chart's NOTES.
+"$helm" get notes "$release" --namespace "$namespace" || warn "helm get notes failed"

@@ -44,6 +44,11 @@ IMMUTABLE = re.compile(r"spec\.volumeClaimTemplates: Invalid value: .*field is i
 HOST_COLLECTORS = {"node-exporter", "promtail"}
 
 
+def host_collectors(profile):
+    """The log collector is named for what it runs (promtail.collector)."""
+    return {"node-exporter", "alloy"} if profile == "alloy" else HOST_COLLECTORS
+
+
 def values_args(profile):
     files, sets = PROFILES[profile]
     args = []
@@ -172,7 +177,7 @@ def test_restricted_namespace_admits_all_but_the_host_collectors(cluster, profil
     try:
         install(cluster, helm, "p5", ns, profile, wait=False)
         daemonsets = {component(d): d["metadata"]["name"] for d in cluster.get("daemonsets", "-n", ns)["items"]}
-        assert set(daemonsets) == HOST_COLLECTORS, daemonsets
+        assert set(daemonsets) == host_collectors(profile), daemonsets
 
         def others_ready():
             return not [b for b in workloads_ready(cluster, ns) if not b.startswith("DaemonSet/")]
@@ -186,7 +191,7 @@ def test_restricted_namespace_admits_all_but_the_host_collectors(cluster, profil
         for name, message in rejected().items():
             assert 'violates PodSecurity "restricted:' in message and "host" in message, f"{name}: {message}"
         pods = cluster.get("pods", "-n", ns)["items"]
-        assert not [p["metadata"]["name"] for p in pods if component(p) in HOST_COLLECTORS]
+        assert not [p["metadata"]["name"] for p in pods if component(p) in host_collectors(profile)]
     finally:
         cluster.helm(helm, "uninstall", "p5", "-n", ns, check=False)
         cluster.delete_namespace(ns)
@@ -203,7 +208,7 @@ def test_deploy_script_labels_admit_everything_and_warn_only_for_host_collectors
         assert proc.returncode == 0, f"{obj['kind']}/{obj['metadata']['name']} refused:\n{proc.stderr}"
         if "would violate PodSecurity" in proc.stderr:
             warned.add(component(obj))
-    assert warned == HOST_COLLECTORS
+    assert warned == host_collectors(profile), warned
 
 
 # -------------------------------------------------------------- upgrades, data, rollback

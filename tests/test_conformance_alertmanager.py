@@ -257,7 +257,7 @@ def _template_data(tmp_path, status="firing"):
     ("phase5.email.text", "text"),
 ])
 def test_templates_render_every_field(tmp_path, template, kind):
-    objs = render(set_values={"alertmanager.grafanaUrl": GRAFANA})
+    objs = render(set_values={"global.grafanaUrl": GRAFANA})
     config_file = am.write_tree(objs, tmp_path)
     data, labels, annotations = _template_data(tmp_path)
     proc = am.amtool("template", "render", f"--template.glob={config_file.parent}/*.tmpl",

@@ -1,6 +1,6 @@
 """Unit tier: scripts/deploy-monitoring.sh, driven with fake kubectl and helm that record
 their calls, for the paths a real API server with simulated nodes cannot produce: no
-cluster at all, and the HTTP health probes (they need running containers). The real script
+cluster at all, and `helm test` (its pods need running containers). The real script
 against a real API server (namespace labels, install, rollout waits, storage changes,
 --uninstall) is the cluster tier's test_cluster_install.py."""
 import os
@@ -29,7 +29,16 @@ FAKE_KUBECTL = textwrap.dedent("""\
       *) exit 0 ;;
     esac
     """)
-FAKE_HELM = '#!/usr/bin/env bash\necho "helm $*" >> "$FAKE_LOG"\ncase "$1" in status) exit 1 ;; esac\n'
+FAKE_HELM = textwrap.dedent("""\
+    #!/usr/bin/env bash
+    echo "helm $*" >> "$FAKE_LOG"
+    case "$*" in
+      status*) exit 1 ;;
+      upgrade*) echo "NOTES: from helm upgrade" ;;
+      test*) [ "${FAKE_HELM_TEST:-pass}" = pass ] || { echo "Error: pod p5-test-loki failed" >&2; exit 1; } ;;
+      "get notes"*) echo "FAKE NOTES of $3" ;;
+    esac
+    """)
 
 
 @pytest.fixture
@@ -41,8 +50,9 @@ def fakes(tmp_path):
     log = tmp_path / "calls.log"
     log.touch()
 
-    def run(*args, cluster="up", fake_helm=True):
-        env = {**os.environ, "FAKE_LOG": str(log), "FAKE_CLUSTER": cluster, "KUBECTL": str(tmp_path / "kubectl")}
+    def run(*args, cluster="up", fake_helm=True, helm_test="pass"):
+        env = {**os.environ, "FAKE_LOG": str(log), "FAKE_CLUSTER": cluster, "KUBECTL": str(tmp_path / "kubectl"),
+               "FAKE_HELM_TEST": helm_test}
         if fake_helm:
             env["HELM"] = str(tmp_path / "helm")
         else:
@@ -62,7 +72,10 @@ def test_help_and_bad_arguments(fakes):
     assert proc.returncode != 0 and "no profile 'nope'" in proc.stderr and "production" in proc.stderr
 
 
-def test_health_probes_through_the_service_proxy(fakes, tmp_path):
+def test_health_by_helm_test_and_access_by_helm_get_notes(fakes, tmp_path):
+    """The script keeps no copy of the health checks or of NOTES: `helm test` runs the chart's
+    test pods and `helm get notes` prints the chart's NOTES (once: the upgrade's own copy is
+    not shown)."""
     extra = tmp_path / "mine.yaml"
     extra.write_text("{}\n")
     proc, calls = fakes("--profile", "production", "--values", str(extra), "--namespace", "obs")
@@ -74,18 +87,39 @@ def test_health_probes_through_the_service_proxy(fakes, tmp_path):
     assert helm and f"-f {paths.PROFILES_DIR / 'production.yaml'} -f {extra}" in helm[0] and "--wait" in helm[0], helm
     for obj in ("deployment.apps/p5-grafana", "statefulset.apps/p5-prometheus", "daemonset.apps/p5-node-exporter"):
         assert any(f"rollout status {obj}" in c for c in calls), f"no rollout wait for {obj}"
-    for path in ("p5-prometheus:9090/proxy/-/ready", "p5-grafana:3000/proxy/api/health",
-                 "p5-loki:3100/proxy/ready", "p5-jaeger:13133/proxy/status", "p5-alertmanager:9093/proxy/-/ready"):
-        assert any(path in c for c in calls), f"no health check {path}"
-    assert "port-forward svc/p5-grafana 3000:3000" in proc.stdout
+    upgrade = calls.index(helm[0])
+    tests = [i for i, c in enumerate(calls) if c.startswith("helm test p5 --namespace obs")]
+    notes = [i for i, c in enumerate(calls) if c.startswith("helm get notes p5 --namespace obs")]
+    assert tests and tests[0] > upgrade, f"no helm test after the upgrade: {calls}"
+    assert notes and notes[0] > tests[0], f"no helm get notes after helm test: {calls}"
+    assert not any("/proxy/" in c for c in calls), f"a health check of its own: {calls}"
+    assert "FAKE NOTES of p5" in proc.stdout and "Phase 5 monitoring is running" in proc.stdout, proc.stdout
+    assert "NOTES: from helm upgrade" not in proc.stdout, "NOTES printed twice"
     assert "\x1b[" not in proc.stdout, "colour codes written to a pipe"
 
 
-def test_no_health_check_skips_the_probes_and_says_so(fakes):
+def test_a_failing_helm_test_fails_the_script(fakes):
+    proc, calls = fakes(helm_test="fail")
+    assert proc.returncode != 0, proc.stdout
+    assert "helm test failed" in proc.stderr and "app.kubernetes.io/component=helm-test" in proc.stderr, proc.stderr
+    assert not any(c.startswith("helm get notes") for c in calls), calls
+
+
+def test_no_health_check_skips_helm_test_and_says_so(fakes):
     proc, calls = fakes("--no-health-check")
     assert proc.returncode == 0, proc.stderr
-    assert not any("/proxy/" in c for c in calls), calls
-    assert "--no-health-check: the HTTP health probes were skipped" in proc.stderr
+    assert not any(c.startswith("helm test") for c in calls), calls
+    assert "--no-health-check: helm test was skipped" in proc.stderr
+    assert any(c.startswith("helm get notes p5") for c in calls), calls
+
+
+def test_the_script_keeps_no_copy_of_the_charts_facts():
+    """Ports, health paths and the NOTES text live in the chart (phase5-monitoring.components,
+    NOTES.txt): the script must not grow its own copies again."""
+    text = SCRIPT.read_text()
+    for fact in ("9090", "9093", "3000", "3100", "13133", "/-/ready", "/api/health", "port-forward",
+                 "admin-password", "jsonpath"):
+        assert fact not in text, f"deploy-monitoring.sh repeats {fact!r}: read it from helm test / helm get notes"
 
 
 def test_without_a_cluster_it_renders_instead(fakes, tmp_path):

@@ -20,7 +20,7 @@ from harness.render import render
 
 pytestmark = pytest.mark.unit
 
-NAME = "p5-promtail"
+NAME = "p5-promtail"  # the default collector; every object is named for what it runs
 COLLECTORS = ("promtail", "alloy")
 SPEC_LABELS = {"namespace", "pod", "container", "app", "component"}
 PUSH_URL = "http://p5-loki:3100/loki/api/v1/push"
@@ -31,13 +31,19 @@ def _render(values=(), collector="promtail", **extra):
     return render(values, set_values=sets)
 
 
+def _name(collector):
+    """The collector's objects are named for what it runs: p5-promtail or p5-alloy."""
+    return f"p5-{collector}"
+
+
 def _config(objs, collector):
-    cm = objs.get("ConfigMap", NAME)
+    name = _name(collector)
+    cm = objs.get("ConfigMap", name)
     data = cm["data"]
     if collector == "alloy":
-        assert set(data) == {"config.alloy"}, f"ConfigMap/{NAME}: keys {sorted(data)}, want config.alloy only"
+        assert set(data) == {"config.alloy"}, f"ConfigMap/{name}: keys {sorted(data)}, want config.alloy only"
         return parse_alloy(data["config.alloy"])
-    assert set(data) == {"promtail.yaml"}, f"ConfigMap/{NAME}: keys {sorted(data)}, want promtail.yaml only"
+    assert set(data) == {"promtail.yaml"}, f"ConfigMap/{name}: keys {sorted(data)}, want promtail.yaml only"
     return yaml.safe_load(data["promtail.yaml"])
 
 
@@ -46,8 +52,8 @@ def _view(objs, collector):
     return alloy_view(cfg) if collector == "alloy" else promtail_view(cfg)
 
 
-def _container(objs):
-    ds = objs.get("DaemonSet", NAME)
+def _container(objs, collector="promtail"):
+    ds = objs.get("DaemonSet", _name(collector))
     (c,) = containers(ds)
     return ds, c
 
@@ -109,7 +115,7 @@ def test_namespace_selection(values, collector):
 
 @pytest.mark.parametrize("collector", COLLECTORS)
 def test_namespace_regex_is_configurable(collector):
-    view = _view(_render(collector=collector, **{"promtail.namespaceRegex": "team-(a|b)"}), collector)
+    view = _view(_render(collector=collector, **{"global.phase5.namespaceRegex": "team-(a|b)"}), collector)
     keep = [r for r in view["rules"] if r["action"] == "keep"][0]
     assert keep["regex"] == "team-(a|b)", f"{collector}: namespaceRegex not applied: {keep}"
 
@@ -157,7 +163,7 @@ def test_pushes_to_release_loki(values, collector):
 def test_push_url_and_tenant_override(collector):
     objs = _render(collector=collector, **{"promtail.lokiUrl": "https://logs.example:443/loki/api/v1/push",
                                            "promtail.tenantId": "phase5"})
-    text = objs.get("ConfigMap", NAME)["data"]
+    text = objs.get("ConfigMap", _name(collector))["data"]
     body = next(iter(text.values()))
     assert "https://logs.example:443/loki/api/v1/push" in body and "phase5" in body, body
 
@@ -165,7 +171,7 @@ def test_push_url_and_tenant_override(collector):
 @pytest.mark.parametrize("values,collector", BOTH)
 def test_positions_survive_restarts_on_host_path(values, collector):
     objs = _render(values, collector)
-    ds, c = _container(objs)
+    ds, c = _container(objs, collector)
     volumes = {v["name"]: v for v in pod_spec(ds)["volumes"]}
     mounts = {m["mountPath"]: m for m in c["volumeMounts"]}
     if collector == "alloy":
@@ -184,7 +190,7 @@ def test_positions_survive_restarts_on_host_path(values, collector):
 @pytest.mark.parametrize("values,collector", BOTH)
 def test_host_access_is_the_documented_exception_only(values, collector):
     objs = _render(values, collector)
-    ds, c = _container(objs)
+    ds, c = _container(objs, collector)
     spec = pod_spec(ds)
     host_paths = {v["hostPath"]["path"]: v["name"] for v in spec["volumes"] if "hostPath" in v}
     assert set(host_paths) == {"/var/log", "/var/lib/phase5-monitoring/log-collector/monitoring-p5"}, host_paths
@@ -216,12 +222,12 @@ def test_rbac_is_get_list_watch_on_pods_and_nodes(values):
 @pytest.mark.parametrize("collector", COLLECTORS)
 def test_metrics_service_is_scraped(collector):
     objs = _render(collector=collector)
-    svc = objs.get("Service", NAME)
+    svc = objs.get("Service", _name(collector))
     ann = svc["metadata"]["annotations"]
     assert ann.get("prometheus.io/scrape") == "true" and ann.get("prometheus.io/port") == "3101", ann
     assert ann.get("prometheus.io/path") == "/metrics", ann
     assert [(p["name"], p["port"]) for p in svc["spec"]["ports"]] == [("http-metrics", 3101)], svc["spec"]["ports"]
-    _, c = _container(objs)
+    _, c = _container(objs, collector)
     assert {"name": "http-metrics", "containerPort": 3101, "protocol": "TCP"} in c["ports"], c["ports"]
     if collector == "alloy":
         assert "--server.http.listen-addr=0.0.0.0:3101" in c["args"], c["args"]
@@ -234,7 +240,7 @@ def test_metrics_service_is_scraped(collector):
     ("alloy", r"^docker\.io/grafana/alloy:v1\.\d+\.\d+$"),
 ])
 def test_collector_image_pinned(collector, pattern):
-    _, c = _container(_render(collector=collector))
+    _, c = _container(_render(collector=collector), collector)
     assert re.match(pattern, c["image"]), f"{collector}: image {c['image']} is not pinned to {pattern}"
     assert c["name"] == collector
 
@@ -247,7 +253,7 @@ def test_collector_choice_is_validated():
 
 def test_config_change_rolls_the_daemonset():
     base = _render()
-    other = _render(**{"promtail.namespaceRegex": "other-.*"})
+    other = _render(**{"global.phase5.namespaceRegex": "other-.*"})
     ck = [o.get("DaemonSet", NAME)["spec"]["template"]["metadata"]["annotations"]["checksum/config"]
           for o in (base, other)]
     assert ck[0] != ck[1], "checksum/config did not change with the collector config"
@@ -286,7 +292,7 @@ def test_alloy_variant_valid_for_kubernetes(kube_version):
     """The profiles are validated with the default collector (test_unit_render); the Alloy
     variant's objects must be just as valid."""
     import kubernetes_validate
-    objs = render(set_values={"promtail.collector": "alloy"}, kube_version=kube_version).by_component("promtail")
-    assert objs, "no promtail-component objects rendered"
+    objs = render(set_values={"promtail.collector": "alloy"}, kube_version=kube_version).by_component("alloy")
+    assert objs, "no alloy-component objects rendered"
     for obj in objs:
         kubernetes_validate.validate(obj, kube_version, strict=True)

@@ -23,7 +23,7 @@ TUNED = {"prometheus.alerts.HighErrorRate.threshold": 0.2, "prometheus.alerts.Po
          "prometheus.rules.runbookBaseUrl": "https://runbooks.example.com/p5",
          "prometheus.rules.grafanaUrl": "https://grafana.example.com",
          "prometheus.slos": {"backend": {"availability": 99.5}, "reminder-agent": {"availability": 99}},
-         "prometheus.phase5.namespaceRegex": "tasks-.*"}
+         "global.phase5.namespaceRegex": "tasks-.*"}
 
 
 def both(values=None, files=()):

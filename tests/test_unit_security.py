@@ -13,11 +13,12 @@ from harness.render import render
 pytestmark = pytest.mark.unit
 
 # Pods that call the Kubernetes API and so mount their ServiceAccount token.
-API_CLIENTS = {"prometheus", "promtail", "kube-state-metrics"}
+API_CLIENTS = {"prometheus", "promtail", "alloy", "kube-state-metrics"}
 # The documented host-access exceptions, per component.
 HOST_EXCEPTIONS = {
     "node-exporter": {"hostNetwork", "hostPID", "hostPath"},
     "promtail": {"hostPath", "root"},
+    "alloy": {"hostPath", "root"},  # the same log collector, named for what it runs (promtail.collector)
 }
 
 
@@ -93,7 +94,7 @@ def test_host_mounts_read_only_except_collector_positions(values):
         for c in containers(obj):
             for m in c.get("volumeMounts") or []:
                 if m["name"] in host_vols and not m.get("readOnly"):
-                    if component(obj) == "promtail" and "positions" in m["mountPath"] + m["name"]:
+                    if component(obj) in ("promtail", "alloy") and "positions" in m["mountPath"] + m["name"]:
                         continue
                     problems.append(f"{ident(obj)}: {c['name']} mounts host {host_vols[m['name']]} writable at {m['mountPath']}")
     assert not problems, "\n".join(problems)
@@ -102,8 +103,9 @@ def test_host_mounts_read_only_except_collector_positions(values):
 def test_exceptions_are_really_needed():
     """Each listed exception is used by its component: the list cannot silently go stale."""
     used = {}
-    for obj in render().workloads():
-        used.setdefault(component(obj), set()).update(rule for rule, _ in violations(obj))
+    for objs in (render(), render(set_values={"promtail.collector": "alloy"})):
+        for obj in objs.workloads():
+            used.setdefault(component(obj), set()).update(rule for rule, _ in violations(obj))
     for comp, allowed in HOST_EXCEPTIONS.items():
         assert allowed <= used.get(comp, set()), f"{comp}: exceptions {allowed - used.get(comp, set())} not used"
 

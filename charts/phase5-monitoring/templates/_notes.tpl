@@ -11,20 +11,23 @@ Usage: include "phase5-monitoring.runs" (dict "context" $ "component" "prometheu
 {{/* The NOTES.txt text, as a define so tests can render it (helm template skips NOTES.txt). */}}
 {{- define "phase5-monitoring.notes" -}}
 {{- $ns := .Release.Namespace -}}
+{{- $c := include "phase5-monitoring.components" . | fromJson -}}
 {{- $name := dict -}}
-{{- range $c := list "prometheus" "alertmanager" "grafana" "loki" "promtail" "jaeger" "kube-state-metrics" "node-exporter" -}}
-{{- $_ := set $name $c (include "common.componentFullname" (dict "context" $ "component" $c)) -}}
+{{- range $k, $v := $c -}}
+{{- $_ := set $name $k $v.service -}}
 {{- end -}}
 phase5-monitoring {{ .Chart.Version }} is installed as release "{{ .Release.Name }}" in namespace "{{ $ns }}".
 
 Components:
-{{- range $c := list "prometheus" "alertmanager" "grafana" "loki" "promtail" "jaeger" "kube-state-metrics" "node-exporter" }}
-  - {{ printf "%-19s" $c }} {{ if include "phase5-monitoring.runs" (dict "context" $ "component" $c) }}{{ get $name $c }}{{ else if (index $.Values $c).enabled }}the existing kube-prometheus-stack's (operator mode){{ else }}disabled{{ end }}
+{{- range $k := include "phase5-monitoring.componentOrder" . | fromJsonArray }}
+{{- $one := get $c $k }}
+  - {{ printf "%-19s" $k }} {{ if $one.runs }}{{ $one.service }}{{ else if $one.enabled }}the existing kube-prometheus-stack's (operator mode){{ else }}disabled{{ end }}
 {{- end }}
 
 Access (run each in its own terminal):
-{{- if include "phase5-monitoring.runs" (dict "context" . "component" "grafana") }}
-  Grafana       kubectl -n {{ $ns }} port-forward svc/{{ $name.grafana }} 3000:3000        -> http://localhost:3000
+{{- if $c.grafana.runs }}
+{{- $p := int $c.grafana.ports.web.port }}
+  Grafana       kubectl -n {{ $ns }} port-forward svc/{{ $name.grafana }} {{ $p }}:{{ $p }}        -> http://localhost:{{ $p }}
                 user: {{ .Values.grafana.admin.user }}, password:
 {{- if .Values.grafana.admin.existingSecret }}
                   key "{{ .Values.grafana.admin.passwordKey }}" of your Secret {{ .Values.grafana.admin.existingSecret }}
@@ -33,15 +36,18 @@ Access (run each in its own terminal):
 {{- end }}
                 dashboards: /d/phase5-overview, /d/phase5-database, /d/phase5-agents
 {{- end }}
-{{- if include "phase5-monitoring.runs" (dict "context" . "component" "prometheus") }}
-  Prometheus    kubectl -n {{ $ns }} port-forward svc/{{ $name.prometheus }} 9090:9090     -> http://localhost:9090
+{{- if $c.prometheus.runs }}
+{{- $p := int $c.prometheus.ports.web.port }}
+  Prometheus    kubectl -n {{ $ns }} port-forward svc/{{ $name.prometheus }} {{ $p }}:{{ $p }}     -> http://localhost:{{ $p }}
 {{- end }}
-{{- if include "phase5-monitoring.runs" (dict "context" . "component" "alertmanager") }}
-  Alertmanager  kubectl -n {{ $ns }} port-forward svc/{{ $name.alertmanager }} 9093:9093   -> http://localhost:9093
+{{- if $c.alertmanager.runs }}
+{{- $p := int $c.alertmanager.ports.web.port }}
+  Alertmanager  kubectl -n {{ $ns }} port-forward svc/{{ $name.alertmanager }} {{ $p }}:{{ $p }}   -> http://localhost:{{ $p }}
 {{- end }}
-{{- if .Values.jaeger.enabled }}
-  Jaeger        kubectl -n {{ $ns }} port-forward svc/{{ $name.jaeger }} 16686:16686       -> http://localhost:16686
-  Traces from the Phase 5 services: OTLP http://{{ $name.jaeger }}.{{ $ns }}.svc:4318 (HTTP) or :4317 (gRPC)
+{{- if $c.jaeger.runs }}
+{{- $p := int $c.jaeger.ports.query.port }}
+  Jaeger        kubectl -n {{ $ns }} port-forward svc/{{ $name.jaeger }} {{ $p }}:{{ $p }}       -> http://localhost:{{ $p }}
+  Traces from the Phase 5 services: OTLP http://{{ $name.jaeger }}.{{ $ns }}.svc:{{ int $c.jaeger.ports.otlpHttp.port }} (HTTP) or :{{ int $c.jaeger.ports.otlpGrpc.port }} (gRPC)
 {{- end }}
 {{- if .Values.global.operator.enabled }}
 
@@ -59,7 +65,7 @@ Check the installation: helm test {{ .Release.Name }} -n {{ $ns }}
 WARNING: the log collector is Promtail, which reached end of life on 2026-03-02. Switch to
          Grafana Alloy (same labels and parsing) with --set promtail.collector=alloy.
 {{- end }}
-{{- if and (include "phase5-monitoring.runs" (dict "context" . "component" "prometheus")) (not .Values.prometheus.persistence.enabled) }}
+{{- if and $c.prometheus.runs (not .Values.prometheus.persistence.enabled) }}
 
 WARNING: Prometheus keeps its data in an emptyDir: metrics are lost when the pod restarts
          (prometheus.persistence.enabled=false).
@@ -72,16 +78,52 @@ NOTE: no notification credentials are set: alerts are routed but Slack/e-mail ca
 {{- end }}
 {{- end }}
 {{- with (index .Values "node-exporter") }}
-{{- if and (include "phase5-monitoring.runs" (dict "context" $ "component" "node-exporter")) .hostAccess.hostNetwork }}
+{{- if and (index $c "node-exporter").runs .hostAccess.hostNetwork }}
 
-NOTE: node-exporter holds host port {{ .port }} on every node. A second release of this chart on
+NOTE: node-exporter holds host port {{ int (index $c "node-exporter").ports.metrics.port }} on every node. A second release of this chart on
       the same cluster needs --set node-exporter.port=<another port> (or node-exporter.enabled=false);
       its install refuses a taken port instead of leaving the pods Pending.
 {{- end }}
+{{- end }}
+{{- range $w := include "phase5-monitoring.deprecations" . | fromJsonArray }}
+
+WARNING: {{ $w }}
 {{- end }}
 {{- if not .Values.networkPolicy.enabled }}
 
 NOTE: NetworkPolicies are off (networkPolicy.enabled=false); values/production.yaml turns them on.
 {{- end }}
 
+{{- end -}}
+
+
+{{/*
+phase5-monitoring.deprecations: one message per deprecated key that is set (JSON list). The
+values that several components must agree on live once under global; the old per-component
+keys are still accepted in this release and, when set, win for their own component.
+*/}}
+{{- define "phase5-monitoring.deprecations" -}}
+{{- $v := .Values -}}
+{{- $out := list -}}
+{{- $re := $v.global.phase5.namespaceRegex -}}
+{{- $old := dict
+  "prometheus.phase5.namespaceRegex" (dig "phase5" "namespaceRegex" "" ($v.prometheus | default dict))
+  "promtail.namespaceRegex" (dig "namespaceRegex" "" ($v.promtail | default dict)) -}}
+{{- range $key := keys $old | sortAlpha -}}
+{{- with get $old $key -}}
+{{- $out = append $out (printf "%s is deprecated and will be removed in the next release: set global.phase5.namespaceRegex, which Prometheus and the log collector share. It still applies to its own component now (%q; global.phase5.namespaceRegex is %q)." $key . $re) -}}
+{{- end -}}
+{{- end -}}
+{{- $prom := (get $old "prometheus.phase5.namespaceRegex") | default $re -}}
+{{- $logs := (get $old "promtail.namespaceRegex") | default $re -}}
+{{- if and $v.prometheus.enabled $v.promtail.enabled (ne $prom $logs) -}}
+{{- $out = append $out (printf "Prometheus watches the namespaces %q but the log collector collects %q: the two disagree. Unset the deprecated keys and set global.phase5.namespaceRegex once." $prom $logs) -}}
+{{- end -}}
+{{- with dig "grafanaUrl" "" ($v.alertmanager | default dict) -}}
+{{- $out = append $out (printf "alertmanager.grafanaUrl is deprecated and will be removed in the next release: set global.grafanaUrl. It still applies now (%q; global.grafanaUrl is %q)." . $v.global.grafanaUrl) -}}
+{{- end -}}
+{{- with dig "rules" "grafanaUrl" "" ($v.prometheus | default dict) -}}
+{{- $out = append $out (printf "prometheus.rules.grafanaUrl is deprecated and will be removed in the next release: leave the alerts' dashboard annotations bare paths, which Alertmanager prefixes with global.grafanaUrl. It still applies now (%q); Alertmanager adds %q in front of it in notification links (an empty global.grafanaUrl stops that)." . ((dig "grafanaUrl" "" ($v.alertmanager | default dict)) | default $v.global.grafanaUrl)) -}}
+{{- end -}}
+{{- toJson $out -}}
 {{- end -}}

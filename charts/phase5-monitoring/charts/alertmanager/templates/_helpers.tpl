@@ -50,7 +50,7 @@ front of the call (alertmanager.inlineTemplates), so it renders the same text on
 {{- /* Top-level text between the definitions (comments, blank lines) must print nothing: trim it. */ -}}
 {{- $text = regexReplaceAll "(?m)^\\{\\{ define " $text "{{- define " -}}
 {{- $text = $text | replace "{{/*" "{{- /*" | replace "*/}}" "*/ -}}" -}}
-{{- printf "{{- define \"phase5.grafanaURL\" }}%s{{ end -}}%s{{- /* end of the phase5 templates */ -}}" (trimSuffix "/" .Values.grafanaUrl) $text -}}
+{{- printf "{{- define \"phase5.grafanaURL\" }}%s{{ end -}}%s{{- /* end of the phase5 templates */ -}}" (include "alertmanager.grafanaUrl" .) $text -}}
 {{- end -}}
 
 {{/* alertmanager.amcMatchers: Alertmanager matcher strings (name="v", name=~"v", ...) -> AlertmanagerConfig matchers. */}}
@@ -157,4 +157,13 @@ front of the call (alertmanager.inlineTemplates), so it renders the same text on
 {{- $receivers = append $receivers $out -}}
 {{- end -}}
 {{- toJson (dict "route" $route "inhibitRules" $inhibit "receivers" $receivers) -}}
+{{- end -}}
+
+{{/*
+alertmanager.grafanaUrl: the Grafana URL notifications link to, without a trailing slash:
+global.grafanaUrl, unless the deprecated grafanaUrl is set (it still wins for one release; the
+umbrella's NOTES warn).
+*/}}
+{{- define "alertmanager.grafanaUrl" -}}
+{{- .Values.grafanaUrl | default (dig "grafanaUrl" "" (.Values.global | default dict)) | trimSuffix "/" -}}
 {{- end -}}

@@ -1,34 +1,40 @@
 {{/*
-common.name: the chart's name, or nameOverride. 63 characters at most.
+common.name: what the component runs, for object names and the app.kubernetes.io/name label:
+the chart's name, except for a chart whose `collector` value says which program its workload
+runs (the log collector subchart: `promtail` or `alloy`), which is named after that program.
+63 characters at most. There is no nameOverride/fullnameOverride: components find each other
+by these fixed names (common.componentFullname) and a subchart cannot read another one's values.
 Usage: include "common.name" .
 */}}
 {{- define "common.name" -}}
 {{- if not (and (kindIs "map" .) (hasKey . "Chart")) -}}
 {{- fail "common.name: expects the chart's root context ($ or .)" -}}
 {{- end -}}
-{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- $name := .Chart.Name -}}
+{{- with .Values.collector -}}
+{{- if kindIs "string" . -}}{{- $name = . -}}{{- end -}}
+{{- end -}}
+{{- $name | trunc 63 | trimSuffix "-" -}}
 {{- end -}}
 
 {{/*
-common.fullname: <release>-<chart> (or fullnameOverride), 63 characters at most.
-Deterministic on purpose: other components find a service by
-common.componentFullname without reading that component's values.
+common.fullname: <release>-<common.name>, 63 characters at most. Deterministic on purpose:
+other components find a service by common.componentFullname without reading that
+component's values.
 Usage: include "common.fullname" .
 */}}
 {{- define "common.fullname" -}}
 {{- if not (and (kindIs "map" .) (hasKey . "Chart") (hasKey . "Release")) -}}
 {{- fail "common.fullname: expects the chart's root context ($ or .)" -}}
 {{- end -}}
-{{- if .Values.fullnameOverride -}}
-{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
-{{- else -}}
-{{- include "common.componentFullname" (dict "context" . "component" .Chart.Name) -}}
-{{- end -}}
+{{- include "common.componentFullname" (dict "context" . "component" (include "common.name" .)) -}}
 {{- end -}}
 
 {{/*
 common.componentFullname: the fullname another component of this release gets
-(<release>-<component>), for service addresses across subcharts.
+(<release>-<component>), for service addresses across subcharts. The log collector's
+name depends on promtail.collector, which other subcharts cannot read: only the umbrella
+(phase5-monitoring.components) addresses it.
 Usage: include "common.componentFullname" (dict "context" . "component" "alertmanager")
 */}}
 {{- define "common.componentFullname" -}}

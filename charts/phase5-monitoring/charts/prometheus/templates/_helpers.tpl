@@ -14,7 +14,7 @@ left out, as are groups left empty. Any placeholder left over fails the render.
 {{- $global := dict
   "runbookBaseUrl" (trimSuffix "/" .Values.rules.runbookBaseUrl)
   "grafanaUrl" (trimSuffix "/" .Values.rules.grafanaUrl)
-  "namespaceRegex" .Values.phase5.namespaceRegex
+  "namespaceRegex" (include "prometheus.namespaceRegex" .)
   "releaseNamespace" .Release.Namespace -}}
 {{- $groups := list -}}
 {{- range $group := $file.groups -}}
@@ -287,7 +287,7 @@ Usage: include "prometheus.operatorRelabelings" (dict "context" . "job" $job)
 {{- define "prometheus.operatorRelabelings" -}}
 {{- $ctx := .context -}}
 {{- $own := list
-  (dict "source_labels" (list "__meta_kubernetes_namespace") "regex" $ctx.Values.phase5.namespaceRegex "action" "keep")
+  (dict "source_labels" (list "__meta_kubernetes_namespace") "regex" (include "prometheus.namespaceRegex" $ctx) "action" "keep")
   (dict "source_labels" (list "__meta_kubernetes_service_name") "regex" (include "prometheus.namesRegex" .job.names) "action" "keep")
   (dict "source_labels" (list "__meta_kubernetes_service_annotation_prometheus_io_scrape") "regex" "true" "action" "keep") -}}
 {{- $all := concat $own (include "prometheus.annotationRelabel" $ctx | fromYamlArray) -}}
@@ -306,4 +306,17 @@ Usage: include "prometheus.operatorRelabelings" (dict "context" . "job" $job)
 {{- $out = append $out (dict "action" "labeldrop" "regex" "container|endpoint") -}}
 {{- $out = append $out (dict "action" "replace" "targetLabel" "job" "replacement" .job.name) -}}
 {{- toYaml $out -}}
+{{- end -}}
+
+{{/*
+prometheus.namespaceRegex: the namespaces of the Phase 5 services. global.phase5.namespaceRegex
+(shared with the log collector), unless the deprecated phase5.namespaceRegex is set (it still
+wins for one release; the umbrella's NOTES warn).
+*/}}
+{{- define "prometheus.namespaceRegex" -}}
+{{- $re := .Values.phase5.namespaceRegex | default (dig "phase5" "namespaceRegex" "" (.Values.global | default dict)) -}}
+{{- if not $re -}}
+{{- fail "prometheus: global.phase5.namespaceRegex must be set (the namespaces of the Phase 5 services)" -}}
+{{- end -}}
+{{- $re -}}
 {{- end -}}

@@ -33,3 +33,16 @@ promtail.configKey: the ConfigMap key (and file name) of the running collector's
 {{- define "promtail.configKey" -}}
 {{- if include "promtail.isAlloy" . }}config.alloy{{ else }}promtail.yaml{{ end -}}
 {{- end -}}
+
+{{/*
+promtail.namespaceRegex: the namespaces whose pods' logs are collected. global.phase5.namespaceRegex
+(shared with Prometheus), unless the deprecated namespaceRegex is set (it still wins for one
+release; the umbrella's NOTES warn).
+*/}}
+{{- define "promtail.namespaceRegex" -}}
+{{- $re := .Values.namespaceRegex | default (dig "phase5" "namespaceRegex" "" (.Values.global | default dict)) -}}
+{{- if not $re -}}
+{{- fail "promtail: global.phase5.namespaceRegex must be set (the namespaces whose logs are collected)" -}}
+{{- end -}}
+{{- $re -}}
+{{- end -}}

@@ -1,0 +1,71 @@
+{{/*
+phase5-monitoring.components: the one list of the stack's components, read by the
+NetworkPolicies (networkpolicy.yaml), the `helm test` pods (tests/health.yaml) and NOTES.txt.
+A port or health path changes here (or in the subchart value it comes from) and all three
+follow; tests/test_unit_components.py checks every port against the rendered Services.
+
+JSON object: component key (the subchart's key in values) -> {
+  name:    app.kubernetes.io/name of its pods (the log collector: promtail or alloy),
+  service: its Service (<release>-<name>),
+  enabled: the subchart is on,
+  runs:    it runs its own workload (enabled, and not replaced by the existing
+           kube-prometheus-stack in operator mode),
+  ports:   port key -> {port, protocol} (protocol TCP, or TCP+UDP for a port used with both),
+  receivers: (jaeger) the enabled receivers' {name, port, protocol}, from the jaeger subchart,
+  health:  {port: a key of ports, path} the helm test pod asks
+}
+Ports that are values of a subchart are read from it (node-exporter.port, jaeger.receivers.*);
+the others are the subcharts' fixed service ports.
+Usage: include "phase5-monitoring.components" . | fromJson
+*/}}
+{{- define "phase5-monitoring.components" -}}
+{{- $v := .Values -}}
+{{- $tcp := "TCP" -}}
+{{- /* A disabled subchart's defaults are not merged in: fall back to the subchart's defaults. */ -}}
+{{- $collector := dig "collector" "promtail" ($v.promtail | default dict) -}}
+{{- $table := dict
+  "prometheus" (dict "name" "prometheus"
+    "ports" (dict "web" (dict "port" 9090 "protocol" $tcp))
+    "health" (dict "port" "web" "path" "/-/ready"))
+  "alertmanager" (dict "name" "alertmanager"
+    "ports" (dict "web" (dict "port" 9093 "protocol" $tcp) "cluster" (dict "port" 9094 "protocol" "TCP+UDP"))
+    "health" (dict "port" "web" "path" "/-/ready"))
+  "grafana" (dict "name" "grafana"
+    "ports" (dict "web" (dict "port" 3000 "protocol" $tcp))
+    "health" (dict "port" "web" "path" "/api/health"))
+  "loki" (dict "name" "loki"
+    "ports" (dict "web" (dict "port" 3100 "protocol" $tcp))
+    "health" (dict "port" "web" "path" "/ready"))
+  "promtail" (dict "name" $collector
+    "ports" (dict "metrics" (dict "port" 3101 "protocol" $tcp))
+    "health" (dict "port" "metrics" "path" (ternary "/-/ready" "/ready" (eq $collector "alloy"))))
+  "jaeger" (dict "name" "jaeger"
+    "ports" (dict "query" (dict "port" 16686 "protocol" $tcp) "admin" (dict "port" 13133 "protocol" $tcp)
+                  "metrics" (dict "port" 8888 "protocol" $tcp) "otlpGrpc" (dict "port" 4317 "protocol" $tcp)
+                  "otlpHttp" (dict "port" 4318 "protocol" $tcp))
+    "receivers" list
+    "health" (dict "port" "admin" "path" "/status"))
+  "kube-state-metrics" (dict "name" "kube-state-metrics"
+    "ports" (dict "metrics" (dict "port" 8080 "protocol" $tcp) "telemetry" (dict "port" 8081 "protocol" $tcp))
+    "health" (dict "port" "telemetry" "path" "/readyz"))
+  "node-exporter" (dict "name" "node-exporter"
+    "ports" (dict "metrics" (dict "port" (dig "port" 9100 (index $v "node-exporter" | default dict)) "protocol" $tcp))
+    "health" (dict "port" "metrics" "path" "/metrics"))
+-}}
+{{- if $v.jaeger.enabled -}}
+{{- $_ := set $table.jaeger "receivers" (include "jaeger.receiverPorts" (dict "Values" $v.jaeger) | fromJsonArray) -}}
+{{- end -}}
+{{- range $key, $c := $table -}}
+{{- $_ := set $c "service" (include "common.componentFullname" (dict "context" $ "component" $c.name)) -}}
+{{- $_ = set $c "enabled" (index $v $key).enabled -}}
+{{- $_ = set $c "runs" (eq (include "phase5-monitoring.runs" (dict "context" $ "component" $key)) "true") -}}
+{{- end -}}
+{{- toJson $table -}}
+{{- end -}}
+
+{{/*
+phase5-monitoring.componentOrder: the components in the order NOTES lists them.
+*/}}
+{{- define "phase5-monitoring.componentOrder" -}}
+["prometheus","alertmanager","grafana","loki","promtail","jaeger","kube-state-metrics","node-exporter"]
+{{- end -}}

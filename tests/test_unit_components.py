@@ -1,0 +1,166 @@
+"""Unit tier: the umbrella's one component list (phase5-monitoring.components, templates/_components.tpl)
+is what the NetworkPolicies, the `helm test` pods and NOTES read: a port changed there, or in
+the subchart value it comes from, shows in all three; its ports are the ports the subcharts'
+Services really have; and the log collector is named for what it runs."""
+import re
+import shutil
+
+import pytest
+
+from harness import paths
+from harness.render import render, render_error, render_raw
+
+pytestmark = pytest.mark.unit
+
+ALL_ON = {"networkPolicy.enabled": True, "alertmanager.replicas": 2}
+
+
+def _scratch(root):
+    """A copy of the umbrella with two scratch templates: the component table and NOTES."""
+    chart = root / "phase5-monitoring"
+    shutil.copytree(paths.UMBRELLA, chart)
+    (chart / "templates" / "zz-components.yaml").write_text(
+        'components: {{ include "phase5-monitoring.components" . }}\n')
+    (chart / "templates" / "zz-notes.yaml").write_text(
+        'notes: |\n{{ include "phase5-monitoring.notes" . | indent 2 }}\n')
+    return chart
+
+
+@pytest.fixture(scope="module")
+def scratch(tmp_path_factory):
+    return _scratch(tmp_path_factory.mktemp("components"))
+
+
+def table(chart, **set_values):
+    docs, _ = render_raw((), set_values, chart=chart, show_only=("templates/zz-components.yaml",))
+    return docs[0]["components"]
+
+
+def notes(chart, **set_values):
+    docs, _ = render_raw((), set_values, chart=chart, show_only=("templates/zz-notes.yaml",))
+    return docs[0]["notes"]
+
+
+def np_ports(objs, name):
+    """{(port, protocol)} of every ingress rule of NetworkPolicy `name`."""
+    pol = objs.get("NetworkPolicy", name)
+    return {(p["port"], p.get("protocol", "TCP")) for rule in pol["spec"].get("ingress", [])
+            for p in rule.get("ports", [])}
+
+
+def _pod_url(objs, name):
+    (c,) = objs.get("Pod", name)["spec"]["containers"]
+    return c["command"][-1]
+
+
+def test_every_component_is_listed(scratch):
+    assert set(table(scratch)) == {"prometheus", "alertmanager", "grafana", "loki", "promtail", "jaeger",
+                                   "kube-state-metrics", "node-exporter"}
+
+
+def test_listed_ports_are_the_services_ports(scratch):
+    """The table cannot drift from the subcharts: each of its ports (and Jaeger's enabled
+    receivers) is a port of that component's Services, with the same protocol."""
+    t = table(scratch, **ALL_ON)
+    objs = render(set_values=ALL_ON)
+    for key, c in t.items():
+        services = [s for s in objs.of_kind("Service")
+                    if s["metadata"]["labels"].get("app.kubernetes.io/name") == c["name"]]
+        assert any(s["metadata"]["name"] == c["service"] for s in services), f"{key}: no Service {c['service']}"
+        have = {(p["port"], p.get("protocol", "TCP")) for s in services for p in s["spec"]["ports"]}
+        want = set()
+        for pkey, p in c["ports"].items():
+            for proto in p["protocol"].split("+"):
+                want.add((p["port"], proto))
+        want |= {(r["port"], r["protocol"]) for r in c.get("receivers", [])}
+        assert want <= have, f"{key}: listed {sorted(want - have)} not on its Services {sorted(have)}"
+        assert c["health"]["port"] in c["ports"], f"{key}: health port {c['health']['port']} is not one of its ports"
+
+
+def test_one_edit_of_a_port_reaches_networkpolicies_tests_and_notes(tmp_path):
+    """Change Prometheus' port in the table only: its NetworkPolicy, Grafana's egress to it,
+    its helm test pod and NOTES all follow, and the old port is gone from them."""
+    chart = _scratch(tmp_path)
+    tpl = chart / "templates" / "_components.tpl"
+    text = tpl.read_text()
+    edited = text.replace('"ports" (dict "web" (dict "port" 9090', '"ports" (dict "web" (dict "port" 9191', 1)
+    assert edited != text, "the table no longer spells Prometheus' port as expected: update this test"
+    tpl.write_text(edited)
+    objs = render(set_values={"networkPolicy.enabled": True}, chart=chart)
+    assert np_ports(objs, "p5-prometheus") == {(9191, "TCP")}, np_ports(objs, "p5-prometheus")
+    egress = objs.get("NetworkPolicy", "p5-grafana")["spec"]["egress"]
+    to_prom = [p["port"] for rule in egress for peer in rule.get("to", [])
+               if peer.get("podSelector", {}).get("matchLabels", {}).get("app.kubernetes.io/name") == "prometheus"
+               for p in rule["ports"]]
+    assert to_prom == [9191], f"Grafana's egress to Prometheus: {to_prom}"
+    assert _pod_url(objs, "p5-test-prometheus") == "http://p5-prometheus:9191/-/ready"
+    text = notes(chart)
+    assert "port-forward svc/p5-prometheus 9191:9191" in text and "9090" not in text, text
+
+
+def test_node_exporter_port_value_reaches_the_test_pod_and_notes(scratch):
+    objs = render(set_values={"node-exporter.port": 9101})
+    assert _pod_url(objs, "p5-test-node-exporter") == "http://p5-node-exporter:9101/metrics"
+    assert "holds host port 9101 on every node" in notes(scratch, **{"node-exporter.port": 9101})
+
+
+def test_jaeger_networkpolicy_admits_only_enabled_receivers():
+    on = np_ports(render(set_values={"networkPolicy.enabled": True}), "p5-jaeger")
+    assert {(4317, "TCP"), (9411, "TCP"), (6831, "UDP"), (14250, "TCP")} <= on, on
+    off = np_ports(render(set_values={"networkPolicy.enabled": True, "jaeger.receivers.zipkin.enabled": False,
+                                      "jaeger.receivers.jaegerCompact.enabled": False}), "p5-jaeger")
+    assert on - off == {(9411, "TCP"), (6831, "UDP")}, f"removed: {sorted(on - off)}"
+
+
+# ---------------------------------------------------------------- the log collector's name
+@pytest.mark.parametrize("collector", ["promtail", "alloy"])
+def test_log_collector_is_named_for_what_it_runs(scratch, collector):
+    objs = render(set_values={"promtail.collector": collector, "networkPolicy.enabled": True})
+    other = {"promtail": "alloy", "alloy": "promtail"}[collector]
+    mine = [o for o in objs if o["metadata"]["labels"].get("helm.sh/chart", "").startswith("promtail-")]
+    assert {o["kind"] for o in mine} >= {"DaemonSet", "ServiceAccount", "ConfigMap", "Service", "ClusterRole",
+                                        "ClusterRoleBinding"}, sorted({o["kind"] for o in mine})
+    for o in mine:
+        name, label = o["metadata"]["name"], o["metadata"]["labels"]["app.kubernetes.io/name"]
+        assert name in (f"p5-{collector}", f"monitoring-p5-{collector}"), f"{o['kind']}/{name}"
+        assert label == collector, f"{o['kind']}/{name}: app.kubernetes.io/name={label}"
+    ds = objs.get("DaemonSet", f"p5-{collector}")
+    assert ds["spec"]["selector"]["matchLabels"]["app.kubernetes.io/name"] == collector
+    assert ds["spec"]["template"]["spec"]["serviceAccountName"] == f"p5-{collector}"
+    assert not [f"{o['kind']}/{o['metadata']['name']}" for o in objs if other in o["metadata"]["name"]]
+    # Whatever selects the collector follows: its own NetworkPolicy, Loki's ingress, the test pod.
+    pol = objs.get("NetworkPolicy", f"p5-{collector}")
+    assert pol["spec"]["podSelector"]["matchLabels"]["app.kubernetes.io/name"] == collector
+    loki_from = [peer["podSelector"]["matchLabels"]["app.kubernetes.io/name"]
+                 for rule in objs.get("NetworkPolicy", "p5-loki")["spec"]["ingress"] for peer in rule["from"]
+                 if "podSelector" in peer]
+    assert collector in loki_from and other not in loki_from, loki_from
+    ready = {"promtail": "/ready", "alloy": "/-/ready"}[collector]
+    assert _pod_url(objs, f"p5-test-{collector}") == f"http://p5-{collector}:3101{ready}"
+    assert re.search(rf"promtail\s+p5-{collector}\n", notes(scratch, **{"promtail.collector": collector}))
+
+
+# ---------------------------------------------------------------- name overrides are gone
+@pytest.mark.parametrize("component", ["prometheus", "alertmanager", "grafana", "loki", "promtail", "jaeger",
+                                       "kube-state-metrics", "node-exporter"])
+@pytest.mark.parametrize("key", ["nameOverride", "fullnameOverride"])
+def test_name_overrides_are_rejected_by_key(component, key):
+    """Components address each other by fixed names (<release>-<component>) that no subchart
+    could see overridden: the keys are gone and a render that sets them fails naming them."""
+    err = render_error(set_values={f"{component}.{key}": "mine"})
+    assert f"'/{component}'" in err and f"'{key}' not allowed" in err, err
+
+
+@pytest.mark.parametrize("component", ["prometheus", "alertmanager", "grafana", "loki", "promtail", "jaeger",
+                                       "kube-state-metrics", "node-exporter"])
+def test_a_disabled_component_leaves_no_empty_selector(component):
+    """A disabled subchart's values are not merged into the umbrella's: the list must still
+    give every selector a name (the policies of the others still mention it)."""
+    objs = render(set_values={"networkPolicy.enabled": True, f"{component}.enabled": False})
+    empty = []
+    for pol in objs.of_kind("NetworkPolicy"):
+        spec = pol["spec"]
+        selectors = [spec["podSelector"]] + [peer["podSelector"] for rule in spec.get("ingress", []) + spec.get("egress", [])
+                                             for peer in rule.get("from", []) + rule.get("to", []) if "podSelector" in peer]
+        empty += [f"{pol['metadata']['name']}: {s}" for s in selectors for v in (s.get("matchLabels") or {}).values() if not v]
+    assert not empty, empty
