@@ -35,7 +35,9 @@ annotations:
 common.podScheduling: where a pod may run: nodeSelector, tolerations, affinity and
 topologySpreadConstraints from the component's values (each left out when empty or unset).
 Usage (under the pod spec):
-  {{- include "common.podScheduling" (dict "context" .) | nindent 6 }}
+  {{- with include "common.podScheduling" (dict "context" .) }}
+  {{- . | nindent 6 }}
+  {{- end }}
 */}}
 {{- define "common.podScheduling" -}}
 {{- include "common.args.require" (list "common.podScheduling" . (list "context")) -}}

@@ -23,7 +23,9 @@ labels are the selector labels only (a label that changes with the chart version
 every upgrade an immutable-field change), and the claims are kept when the StatefulSet is
 deleted or scaled down (Retain, Kubernetes' default, written out).
 Usage (under the StatefulSet's spec):
-  {{- include "common.volumeClaimTemplates" (dict "context" . "persistence" .Values.persistence) | nindent 2 }}
+  {{- with include "common.volumeClaimTemplates" (dict "context" . "persistence" .Values.persistence) }}
+  {{- . | nindent 2 }}
+  {{- end }}
   optional "name" (default "storage"): the volume name the container mounts.
 */}}
 {{- define "common.volumeClaimTemplates" -}}
@@ -38,7 +40,7 @@ Usage (under the StatefulSet's spec):
 {{- end -}}
 {{- if not $p.accessModes -}}
 {{- fail (printf "%s.persistence.accessModes: list at least one access mode" .context.Chart.Name) -}}
-{{- end }}
+{{- end -}}
 persistentVolumeClaimRetentionPolicy:
   whenDeleted: Retain
   whenScaled: Retain
