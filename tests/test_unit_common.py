@@ -347,3 +347,30 @@ def test_component_label_is_written_once_per_chart(chart):
     literal = f'"component" "{m.group(1)}"'
     again = [f.name for f in (chart / "templates").iterdir() if f.name != "_helpers.tpl" and literal in f.read_text()]
     assert not again, f"{chart.name}: {literal} written again in {again}: include \"{chart.name}.labels\" or \"{chart.name}.component\""
+
+
+def test_every_workload_takes_the_shared_pod_settings():
+    """Scheduling (with topologySpreadConstraints), podLabels and podAnnotations are one helper
+    each: every component's workload honours all of them, none is left with a subset."""
+    from harness.manifests import pod_spec
+    from harness.render import render
+    spread = [{"maxSkew": 1, "topologyKey": "topology.kubernetes.io/zone", "whenUnsatisfiable": "ScheduleAnyway"}]
+    settings = {"nodeSelector": {"pool": "monitoring"}, "tolerations": [{"key": "dedicated", "operator": "Exists"}],
+                "topologySpreadConstraints": spread, "podLabels": {"extra": "yes"}, "podAnnotations": {"note": "yes"}}
+    workloads = render(set_values={c: settings for c in paths.COMPONENTS}).workloads()
+    seen, wrong = set(), []
+    for w in workloads:
+        name = w["metadata"]["labels"]["app.kubernetes.io/name"]
+        if name not in paths.COMPONENTS:
+            continue  # helm test pods
+        seen.add(name)
+        spec, meta = pod_spec(w), w["spec"]["template"]["metadata"]
+        got = {"topologySpreadConstraints": spec.get("topologySpreadConstraints"),
+               "nodeSelector pool": (spec.get("nodeSelector") or {}).get("pool"),  # merged with a chart's default
+               "extra label": meta["labels"].get("extra"), "note annotation": meta.get("annotations", {}).get("note")}
+        want = {"topologySpreadConstraints": spread, "nodeSelector pool": "monitoring",
+                "extra label": "yes", "note annotation": "yes"}
+        if got != want or {"key": "dedicated", "operator": "Exists"} not in spec.get("tolerations", []):
+            wrong.append(f"{w['kind']}/{w['metadata']['name']}: {got}, tolerations={spec.get('tolerations')}")
+    assert seen == set(paths.COMPONENTS), f"components without a workload: {set(paths.COMPONENTS) - seen}"
+    assert not wrong, "workloads that ignore a shared pod setting:\n" + "\n".join(wrong)
