@@ -176,13 +176,14 @@ def test_ingress(scratch):
     (ing,) = scratch(INGRESS, values={"port": "http-web", "ingress": {
         "enabled": True, "className": "nginx", "hosts": ["a.example.org", "b.example.org"], "path": "/x",
         "pathType": "Exact", "annotations": {"k": "v"},
-        "tls": [{"secretName": "one"}, {"secretName": "two", "hosts": ["b.example.org"]}]}})
+        "tls": [{"secretName": "one"}, {"secretName": "two", "hosts": ["b.example.org"]}, {"hosts": ["c.example.org"]}]}})
     assert ing["kind"] == "Ingress" and ing["metadata"]["name"] == "rel-scratch"
     assert ing["metadata"]["annotations"] == {"k": "v"}
     spec = ing["spec"]
     assert spec["ingressClassName"] == "nginx"
     assert spec["tls"] == [{"secretName": "one", "hosts": ["a.example.org", "b.example.org"]},
-                           {"secretName": "two", "hosts": ["b.example.org"]}], "tls hosts default to ingress.hosts"
+                           {"secretName": "two", "hosts": ["b.example.org"]},
+                           {"hosts": ["c.example.org"]}], "tls hosts default to ingress.hosts; secretName is optional"
     assert [r["host"] for r in spec["rules"]] == ["a.example.org", "b.example.org"]
     (path,) = spec["rules"][0]["http"]["paths"]
     assert path == {"path": "/x", "pathType": "Exact",
@@ -194,8 +195,7 @@ def test_ingress(scratch):
 
 @pytest.mark.parametrize("ingress,message", [
     ({"enabled": True, "hosts": []}, "scratch.ingress.enabled: set scratch.ingress.hosts (at least one host name)"),
-    ({"enabled": True, "hosts": ["a.example.org"], "tls": [{"hosts": ["a.example.org"]}]},
-     "scratch.ingress.tls[0].secretName is required"),
+    ({"enabled": True}, "scratch.ingress.enabled: set scratch.ingress.hosts (at least one host name)"),
 ])
 def test_ingress_validation_names_the_value(scratch, ingress, message):
     msg = fails(scratch, INGRESS, values={"port": "w", "ingress": ingress})

@@ -2,8 +2,9 @@
 common.ingress: an Ingress to the component's Service, when ingress.enabled is true. Reads
 the component's ingress block: hosts, path, pathType, className, annotations, tls (a list of
 {secretName, hosts}; hosts default to ingress.hosts).
-One validation for every component: ingress.hosts must list at least one host, and every
-ingress.tls entry needs a secretName; each failure names the value to set.
+One validation for every component: ingress.hosts must list at least one host (the failure
+names the value to set). A tls entry without secretName is kept without one: Kubernetes allows
+it (the controller's default certificate, SNI routing).
 Usage: include "common.ingress" (dict "context" . "component" (include "grafana.component" .) "port" "http-web")
   port: the Service port name (or number) the Ingress sends to.
 */}}
@@ -18,11 +19,6 @@ Usage: include "common.ingress" (dict "context" . "component" (include "grafana.
 {{- if $ing.enabled -}}
 {{- if not $ing.hosts -}}
 {{- fail (printf "%s.enabled: set %s.hosts (at least one host name)" $key $key) -}}
-{{- end -}}
-{{- range $i, $t := $ing.tls -}}
-{{- if not $t.secretName -}}
-{{- fail (printf "%s.tls[%d].secretName is required (the Secret holding the certificate)" $key $i) -}}
-{{- end -}}
 {{- end -}}
 {{- $fullname := include "common.fullname" $ctx }}
 apiVersion: networking.k8s.io/v1
@@ -43,9 +39,11 @@ spec:
   {{- with $ing.tls }}
   tls:
     {{- range . }}
-    - secretName: {{ .secretName | quote }}
-      hosts:
+    - hosts:
         {{- toYaml (.hosts | default $ing.hosts) | nindent 8 }}
+      {{- with .secretName }}
+      secretName: {{ . | quote }}
+      {{- end }}
     {{- end }}
   {{- end }}
   rules:
