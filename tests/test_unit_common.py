@@ -27,11 +27,15 @@ def scratch(tmp_path):
     """))
     (chart / "values.yaml").write_text("image: {repository: org/app, tag: ''}\n")
 
+    calls = iter(range(1_000_000))
+
     def run(template, values=None, release="rel", files=None):
         (chart / "templates" / "t.yaml").write_text(textwrap.dedent(template))
         for name, text in (files or {}).items():
             (chart / "templates" / name).write_text(text)
-        docs, _ = render_raw(chart=chart, release=release, set_values=values or {})
+        # A value of its own per call: renders are cached by chart path and values, and the
+        # template file changes between the calls of one test.
+        docs, _ = render_raw(chart=chart, release=release, set_values={**(values or {}), "call": next(calls)})
         return docs
 
     return run
@@ -123,3 +127,250 @@ def test_checksum_follows_the_config_template(scratch):
 
     a, a2, b = checksum("a"), checksum("a"), checksum("b")
     assert len(a) == 64 and a == a2 and a != b
+
+
+# ------------------------------------------------------------- shared object templates
+def fails(scratch, template, values=None):
+    """Helm's message for a scratch render that must fail."""
+    with pytest.raises(RenderError) as err:
+        scratch(template, values=values)
+    return str(err.value)
+
+
+@pytest.mark.parametrize("call,message", [
+    ('include "common.serviceAccount" (dict "context" .)', 'common.serviceAccount: missing argument "component"'),
+    ('include "common.serviceAccount" (dict "context" . "component" "x")', "scratch.serviceAccount must be a dict"),
+    ('include "common.ingress" (dict "context" . "component" "x")', 'common.ingress: missing argument "port"'),
+    ('include "common.ingress" (dict "context" . "component" "x" "port" "web")', "scratch.ingress must be a dict"),
+    ('include "common.podMetadata" (dict "component" "x")', 'common.podMetadata: missing argument "context"'),
+    ('include "common.podMetadata" (dict "context" . "component" "x" "annotations" "a=b")',
+     'argument "annotations" must be a dict'),
+    ('include "common.podScheduling" .', "common.podScheduling: missing argument \"context\""),
+    ('include "common.volumeClaimTemplates" (dict "context" .)', 'common.volumeClaimTemplates: missing argument "persistence"'),
+    ('include "common.volumeClaimTemplates" (dict "context" . "persistence" "on")', 'must be a dict (scratch.persistence)'),
+    ('include "common.headlessName" .Values', "common.headlessName: expects the chart's root context"),
+    ('include "common.headlessService" (dict "context" . "component" "x")', 'missing argument "ports"'),
+    ('include "common.headlessService" (dict "context" . "component" "x" "ports" list)', "must be a non-empty list"),
+    ('include "common.headlessService" (dict "context" . "component" "x" "ports" (list (dict "name" "web")))',
+     "ports[0] needs a name and a port"),
+])
+def test_object_template_called_wrongly_fails_with_message(scratch, call, message):
+    msg = fails(scratch, f"{{{{ {call} }}}}\n")
+    assert message in msg, msg
+
+
+def test_service_account(scratch):
+    tpl = '{{ include "common.serviceAccount" (dict "context" . "component" "web") }}\n'
+    (sa,) = scratch(tpl, values={"serviceAccount": {"create": True, "name": "", "annotations": {"a": "b"}}})
+    assert sa["kind"] == "ServiceAccount" and sa["metadata"]["name"] == "rel-scratch", sa
+    assert sa["metadata"]["labels"]["app.kubernetes.io/component"] == "web"
+    assert sa["metadata"]["annotations"] == {"a": "b"}
+    assert sa["automountServiceAccountToken"] is False
+    assert scratch(tpl, values={"serviceAccount": {"create": False}}) == [], "create: false renders no ServiceAccount"
+
+
+INGRESS = '{{ include "common.ingress" (dict "context" . "component" "web" "port" .Values.port) }}\n'
+
+
+def test_ingress(scratch):
+    (ing,) = scratch(INGRESS, values={"port": "http-web", "ingress": {
+        "enabled": True, "className": "nginx", "hosts": ["a.example.org", "b.example.org"], "path": "/x",
+        "pathType": "Exact", "annotations": {"k": "v"},
+        "tls": [{"secretName": "one"}, {"secretName": "two", "hosts": ["b.example.org"]}, {"hosts": ["c.example.org"]}]}})
+    assert ing["kind"] == "Ingress" and ing["metadata"]["name"] == "rel-scratch"
+    assert ing["metadata"]["annotations"] == {"k": "v"}
+    spec = ing["spec"]
+    assert spec["ingressClassName"] == "nginx"
+    assert spec["tls"] == [{"secretName": "one", "hosts": ["a.example.org", "b.example.org"]},
+                           {"secretName": "two", "hosts": ["b.example.org"]},
+                           {"hosts": ["c.example.org"]}], "tls hosts default to ingress.hosts; secretName is optional"
+    assert [r["host"] for r in spec["rules"]] == ["a.example.org", "b.example.org"]
+    (path,) = spec["rules"][0]["http"]["paths"]
+    assert path == {"path": "/x", "pathType": "Exact",
+                    "backend": {"service": {"name": "rel-scratch", "port": {"name": "http-web"}}}}
+    (ing,) = scratch(INGRESS, values={"port": 8080, "ingress": {"enabled": True, "hosts": ["a.example.org"]}})
+    assert ing["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]["port"] == {"number": 8080}
+    assert scratch(INGRESS, values={"port": "w", "ingress": {"enabled": False}}) == []
+
+
+@pytest.mark.parametrize("ingress,message", [
+    ({"enabled": True, "hosts": []}, "scratch.ingress.enabled: set scratch.ingress.hosts (at least one host name)"),
+    ({"enabled": True}, "scratch.ingress.enabled: set scratch.ingress.hosts (at least one host name)"),
+])
+def test_ingress_validation_names_the_value(scratch, ingress, message):
+    msg = fails(scratch, INGRESS, values={"port": "w", "ingress": ingress})
+    assert message in msg, msg
+
+
+def test_pod_metadata(scratch):
+    tpl = """\
+        m:
+          {{- include "common.podMetadata" (dict "context" . "component" "web" "annotations" (dict "checksum/config" "abc")) | nindent 2 }}
+        bare:
+          {{- include "common.podMetadata" (dict "context" . "component" "web") | nindent 2 }}
+    """
+    (doc,) = scratch(tpl, values={"podLabels": {"team": "sre"}, "podAnnotations": {"note": "x"}})
+    assert doc["m"]["labels"]["app.kubernetes.io/component"] == "web"
+    assert doc["m"]["labels"]["team"] == "sre"
+    assert doc["m"]["annotations"] == {"checksum/config": "abc", "note": "x"}
+    assert doc["bare"]["annotations"] == {"note": "x"}
+    (doc,) = scratch(tpl)
+    assert "annotations" not in doc["bare"], "no annotations at all: the key is left out"
+    assert doc["m"]["annotations"] == {"checksum/config": "abc"}
+    assert set(doc["bare"]["labels"]) == {
+        "app.kubernetes.io/name", "app.kubernetes.io/instance", "app.kubernetes.io/version",
+        "app.kubernetes.io/component", "app.kubernetes.io/part-of", "app.kubernetes.io/managed-by", "helm.sh/chart"}
+
+
+def test_pod_scheduling(scratch):
+    tpl = """\
+        spec:
+          containers: []
+          {{- include "common.podScheduling" (dict "context" .) | nindent 2 }}
+    """
+    settings = {
+        "nodeSelector": {"disk": "ssd"},
+        "tolerations": [{"key": "k", "operator": "Exists"}],
+        "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": []}}},
+        "topologySpreadConstraints": [{"maxSkew": 1, "topologyKey": "zone", "whenUnsatisfiable": "DoNotSchedule"}],
+    }
+    (doc,) = scratch(tpl, values=settings)
+    assert doc["spec"] == {"containers": [], **settings}
+    (doc,) = scratch(tpl, values={"nodeSelector": {}, "tolerations": [], "affinity": {}})
+    assert doc["spec"] == {"containers": []}, "empty or unset settings render nothing"
+
+
+VCT = """\
+    spec:
+      serviceName: x
+      {{- include "common.volumeClaimTemplates" (dict "context" . "persistence" .Values.persistence) | nindent 2 }}
+"""
+
+
+def test_volume_claim_templates(scratch):
+    p = {"enabled": True, "size": "5Gi", "accessModes": ["ReadWriteOnce"], "annotations": {"a": "b"}}
+    (doc,) = scratch(VCT, values={"persistence": p, "global": {"storageClass": "fast"}})
+    assert doc["spec"]["persistentVolumeClaimRetentionPolicy"] == {"whenDeleted": "Retain", "whenScaled": "Retain"}
+    (vct,) = doc["spec"]["volumeClaimTemplates"]
+    assert vct == {
+        "apiVersion": "v1", "kind": "PersistentVolumeClaim",
+        "metadata": {"name": "storage", "annotations": {"a": "b"},
+                     # selector labels only: the template is immutable, version labels would break upgrades
+                     "labels": {"app.kubernetes.io/name": "scratch", "app.kubernetes.io/instance": "rel"}},
+        "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": "fast",
+                 "resources": {"requests": {"storage": "5Gi"}}},
+    }
+    (doc,) = scratch(VCT, values={"persistence": {**p, "storageClass": "-"}})
+    assert doc["spec"]["volumeClaimTemplates"][0]["spec"]["storageClassName"] == ""
+    (doc,) = scratch(VCT, values={"persistence": {**p, "annotations": {}}})
+    vct = doc["spec"]["volumeClaimTemplates"][0]
+    assert "storageClassName" not in vct["spec"] and "annotations" not in vct["metadata"]
+    for off in ({"enabled": False}, {"existingClaim": "mine"}):
+        (doc,) = scratch(VCT, values={"persistence": {**p, **off}})
+        assert doc["spec"] == {"serviceName": "x"}, f"{off}: no claim template"
+
+
+@pytest.mark.parametrize("persistence,message", [
+    ({"enabled": True, "accessModes": ["ReadWriteOnce"]}, "scratch.persistence.size is required"),
+    ({"enabled": True, "size": "1Gi", "accessModes": []}, "scratch.persistence.accessModes: list at least one"),
+])
+def test_volume_claim_templates_fail_naming_the_value(scratch, persistence, message):
+    msg = fails(scratch, VCT, values={"persistence": persistence})
+    assert message in msg, msg
+
+
+def test_headless_service(scratch):
+    tpl = """\
+        {{ include "common.headlessService" (dict "context" . "component" "web" "ports"
+             (list (dict "name" "http-web" "port" 3100) (dict "name" "udp-gossip" "port" 9094 "protocol" "UDP"))) }}
+        ---
+        name: {{ include "common.headlessName" . }}
+    """
+    svc, name = scratch(tpl, release="r" * 53)
+    assert svc["kind"] == "Service" and svc["metadata"]["name"] == name["name"]
+    assert name["name"] == ("r" * 53 + "-scratch-headless")[:63].rstrip("-") and len(name["name"]) <= 63
+    assert svc["spec"]["clusterIP"] == "None" and svc["spec"]["publishNotReadyAddresses"] is True
+    assert svc["spec"]["selector"] == {"app.kubernetes.io/name": "scratch", "app.kubernetes.io/instance": "r" * 53}
+    assert svc["spec"]["ports"] == [
+        {"name": "http-web", "port": 3100, "targetPort": "http-web", "protocol": "TCP"},
+        {"name": "udp-gossip", "port": 9094, "targetPort": "udp-gossip", "protocol": "UDP"}]
+    assert svc["metadata"]["labels"]["app.kubernetes.io/component"] == "web"
+
+
+# ------------------------------------------------------------- one house plan
+COMMON = paths.SUBCHARTS_DIR / "common"
+COMPONENT_CHARTS = sorted(p for p in paths.SUBCHARTS_DIR.iterdir() if (p / "Chart.yaml").exists() and p.name != "common")
+
+
+def test_readme_shows_every_helper():
+    import re
+    defined = set()
+    for f in (COMMON / "templates").glob("*.tpl"):
+        defined |= set(re.findall(r'define "(common\.[\w.]+)"', f.read_text()))
+    readme = (COMMON / "README.md").read_text()
+    missing = sorted(d for d in defined if f"`{d}`" not in readme)
+    assert defined and not missing, f"common/README.md does not show {missing}"
+
+
+# What only common may render: a subchart template that spells one out again is a copy.
+SHARED_IN_COMMON = {
+    "\nkind: ServiceAccount\n": "common.serviceAccount",  # at the top level (RoleBinding subjects are not copies)
+    "\nkind: Ingress\n": "common.ingress",
+    "clusterIP: None": "common.headlessService",
+    "volumeClaimTemplates:": "common.volumeClaimTemplates",
+    "nodeSelector:": "common.podScheduling",
+    "tolerations:": "common.podScheduling",
+    "affinity:": "common.podScheduling",
+    "topologySpreadConstraints:": "common.podScheduling",
+    ".Values.podLabels": "common.podMetadata",
+    ".Values.podAnnotations": "common.podMetadata",
+    "-headless": "common.headlessName",
+}
+
+
+@pytest.mark.parametrize("chart", COMPONENT_CHARTS, ids=lambda p: p.name)
+def test_subchart_keeps_only_what_is_its_own(chart):
+    copies = [f"{f.name}: {text!r} (use {helper})"
+              for f in sorted((chart / "templates").iterdir())
+              for text, helper in SHARED_IN_COMMON.items() if text in f.read_text()]
+    assert not copies, "templates copied from common:\n" + "\n".join(copies)
+
+
+@pytest.mark.parametrize("chart", COMPONENT_CHARTS, ids=lambda p: p.name)
+def test_component_label_is_written_once_per_chart(chart):
+    """The chart's component is defined in its _helpers.tpl (<chart>.component); every other
+    template asks for it, so changing the label is a one-line change."""
+    import re
+    helpers = (chart / "templates" / "_helpers.tpl").read_text()
+    m = re.search(r'define "%s\.component" -\}\}([\w-]+)\{\{' % re.escape(chart.name), helpers)
+    assert m, f"{chart.name}: _helpers.tpl defines no {chart.name}.component"
+    literal = f'"component" "{m.group(1)}"'
+    again = [f.name for f in (chart / "templates").iterdir() if f.name != "_helpers.tpl" and literal in f.read_text()]
+    assert not again, f"{chart.name}: {literal} written again in {again}: include \"{chart.name}.labels\" or \"{chart.name}.component\""
+
+
+def test_every_workload_takes_the_shared_pod_settings():
+    """Scheduling (with topologySpreadConstraints), podLabels and podAnnotations are one helper
+    each: every component's workload honours all of them, none is left with a subset."""
+    from harness.manifests import pod_spec
+    from harness.render import render
+    spread = [{"maxSkew": 1, "topologyKey": "topology.kubernetes.io/zone", "whenUnsatisfiable": "ScheduleAnyway"}]
+    settings = {"nodeSelector": {"pool": "monitoring"}, "tolerations": [{"key": "dedicated", "operator": "Exists"}],
+                "topologySpreadConstraints": spread, "podLabels": {"extra": "yes"}, "podAnnotations": {"note": "yes"}}
+    workloads = render(set_values={c: settings for c in paths.COMPONENTS}).workloads()
+    seen, wrong = set(), []
+    for w in workloads:
+        name = w["metadata"]["labels"]["app.kubernetes.io/name"]
+        if name not in paths.COMPONENTS:
+            continue  # helm test pods
+        seen.add(name)
+        spec, meta = pod_spec(w), w["spec"]["template"]["metadata"]
+        got = {"topologySpreadConstraints": spec.get("topologySpreadConstraints"),
+               "nodeSelector pool": (spec.get("nodeSelector") or {}).get("pool"),  # merged with a chart's default
+               "extra label": meta["labels"].get("extra"), "note annotation": meta.get("annotations", {}).get("note")}
+        want = {"topologySpreadConstraints": spread, "nodeSelector pool": "monitoring",
+                "extra label": "yes", "note annotation": "yes"}
+        if got != want or {"key": "dedicated", "operator": "Exists"} not in spec.get("tolerations", []):
+            wrong.append(f"{w['kind']}/{w['metadata']['name']}: {got}, tolerations={spec.get('tolerations')}")
+    assert seen == set(paths.COMPONENTS), f"components without a workload: {set(paths.COMPONENTS) - seen}"
+    assert not wrong, "workloads that ignore a shared pod setting:\n" + "\n".join(wrong)

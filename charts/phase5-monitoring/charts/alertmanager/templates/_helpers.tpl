@@ -1,14 +1,20 @@
 {{/*
+alertmanager.component: the app.kubernetes.io/component label of Alertmanager's objects, written
+here only. alertmanager.labels: common.labels with it.
+Usage: include "alertmanager.labels" .
+*/}}
+{{- define "alertmanager.component" -}}alerting{{- end -}}
+
+{{- define "alertmanager.labels" -}}
+{{- include "common.labels" (dict "context" . "component" (include "alertmanager.component" .)) -}}
+{{- end -}}
+
+{{/*
 alertmanager.configDir / alertmanager.secretsDir: where the config Secret (configuration
 and notification templates) and the credentials Secret are mounted in the pod.
 */}}
 {{- define "alertmanager.configDir" -}}/etc/alertmanager/config{{- end -}}
 {{- define "alertmanager.secretsDir" -}}/etc/alertmanager/secrets{{- end -}}
-
-{{/* alertmanager.headlessName: the headless Service (StatefulSet serviceName, cluster gossip). */}}
-{{- define "alertmanager.headlessName" -}}
-{{- printf "%s-headless" (include "common.fullname" .) | trunc 63 | trimSuffix "-" -}}
-{{- end -}}
 
 {{/* alertmanager.configSecretName: the Secret holding alertmanager.yaml and the templates. */}}
 {{- define "alertmanager.configSecretName" -}}

@@ -1,4 +1,15 @@
 {{/*
+grafana.component: the app.kubernetes.io/component label of Grafana's objects, written
+here only. grafana.labels: common.labels with it.
+Usage: include "grafana.labels" .
+*/}}
+{{- define "grafana.component" -}}server{{- end -}}
+
+{{- define "grafana.labels" -}}
+{{- include "common.labels" (dict "context" . "component" (include "grafana.component" .)) -}}
+{{- end -}}
+
+{{/*
 grafana.datasourceUrl: the URL of a provisioned datasource: the external one from
 datasources.<component>.url, else the in-chart Service of that component.
 Usage: include "grafana.datasourceUrl" (dict "context" . "component" "prometheus" "port" 9090)

@@ -1,4 +1,15 @@
 {{/*
+jaeger.component: the app.kubernetes.io/component label of Jaeger's objects, written
+here only. jaeger.labels: common.labels with it.
+Usage: include "jaeger.labels" .
+*/}}
+{{- define "jaeger.component" -}}tracing{{- end -}}
+
+{{- define "jaeger.labels" -}}
+{{- include "common.labels" (dict "context" . "component" (include "jaeger.component" .)) -}}
+{{- end -}}
+
+{{/*
 jaeger.receiverPorts: the receivers' ports (fixed by the stack's contract), as a JSON list
 of {receiver, name, port, protocol}; only the receivers switched on in values.
 Usage: include "jaeger.receiverPorts" . | fromJsonArray

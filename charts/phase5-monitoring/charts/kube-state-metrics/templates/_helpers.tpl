@@ -1,4 +1,15 @@
 {{/*
+kube-state-metrics.component: the app.kubernetes.io/component label of kube-state-metrics's objects, written
+here only. kube-state-metrics.labels: common.labels with it.
+Usage: include "kube-state-metrics.labels" .
+*/}}
+{{- define "kube-state-metrics.component" -}}metrics{{- end -}}
+
+{{- define "kube-state-metrics.labels" -}}
+{{- include "common.labels" (dict "context" . "component" (include "kube-state-metrics.component" .)) -}}
+{{- end -}}
+
+{{/*
 kube-state-metrics.apiGroups: collector name -> API group, for the ClusterRole.
 An unknown collector fails the render (the schema's enum catches it first).
 */}}

@@ -1,4 +1,15 @@
 {{/*
+loki.component: the app.kubernetes.io/component label of Loki's objects, written
+here only. loki.labels: common.labels with it.
+Usage: include "loki.labels" .
+*/}}
+{{- define "loki.component" -}}logs{{- end -}}
+
+{{- define "loki.labels" -}}
+{{- include "common.labels" (dict "context" . "component" (include "loki.component" .)) -}}
+{{- end -}}
+
+{{/*
 loki.s3.credentialsSecret: the name of the Secret holding the S3 keys, or "" when Loki
 uses no static keys (filesystem storage, or S3 through an IAM role / IRSA).
 */}}
@@ -25,9 +36,3 @@ loki.validate: fail early on storage settings Loki would reject at start-up.
 {{- end -}}
 {{- end -}}
 
-{{/*
-loki.headlessName: the StatefulSet's governing Service.
-*/}}
-{{- define "loki.headlessName" -}}
-{{- printf "%s-headless" (include "common.fullname" .) | trunc 63 | trimSuffix "-" -}}
-{{- end -}}

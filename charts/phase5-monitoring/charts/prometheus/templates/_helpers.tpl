@@ -1,4 +1,15 @@
 {{/*
+prometheus.component: the app.kubernetes.io/component label of the Prometheus server's objects, written
+here only. prometheus.labels: common.labels with it.
+Usage: include "prometheus.labels" .
+*/}}
+{{- define "prometheus.component" -}}server{{- end -}}
+
+{{- define "prometheus.labels" -}}
+{{- include "common.labels" (dict "context" . "component" (include "prometheus.component" .)) -}}
+{{- end -}}
+
+{{/*
 prometheus.alertRules: files/rules/phase5-alerts.yaml with the placeholders of the chart's
 templating scheme replaced (see the comment at the top of that file and the README):
 per alert ${threshold} ${for} ${severity} from .Values.alerts.<AlertName>, and the global

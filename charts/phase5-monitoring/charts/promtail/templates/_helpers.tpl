@@ -1,4 +1,15 @@
 {{/*
+promtail.component: the app.kubernetes.io/component label of the log collector (Promtail or Alloy)'s objects, written
+here only. promtail.labels: common.labels with it.
+Usage: include "promtail.labels" .
+*/}}
+{{- define "promtail.component" -}}log-collector{{- end -}}
+
+{{- define "promtail.labels" -}}
+{{- include "common.labels" (dict "context" . "component" (include "promtail.component" .)) -}}
+{{- end -}}
+
+{{/*
 promtail.lokiUrl: where the collector pushes; the release's own Loki unless lokiUrl is set.
 */}}
 {{- define "promtail.lokiUrl" -}}

@@ -1,0 +1,54 @@
+{{/*
+common.podMetadata: the metadata of a workload's pod template: common.labels plus
+podLabels; the given annotations (e.g. checksum/config) plus podAnnotations. The
+annotations key is left out when there are none.
+Usage (under template:):
+  metadata:
+    {{- include "common.podMetadata" (dict "context" . "component" (include "loki.component" .)
+          "annotations" (dict "checksum/config" (include "common.checksum" (dict "context" . "template" "/configmap.yaml")))) | nindent 4 }}
+  "annotations" is optional.
+*/}}
+{{- define "common.podMetadata" -}}
+{{- include "common.args.require" (list "common.podMetadata" . (list "context" "component")) -}}
+{{- $ctx := .context -}}
+{{- $annotations := .annotations | default dict -}}
+{{- if not (kindIs "map" $annotations) -}}
+{{- fail (printf "common.podMetadata: argument \"annotations\" must be a dict, got %s" (kindOf $annotations)) -}}
+{{- end -}}
+labels:
+  {{- include "common.labels" (dict "context" $ctx "component" .component) | nindent 2 }}
+  {{- with $ctx.Values.podLabels }}
+  {{- toYaml . | nindent 2 }}
+  {{- end }}
+{{- if or $annotations $ctx.Values.podAnnotations }}
+annotations:
+  {{- with $annotations }}
+  {{- toYaml . | nindent 2 }}
+  {{- end }}
+  {{- with $ctx.Values.podAnnotations }}
+  {{- toYaml . | nindent 2 }}
+  {{- end }}
+{{- end -}}
+{{- end -}}
+
+{{/*
+common.podScheduling: where a pod may run: nodeSelector, tolerations, affinity and
+topologySpreadConstraints from the component's values (each left out when empty or unset).
+Usage (under the pod spec):
+  {{- with include "common.podScheduling" (dict "context" .) }}
+  {{- . | nindent 6 }}
+  {{- end }}
+*/}}
+{{- define "common.podScheduling" -}}
+{{- include "common.args.require" (list "common.podScheduling" . (list "context")) -}}
+{{- $v := .context.Values -}}
+{{- $out := dict -}}
+{{- range $key := list "nodeSelector" "tolerations" "affinity" "topologySpreadConstraints" -}}
+{{- with get $v $key -}}
+{{- $_ := set $out $key . -}}
+{{- end -}}
+{{- end -}}
+{{- with $out -}}
+{{- toYaml . -}}
+{{- end -}}
+{{- end -}}

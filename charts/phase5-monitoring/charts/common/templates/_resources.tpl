@@ -1,0 +1,12 @@
+{{/*
+common.resources: a container's resources; fails when requests are missing so no
+component ships unsized.
+Usage: include "common.resources" (dict "context" . "resources" .Values.resources)
+*/}}
+{{- define "common.resources" -}}
+{{- include "common.args.require" (list "common.resources" . (list "context" "resources")) -}}
+{{- if not (and (kindIs "map" .resources) .resources.requests) -}}
+{{- fail (printf "common.resources: %s: resources.requests must be set" .context.Chart.Name) -}}
+{{- end -}}
+{{- toYaml .resources -}}
+{{- end -}}

@@ -1,0 +1,49 @@
+{{/*
+common.headlessName: the name of the component's headless Service (<fullname>-headless),
+the governing Service of its StatefulSet (stable pod DNS names).
+Usage: include "common.headlessName" .
+*/}}
+{{- define "common.headlessName" -}}
+{{- if not (and (kindIs "map" .) (hasKey . "Chart") (hasKey . "Release")) -}}
+{{- fail "common.headlessName: expects the chart's root context ($ or .)" -}}
+{{- end -}}
+{{- printf "%s-headless" (include "common.fullname" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/*
+common.headlessService: the headless Service (clusterIP None) named common.headlessName over
+the component's selector labels. Not-ready pods are published too, so the members of a
+StatefulSet find each other while they start.
+Usage: include "common.headlessService" (dict "context" . "component" (include "loki.component" .)
+         "ports" (list (dict "name" "http-web" "port" 3100)))
+  each port: name and port required, protocol optional (TCP); targetPort is the port's name.
+*/}}
+{{- define "common.headlessService" -}}
+{{- include "common.args.require" (list "common.headlessService" . (list "context" "component" "ports")) -}}
+{{- if not (and (kindIs "slice" .ports) .ports) -}}
+{{- fail "common.headlessService: argument \"ports\" must be a non-empty list of {name, port, protocol}" -}}
+{{- end -}}
+{{- $ctx := .context }}
+apiVersion: v1
+kind: Service
+metadata:
+  name: {{ include "common.headlessName" $ctx }}
+  namespace: {{ $ctx.Release.Namespace }}
+  labels:
+    {{- include "common.labels" (dict "context" $ctx "component" .component) | nindent 4 }}
+spec:
+  clusterIP: None
+  publishNotReadyAddresses: true
+  selector:
+    {{- include "common.selectorLabels" (dict "context" $ctx) | nindent 4 }}
+  ports:
+    {{- range $i, $p := .ports }}
+    {{- if not (and (kindIs "map" $p) $p.name $p.port) }}
+    {{- fail (printf "common.headlessService: ports[%d] needs a name and a port, got %v" $i $p) }}
+    {{- end }}
+    - name: {{ $p.name }}
+      port: {{ $p.port }}
+      targetPort: {{ $p.name }}
+      protocol: {{ $p.protocol | default "TCP" }}
+    {{- end }}
+{{- end -}}
