@@ -53,7 +53,11 @@ def scratch(tmp_path):
     ('include "common.fullname" .Values', "common.fullname: expects the chart's root context"),
     ('include "common.resources" (dict "context" . "resources" dict)', "resources.requests must be set"),
     ('include "common.componentFullname" (dict "component" "x")', "missing argument \"context\""),
+    ('include "common.port" (dict "component" "loki")', "common.port: expects (list"),
+    ('include "common.port" (list "lokii" "web")', "common.port: no component \"lokii\" in common.ports"),
+    ('include "common.port" (list "loki" "http")', "component \"loki\" has no port \"http\" in common.ports (it has: grpc, web)"),
 ])
+
 def test_helper_called_wrongly_fails_with_message(scratch, call, message):
     with pytest.raises(RenderError) as err:
         scratch(f"a: {{{{ {call} }}}}\n")
@@ -374,3 +378,9 @@ def test_every_workload_takes_the_shared_pod_settings():
             wrong.append(f"{w['kind']}/{w['metadata']['name']}: {got}, tolerations={spec.get('tolerations')}")
     assert seen == set(paths.COMPONENTS), f"components without a workload: {set(paths.COMPONENTS) - seen}"
     assert not wrong, "workloads that ignore a shared pod setting:\n" + "\n".join(wrong)
+
+
+def test_port_reads_the_one_port_table(scratch):
+    doc = scratch('a: {{ include "common.port" (list "loki" "web") }}\n'
+                  'b: {{ include "common.port" (list "jaeger" "otlpGrpc") }}\n')[0]
+    assert doc == {"a": 3100, "b": 4317}
