@@ -13,11 +13,8 @@ import argparse
 import signal
 import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-
-from harness.controlplane import ControlPlane, kubernetes_versions  # noqa: E402
+from harness.controlplane import ControlPlane, kubernetes_versions
 
 
 def main(argv=None):

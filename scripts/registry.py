@@ -12,11 +12,8 @@ import signal
 import sys
 import time
 from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
-
-from harness.chartrepo import Registry, RepoServer  # noqa: E402
+from harness.chartrepo import Registry, RepoServer
+from harness.paths import ROOT
 
 
 def main(argv=None):

@@ -7,7 +7,7 @@ here one by one and allowed nowhere else."""
 import pytest
 
 from harness import params
-from harness.manifests import containers, ident, pod_spec
+from harness.manifests import component, containers, ident, pod_spec
 from harness.render import render
 
 pytestmark = pytest.mark.unit
@@ -19,10 +19,6 @@ HOST_EXCEPTIONS = {
     "node-exporter": {"hostNetwork", "hostPID", "hostPath"},
     "promtail": {"hostPath", "root"},
 }
-
-
-def component(obj):
-    return obj["metadata"]["labels"].get("app.kubernetes.io/name", "")
 
 
 def violations(obj):

@@ -21,7 +21,7 @@ import threading
 import time
 import traceback
 
-from .controlplane import wait_until
+from .polling import wait_until
 
 _LISTS = {
     "pods": "/api/v1/pods",
