@@ -217,9 +217,6 @@ class Sinks:
             self.state.received.clear()
             self.state.rejected.clear()
 
-    def matching(self, needle, kind=None):
-        return [n for n in self.received if needle in n.text and (kind is None or n.kind == kind)]
-
     def wait_for(self, predicate, timeout, interval=0.5):
         """Poll until predicate(received) is truthy; returns its value, or its last (falsy) value
         on timeout."""

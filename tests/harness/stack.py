@@ -323,7 +323,7 @@ class Stack:
         pdir = self.workdir / "prometheus"
         pod = PodFiles(self.manifests, "prometheus", "prometheus", pdir / "root")
         sa = pod.spec.get("serviceAccountName", "default")
-        self.prom_sa_dir = pod.automount_service_account(
+        pod.automount_service_account(
             self.cluster.token(self.namespace, sa), self.cp.pki.ca_cert.read_bytes(), self.namespace)
         self._swap(f"prometheus: the ServiceAccount token of {sa} (TokenRequest API) and the cluster CA laid out "
                    f"where the kubelet mounts them")
