@@ -6,6 +6,7 @@ import os
 import shlex
 import signal
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -91,3 +92,24 @@ class Process:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
         except OSError:
             return "(no log)"
+
+
+def serve_until_interrupted(start, exited, stop, stopping="stopping"):
+    """A script's foreground life for servers it runs for a person (make cluster, make registry):
+    start(), then ask exited() every second for a message saying something stopped on its own
+    (printed, exit status 1) until Ctrl-C or SIGTERM (status 0). stop() runs in every case, with
+    further Ctrl-C/SIGTERM ignored so that a second one cannot leave processes behind."""
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    try:
+        start()
+        while not (message := exited()):
+            time.sleep(1)
+        print(message, file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"\n{stopping}")
+        return 0
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        stop()
