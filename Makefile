@@ -17,11 +17,12 @@ all: test
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
-venv: $(VENV)/.installed ## Create .venv with the pinned test dependencies
+venv: $(VENV)/.installed ## Create .venv with the pinned test dependencies and the harness package (editable: scripts/ import it)
 
-$(VENV)/.installed: requirements.txt
+$(VENV)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check --no-deps -e .
 	touch $@
 
 checkov: bin/checkov ## Install checkov into .venv-checkov/ (own venv: its pins clash with pytest) and link bin/checkov

@@ -28,7 +28,6 @@ import os
 import platform
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 import urllib.parse
@@ -36,17 +35,17 @@ import urllib.request
 from pathlib import Path
 import resource
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
+import yaml
 
-import yaml  # noqa: E402
+from harness import paths, pipeline, tools
+from harness.dashboards import panel_queries
+from harness.manifests import Manifests, containers, quantity
+from harness.pipeline import (ALERTS, FOR, carried, deliveries, destination, expected_destinations,
+                              scenario_service)
+from harness.stack import Stack
+from harness.workload import PHASE5_SERVICES, Workload
 
-from harness import paths, pipeline, tools  # noqa: E402
-from harness.manifests import Manifests, containers  # noqa: E402
-from harness.pipeline import (ALERTS, FOR, carried, deliveries, destination,  # noqa: E402
-                              expected_destinations, scenario_service)
-from harness.processes import Stack  # noqa: E402
-from harness.workload import PHASE5_SERVICES, Workload  # noqa: E402
+ROOT = paths.ROOT
 
 GROUP_WAIT = {"critical": 0, "warning": 30}
 LATENCY_ALERTS = ["HighErrorRate", "AuditLogFailures", "DatabaseConnectionPoolExhausted",
@@ -151,18 +150,14 @@ def query_latency(workdir, pods_per_service, runs, warmup):
                     n = len(res)
                 row[kind] = (statistics.median(lat), pct(lat, 0.95), n)
             out["pairs"].append(row)
-        try:
-            from harness.dashboards import panel_queries
-            lat, empty = [], 0
-            qs = panel_queries()
-            for _ in range(max(1, runs // 10)):
-                for uid, title, expr in qs:
-                    t, res = _range_query(st.prom_url, expr, start, end)
-                    lat.append(t)
-                    empty += not res
-            out["panels"] = (len(qs), statistics.median(lat), pct(lat, 0.95), max(lat), empty)
-        except ImportError:
-            out["panels"] = None
+        lat, empty = [], 0
+        qs = panel_queries()
+        for _ in range(max(1, runs // 10)):
+            for uid, title, expr in qs:
+                t, res = _range_query(st.prom_url, expr, start, end)
+                lat.append(t)
+                empty += not res
+        out["panels"] = (len(qs), statistics.median(lat), pct(lat, 0.95), max(lat), empty)
     finally:
         st.stop()
     return out
@@ -265,17 +260,6 @@ def render_times(n=5):
         docs = [d for d in yaml.safe_load_all(proc.stdout) if d]
         rows.append((label, statistics.median(times), min(times), len(docs), Manifests(docs)))
     return rows
-
-
-_UNITS = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "k": 1e3, "M": 1e6, "G": 1e9, "m": 1e-3}
-
-
-def quantity(q):
-    q = str(q)
-    for suffix, mult in sorted(_UNITS.items(), key=lambda kv: -len(kv[0])):
-        if q.endswith(suffix):
-            return float(q[: -len(suffix)]) * mult
-    return float(q)
 
 
 def requests_per_profile(manifests):

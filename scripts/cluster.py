@@ -10,14 +10,11 @@ Usage: scripts/cluster.py [--version v1.37.2] [--dir DIR]
 Then, in another shell:  export KUBECONFIG=<printed path>; scripts/deploy-monitoring.sh --no-health-check
 """
 import argparse
-import signal
 import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-
-from harness.controlplane import ControlPlane, kubernetes_versions  # noqa: E402
+from harness.controlplane import ControlPlane, kubernetes_versions
+from harness.process import serve_until_interrupted
 
 
 def main(argv=None):
@@ -26,30 +23,22 @@ def main(argv=None):
     ap.add_argument("--version", default=versions[0], choices=versions, help="Kubernetes version (tools.versions)")
     ap.add_argument("--dir", help="working directory (default: a temporary one, removed at the end)")
     args = ap.parse_args(argv)
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     started = time.monotonic()
     cp = ControlPlane(workdir=args.dir, version=args.version)
-    try:
+
+    def start():
         cp.start()
         print(f"Kubernetes {cp.server_version()} ready in {time.monotonic() - started:.1f}s at {cp.server}, "
               f"nodes: {', '.join(cp.nodes)}")
         print("StorageClasses: standard (default, expandable), fixed (no expansion)")
         print(f"\n  export KUBECONFIG={cp.kubeconfig}\n")
         print("Logs: " + str(cp.dir / "logs") + "    Ctrl-C stops everything.", flush=True)
-        while True:
-            dead = cp.alive()
-            if dead:
-                print(f"{dead[0]} exited:\n{cp.logs(dead[0])}", file=sys.stderr)
-                return 1
-            time.sleep(1)
-    except KeyboardInterrupt:
-        print("\nstopping the control plane")
-        return 0
-    finally:
-        # A second Ctrl-C while stopping must not leave processes behind.
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        cp.stop()
+
+    def exited():
+        dead = cp.alive()
+        return dead and f"{dead[0]} exited:\n{cp.logs(dead[0])}"
+
+    return serve_until_interrupted(start, exited, cp.stop, "stopping the control plane")
 
 
 if __name__ == "__main__":

@@ -9,18 +9,15 @@ PagerDuty and webhook sinks receive. Ctrl-C (or q) stops everything.
 """
 import argparse
 import shutil
-import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-
-from harness import pipeline, tools  # noqa: E402
-from harness.pipeline import ALERTS, carried, destination, scenario_service  # noqa: E402
-from harness.processes import Stack  # noqa: E402
-from harness.workload import PHASE5_SERVICES  # noqa: E402
+from harness import pipeline, tools
+from harness.pipeline import ALERTS, carried, destination, scenario_service
+from harness.stack import Stack
+from harness.workload_state import PHASE5_SERVICES
 
 MENU = list(ALERTS)
 

@@ -8,15 +8,11 @@ and install from them as a chart repository consumer would; Ctrl-C stops both.
 Usage: scripts/registry.py [--dir build/local-release] [--registry-port 5000] [--repo-port 8879]
 """
 import argparse
-import signal
 import sys
-import time
 from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
-
-from harness.chartrepo import Registry, RepoServer  # noqa: E402
+from harness.chartrepo import Registry, RepoServer
+from harness.paths import ROOT
+from harness.process import serve_until_interrupted
 
 
 def main(argv=None):
@@ -26,11 +22,11 @@ def main(argv=None):
     ap.add_argument("--registry-port", type=int, default=5000)
     ap.add_argument("--repo-port", type=int, default=8879)
     args = ap.parse_args(argv)
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     base = Path(args.dir).resolve()
     registry = Registry(base / "registry", port=args.registry_port)
     repo = RepoServer(base / "repo", port=args.repo_port, log_dir=base)
-    try:
+
+    def start():
         registry.start()
         repo.start()
         print(f"OCI registry:     {registry.oci}   (plain HTTP, storage {registry.dir / 'storage'})")
@@ -44,19 +40,17 @@ def main(argv=None):
         print(f"  cosign verify --key cosign.pub --insecure-ignore-tlog=true --allow-http-registry "
               f"{registry.host}/{registry.namespace}/phase5-monitoring:X\n")
         print("Ctrl-C stops both.", flush=True)
-        while registry.process.running() and repo.process.running():
-            time.sleep(1)
-        print("a server exited:\n" + registry.process.log_tail() + "\n" + repo.process.log_tail(), file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("\nstopping")
-        return 0
-    finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+    def exited():
+        if registry.process.running() and repo.process.running():
+            return None
+        return "a server exited:\n" + registry.process.log_tail() + "\n" + repo.process.log_tail()
+
+    def stop():
         repo.stop()
         registry.stop()
 
+    return serve_until_interrupted(start, exited, stop)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -4,32 +4,21 @@ objects per component, images, and summed resource requests.
 
 Usage: scripts/render.py [--profile dev|production|...|defaults] [-f extra.yaml ...]
                          [--release p5] [--namespace monitoring] [--out build]
-Runs with the project's venv (make render). Uses the same render adapter as the tests.
+Runs with the project's venv (make render: the harness package is installed there). Uses the
+same render adapter as the tests.
 """
 import argparse
 import collections
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
+import yaml
 
-import yaml  # noqa: E402
+from harness import paths, tools
+from harness.manifests import component, containers, quantity
+from harness.render import RenderError, render_raw
 
-from harness import paths, tools  # noqa: E402
-from harness.manifests import containers  # noqa: E402
-from harness.render import RenderError, render_raw  # noqa: E402
-
-UNITS = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "m": 1e-3}
-
-
-def quantity(q):
-    """Kubernetes quantity -> float (cores or bytes)."""
-    s = str(q)
-    for suffix in sorted(UNITS, key=len, reverse=True):
-        if s.endswith(suffix):
-            return float(s[: -len(suffix)]) * UNITS[suffix]
-    return float(s)
+ROOT = paths.ROOT
 
 
 def replicas(obj):
@@ -46,8 +35,7 @@ def summarise(docs):
     cpu = collections.Counter()
     mem = collections.Counter()
     for obj in docs:
-        labels = obj.get("metadata", {}).get("labels") or {}
-        comp = labels.get("app.kubernetes.io/name", "(unlabelled)")
+        comp = component(obj, "(unlabelled)")
         by_component[comp][obj["kind"]] += 1
         for c in containers(obj):
             images.add(c["image"])
@@ -91,7 +79,7 @@ def main():
     (out / "all.yaml").write_text(text)
     grouped = collections.defaultdict(list)
     for obj in docs:
-        grouped[(obj.get("metadata", {}).get("labels") or {}).get("app.kubernetes.io/name", "other")].append(obj)
+        grouped[component(obj, "other")].append(obj)
     for comp, objs in grouped.items():
         (out / f"{comp}.yaml").write_text(yaml.safe_dump_all(objs, sort_keys=False))
 

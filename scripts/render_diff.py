@@ -75,7 +75,7 @@ def render(root, case, tmp):
             cmd += ["-f", str(root / v)]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode:
-        return {"(render error)": proc.stderr.strip()}
+        return {"(render error)": proc.stderr.strip().replace(str(tmp), "<tmp>")}
     return {f"{d['kind']}/{d['metadata']['name']}": d for d in yaml.safe_load_all(proc.stdout) if d}
 
 

@@ -17,6 +17,7 @@ import uuid
 import pytest
 
 from harness import paths, tools
+from harness.polling import wait_until
 
 pytestmark = pytest.mark.cluster
 
@@ -40,17 +41,7 @@ def proxy(service, port, path, scheme="http"):
 
 
 def eventually(check, timeout=300, every=5):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            result = check()
-            if result:
-                return result
-        except Exception as e:  # noqa: BLE001 - retried until the deadline, then reported
-            last = e
-        time.sleep(every)
-    raise AssertionError(f"not true after {timeout}s: {check.__doc__ or check}; last error: {last}")
+    return wait_until(check, timeout, check.__doc__ or check, every, error=AssertionError)
 
 
 @pytest.fixture(scope="module")

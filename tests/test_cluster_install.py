@@ -20,6 +20,7 @@ import yaml
 
 from harness import paths, tools
 from harness.cluster import DEPLOY_SCRIPT_PSS, workloads_ready
+from harness.manifests import component
 from harness.render import render
 
 pytestmark = pytest.mark.cluster
@@ -63,10 +64,6 @@ def previous_release():
     def version(p):
         return tuple(int(x) for x in re.search(r"-(\d+)\.(\d+)\.(\d+)\.tgz$", p.name).groups())
     return sorted(RELEASES.glob("phase5-monitoring-*.tgz"), key=version)[-1]
-
-
-def component(obj):
-    return (obj["metadata"].get("labels") or {}).get("app.kubernetes.io/name", "")
 
 
 def _namespace(cluster, request):

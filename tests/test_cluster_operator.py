@@ -18,7 +18,7 @@ import yaml
 from harness import operator as op
 from harness import paths, spec, tools
 from harness.cluster import DEPLOY_SCRIPT_PSS
-from harness.kps import ALERTMANAGER, ALERTMANAGER_ON_NAMESPACE, SELECTOR, OperatorStack
+from harness.kps import ALERTMANAGER_ON_NAMESPACE, SELECTOR, OperatorStack
 from harness.render import render, render_raw
 
 pytestmark = pytest.mark.cluster

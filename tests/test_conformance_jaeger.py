@@ -4,7 +4,6 @@ defaults, every profile and every storage backend; then a live process per profi
 listens on every configured port, answers its health check, takes a span over OTLP/HTTP
 and Zipkin and returns it from the query API, and serves its own metrics."""
 import socket
-import time
 import urllib.request
 
 import pytest
@@ -12,6 +11,7 @@ import yaml
 
 from harness import jaeger as jh
 from harness import params, tools
+from harness.polling import wait_until
 from harness.render import render
 
 pytestmark = pytest.mark.conformance
@@ -117,8 +117,6 @@ def test_memory_store_evicts_beyond_max_traces(binary, tmp_path):
         first = jh.send_otlp_span(j.url("http-otlp"), "phase5-audit-agent", "write-first")
         jh.wait_for_trace(query, "phase5-audit-agent", first)
         rest = jh.send_otlp_traces(j.url("http-otlp"), "phase5-audit-agent", 100, "write")
-        deadline = time.monotonic() + 20
-        while jh.get_trace(query, rest[-1]) is None and time.monotonic() < deadline:
-            time.sleep(0.2)
+        wait_until(lambda: jh.get_trace(query, rest[-1]) is not None, 20, every=0.2, retry=(), on_timeout=None)
         assert jh.get_trace(query, rest[-1]) is not None, f"newest trace {rest[-1]} never stored"
         assert jh.get_trace(query, first) is None, f"trace {first} still stored after 100 newer ones (max_traces 100)"

@@ -1,6 +1,6 @@
 """e2e tier, operator mode: Prometheus and Alertmanager run for real on 127.0.0.1 with the
 configuration the real prometheus-operator GENERATED from the chart's operator-mode objects
-(harness.operator_e2e: its swaps O1-O5, on top of the Stack's own in harness/processes.py), and
+(harness.operator_e2e: its swaps O1-O5, on top of the Stack's own in harness/stack.py), and
 the chart's own-mode e2e tests (test_e2e_pipeline: targets and labels, recording rules, the
 baseline, every alert to exactly its receivers with the templated text, inhibitions, the SLO
 page) run unchanged against it: both modes are held to one behaviour.
@@ -17,7 +17,7 @@ from harness import operator as op
 from harness import pipeline
 from harness.cluster import open_cluster
 from harness.operator_e2e import RELEASE, GeneratedConfig, kps_discovery_rbac
-from harness.processes import Stack
+from harness.stack import Stack
 
 # The chart's own-mode tests, collected here again with this module's `stack`.
 # The chart's own-mode tests, collected here again with this module's `stack`, in their order

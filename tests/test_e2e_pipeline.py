@@ -1,6 +1,6 @@
 """e2e tier: the chart's rendered Prometheus and Alertmanager run for real on 127.0.0.1
 against a synthetic Phase 5 workload, and Alertmanager's own notifiers deliver to local
-Slack/SMTP/PagerDuty/webhook sinks (what is swapped: harness/processes.py docstring).
+Slack/SMTP/PagerDuty/webhook sinks (what is swapped: harness/stack.py docstring).
 
 One stack per module. The scenarios run in parallel, each on its own Deployment (see
 harness.pipeline), so one run of about a minute covers every alert and inhibition.
@@ -18,7 +18,8 @@ from harness import jaeger as jh
 from harness.pipeline import (ALERTS, FAULT_SERVICES, FOR, INHIBITIONS, RUNBOOK, carried,
                               deliveries, destination, expected_destinations,
                               inhibition_service, readable_text, scenario_service)
-from harness.processes import Stack
+from harness.polling import wait_until
+from harness.stack import Stack
 from harness.workload import NAMESPACE, PHASE5_SERVICES, Workload
 
 pytestmark = pytest.mark.e2e
@@ -130,9 +131,12 @@ def test_every_recording_rule_yields_series_on_baseline(stack):
                 (stack.workload.pods("backend")[0], "Deployment", "backend")}
         return [f"pod:kube_pod_owner:workload: missing {sorted(want - got)}"] if not want <= got else []
 
-    deadline = time.monotonic() + 30
-    while (found := problems() + owners()) and time.monotonic() < deadline:
-        time.sleep(1)
+    found = []
+
+    def settled():
+        found[:] = problems() + owners()
+        return not found
+    wait_until(settled, 30, every=1, retry=(), on_timeout=False)
     assert not found, "\n".join(found)
 
 
@@ -190,7 +194,7 @@ def test_baseline_fires_only_the_watchdog(stack):
 
 def test_only_the_documented_swaps(stack):
     """Rules byte for byte, routing tree, inhibitions, templates and relabelling as rendered."""
-    from harness.processes import PodFiles
+    from harness.podfiles import PodFiles
     rendered = pipeline_render(stack)
     # Prometheus: every rule file the running config loads is the rendered file, unchanged.
     prom_pod = PodFiles(rendered, "prometheus", "prometheus", stack.workdir / "check" / "prometheus")
@@ -217,8 +221,8 @@ def test_only_the_documented_swaps(stack):
     orig = yaml.safe_load(am_pod.local("/etc/alertmanager/config/alertmanager.yaml").read_text()) \
         if am_pod.local("/etc/alertmanager/config/alertmanager.yaml").exists() else None
     if orig is None:      # the config file name/dir is the chart's business: find it from the flag
-        from harness.processes import _flag
-        orig = yaml.safe_load(am_pod.local(_flag(am_pod.args, "config.file")).read_text())
+        from harness.podfiles import flag
+        orig = yaml.safe_load(am_pod.local(flag(am_pod.args, "config.file")).read_text())
     run = stack.am_config
     assert run["route"] == orig["route"], "the routing tree changed"
     assert run["inhibit_rules"] == orig["inhibit_rules"], "inhibit_rules changed"

@@ -5,7 +5,7 @@ import textwrap
 import pytest
 
 from harness import paths
-from harness.render import RenderError, render_raw
+from harness.render import render_error, render_raw
 
 pytestmark = pytest.mark.unit
 
@@ -29,15 +29,24 @@ def scratch(tmp_path):
 
     calls = iter(range(1_000_000))
 
-    def run(template, values=None, release="rel", files=None):
+    def write(template, files):
         (chart / "templates" / "t.yaml").write_text(textwrap.dedent(template))
         for name, text in (files or {}).items():
             (chart / "templates" / name).write_text(text)
+
+    def run(template, values=None, release="rel", files=None):
+        write(template, files)
         # A value of its own per call: renders are cached by chart path and values, and the
         # template file changes between the calls of one test.
         docs, _ = render_raw(chart=chart, release=release, set_values={**(values or {}), "call": next(calls)})
         return docs
 
+    def error(template, values=None, release="rel", files=None):
+        """Helm's message for a template that must fail to render (harness.render.render_error)."""
+        write(template, files)
+        return render_error(chart=chart, release=release, set_values={**(values or {}), "call": next(calls)})
+
+    run.error = error
     return run
 
 
@@ -53,11 +62,13 @@ def scratch(tmp_path):
     ('include "common.fullname" .Values', "common.fullname: expects the chart's root context"),
     ('include "common.resources" (dict "context" . "resources" dict)', "resources.requests must be set"),
     ('include "common.componentFullname" (dict "component" "x")', "missing argument \"context\""),
+    ('include "common.port" (dict "component" "loki")', "common.port: expects (list"),
+    ('include "common.port" (list "lokii" "web")', "common.port: no component \"lokii\" in common.ports"),
+    ('include "common.port" (list "loki" "http")', "component \"loki\" has no port \"http\" in common.ports (it has: grpc, web)"),
 ])
 def test_helper_called_wrongly_fails_with_message(scratch, call, message):
-    with pytest.raises(RenderError) as err:
-        scratch(f"a: {{{{ {call} }}}}\n")
-    assert message in str(err.value), str(err.value)
+    msg = scratch.error(f"a: {{{{ {call} }}}}\n")
+    assert message in msg, msg
 
 
 def test_labels_and_selector_labels(scratch):
@@ -132,9 +143,7 @@ def test_checksum_follows_the_config_template(scratch):
 # ------------------------------------------------------------- shared object templates
 def fails(scratch, template, values=None):
     """Helm's message for a scratch render that must fail."""
-    with pytest.raises(RenderError) as err:
-        scratch(template, values=values)
-    return str(err.value)
+    return scratch.error(template, values=values)
 
 
 @pytest.mark.parametrize("call,message", [
@@ -374,3 +383,9 @@ def test_every_workload_takes_the_shared_pod_settings():
             wrong.append(f"{w['kind']}/{w['metadata']['name']}: {got}, tolerations={spec.get('tolerations')}")
     assert seen == set(paths.COMPONENTS), f"components without a workload: {set(paths.COMPONENTS) - seen}"
     assert not wrong, "workloads that ignore a shared pod setting:\n" + "\n".join(wrong)
+
+
+def test_port_reads_the_one_port_table(scratch):
+    doc = scratch('a: {{ include "common.port" (list "loki" "web") }}\n'
+                  'b: {{ include "common.port" (list "jaeger" "otlpGrpc") }}\n')[0]
+    assert doc == {"a": 3100, "b": 4317}

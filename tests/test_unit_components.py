@@ -1,6 +1,7 @@
 """Unit tier: the umbrella's one component list (phase5-monitoring.components, templates/_components.tpl)
-is what the NetworkPolicies, the `helm test` pods and NOTES read: a port changed there, or in
-the subchart value it comes from, shows in all three; its ports are the ports the subcharts'
+is what the NetworkPolicies, the `helm test` pods and NOTES read, and its port numbers come from
+common.ports, the table the subcharts' containers, Services and configs read too: a port changed
+there, or in the subchart value it comes from, shows everywhere; its ports are the ports the subcharts'
 Services really have; and the log collector is named for what it runs."""
 import re
 import shutil
@@ -77,25 +78,36 @@ def test_listed_ports_are_the_services_ports(scratch):
         assert c["health"]["port"] in c["ports"], f"{key}: health port {c['health']['port']} is not one of its ports"
 
 
-def test_one_edit_of_a_port_reaches_networkpolicies_tests_and_notes(tmp_path):
-    """Change Prometheus' port in the table only: its NetworkPolicy, Grafana's egress to it,
-    its helm test pod and NOTES all follow, and the old port is gone from them."""
+def test_one_edit_of_a_port_reaches_every_place_that_uses_it(tmp_path):
+    """Change Prometheus' port once, in common.ports: its container, listen flag, Service,
+    scrape annotation, NetworkPolicy, Grafana's egress and datasource, its helm test pod and
+    NOTES all follow, and the old port is left nowhere in the rendered release."""
     chart = _scratch(tmp_path)
-    tpl = chart / "templates" / "_components.tpl"
+    tpl = chart / "charts" / "common" / "templates" / "_ports.tpl"
     text = tpl.read_text()
-    edited = text.replace('"ports" (dict "web" (dict "port" 9090', '"ports" (dict "web" (dict "port" 9191', 1)
-    assert edited != text, "the table no longer spells Prometheus' port as expected: update this test"
+    edited = text.replace("prometheus: {web: 9090,", "prometheus: {web: 9191,", 1)
+    assert edited != text, "common.ports no longer spells Prometheus' port as expected: update this test"
     tpl.write_text(edited)
-    objs = render(set_values={"networkPolicy.enabled": True}, chart=chart)
-    assert np_ports(objs, "p5-prometheus") == {(9191, "TCP")}, np_ports(objs, "p5-prometheus")
+    values = {"networkPolicy.enabled": True, "prometheus.thanos.sidecar.enabled": True}
+    objs, raw = render(set_values=values, chart=chart), render_raw((), values, chart=chart)[1]
+    assert np_ports(objs, "p5-prometheus") == {(9191, "TCP"), (10901, "TCP")}, np_ports(objs, "p5-prometheus")
     egress = objs.get("NetworkPolicy", "p5-grafana")["spec"]["egress"]
     to_prom = [p["port"] for rule in egress for peer in rule.get("to", [])
                if peer.get("podSelector", {}).get("matchLabels", {}).get("app.kubernetes.io/name") == "prometheus"
                for p in rule["ports"]]
     assert to_prom == [9191], f"Grafana's egress to Prometheus: {to_prom}"
     assert _pod_url(objs, "p5-test-prometheus") == "http://p5-prometheus:9191/-/ready"
+    svc = objs.get("Service", "p5-prometheus")
+    assert svc["metadata"]["annotations"]["prometheus.io/port"] == "9191"
+    assert [p["port"] for p in svc["spec"]["ports"] if p["name"] == "http-web"] == [9191]
+    sts = objs.get("StatefulSet", "p5-prometheus")["spec"]["template"]["spec"]["containers"]
+    assert [p["containerPort"] for p in sts[0]["ports"]] == [9191]
+    assert "--web.listen-address=:9191" in sts[0]["args"]
+    assert "--prometheus.url=http://localhost:9191" in sts[1]["args"], sts[1]["args"]
+    assert "url: http://p5-prometheus:9191" in objs.get("ConfigMap", "p5-grafana")["data"]["datasources.yaml"]
     text = notes(chart)
     assert "port-forward svc/p5-prometheus 9191:9191" in text and "9090" not in text, text
+    assert "9090" not in raw, [line for line in raw.splitlines() if "9090" in line]
 
 
 def test_node_exporter_port_value_reaches_the_test_pod_and_notes(scratch):

@@ -9,6 +9,7 @@ from harness import dashboards as dash
 from harness.promql import selectors
 from harness import prometheus as prom
 from harness.paths import ROOT
+from test_unit_grafana import EXPORTER_METRICS
 
 pytestmark = pytest.mark.unit
 
@@ -19,11 +20,8 @@ HISTOGRAM_SUFFIXES = ("_bucket", "_sum", "_count")
 # Labels Prometheus adds at scrape time (or histogram_quantile needs): not the service's to set.
 SCRAPE_LABELS = {"__name__", "namespace", "service", "pod", "le", "job", "instance"}
 
-try:  # the exporter allow-lists the Grafana tests keep (upstream names, e.g. pg_*, kafka_brokers, up)
-    from test_unit_grafana import EXPORTER_METRICS
-    EXPORTER_NAMES = set().union(*EXPORTER_METRICS.values())
-except ImportError:  # pragma: no cover - keep working if that module is reorganised
-    EXPORTER_NAMES = {"up"}
+# The exporter allow-lists the Grafana tests keep (upstream names, e.g. pg_*, kafka_brokers, up).
+EXPORTER_NAMES = set().union(*EXPORTER_METRICS.values())
 # Whole families that never come from a Phase 5 service: kube-state-metrics, cAdvisor,
 # node-exporter, the kubelet, postgres_exporter, redis_exporter, and the stack's own Prometheus
 # and Alertmanager (the monitoring-stack alerts). (kafka_ is NOT such a prefix:

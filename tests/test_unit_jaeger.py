@@ -8,7 +8,7 @@ import yaml
 
 from harness import params
 from harness.manifests import containers, ident, pod_spec
-from harness.render import RenderError, render, render_error
+from harness.render import render, render_error
 
 pytestmark = pytest.mark.unit
 
@@ -189,8 +189,8 @@ def test_receiver_family_off_leaves_pipeline(group, keys):
 
 
 def test_every_receiver_off_fails():
-    with pytest.raises(RenderError, match=r"every receiver is disabled"):
-        render(set_values={f"jaeger.receivers.{k}.enabled": False for k in RECEIVERS})
+    msg = render_error(set_values={f"jaeger.receivers.{k}.enabled": False for k in RECEIVERS})
+    assert "every receiver is disabled" in msg, msg
 
 
 def test_otlp_http_cors():

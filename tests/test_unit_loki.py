@@ -14,7 +14,7 @@ import yaml
 
 from harness import params
 from harness.manifests import containers, ident, pod_spec
-from harness.render import RenderError, render, render_error
+from harness.render import render, render_error
 
 pytestmark = pytest.mark.unit
 
@@ -82,8 +82,8 @@ def test_retention_deletes_after_31_days(values):
 def test_retention_period_is_a_value():
     cfg = _loki_config(render(set_values={"loki.retention.period": "90d"}))
     assert cfg["limits_config"]["retention_period"] == "90d"
-    with pytest.raises(RenderError, match="retention/period"):
-        render(set_values={"loki.retention.period": "31 days"})
+    msg = render_error(set_values={"loki.retention.period": "31 days"})
+    assert "retention/period" in msg, msg
 
 
 @pytest.mark.parametrize("values", params.profiles())

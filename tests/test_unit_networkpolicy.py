@@ -1,23 +1,23 @@
 """Unit tier: the rendered NetworkPolicies deny by default and allow exactly the flows the
-stack needs, evaluated with Kubernetes' NetworkPolicy semantics (harness/netpol.py)."""
+stack needs, evaluated with Kubernetes' NetworkPolicy semantics (harness/netpol.py).
+
+The chart's endpoints are its rendered pods: a flow names a component (or the `helm test`
+pods) and the test takes the labels of that component's pod template from the same render as
+the policies, so a label the policies select on and the pods lack fails here."""
 import pytest
 
+from harness.manifests import component
 from harness.netpol import External, Pod, allowed
 from harness.render import render
 
 pytestmark = pytest.mark.unit
 
-REL = "p5"
+REL, NAMESPACE = "p5", "monitoring"
 
-
-def pod(name, component="server", **kw):
-    return Pod({"app.kubernetes.io/name": name, "app.kubernetes.io/instance": REL,
-                "app.kubernetes.io/part-of": "phase5-monitoring", "app.kubernetes.io/component": component}, **kw)
-
-
-PROM, AM, GRAFANA, LOKI, PROMTAIL, JAEGER, KSM = (pod(n) for n in (
-    "prometheus", "alertmanager", "grafana", "loki", "promtail", "jaeger", "kube-state-metrics"))
-HELM_TEST = pod("phase5-monitoring", component="helm-test")
+# The chart's endpoints, by component; resolved to the rendered pods by endpoints().
+PROM, AM, GRAFANA, LOKI, PROMTAIL, JAEGER, KSM = (
+    "prometheus", "alertmanager", "grafana", "loki", "promtail", "jaeger", "kube-state-metrics")
+HELM_TEST = "helm-test"     # the umbrella's `helm test` pods
 APP = Pod({"app.kubernetes.io/name": "backend"}, namespace="phase5-tasks", namespace_labels={"phase5": "app"})
 OTHER = Pod({"app": "random"}, namespace="default")
 INTRUDER = Pod({"app": "intruder"}, namespace="monitoring")  # same namespace, not of the release
@@ -53,47 +53,96 @@ FORBIDDEN = [
 
 def _name(flow):
     src, dst, port, proto = flow
-    n = lambda e: e.ip if isinstance(e, External) else e.labels.get(
+    n = lambda e: e if isinstance(e, str) else e.ip if isinstance(e, External) else e.labels.get(
         "app.kubernetes.io/name", e.labels.get("k8s-app", e.labels.get("app", "?")))
     return f"{n(src)}->{n(dst)}:{port}/{proto}"
 
 
 @pytest.fixture(scope="module")
-def policies():
-    objs = render(set_values={"networkPolicy.enabled": True,
+def rendered():
+    return render(set_values={"networkPolicy.enabled": True,
                               "networkPolicy.ingressNamespaceSelector": {"phase5-monitoring/ui": "allowed"},
                               # As a user narrows it: the default 0.0.0.0/0 lets API clients reach any :443.
-                              "networkPolicy.apiServerCIDRs": ["10.96.0.1/32"]})
-    pols = objs.of_kind("NetworkPolicy")
+                              "networkPolicy.apiServerCIDRs": ["10.96.0.1/32"]}, namespace=NAMESPACE)
+
+
+@pytest.fixture(scope="module")
+def policies(rendered):
+    pols = rendered.of_kind("NetworkPolicy")
     for p in pols:
-        p["metadata"]["namespace"] = "monitoring"
+        p["metadata"].setdefault("namespace", NAMESPACE)
     return pols
+
+
+def _test_pods(rendered):
+    return [p for p in rendered.of_kind("Pod") if (p["metadata"].get("annotations") or {}).get("helm.sh/hook") == "test"]
+
+
+def release_pods(rendered):
+    """Every pod the release runs, as the rendered objects label them: each workload's pod
+    template and each `helm test` pod, as {name: Pod}."""
+    pods = {w["metadata"]["name"]: w["spec"]["template"]["metadata"].get("labels") or {}
+            for w in rendered.workloads() if w["kind"] in ("Deployment", "StatefulSet", "DaemonSet")}
+    pods.update({p["metadata"]["name"]: p["metadata"].get("labels") or {} for p in _test_pods(rendered)})
+    return {name: Pod(labels, namespace=NAMESPACE) for name, labels in pods.items()}
+
+
+def endpoints(rendered, e, peer=None):
+    """The pods that play endpoint `e` in the render: a component's pod template, or the `helm
+    test` pods (only the one that tests `peer` when a peer component is named); other
+    endpoints (applications, external addresses) as they are."""
+    if not isinstance(e, str):
+        return [e]
+    if e == HELM_TEST:
+        pods = _test_pods(rendered)
+        if isinstance(peer, str):
+            pods = [p for p in pods if p["metadata"]["name"] == f"{REL}-test-{peer}"]
+        labels = [p["metadata"].get("labels") or {} for p in pods]
+    else:
+        labels = [w["spec"]["template"]["metadata"].get("labels") or {} for w in rendered.workloads()
+                  if w["kind"] in ("Deployment", "StatefulSet", "DaemonSet") and component(w) == e]
+    assert labels, f"the render has no pod of {e}" + (f" testing {peer}" if peer else "")
+    return [Pod(lb, namespace=NAMESPACE) for lb in labels]
 
 
 def test_off_by_default():
     assert not render().of_kind("NetworkPolicy")
 
 
+def _pairs(rendered, flow):
+    src, dst, port, proto = flow
+    return [(s, d) for s in endpoints(rendered, src, peer=dst) for d in endpoints(rendered, dst)]
+
+
 @pytest.mark.parametrize("flow", REQUIRED, ids=_name)
-def test_required_flow_allowed(policies, flow):
-    assert allowed(policies, *flow), f"{_name(flow)} is blocked by the rendered NetworkPolicies"
+def test_required_flow_allowed(rendered, policies, flow):
+    for s, d in _pairs(rendered, flow):
+        assert allowed(policies, s, d, *flow[2:]), \
+            f"{_name(flow)} is blocked by the rendered NetworkPolicies ({s.labels} -> {getattr(d, 'labels', d)})"
 
 
 @pytest.mark.parametrize("flow", FORBIDDEN, ids=_name)
-def test_unneeded_flow_denied(policies, flow):
-    assert not allowed(policies, *flow), f"{_name(flow)} is allowed but nothing needs it"
+def test_unneeded_flow_denied(rendered, policies, flow):
+    for s, d in _pairs(rendered, flow):
+        assert not allowed(policies, s, d, *flow[2:]), \
+            f"{_name(flow)} is allowed but nothing needs it ({getattr(s, 'labels', s)} -> {getattr(d, 'labels', d)})"
 
 
-def test_ui_reachable_only_from_selected_namespaces(policies):
+def test_ui_reachable_only_from_selected_namespaces(rendered, policies):
     ingress_ns = Pod({"app": "ingress-nginx"}, namespace="ingress", namespace_labels={"phase5-monitoring/ui": "allowed"})
-    assert allowed(policies, ingress_ns, GRAFANA, 3000)
-    assert not allowed(policies, OTHER, GRAFANA, 3000)
+    for grafana in endpoints(rendered, GRAFANA):
+        assert allowed(policies, ingress_ns, grafana, 3000)
+        assert not allowed(policies, OTHER, grafana, 3000)
 
 
-def test_every_release_pod_is_isolated(policies):
-    """The default deny selects every pod of the release, in both directions."""
+def test_every_release_pod_is_isolated(rendered, policies):
+    """The default deny selects every pod of the release (each rendered pod template and
+    `helm test` pod), in both directions."""
     deny = next(p for p in policies if p["metadata"]["name"] == f"{REL}-default-deny")
     assert set(deny["spec"]["policyTypes"]) == {"Ingress", "Egress"}
     assert not deny["spec"].get("ingress") and not deny["spec"].get("egress")
-    for p in (PROM, AM, GRAFANA, LOKI, PROMTAIL, JAEGER, KSM):
-        assert not allowed([deny], OTHER, p, 1) and not allowed([deny], p, SLACK, 443)
+    pods = release_pods(rendered)
+    assert {PROM, AM, GRAFANA, LOKI, PROMTAIL, JAEGER, KSM} <= {component(p) for p in rendered.workloads()}
+    for name, p in pods.items():
+        assert not allowed([deny], OTHER, p, 1), f"{name}: reachable past the default deny; labels {p.labels}"
+        assert not allowed([deny], p, SLACK, 443), f"{name}: can leave past the default deny; labels {p.labels}"

@@ -11,6 +11,7 @@ import yaml
 
 from harness import operator as op
 from harness import paths, spec
+from harness.manifests import component
 from harness.operator import OPERATOR_VALUES
 from harness.render import render, render_error
 
@@ -49,12 +50,12 @@ def test_full_stack_profiles_render_no_operator_objects(profile):
 
 
 def test_operator_mode_runs_no_workload_of_the_replaced_components(operator_render):
-    running = {op.component(o) for o in operator_render.workloads()}
+    running = {component(o) for o in operator_render.workloads()}
     replaced = running & set(op.REPLACED)
     assert not replaced, f"operator mode still runs {sorted(replaced)}: kube-prometheus-stack runs those"
     assert {"loki", "promtail", "jaeger"} <= running, f"logs and traces stay; running: {sorted(running)}"
     leftover = [f"{o['kind']}/{o['metadata']['name']}" for o in operator_render
-                if op.component(o) in op.REPLACED and o["kind"] not in (*op.KINDS, "ConfigMap", "Secret")]
+                if component(o) in op.REPLACED and o["kind"] not in (*op.KINDS, "ConfigMap", "Secret")]
     assert not leftover, f"objects of replaced components left: {leftover}"
     tests = {o["metadata"]["name"] for o in operator_render.of_kind("Pod")}
     assert not {f"p5-test-{c}" for c in op.REPLACED} & tests, f"helm test pods for replaced components: {tests}"
@@ -158,7 +159,6 @@ def test_servicemonitors_follow_the_service_lists():
 
 # ------------------------------------------------------------------ routes and receivers
 def _am_config(full):
-    import base64  # noqa: F401 - stringData in helm template output
     sec = full.get("Secret", "p5-alertmanager-config")
     return yaml.safe_load(sec["stringData"]["alertmanager.yaml"])
 

@@ -7,7 +7,7 @@ here one by one and allowed nowhere else."""
 import pytest
 
 from harness import params
-from harness.manifests import containers, ident, pod_spec
+from harness.manifests import component, containers, ident, pod_spec
 from harness.render import render
 
 pytestmark = pytest.mark.unit
@@ -20,10 +20,6 @@ HOST_EXCEPTIONS = {
     "promtail": {"hostPath", "root"},
     "alloy": {"hostPath", "root"},  # the same log collector, named for what it runs (promtail.collector)
 }
-
-
-def component(obj):
-    return obj["metadata"]["labels"].get("app.kubernetes.io/name", "")
 
 
 def violations(obj):

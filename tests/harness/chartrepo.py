@@ -15,8 +15,8 @@ import urllib.request
 from pathlib import Path
 
 from . import tools
-from .controlplane import free_port
-from .processes import Process
+from .ports import free_port
+from .process import Process
 
 # Any attempt to leave the machine fails at once: the proxies point at a closed local port
 # and only 127.0.0.1/localhost bypass them. Used for helm and cosign in the release tests.

@@ -14,7 +14,8 @@ import subprocess
 import uuid
 
 from . import tools
-from .controlplane import ControlPlane, kubernetes_versions, wait_until, workloads_ready
+from .controlplane import ControlPlane, kubernetes_versions, workloads_ready
+from .polling import wait_until
 
 __all__ = ["Cluster", "ControlPlane", "DEPLOY_SCRIPT_PSS", "kubernetes_versions", "open_cluster", "workloads_ready"]
 

@@ -18,17 +18,17 @@ import datetime
 import ipaddress
 import json
 import os
-import socket
 import ssl
 import subprocess
 import tempfile
-import time
 import urllib.request
 from pathlib import Path
 
 from . import tools
 from .paths import BIN, ROOT
-from .processes import Process
+from .polling import wait_until
+from .ports import free_port
+from .process import Process
 
 STAGES = Path(__file__).with_name("kwok-stages.yaml")
 SERVICE_CIDR = "10.96.0.0/16"
@@ -40,12 +40,6 @@ NODE_CAPACITY = {"cpu": "8", "memory": "32Gi", "pods": "110", "ephemeral-storage
 NODE_IP_ANNOTATION = "kwok.phase5.test/internal-ip"
 # StorageClasses: the default one allows volume expansion, "fixed" does not.
 EXPANDABLE_CLASS, FIXED_CLASS = "standard", "fixed"
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def node_ip(index):
@@ -332,13 +326,9 @@ class ControlPlane:
 
     # -- bootstrap: nodes and StorageClasses
     def _bootstrap(self):
-        deadline = time.monotonic() + 60
-        while True:  # the default namespace and the RBAC bootstrap appear shortly after readyz
-            if self.kubectl("get", "namespace", "default", check=False).returncode == 0:
-                break
-            if time.monotonic() > deadline:
-                raise RuntimeError("namespace default never appeared")
-            time.sleep(0.3)
+        # The default namespace and the RBAC bootstrap appear shortly after readyz.
+        wait_until(lambda: self.kubectl("get", "namespace", "default", check=False).returncode == 0, 60,
+                   "namespace default appeared", every=0.3, retry=(), error=RuntimeError)
         zones = ("zone-a", "zone-b", "zone-c")
         nodes = [{
             "apiVersion": "v1", "kind": "Node",
@@ -395,22 +385,6 @@ class ControlPlane:
     # -- Kubernetes version as the server reports it
     def server_version(self):
         return json.loads(self.kubectl("version", "-o", "json").stdout)["serverVersion"]["gitVersion"]
-
-
-def wait_until(check, timeout, what, every=0.5, fatal=()):
-    """Poll check() until it is truthy; TimeoutError naming `what` and the last error after
-    timeout seconds. Exceptions of the `fatal` types end the wait at once."""
-    deadline, last = time.monotonic() + timeout, None
-    while time.monotonic() < deadline:
-        try:
-            if check():
-                return
-        except fatal:
-            raise
-        except Exception as e:  # noqa: BLE001 - retried until the deadline, then reported
-            last = e
-        time.sleep(every)
-    raise TimeoutError(f"{what}: not true after {timeout}s (last error: {last})")
 
 
 def workloads_ready(cp, namespace, selector=None):

@@ -6,14 +6,14 @@
         traces = wait_for_trace(j.url("http-query"), "phase5-backend", trace_id)
 
 localize() rewrites every listener of the configuration (receivers, query, health check,
-metrics reader) to 127.0.0.1 on a free port; the process is always stopped on exit.
+metrics reader) to 127.0.0.1 on a free port; the process (harness.process.Process, in the
+harness's one cleanup set) is always stopped on exit.
 """
 import contextlib
 import copy
 import json
 import os
 import secrets
-import signal
 import socket
 import subprocess
 import time
@@ -21,6 +21,9 @@ import urllib.error
 import urllib.request
 
 import yaml
+
+from .polling import wait_until
+from .process import Process
 
 # Listener name (the chart's port names) -> where it sits in the configuration.
 # (path of keys to the dict holding "endpoint", socket type)
@@ -38,7 +41,7 @@ LISTENERS = {
 }
 
 
-class JaegerError(Exception):
+class JaegerError(RuntimeError):
     """The process did not come up (its log is in the message)."""
 
 
@@ -46,13 +49,6 @@ def rendered_config(manifests, name="p5-jaeger"):
     """The collector configuration from a rendered Jaeger ConfigMap, parsed."""
     cm = manifests.get("ConfigMap", name)
     return yaml.safe_load(cm["data"]["config.yaml"])
-
-
-def free_port(kind=socket.SOCK_STREAM):
-    """A port the kernel says is free on 127.0.0.1 (TCP or UDP)."""
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _node(cfg, path):
@@ -113,8 +109,12 @@ def _check_no_wildcard(node, path=""):
 
 
 class Jaeger:
-    def __init__(self, proc, ports, log_path):
-        self.proc, self.ports, self.log_path = proc, ports, log_path
+    """A running Jaeger: its listeners' ports by the chart's port names, its Process, and the
+    Popen object it ran as (kept after the stop, to read the exit code)."""
+
+    def __init__(self, process, ports):
+        self.process, self.ports = process, ports
+        self.proc, self.log_path = process.proc, process.log_path
 
     def url(self, name):
         return f"http://127.0.0.1:{self.ports[name]}"
@@ -131,55 +131,25 @@ def _get(url, timeout=2.0):
         return r.status, r.read()
 
 
-def wait_healthy(j, timeout=60.0):
-    """Poll the health check's status path until it answers 200."""
-    path = "/status"
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        if j.proc.poll() is not None:
-            raise JaegerError(f"jaeger exited with {j.proc.returncode}:\n{j.log()[-4000:]}")
-        try:
-            status, _ = _get(j.url("http-admin") + path)
-            if status == 200:
-                return
-        except (urllib.error.URLError, ConnectionError, OSError) as e:
-            last = e
-        time.sleep(0.2)
-    raise JaegerError(f"jaeger not healthy after {timeout}s ({last}):\n{j.log()[-4000:]}")
-
-
-def stop(proc, timeout=15.0):
-    """SIGTERM, then SIGKILL after `timeout`; only this process is signalled."""
-    if proc.poll() is not None:
-        return
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=timeout)
-
-
 @contextlib.contextmanager
 def run_jaeger(binary, config, tmp_path, env=None, health_timeout=60.0):
-    """Start `binary --config <localized config>` and yield a Jaeger once healthy; stop it
-    on exit however the block ends. `config` is the parsed rendered configuration."""
+    """Start `binary --config <localized config>` and yield a Jaeger once its health check
+    answers 200; stop it on exit however the block ends. `config` is the parsed rendered
+    configuration. The OTEL_* variables of this environment are not passed on."""
     cfg, ports = localize(config)
     cfg_path = tmp_path / "jaeger-config.yaml"
     cfg_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
-    log_path = tmp_path / "jaeger.log"
-    penv = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
-    penv.update(env or {})
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen([os.path.abspath(binary), f"--config={cfg_path}"], stdout=log, stderr=subprocess.STDOUT,
-                                cwd=tmp_path, env=penv)
-    j = Jaeger(proc, ports, log_path)
+    process = Process("jaeger", [os.path.abspath(binary), f"--config={cfg_path}"], tmp_path / "jaeger.log",
+                      f"http://127.0.0.1:{ports['http-admin']}/status", cwd=tmp_path, env=env or {},
+                      unset_prefixes=("OTEL_",))
     try:
-        wait_healthy(j, health_timeout)
-        yield j
+        try:
+            process.start(timeout=health_timeout)
+        except RuntimeError as e:
+            raise JaegerError(str(e)) from None
+        yield Jaeger(process, ports)
     finally:
-        stop(proc)
+        process.stop(timeout=15)
 
 
 def validate(binary, config_path, env=None, timeout=60):
@@ -273,17 +243,17 @@ def query_traces(query_url, service, limit=20):
 
 def wait_for_trace(query_url, service, trace_id, timeout=20.0):
     """Poll the query API until the trace shows up (the batch processor delays writes)."""
-    deadline = time.monotonic() + timeout
     seen = []
-    while time.monotonic() < deadline:
+
+    def found():
         try:
-            seen = query_traces(query_url, service)
+            seen[:] = query_traces(query_url, service)
         except urllib.error.HTTPError as e:
             if e.code != 404:  # 404: service not yet known
                 raise
-        for t in seen:
-            if t.get("traceID", "").lstrip("0") == trace_id.lstrip("0"):
-                return t
-        time.sleep(0.3)
+        return next((t for t in seen if t.get("traceID", "").lstrip("0") == trace_id.lstrip("0")), None)
+    trace = wait_until(found, timeout, every=0.3, retry=(), on_timeout=None)
+    if trace:
+        return trace
     raise AssertionError(f"trace {trace_id} of {service} not returned by {query_url}/api/traces "
                          f"within {timeout}s; got {[t.get('traceID') for t in seen]}")

@@ -13,7 +13,6 @@ objects is read back from the Secrets and ConfigMaps it writes.
 import base64
 import gzip
 import json
-import socket
 import subprocess
 import uuid
 from pathlib import Path
@@ -21,7 +20,8 @@ from pathlib import Path
 import yaml
 
 from . import operator as op
-from .processes import Process
+from .ports import free_port
+from .process import Process
 
 SELECTOR = {"release": "kps"}
 PROMETHEUS = "kps"
@@ -29,12 +29,6 @@ PROMETHEUS = "kps"
 # left at the operator's default (OnNamespace), to show why the README says so.
 ALERTMANAGER = "kps"
 ALERTMANAGER_ON_NAMESPACE = "kps-default-strategy"
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def gunzip_secret(secret, key):

@@ -217,9 +217,6 @@ def references(node):
 
 # --- a collector-neutral view ------------------------------------------------------------
 
-RULE_KEYS = ("source_labels", "separator", "regex", "target_label", "replacement", "action")
-
-
 def _rule(d):
     """A relabel rule with Prometheus defaults filled in, for comparison across collectors."""
     return {

@@ -1,9 +1,12 @@
-"""An index over rendered Kubernetes objects: by kind, by name, by component."""
+"""An index over rendered Kubernetes objects (by kind, by name, by component) and the readers
+of their fields every test and script shares: component(), pod_spec(), containers(), quantity()."""
 import collections
+import re
 
 
-def _component(obj):
-    return (obj.get("metadata", {}).get("labels") or {}).get("app.kubernetes.io/name", "")
+def component(obj, default=""):
+    """The object's component: its app.kubernetes.io/name label (`default` when it has none)."""
+    return ((obj.get("metadata") or {}).get("labels") or {}).get("app.kubernetes.io/name", default)
 
 
 class Manifests:
@@ -37,9 +40,9 @@ class Manifests:
         except KeyError:
             return None
 
-    def by_component(self, component):
-        """Objects whose app.kubernetes.io/name label is the component's."""
-        return [d for d in self.docs if _component(d) == component]
+    def by_component(self, name):
+        """Objects whose app.kubernetes.io/name label is `name`."""
+        return [d for d in self.docs if component(d) == name]
 
     def workloads(self):
         kinds = ("Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob", "Pod")
@@ -65,3 +68,20 @@ def containers(obj):
 
 def ident(obj):
     return f"{obj['kind']}/{obj['metadata']['name']}"
+
+
+# Kubernetes quantity suffixes: binary (Ki..Ei), decimal (n..E); an exponent (1e3) too.
+_SUFFIXES = {"n": 1e-9, "u": 1e-6, "m": 1e-3, "": 1, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15,
+             "E": 1e18, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}
+_QUANTITY = re.compile(r"([+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+))([A-Za-z]*|[eE][+-]?[0-9]+)")
+
+
+def quantity(q):
+    """A Kubernetes quantity ("500m", "512Mi", "8", "1e3", 2) as a number (cores or bytes);
+    ValueError naming the value for anything else."""
+    m = _QUANTITY.fullmatch(str(q).strip())
+    if m and m.group(2) in _SUFFIXES:
+        return float(m.group(1)) * _SUFFIXES[m.group(2)]
+    if m and re.fullmatch(r"[eE][+-]?[0-9]+", m.group(2)):
+        return float(m.group(1) + m.group(2))
+    raise ValueError(f"not a Kubernetes quantity: {q!r}")

@@ -33,10 +33,6 @@ REPLACED = ("prometheus", "alertmanager", "grafana", "kube-state-metrics", "node
 KINDS = ("PrometheusRule", "ServiceMonitor", "AlertmanagerConfig")
 
 
-def component(obj):
-    return (obj["metadata"].get("labels") or {}).get("app.kubernetes.io/name", "")
-
-
 def rule_files(manifests, release="p5"):
     """The rule files of a render: from the rules ConfigMap (full-stack mode) or the
     PrometheusRules (operator mode), as {file name without .yaml: parsed groups document}."""

@@ -1,4 +1,4 @@
-"""The e2e stack (harness.processes.Stack) running what prometheus-operator GENERATED from the
+"""The e2e stack (harness.stack.Stack) running what prometheus-operator GENERATED from the
 chart's operator-mode objects, so operator mode is held to the same alert-to-receiver table as
 the chart's own mode.
 
@@ -7,7 +7,7 @@ the credentials Secret) are applied on a real API server where the real operator
 Prometheus and an Alertmanager resource (harness.kps). The operator writes its Prometheus
 configuration, rule ConfigMaps and Alertmanager configuration; those three texts replace the
 chart's own configuration in the full-stack render of the same values, and the Stack runs that
-render exactly as in the chart's mode (its documented swaps: processes.py docstring). The swaps
+render exactly as in the chart's mode (its documented swaps: the harness.stack docstring). The swaps
 this adds, each recorded in `swaps`, and nothing else:
 
   O1. Prometheus rule_files: the operator's mount path (/etc/prometheus/rules/<configmap>/) ->
@@ -37,7 +37,7 @@ import yaml
 from . import operator as op
 from .kps import OperatorStack
 from .manifests import Manifests
-from .processes import NOT_RUN
+from .stack import NOT_RUN
 from .render import render_raw
 
 RELEASE = "p5"

@@ -6,7 +6,8 @@ import json
 import re
 
 from . import spec
-from .workload import PHASE5_SERVICES, SCENARIOS
+from .scenarios import SCENARIOS
+from .workload_state import PHASE5_SERVICES
 
 RUNBOOK = "https://runbooks.e2e.test/phase5"
 CHANNELS = {"critical": "#e2e-critical", "warnings": "#e2e-warnings", "database": "#e2e-database-team",

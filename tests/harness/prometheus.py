@@ -12,8 +12,6 @@ from .paths import ROOT
 from .render import render
 
 RULES_TESTS_DIR = ROOT / "tests" / "rules"
-CONFIG_CM = "p5-prometheus"
-RULES_CM = "p5-prometheus-rules"
 RULES_DIR_IN_POD = "/etc/prometheus/rules"
 
 

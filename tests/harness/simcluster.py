@@ -21,7 +21,7 @@ import threading
 import time
 import traceback
 
-from .controlplane import wait_until
+from .polling import wait_until
 
 _LISTS = {
     "pods": "/api/v1/pods",
@@ -57,7 +57,6 @@ class Snapshot:
     statefulsets: list
     daemonsets: list
     hpas: list
-    taken: float = 0.0
 
     def __post_init__(self):
         self._rs = {_key(r): r for r in self.replicasets}
@@ -127,7 +126,7 @@ class SimCluster:
     # ------------------------------------------------------------------ reading back
     def refresh(self):
         lists = {name: self.cp.api(path)["items"] for name, path in _LISTS.items()}
-        self.snapshot = Snapshot(**lists, taken=time.time())
+        self.snapshot = Snapshot(**lists)
         return self.snapshot
 
     def on_refresh(self, fn):

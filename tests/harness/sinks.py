@@ -22,7 +22,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
 
-from .workload import free_port
+from .polling import wait_until
+from .ports import free_port
 
 # aiosmtpd's own AUTH handler touches its deprecated Session.login_data.
 warnings.filterwarnings("ignore", message="Session.login_data is deprecated")
@@ -216,14 +217,7 @@ class Sinks:
             self.state.received.clear()
             self.state.rejected.clear()
 
-    def matching(self, needle, kind=None):
-        return [n for n in self.received if needle in n.text and (kind is None or n.kind == kind)]
-
     def wait_for(self, predicate, timeout, interval=0.5):
-        """Poll until predicate(received) is truthy; returns its value or None on timeout."""
-        deadline = time.monotonic() + timeout
-        while True:
-            got = predicate(self.received)
-            if got or time.monotonic() > deadline:
-                return got
-            time.sleep(interval)
+        """Poll until predicate(received) is truthy; returns its value, or its last (falsy) value
+        on timeout."""
+        return wait_until(lambda: predicate(self.received), timeout, every=interval, retry=(), on_timeout=None)

@@ -14,8 +14,9 @@ JSON object: component key (the subchart's key in values) -> {
   receivers: (jaeger) the enabled receivers' {name, port, protocol}, from the jaeger subchart,
   health:  {port: a key of ports, path} the helm test pod asks
 }
-Ports that are values of a subchart are read from it (node-exporter.port, jaeger.receivers.*);
-the others are the subcharts' fixed service ports.
+Port numbers come from common.ports (the one table the subcharts' containers, Services and
+configs read too), node-exporter's from its value node-exporter.port; Jaeger's receivers are
+the ones the jaeger subchart switches on.
 Usage: include "phase5-monitoring.components" . | fromJson
 */}}
 {{- define "phase5-monitoring.components" -}}
@@ -25,28 +26,28 @@ Usage: include "phase5-monitoring.components" . | fromJson
 {{- $collector := dig "collector" "promtail" ($v.promtail | default dict) -}}
 {{- $table := dict
   "prometheus" (dict "name" "prometheus"
-    "ports" (dict "web" (dict "port" 9090 "protocol" $tcp))
+    "ports" (dict "web" (dict "port" (include "common.port" (list "prometheus" "web") | int) "protocol" $tcp))
     "health" (dict "port" "web" "path" "/-/ready"))
   "alertmanager" (dict "name" "alertmanager"
-    "ports" (dict "web" (dict "port" 9093 "protocol" $tcp) "cluster" (dict "port" 9094 "protocol" "TCP+UDP"))
+    "ports" (dict "web" (dict "port" (include "common.port" (list "alertmanager" "web") | int) "protocol" $tcp) "cluster" (dict "port" (include "common.port" (list "alertmanager" "cluster") | int) "protocol" "TCP+UDP"))
     "health" (dict "port" "web" "path" "/-/ready"))
   "grafana" (dict "name" "grafana"
-    "ports" (dict "web" (dict "port" 3000 "protocol" $tcp))
+    "ports" (dict "web" (dict "port" (include "common.port" (list "grafana" "web") | int) "protocol" $tcp))
     "health" (dict "port" "web" "path" "/api/health"))
   "loki" (dict "name" "loki"
-    "ports" (dict "web" (dict "port" 3100 "protocol" $tcp))
+    "ports" (dict "web" (dict "port" (include "common.port" (list "loki" "web") | int) "protocol" $tcp))
     "health" (dict "port" "web" "path" "/ready"))
   "promtail" (dict "name" $collector
-    "ports" (dict "metrics" (dict "port" 3101 "protocol" $tcp))
+    "ports" (dict "metrics" (dict "port" (include "common.port" (list "promtail" "metrics") | int) "protocol" $tcp))
     "health" (dict "port" "metrics" "path" (ternary "/-/ready" "/ready" (eq $collector "alloy"))))
   "jaeger" (dict "name" "jaeger"
-    "ports" (dict "query" (dict "port" 16686 "protocol" $tcp) "admin" (dict "port" 13133 "protocol" $tcp)
-                  "metrics" (dict "port" 8888 "protocol" $tcp) "otlpGrpc" (dict "port" 4317 "protocol" $tcp)
-                  "otlpHttp" (dict "port" 4318 "protocol" $tcp))
+    "ports" (dict "query" (dict "port" (include "common.port" (list "jaeger" "query") | int) "protocol" $tcp) "admin" (dict "port" (include "common.port" (list "jaeger" "admin") | int) "protocol" $tcp)
+                  "metrics" (dict "port" (include "common.port" (list "jaeger" "metrics") | int) "protocol" $tcp) "otlpGrpc" (dict "port" (include "common.port" (list "jaeger" "otlpGrpc") | int) "protocol" $tcp)
+                  "otlpHttp" (dict "port" (include "common.port" (list "jaeger" "otlpHttp") | int) "protocol" $tcp))
     "receivers" list
     "health" (dict "port" "admin" "path" "/status"))
   "kube-state-metrics" (dict "name" "kube-state-metrics"
-    "ports" (dict "metrics" (dict "port" 8080 "protocol" $tcp) "telemetry" (dict "port" 8081 "protocol" $tcp))
+    "ports" (dict "metrics" (dict "port" (include "common.port" (list "kube-state-metrics" "metrics") | int) "protocol" $tcp) "telemetry" (dict "port" (include "common.port" (list "kube-state-metrics" "telemetry") | int) "protocol" $tcp))
     "health" (dict "port" "telemetry" "path" "/readyz"))
   "node-exporter" (dict "name" "node-exporter"
     "ports" (dict "metrics" (dict "port" (dig "port" 9100 (index $v "node-exporter" | default dict)) "protocol" $tcp))

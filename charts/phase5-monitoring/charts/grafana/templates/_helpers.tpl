@@ -12,7 +12,7 @@ Usage: include "grafana.labels" .
 {{/*
 grafana.datasourceUrl: the URL of a provisioned datasource: the external one from
 datasources.<component>.url, else the in-chart Service of that component.
-Usage: include "grafana.datasourceUrl" (dict "context" . "component" "prometheus" "port" 9090)
+Usage: include "grafana.datasourceUrl" (dict "context" . "component" "prometheus" "port" "web")
 */}}
 {{- define "grafana.datasourceUrl" -}}
 {{- include "common.args.require" (list "grafana.datasourceUrl" . (list "context" "component" "port")) -}}
@@ -20,7 +20,7 @@ Usage: include "grafana.datasourceUrl" (dict "context" . "component" "prometheus
 {{- if $ds.url -}}
 {{- trimSuffix "/" $ds.url -}}
 {{- else -}}
-{{- printf "http://%s:%d" (include "common.componentFullname" (dict "context" .context "component" .component)) (int .port) -}}
+{{- printf "http://%s:%s" (include "common.componentFullname" (dict "context" .context "component" .component)) (include "common.port" (list .component .port)) -}}
 {{- end -}}
 {{- end -}}
 

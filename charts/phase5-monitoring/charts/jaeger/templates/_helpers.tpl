@@ -10,19 +10,19 @@ Usage: include "jaeger.labels" .
 {{- end -}}
 
 {{/*
-jaeger.receiverPorts: the receivers' ports (fixed by the stack's contract), as a JSON list
+jaeger.receiverPorts: the receivers' ports (fixed by the stack's contract, from common.ports), as a JSON list
 of {receiver, name, port, protocol}; only the receivers switched on in values.
 Usage: include "jaeger.receiverPorts" . | fromJsonArray
 */}}
 {{- define "jaeger.receiverPorts" -}}
 {{- $all := list
-  (dict "receiver" "otlpGrpc" "name" "grpc-otlp" "port" 4317 "protocol" "TCP")
-  (dict "receiver" "otlpHttp" "name" "http-otlp" "port" 4318 "protocol" "TCP")
-  (dict "receiver" "zipkin" "name" "http-zipkin" "port" 9411 "protocol" "TCP")
-  (dict "receiver" "jaegerCompact" "name" "udp-compact" "port" 6831 "protocol" "UDP")
-  (dict "receiver" "jaegerBinary" "name" "udp-binary" "port" 6832 "protocol" "UDP")
-  (dict "receiver" "jaegerThriftHttp" "name" "http-collector" "port" 14268 "protocol" "TCP")
-  (dict "receiver" "jaegerGrpc" "name" "grpc-collector" "port" 14250 "protocol" "TCP")
+  (dict "receiver" "otlpGrpc" "name" "grpc-otlp" "port" (include "common.port" (list "jaeger" "otlpGrpc") | int) "protocol" "TCP")
+  (dict "receiver" "otlpHttp" "name" "http-otlp" "port" (include "common.port" (list "jaeger" "otlpHttp") | int) "protocol" "TCP")
+  (dict "receiver" "zipkin" "name" "http-zipkin" "port" (include "common.port" (list "jaeger" "zipkin") | int) "protocol" "TCP")
+  (dict "receiver" "jaegerCompact" "name" "udp-compact" "port" (include "common.port" (list "jaeger" "jaegerCompact") | int) "protocol" "UDP")
+  (dict "receiver" "jaegerBinary" "name" "udp-binary" "port" (include "common.port" (list "jaeger" "jaegerBinary") | int) "protocol" "UDP")
+  (dict "receiver" "jaegerThriftHttp" "name" "http-collector" "port" (include "common.port" (list "jaeger" "jaegerThriftHttp") | int) "protocol" "TCP")
+  (dict "receiver" "jaegerGrpc" "name" "grpc-collector" "port" (include "common.port" (list "jaeger" "jaegerGrpc") | int) "protocol" "TCP")
 -}}
 {{- $on := list -}}
 {{- range $all -}}
@@ -38,10 +38,10 @@ jaeger.ports: every port of the pod and Service: query UI, enabled receivers, ad
 (health) and metrics. JSON list of {name, port, protocol}.
 */}}
 {{- define "jaeger.ports" -}}
-{{- $ports := list (dict "name" "http-query" "port" 16686 "protocol" "TCP") -}}
+{{- $ports := list (dict "name" "http-query" "port" (include "common.port" (list "jaeger" "query") | int) "protocol" "TCP") -}}
 {{- $ports = concat $ports (include "jaeger.receiverPorts" . | fromJsonArray) -}}
-{{- $ports = append $ports (dict "name" "http-admin" "port" 13133 "protocol" "TCP") -}}
-{{- $ports = append $ports (dict "name" "http-metrics" "port" 8888 "protocol" "TCP") -}}
+{{- $ports = append $ports (dict "name" "http-admin" "port" (include "common.port" (list "jaeger" "admin") | int) "protocol" "TCP") -}}
+{{- $ports = append $ports (dict "name" "http-metrics" "port" (include "common.port" (list "jaeger" "metrics") | int) "protocol" "TCP") -}}
 {{- toJson $ports -}}
 {{- end -}}
 

@@ -16,7 +16,7 @@ promtail.lokiUrl: where the collector pushes; the release's own Loki unless loki
 {{- if .Values.lokiUrl -}}
 {{- .Values.lokiUrl -}}
 {{- else -}}
-{{- printf "http://%s:3100/loki/api/v1/push" (include "common.componentFullname" (dict "context" . "component" "loki")) -}}
+{{- printf "http://%s:%s/loki/api/v1/push" (include "common.componentFullname" (dict "context" . "component" "loki")) (include "common.port" (list "loki" "web")) -}}
 {{- end -}}
 {{- end -}}
 
