@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 # Helm's polling) runs beside the CPU-bound tiers; module fixtures stay in one process.
 PYTEST_XDIST ?= -n 2 --dist loadfile
 
-.PHONY: all help venv checkov tools test unit conformance e2e cluster-tier deploy render lint package release registry docs schemas clean preview bench cluster
+.PHONY: all help venv checkov tools test unit conformance e2e cluster-tier deploy render lint package release registry docs schemas clean preview bench bench-render cluster
 
 all: test
 
@@ -73,11 +73,15 @@ docs: venv ## Regenerate the values tables in the chart READMEs from the `# --` 
 preview: venv tools ## Run the rendered Prometheus+Alertmanager on 127.0.0.1 with a synthetic workload; switch alert scenarios
 	$(PY) scripts/preview.py
 
-bench: venv tools ## Measure alert latency, dashboard query latency (1,000+ pods), render time, requests; writes docs/benchmarks.md
+bench: venv tools ## Measure alert latency, dashboard query latency (1,000+ pods), render time against kube-prometheus-stack (KPS_CHART), requests; writes docs/benchmarks.md
 	$(PY) scripts/bench.py
 
-schemas: ## Copy the shared schema $$defs into every values.schema.json
-	$(PYTHON) scripts/schema_defs.py --write
+bench-render: venv ## Only the render comparison with kube-prometheus-stack (KPS_CHART=dir, default build/kps/kube-prometheus-stack; BENCH_ARGS='--render-baseline main' adds a before/after); rewrites that section of docs/benchmarks.md
+	scripts/install-tools.sh helm helm4
+	$(PY) scripts/bench.py --render-only $(BENCH_ARGS)
+
+schemas: ## Generate every values.schema.json from values.yaml and its `# --`/`# @schema` comments (scripts/schemas.py)
+	$(PYTHON) scripts/schemas.py --write
 
 clean: ## Remove build output (keeps .venv and bin)
 	rm -rf build .pytest_cache .hypothesis

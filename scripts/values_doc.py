@@ -34,6 +34,8 @@ def documented_keys(text):
     out, stack, pending = [], [], []
     for line in text.splitlines():
         stripped = line.strip()
+        if stripped.startswith("# @schema"):
+            continue  # schema keywords for scripts/schemas.py, not documentation
         if stripped.startswith("# --"):
             pending = [stripped[4:].strip()]
             continue

@@ -16,7 +16,15 @@ def load_values(chart_dir):
 
 
 def resolve(node, root):
-    while isinstance(node, dict) and "$ref" in node:
+    """Follow `$ref`s, and the `allOf: [{$ref}]` the generator writes when constraints sit
+    beside a reference (draft-07 ignores a `$ref`'s siblings); the siblings win."""
+    while isinstance(node, dict):
+        wrapped = node.get("allOf")
+        if "$ref" not in node and isinstance(wrapped, list) and len(wrapped) == 1 and "$ref" in wrapped[0]:
+            node = {**resolve(wrapped[0], root), **{k: v for k, v in node.items() if k != "allOf"}}
+            continue
+        if "$ref" not in node:
+            break
         ref = node["$ref"]
         assert ref.startswith("#/"), f"only local $refs are supported: {ref}"
         target = root

@@ -1,0 +1,121 @@
+"""Unit tier: every values.schema.json is what scripts/schemas.py generates from the values
+files (no hand edit, no drift), says so, and the generator refuses what it cannot type,
+naming the key."""
+import importlib.util
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from harness import paths
+from harness.schema import all_chart_dirs, load_schema
+
+pytestmark = pytest.mark.unit
+
+GENERATOR = paths.ROOT / "scripts" / "schemas.py"
+
+
+def _generator():
+    spec = importlib.util.spec_from_file_location("schemas_generator", GENERATOR)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_schemas_match_the_generator():
+    proc = subprocess.run([sys.executable, str(GENERATOR), "--check"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("chart_dir", all_chart_dirs(), ids=lambda d: d.name)
+def test_generated_schema_says_so(chart_dir):
+    assert "scripts/schemas.py" in load_schema(chart_dir).get("$comment", ""), \
+        f"{chart_dir.name}/values.schema.json does not say it is generated"
+
+
+def test_check_fails_on_a_hand_edit(tmp_path, monkeypatch):
+    """--check compares byte for byte: a hand edit of any generated schema is drift."""
+    gen = _generator()
+    umbrella = tmp_path / "phase5-monitoring"
+    shutil.copytree(paths.UMBRELLA, umbrella)
+    monkeypatch.setattr(gen, "UMBRELLA", umbrella)
+    monkeypatch.setattr(gen, "ROOT", tmp_path)
+    monkeypatch.setattr(gen, "DEFS_FILE", umbrella / "charts" / "common" / "schema-defs.json")
+    assert gen.main(["schemas.py", "--check"]) == 0
+    target = umbrella / "charts" / "loki" / "values.schema.json"
+    schema = json.loads(target.read_text())
+    schema["properties"]["enabled"]["type"] = "string"
+    target.write_text(json.dumps(schema, indent=2) + "\n")
+    assert gen.main(["schemas.py", "--check"]) == 1
+
+
+@pytest.mark.parametrize("text,needle", [
+    pytest.param("a:\n  b: null\n", "`a.b` defaults to null", id="null"),
+    pytest.param("a: []\n", "`a` is an empty list", id="empty-list"),
+    pytest.param("a:\n  - x: 1\n", "`a` is a list of mixed or structured items", id="list-of-maps"),
+    pytest.param("a:\n  labels: {}\n", "`a.labels` is an empty map", id="empty-map"),
+    pytest.param("# @schema {minimum: 1}\na: 1\n", "values.yaml:1: `# @schema` is not JSON", id="not-json"),
+    pytest.param("# @schema [1]\na: 1\n", "must be a JSON object", id="not-object"),
+    pytest.param("a:\n  - x: 1\n    # @schema {\"minimum\": 1}\n    y: 2\n", "inside a list item", id="in-list"),
+])
+def test_generator_names_what_it_cannot_type(tmp_path, monkeypatch, text, needle):
+    gen = _generator()
+    monkeypatch.setattr(gen, "ROOT", tmp_path)
+    chart = tmp_path / "c"
+    chart.mkdir()
+    (chart / "Chart.yaml").write_text("apiVersion: v2\nname: c\nversion: 0.1.0\n")
+    (chart / "values.yaml").write_text(text)
+    with pytest.raises(gen.SchemaError) as err:
+        gen.generate(chart, {}, {})
+    assert needle in str(err.value), str(err.value)
+
+
+def test_annotations_type_description_and_default(tmp_path, monkeypatch):
+    gen = _generator()
+    monkeypatch.setattr(gen, "ROOT", tmp_path)
+    chart = tmp_path / "c"
+    chart.mkdir()
+    (chart / "Chart.yaml").write_text("apiVersion: v2\nname: c\nversion: 0.1.0\n")
+    (chart / "values.yaml").write_text(
+        "# -- How many.\n# @schema {\"minimum\": 1}\nreplicas: 2\n"
+        "# -- Free-form labels.\n# @schema {\"additionalProperties\": {\"type\": \"string\"}}\nlabels: {}\n"
+        "config: |\n  # @schema not a key: inside a block scalar\n  x: 1\n"
+        "# @schema {\"$ref\": \"#/$defs/thing\"}\nthing: {}\n")
+    schema = gen.generate(chart, {"thing": {"type": "object", "additionalProperties": False}}, {})
+    props = schema["properties"]
+    assert props["replicas"] == {"description": "How many.", "type": "integer", "default": 2, "minimum": 1}
+    assert props["labels"]["additionalProperties"] == {"type": "string"} and props["labels"]["type"] == "object"
+    assert props["config"]["type"] == "string"
+    assert props["thing"]["$ref"] == "#/$defs/thing" and "thing" in schema["$defs"]
+    assert schema["additionalProperties"] is False
+
+
+def test_dangling_annotation_fails(tmp_path, monkeypatch):
+    """A `# @schema` line must sit above a key of the values tree, or it would be lost."""
+    gen = _generator()
+    monkeypatch.setattr(gen, "ROOT", tmp_path)
+    chart = tmp_path / "c"
+    chart.mkdir()
+    (chart / "Chart.yaml").write_text("apiVersion: v2\nname: c\nversion: 0.1.0\n")
+    (chart / "values.yaml").write_text("a: 1\n# @schema {\"minimum\": 1}\n")
+    with pytest.raises(gen.SchemaError) as err:
+        gen.generate(chart, {}, {})
+    assert "sits above no key" in str(err.value), str(err.value)
+
+
+def test_key_missing_from_a_shared_definition_fails(tmp_path, monkeypatch):
+    """A default below a `$ref` that the definition would reject (e.g. a new global key) fails
+    the generator, naming the key, instead of a schema that rejects its own defaults."""
+    gen = _generator()
+    monkeypatch.setattr(gen, "ROOT", tmp_path)
+    monkeypatch.setattr(gen, "DEFS_FILE", tmp_path / "schema-defs.json")
+    chart = tmp_path / "c"
+    chart.mkdir()
+    (chart / "Chart.yaml").write_text("apiVersion: v2\nname: c\nversion: 0.1.0\n")
+    (chart / "values.yaml").write_text("# @schema {\"$ref\": \"#/$defs/global\"}\nglobal:\n  known: 1\n  newKey: x\n")
+    defs = {"global": {"type": "object", "additionalProperties": False, "properties": {"known": {"type": "integer"}}}}
+    with pytest.raises(gen.SchemaError) as err:
+        gen.generate(chart, defs, {})
+    assert "`global.newKey` is not in the shared definition" in str(err.value), str(err.value)
