@@ -75,7 +75,8 @@ def render(root, case, tmp):
             cmd += ["-f", str(root / v)]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode:
-        return {"(render error)": proc.stderr.strip().replace(str(tmp), "<tmp>")}
+        # Helm may list several schema errors in any order.
+        return {"(render error)": "\n".join(sorted(proc.stderr.strip().replace(str(tmp), "<tmp>").splitlines()))}
     return {f"{d['kind']}/{d['metadata']['name']}": d for d in yaml.safe_load_all(proc.stdout) if d}
 
 

@@ -47,6 +47,7 @@ def scratch(tmp_path):
         return render_error(chart=chart, release=release, set_values={**(values or {}), "call": next(calls)})
 
     run.error = error
+    run.chart = chart
     return run
 
 
@@ -389,3 +390,22 @@ def test_port_reads_the_one_port_table(scratch):
     doc = scratch('a: {{ include "common.port" (list "loki" "web") }}\n'
                   'b: {{ include "common.port" (list "jaeger" "otlpGrpc") }}\n')[0]
     assert doc == {"a": 3100, "b": 4317}
+
+
+def test_tpl_file_and_memo_render_once_and_fail_naming_the_file(scratch):
+    """common.tplFile runs a file through tpl and common.memo a template, each once per render:
+    a second call returns the first result even when what it reads has changed since."""
+    (scratch.chart / "files").mkdir()
+    (scratch.chart / "files" / "x.txt").write_text("v{{ .Values.n }}")
+    doc = scratch("""\
+        {{- $_ := set .Values "n" 1 }}
+        a: {{ include "common.tplFile" (dict "context" . "file" "files/x.txt") }}
+        m: {{ include "common.memo" (dict "context" . "template" "scratch.n") }}
+        {{- $_ := set .Values "n" 2 }}
+        b: {{ include "common.tplFile" (dict "context" . "file" "files/x.txt") }}
+        n: {{ include "common.memo" (dict "context" . "template" "scratch.n") }}
+        fresh: {{ include "scratch.n" . }}
+    """, files={"_n.tpl": '{{- define "scratch.n" -}}n{{ .Values.n }}{{- end -}}'})[0]
+    assert doc == {"a": "v1", "m": "n1", "b": "v1", "n": "n1", "fresh": "n2"}, doc
+    msg = scratch.error('a: {{ include "common.tplFile" (dict "context" . "file" "files/none.txt") }}\n')
+    assert "common.tplFile: files/none.txt is missing or empty in chart scratch" in msg, msg

@@ -37,7 +37,7 @@ and notification templates) and the credentials Secret are mounted in the pod.
 
 {{/* alertmanager.config: the rendered alertmanager.yaml (files/alertmanager.yaml through tpl). */}}
 {{- define "alertmanager.config" -}}
-{{- tpl (.Files.Get "files/alertmanager.yaml") . -}}
+{{- include "common.tplFile" (dict "context" . "file" "files/alertmanager.yaml") -}}
 {{- end -}}
 
 {{/*

@@ -17,6 +17,10 @@ ${runbookBaseUrl} ${grafanaUrl} ${namespaceRegex} ${releaseNamespace}. Disabled 
 left out, as are groups left empty. Any placeholder left over fails the render.
 */}}
 {{- define "prometheus.alertRules" -}}
+{{- include "common.memo" (dict "context" . "template" "prometheus.alertRules.render") -}}
+{{- end -}}
+
+{{- define "prometheus.alertRules.render" -}}
 {{- $root := . -}}
 {{- $file := .Files.Get "files/rules/phase5-alerts.yaml" | fromYaml -}}
 {{- if or (not $file) (hasKey $file "Error") -}}
@@ -70,6 +74,10 @@ prometheus.recordingRules: files/rules/recording-rules.yaml as it is (no placeho
 it must parse.
 */}}
 {{- define "prometheus.recordingRules" -}}
+{{- include "common.memo" (dict "context" . "template" "prometheus.recordingRules.render") -}}
+{{- end -}}
+
+{{- define "prometheus.recordingRules.render" -}}
 {{- $text := .Files.Get "files/rules/recording-rules.yaml" -}}
 {{- $parsed := fromYaml $text -}}
 {{- if or (not $parsed) (hasKey $parsed "Error") -}}
@@ -166,6 +174,10 @@ page at 14.4x the budget over 1h and 5m, and 6x over 6h and 30m; ticket at 3x ov
 and 1x over 3d and 6h. A service that is not in phase5.services fails the render.
 */}}
 {{- define "prometheus.sloRules" -}}
+{{- include "common.memo" (dict "context" . "template" "prometheus.sloRules.render") -}}
+{{- end -}}
+
+{{- define "prometheus.sloRules.render" -}}
 {{- $root := . -}}
 {{- $settings := .Values.alerts.ErrorBudgetBurn -}}
 {{- if and .Values.slos $settings.enabled -}}
