@@ -4,12 +4,11 @@ common.ports, the table the subcharts' containers, Services and configs read too
 there, or in the subchart value it comes from, shows everywhere; its ports are the ports the subcharts'
 Services really have; and the log collector is named for what it runs."""
 import re
-import shutil
 
 import pytest
 
-from harness import paths
-from harness.render import render, render_error, render_raw
+from harness.render import NOTES_PROBE, render, render_error, render_raw, umbrella_copy
+from harness.render import notes as render_notes
 
 pytestmark = pytest.mark.unit
 
@@ -18,13 +17,8 @@ ALL_ON = {"networkPolicy.enabled": True, "alertmanager.replicas": 2}
 
 def _scratch(root):
     """A copy of the umbrella with two scratch templates: the component table and NOTES."""
-    chart = root / "phase5-monitoring"
-    shutil.copytree(paths.UMBRELLA, chart)
-    (chart / "templates" / "zz-components.yaml").write_text(
-        'components: {{ include "phase5-monitoring.components" . }}\n')
-    (chart / "templates" / "zz-notes.yaml").write_text(
-        'notes: |\n{{ include "phase5-monitoring.notes" . | indent 2 }}\n')
-    return chart
+    return umbrella_copy(root, ("zz-components.yaml", 'components: {{ include "phase5-monitoring.components" . }}\n'),
+                         NOTES_PROBE)
 
 
 @pytest.fixture(scope="module")
@@ -38,8 +32,7 @@ def table(chart, **set_values):
 
 
 def notes(chart, **set_values):
-    docs, _ = render_raw((), set_values, chart=chart, show_only=("templates/zz-notes.yaml",))
-    return docs[0]["notes"]
+    return render_notes(chart, (), set_values)
 
 
 def np_ports(objs, name):

@@ -2,27 +2,23 @@
 
 `helm template` does not render NOTES.txt, so the test renders the same define
 (phase5-monitoring.notes) through a scratch template in a copy of the chart."""
-import shutil
 
 import pytest
 
 from harness import paths
-from harness.render import render_raw
+from harness.render import NOTES_PROBE, umbrella_copy
+from harness.render import notes as render_notes
 
 pytestmark = pytest.mark.unit
 
 
 @pytest.fixture(scope="module")
 def notes_chart(tmp_path_factory):
-    chart = tmp_path_factory.mktemp("notes") / "phase5-monitoring"
-    shutil.copytree(paths.UMBRELLA, chart)
-    (chart / "templates" / "zz-notes.yaml").write_text('notes: |\n{{ include "phase5-monitoring.notes" . | indent 2 }}\n')
-    return chart
+    return umbrella_copy(tmp_path_factory.mktemp("notes"), NOTES_PROBE)
 
 
 def notes(chart, values=(), **set_values):
-    docs, _ = render_raw(values, set_values, chart=chart, show_only=("templates/zz-notes.yaml",))
-    return docs[0]["notes"]
+    return render_notes(chart, values, set_values)
 
 
 def test_notes_txt_uses_the_define():

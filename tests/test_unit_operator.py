@@ -264,14 +264,8 @@ def test_sidecar_labels_folder_and_datasource_are_configurable():
 
 
 def test_notes_explain_operator_mode_and_the_matcher_strategy(tmp_path):
-    import shutil
-
-    from harness.render import render_raw
-    chart = tmp_path / "phase5-monitoring"
-    shutil.copytree(paths.UMBRELLA, chart)
-    (chart / "templates" / "zz-notes.yaml").write_text('notes: |\n{{ include "phase5-monitoring.notes" . | indent 2 }}\n')
-    docs, _ = render_raw((), OPERATOR_VALUES, chart=chart, show_only=("templates/zz-notes.yaml",))
-    text = docs[0]["notes"]
+    from harness.render import NOTES_PROBE, notes, umbrella_copy
+    text = notes(umbrella_copy(tmp_path, NOTES_PROBE), (), OPERATOR_VALUES)
     assert "alertmanagerConfigMatcherStrategy.type=None" in text, text
     assert "port-forward svc/p5-prometheus" not in text and "port-forward svc/p5-grafana" not in text, text
     assert "operator mode" in text

@@ -24,6 +24,17 @@ def _generator():
     return mod
 
 
+def _one_chart(tmp_path, monkeypatch, values_text):
+    """The generator, pointed at a scratch chart `c` in tmp_path whose values.yaml is values_text."""
+    gen = _generator()
+    monkeypatch.setattr(gen, "ROOT", tmp_path)
+    chart = tmp_path / "c"
+    chart.mkdir()
+    (chart / "Chart.yaml").write_text("apiVersion: v2\nname: c\nversion: 0.1.0\n")
+    (chart / "values.yaml").write_text(values_text)
+    return gen, chart
+
+
 def test_schemas_match_the_generator():
     proc = subprocess.run([sys.executable, str(GENERATOR), "--check"], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -61,24 +72,14 @@ def test_check_fails_on_a_hand_edit(tmp_path, monkeypatch):
     pytest.param("a:\n  - x: 1\n    # @schema {\"minimum\": 1}\n    y: 2\n", "inside a list item", id="in-list"),
 ])
 def test_generator_names_what_it_cannot_type(tmp_path, monkeypatch, text, needle):
-    gen = _generator()
-    monkeypatch.setattr(gen, "ROOT", tmp_path)
-    chart = tmp_path / "c"
-    chart.mkdir()
-    (chart / "Chart.yaml").write_text("apiVersion: v2\nname: c\nversion: 0.1.0\n")
-    (chart / "values.yaml").write_text(text)
+    gen, chart = _one_chart(tmp_path, monkeypatch, text)
     with pytest.raises(gen.SchemaError) as err:
         gen.generate(chart, {}, {})
     assert needle in str(err.value), str(err.value)
 
 
 def test_annotations_type_description_and_default(tmp_path, monkeypatch):
-    gen = _generator()
-    monkeypatch.setattr(gen, "ROOT", tmp_path)
-    chart = tmp_path / "c"
-    chart.mkdir()
-    (chart / "Chart.yaml").write_text("apiVersion: v2\nname: c\nversion: 0.1.0\n")
-    (chart / "values.yaml").write_text(
+    gen, chart = _one_chart(tmp_path, monkeypatch, 
         "# -- How many.\n# @schema {\"minimum\": 1}\nreplicas: 2\n"
         "# -- Free-form labels.\n# @schema {\"additionalProperties\": {\"type\": \"string\"}}\nlabels: {}\n"
         "config: |\n  # @schema not a key: inside a block scalar\n  x: 1\n"
@@ -94,12 +95,7 @@ def test_annotations_type_description_and_default(tmp_path, monkeypatch):
 
 def test_dangling_annotation_fails(tmp_path, monkeypatch):
     """A `# @schema` line must sit above a key of the values tree, or it would be lost."""
-    gen = _generator()
-    monkeypatch.setattr(gen, "ROOT", tmp_path)
-    chart = tmp_path / "c"
-    chart.mkdir()
-    (chart / "Chart.yaml").write_text("apiVersion: v2\nname: c\nversion: 0.1.0\n")
-    (chart / "values.yaml").write_text("a: 1\n# @schema {\"minimum\": 1}\n")
+    gen, chart = _one_chart(tmp_path, monkeypatch, "a: 1\n# @schema {\"minimum\": 1}\n")
     with pytest.raises(gen.SchemaError) as err:
         gen.generate(chart, {}, {})
     assert "sits above no key" in str(err.value), str(err.value)
@@ -108,13 +104,9 @@ def test_dangling_annotation_fails(tmp_path, monkeypatch):
 def test_key_missing_from_a_shared_definition_fails(tmp_path, monkeypatch):
     """A default below a `$ref` that the definition would reject (e.g. a new global key) fails
     the generator, naming the key, instead of a schema that rejects its own defaults."""
-    gen = _generator()
-    monkeypatch.setattr(gen, "ROOT", tmp_path)
+    gen, chart = _one_chart(tmp_path, monkeypatch,
+                            "# @schema {\"$ref\": \"#/$defs/global\"}\nglobal:\n  known: 1\n  newKey: x\n")
     monkeypatch.setattr(gen, "DEFS_FILE", tmp_path / "schema-defs.json")
-    chart = tmp_path / "c"
-    chart.mkdir()
-    (chart / "Chart.yaml").write_text("apiVersion: v2\nname: c\nversion: 0.1.0\n")
-    (chart / "values.yaml").write_text("# @schema {\"$ref\": \"#/$defs/global\"}\nglobal:\n  known: 1\n  newKey: x\n")
     defs = {"global": {"type": "object", "additionalProperties": False, "properties": {"known": {"type": "integer"}}}}
     with pytest.raises(gen.SchemaError) as err:
         gen.generate(chart, defs, {})

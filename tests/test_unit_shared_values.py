@@ -2,13 +2,13 @@
 global.phase5.namespaceRegex (Prometheus' scrape jobs and alert rules, the log collector) and
 global.grafanaUrl (Alertmanager's notification links). The old per-component keys are still
 accepted for one release: when set they win for their own component, and NOTES warns."""
-import shutil
 
 import pytest
 import yaml
 
 from harness import paths
-from harness.render import render, render_error, render_raw
+from harness.render import NOTES_PROBE, render, render_error, umbrella_copy
+from harness.render import notes as render_notes
 
 pytestmark = pytest.mark.unit
 
@@ -29,15 +29,11 @@ def text(objs, ref):
 
 @pytest.fixture(scope="module")
 def notes_chart(tmp_path_factory):
-    chart = tmp_path_factory.mktemp("shared") / "phase5-monitoring"
-    shutil.copytree(paths.UMBRELLA, chart)
-    (chart / "templates" / "zz-notes.yaml").write_text('notes: |\n{{ include "phase5-monitoring.notes" . | indent 2 }}\n')
-    return chart
+    return umbrella_copy(tmp_path_factory.mktemp("shared"), NOTES_PROBE)
 
 
 def notes(chart, **set_values):
-    docs, _ = render_raw((), set_values, chart=chart, show_only=("templates/zz-notes.yaml",))
-    return docs[0]["notes"]
+    return render_notes(chart, (), set_values)
 
 
 def test_umbrella_holds_each_shared_value_once():

@@ -7,6 +7,7 @@ Renders are cached per argument set: tests may not mutate what they get back (us
 import copy
 import functools
 import json
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -67,3 +68,23 @@ def render_error(values_files=(), set_values=None, **kw):
         return str(err)
     import pytest
     pytest.fail(f"rendered without error: values {list(values_files)} {set_values}", pytrace=False)
+
+
+# A probe template: a define's output as a document of its own, for --show-only.
+NOTES_PROBE = ("zz-notes.yaml", 'notes: |\n{{ include "phase5-monitoring.notes" . | indent 2 }}\n')
+
+
+def umbrella_copy(root, *probes):
+    """A copy of the umbrella chart in root with probe templates ((file name, text) pairs) added;
+    each probe renders a define's output as a document (see NOTES_PROBE)."""
+    chart = Path(root) / "phase5-monitoring"
+    shutil.copytree(UMBRELLA, chart)
+    for name, text in probes:
+        (chart / "templates" / name).write_text(text)
+    return chart
+
+
+def notes(chart, values_files=(), set_values=None):
+    """The NOTES text of a render of umbrella_copy(..., NOTES_PROBE)."""
+    docs, _ = render_raw(values_files, set_values, chart=chart, show_only=(f"templates/{NOTES_PROBE[0]}",))
+    return docs[0]["notes"]
