@@ -19,11 +19,8 @@ Usage: include "common.memo" (dict "context" . "template" "prometheus.alertRules
 */}}
 {{- define "common.memo" -}}
 {{- include "common.args.require" (list "common.memo" . (list "context" "template")) -}}
+{{- include "common.memo.store" .context -}}
 {{- $memo := index .context "phase5Memo" -}}
-{{- if not $memo -}}
-{{- $memo = dict -}}
-{{- $_ := set .context "phase5Memo" $memo -}}
-{{- end -}}
 {{- if not (hasKey $memo .template) -}}
 {{- $_ := set $memo .template (include .template .context) -}}
 {{- end -}}
@@ -39,11 +36,8 @@ Usage: include "common.tplFile" (dict "context" . "file" "files/loki.yaml")
 */}}
 {{- define "common.tplFile" -}}
 {{- include "common.args.require" (list "common.tplFile" . (list "context" "file")) -}}
+{{- include "common.memo.store" .context -}}
 {{- $memo := index .context "phase5Memo" -}}
-{{- if not $memo -}}
-{{- $memo = dict -}}
-{{- $_ := set .context "phase5Memo" $memo -}}
-{{- end -}}
 {{- $key := printf "tpl:%s" .file -}}
 {{- if not (hasKey $memo $key) -}}
 {{- $text := .context.Files.Get .file -}}
@@ -53,4 +47,11 @@ Usage: include "common.tplFile" (dict "context" . "file" "files/loki.yaml")
 {{- $_ := set $memo $key (tpl $text .context) -}}
 {{- end -}}
 {{- get $memo $key -}}
+{{- end -}}
+
+{{/* common.memo.store: gives the chart's root context its memo (a dict under phase5Memo) once. */}}
+{{- define "common.memo.store" -}}
+{{- if not (index . "phase5Memo") -}}
+{{- $_ := set . "phase5Memo" (dict) -}}
+{{- end -}}
 {{- end -}}
