@@ -66,6 +66,10 @@ def scratch(tmp_path):
     ('include "common.port" (dict "component" "loki")', "common.port: expects (list"),
     ('include "common.port" (list "lokii" "web")', "common.port: no component \"lokii\" in common.ports"),
     ('include "common.port" (list "loki" "http")', "component \"loki\" has no port \"http\" in common.ports (it has: grpc, web)"),
+    ('include "common.healthPath" "loki"', "common.healthPath: expects (list \"<component>\" \"<path name>\")"),
+    ('include "common.healthPath" (list "lokii" "ready")', "common.healthPath: no component \"lokii\" in common.healthPaths"),
+    ('include "common.healthPath" (list "loki" "live")',
+     "common.healthPath: component \"loki\" has no path \"live\" in common.healthPaths (it has: ready)"),
 ])
 def test_helper_called_wrongly_fails_with_message(scratch, call, message):
     msg = scratch.error(f"a: {{{{ {call} }}}}\n")
@@ -390,6 +394,12 @@ def test_port_reads_the_one_port_table(scratch):
     doc = scratch('a: {{ include "common.port" (list "loki" "web") }}\n'
                   'b: {{ include "common.port" (list "jaeger" "otlpGrpc") }}\n')[0]
     assert doc == {"a": 3100, "b": 4317}
+
+
+def test_health_path_reads_the_one_path_table(scratch):
+    doc = scratch('a: {{ include "common.healthPath" (list "loki" "ready") }}\n'
+                  'b: {{ include "common.healthPath" (list "kube-state-metrics" "live") }}\n')[0]
+    assert doc == {"a": "/ready", "b": "/livez"}
 
 
 def test_tpl_file_and_memo_render_once_and_fail_naming_the_file(scratch):

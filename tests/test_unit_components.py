@@ -7,6 +7,7 @@ import re
 
 import pytest
 
+from harness.manifests import containers
 from harness.render import NOTES_PROBE, render, render_error, render_raw, umbrella_copy
 from harness.render import notes as render_notes
 
@@ -101,6 +102,40 @@ def test_one_edit_of_a_port_reaches_every_place_that_uses_it(tmp_path):
     text = notes(chart)
     assert "port-forward svc/p5-prometheus 9191:9191" in text and "9090" not in text, text
     assert "9090" not in raw, [line for line in raw.splitlines() if "9090" in line]
+
+
+@pytest.mark.parametrize("collector", ["promtail", "alloy"])
+def test_one_edit_of_the_health_paths_reaches_every_probe_and_test_pod(tmp_path, collector):
+    """Every path in common.healthPaths moved under /edited: every HTTP probe of every workload
+    (liveness, readiness, startup, the Thanos sidecar's), every `helm test` pod and the path
+    Jaeger's healthcheck extension serves follow. A probe path written as a literal anywhere
+    would keep its old path and fail here."""
+    chart = _scratch(tmp_path)
+    tpl = chart / "charts" / "common" / "templates" / "_ports.tpl"
+    text = tpl.read_text()
+    head, sep, rest = text.partition('{{- define "common.healthPaths" -}}')
+    table, end, tail = rest.partition("{{- end -}}")
+    edited = table.replace(": /", ": /edited/")
+    assert sep and edited.count("/edited/") >= 15, "common.healthPaths is not spelled as expected: update this test"
+    tpl.write_text(head + sep + edited + end + tail)
+    values = {"prometheus.thanos.sidecar.enabled": True, "promtail.collector": collector}
+    objs = render(set_values=values, chart=chart)
+    probes = {}
+    for w in objs.workloads():
+        for c in containers(w):
+            for kind in ("livenessProbe", "readinessProbe", "startupProbe"):
+                get = (c.get(kind) or {}).get("httpGet")
+                if get:
+                    probes[f"{w['metadata']['name']}/{c['name']}/{kind}"] = get["path"]
+    assert len(probes) >= 17, sorted(probes)
+    assert "p5-prometheus/thanos-sidecar/readinessProbe" in probes, sorted(probes)
+    stale = {k: v for k, v in probes.items() if not v.startswith("/edited/")}
+    assert not stale, f"probes that ignore common.healthPaths: {stale}"
+    tests = {p["metadata"]["name"]: _pod_url(objs, p["metadata"]["name"]) for p in objs.of_kind("Pod")}
+    assert len(tests) == 8, sorted(tests)
+    stale = {k: v for k, v in tests.items() if "/edited/" not in v}
+    assert not stale, f"helm test pods that ignore common.healthPaths: {stale}"
+    assert "path: /edited/status" in objs.get("ConfigMap", "p5-jaeger")["data"]["config.yaml"]
 
 
 def test_node_exporter_port_value_reaches_the_test_pod_and_notes(scratch):

@@ -1,8 +1,9 @@
 {{/*
 phase5-monitoring.components: the one list of the stack's components, read by the
 NetworkPolicies (networkpolicy.yaml), the `helm test` pods (tests/health.yaml) and NOTES.txt.
-A port or health path changes here (or in the subchart value it comes from) and all three
-follow; tests/test_unit_components.py checks every port against the rendered Services.
+A port or health path changes once, in common.ports or common.healthPaths (or in the subchart
+value it comes from), and all three follow, as do the subcharts' containers, Services and probes;
+tests/test_unit_components.py checks every port against the rendered Services.
 
 JSON object: component key (the subchart's key in values) -> {
   name:    app.kubernetes.io/name of its pods (the log collector: promtail or alloy),
@@ -15,8 +16,9 @@ JSON object: component key (the subchart's key in values) -> {
   health:  {port: a key of ports, path} the helm test pod asks
 }
 Port numbers come from common.ports (the one table the subcharts' containers, Services and
-configs read too), node-exporter's from its value node-exporter.port; Jaeger's receivers are
-the ones the jaeger subchart switches on.
+configs read too), node-exporter's from its value node-exporter.port; health paths from
+common.healthPaths (the one table the subcharts' probes read too); Jaeger's receivers are the
+ones the jaeger subchart switches on.
 Usage: include "phase5-monitoring.components" . | fromJson
 */}}
 {{- define "phase5-monitoring.components" -}}
@@ -27,31 +29,31 @@ Usage: include "phase5-monitoring.components" . | fromJson
 {{- $table := dict
   "prometheus" (dict "name" "prometheus"
     "ports" (dict "web" (dict "port" (include "common.port" (list "prometheus" "web") | int) "protocol" $tcp))
-    "health" (dict "port" "web" "path" "/-/ready"))
+    "health" (dict "port" "web" "path" (include "common.healthPath" (list "prometheus" "ready"))))
   "alertmanager" (dict "name" "alertmanager"
     "ports" (dict "web" (dict "port" (include "common.port" (list "alertmanager" "web") | int) "protocol" $tcp) "cluster" (dict "port" (include "common.port" (list "alertmanager" "cluster") | int) "protocol" "TCP+UDP"))
-    "health" (dict "port" "web" "path" "/-/ready"))
+    "health" (dict "port" "web" "path" (include "common.healthPath" (list "alertmanager" "ready"))))
   "grafana" (dict "name" "grafana"
     "ports" (dict "web" (dict "port" (include "common.port" (list "grafana" "web") | int) "protocol" $tcp))
-    "health" (dict "port" "web" "path" "/api/health"))
+    "health" (dict "port" "web" "path" (include "common.healthPath" (list "grafana" "ready"))))
   "loki" (dict "name" "loki"
     "ports" (dict "web" (dict "port" (include "common.port" (list "loki" "web") | int) "protocol" $tcp))
-    "health" (dict "port" "web" "path" "/ready"))
+    "health" (dict "port" "web" "path" (include "common.healthPath" (list "loki" "ready"))))
   "promtail" (dict "name" $collector
     "ports" (dict "metrics" (dict "port" (include "common.port" (list "promtail" "metrics") | int) "protocol" $tcp))
-    "health" (dict "port" "metrics" "path" (ternary "/-/ready" "/ready" (eq $collector "alloy"))))
+    "health" (dict "port" "metrics" "path" (include "common.healthPath" (list $collector "ready"))))
   "jaeger" (dict "name" "jaeger"
     "ports" (dict "query" (dict "port" (include "common.port" (list "jaeger" "query") | int) "protocol" $tcp) "admin" (dict "port" (include "common.port" (list "jaeger" "admin") | int) "protocol" $tcp)
                   "metrics" (dict "port" (include "common.port" (list "jaeger" "metrics") | int) "protocol" $tcp) "otlpGrpc" (dict "port" (include "common.port" (list "jaeger" "otlpGrpc") | int) "protocol" $tcp)
                   "otlpHttp" (dict "port" (include "common.port" (list "jaeger" "otlpHttp") | int) "protocol" $tcp))
     "receivers" list
-    "health" (dict "port" "admin" "path" "/status"))
+    "health" (dict "port" "admin" "path" (include "common.healthPath" (list "jaeger" "ready"))))
   "kube-state-metrics" (dict "name" "kube-state-metrics"
     "ports" (dict "metrics" (dict "port" (include "common.port" (list "kube-state-metrics" "metrics") | int) "protocol" $tcp) "telemetry" (dict "port" (include "common.port" (list "kube-state-metrics" "telemetry") | int) "protocol" $tcp))
-    "health" (dict "port" "telemetry" "path" "/readyz"))
+    "health" (dict "port" "telemetry" "path" (include "common.healthPath" (list "kube-state-metrics" "ready"))))
   "node-exporter" (dict "name" "node-exporter"
     "ports" (dict "metrics" (dict "port" (dig "port" 9100 (index $v "node-exporter" | default dict)) "protocol" $tcp))
-    "health" (dict "port" "metrics" "path" "/metrics"))
+    "health" (dict "port" "metrics" "path" (include "common.healthPath" (list "node-exporter" "metrics"))))
 -}}
 {{- if $v.jaeger.enabled -}}
 {{- $_ := set $table.jaeger "receivers" (include "jaeger.receiverPorts" (dict "Values" $v.jaeger) | fromJsonArray) -}}

@@ -17,22 +17,64 @@ kube-state-metrics: {metrics: 8080, telemetry: 8081}
 {{- end -}}
 
 {{/*
+common.healthPaths: every HTTP path a probe or a `helm test` pod asks a component, the one place
+a health path is written, next to the ports it is asked on. live: the liveness probe; ready: the
+readiness and startup probes and the `helm test` pod; thanosReady: the Thanos sidecar's readiness;
+metrics: where the node-exporter test pod reads metrics. Jaeger's path is also the one its
+healthcheck extension serves (files/config.yaml). Components whose liveness probe is a TCP check
+(Loki, the log collectors) have no live path.
+*/}}
+{{- define "common.healthPaths" -}}
+prometheus: {live: /-/healthy, ready: /-/ready, thanosReady: /-/ready}
+alertmanager: {live: /-/healthy, ready: /-/ready}
+grafana: {live: /api/health, ready: /api/health}
+loki: {ready: /ready}
+promtail: {ready: /ready}
+alloy: {ready: /-/ready}
+jaeger: {live: /status, ready: /status}
+kube-state-metrics: {live: /livez, ready: /readyz}
+node-exporter: {live: /, ready: /, metrics: /metrics}
+{{- end -}}
+
+{{/*
 common.port: one port of common.ports, as a number.
 Usage: include "common.port" (list "prometheus" "web")   -> 9090
 Fails naming the component or port when the table has no such entry.
 */}}
 {{- define "common.port" -}}
-{{- if not (and (kindIs "slice" .) (eq (len .) 2)) -}}
-{{- fail "common.port: expects (list \"<component>\" \"<port name>\")" -}}
+{{- include "common.tableEntry" (list "common.ports" "common.port" "port" .) | int -}}
 {{- end -}}
-{{- $component := index . 0 -}}
-{{- $name := index . 1 -}}
-{{- $ports := index (include "common.ports" . | fromYaml) $component -}}
-{{- if not $ports -}}
-{{- fail (printf "common.port: no component %q in common.ports" $component) -}}
+
+{{/*
+common.healthPath: one path of common.healthPaths.
+Usage: include "common.healthPath" (list "prometheus" "ready")   -> /-/ready
+Fails naming the component or path when the table has no such entry.
+*/}}
+{{- define "common.healthPath" -}}
+{{- include "common.tableEntry" (list "common.healthPaths" "common.healthPath" "path" .) -}}
 {{- end -}}
-{{- if not (hasKey $ports $name) -}}
-{{- fail (printf "common.port: component %q has no port %q in common.ports (it has: %s)" $component $name (keys $ports | sortAlpha | join ", ")) -}}
+
+{{/*
+common.tableEntry: the lookup behind common.port and common.healthPath: entry <key> of
+component <component> in the table template <table>, failing with the caller's name.
+Usage: include "common.tableEntry" (list "common.ports" "common.port" "port" (list "<component>" "<key>"))
+*/}}
+{{- define "common.tableEntry" -}}
+{{- $table := index . 0 -}}
+{{- $caller := index . 1 -}}
+{{- $what := index . 2 -}}
+{{- $args := index . 3 -}}
+{{- if not (and (kindIs "slice" $args) (eq (len $args) 2)) -}}
+{{- fail (printf "%s: expects (list \"<component>\" \"<%s name>\")" $caller $what) -}}
 {{- end -}}
-{{- index $ports $name | int -}}
+{{- $component := index $args 0 -}}
+{{- $name := index $args 1 -}}
+{{- $entries := index (include $table . | fromYaml) $component -}}
+{{- if not $entries -}}
+{{- fail (printf "%s: no component %q in %s" $caller $component $table) -}}
+{{- end -}}
+{{- if not (hasKey $entries $name) -}}
+{{- fail (printf "%s: component %q has no %s %q in %s (it has: %s)" $caller $component $what $name $table (keys $entries | sortAlpha | join ", ")) -}}
+{{- end -}}
+{{- index $entries $name -}}
 {{- end -}}
