@@ -66,6 +66,9 @@ def scratch(tmp_path):
     ('include "common.port" (dict "component" "loki")', "common.port: expects (list"),
     ('include "common.port" (list "lokii" "web")', "common.port: no component \"lokii\" in common.ports"),
     ('include "common.port" (list "loki" "http")', "component \"loki\" has no port \"http\" in common.ports (it has: grpc, web)"),
+    ('include "common.podSpecBase" (dict "context" .)', "common.podSpecBase: missing argument \"tokenMounted\""),
+    ('include "common.podSpecBase" (dict "context" . "tokenMounted" "no")',
+     "common.podSpecBase: argument \"tokenMounted\" must be true or false, got string"),
     ('include "common.healthPath" "loki"', "common.healthPath: expects (list \"<component>\" \"<path name>\")"),
     ('include "common.healthPath" (list "lokii" "ready")', "common.healthPath: no component \"lokii\" in common.healthPaths"),
     ('include "common.healthPath" (list "loki" "live")',
@@ -339,6 +342,10 @@ SHARED_IN_COMMON = {
     ".Values.podLabels": "common.podMetadata",
     ".Values.podAnnotations": "common.podMetadata",
     "-headless": "common.headlessName",
+    "automountServiceAccountToken:": "common.podSpecBase",
+    "priorityClassName": "common.podSpecBase",
+    '"common.imagePullSecrets"': "common.podSpecBase",
+    '"common.podSecurityContext"': "common.podSpecBase",
 }
 
 
@@ -364,14 +371,20 @@ def test_component_label_is_written_once_per_chart(chart):
 
 
 def test_every_workload_takes_the_shared_pod_settings():
-    """Scheduling (with topologySpreadConstraints), podLabels and podAnnotations are one helper
-    each: every component's workload honours all of them, none is left with a subset."""
+    """Scheduling (with topologySpreadConstraints), podLabels and podAnnotations, and the pod-spec
+    base (priorityClassName, imagePullSecrets with the global ones, the podSecurityContext
+    override) are one helper each: every component's workload honours all of them, none is left
+    with a subset."""
     from harness.manifests import pod_spec
     from harness.render import render
     spread = [{"maxSkew": 1, "topologyKey": "topology.kubernetes.io/zone", "whenUnsatisfiable": "ScheduleAnyway"}]
     settings = {"nodeSelector": {"pool": "monitoring"}, "tolerations": [{"key": "dedicated", "operator": "Exists"}],
-                "topologySpreadConstraints": spread, "podLabels": {"extra": "yes"}, "podAnnotations": {"note": "yes"}}
-    workloads = render(set_values={c: settings for c in paths.COMPONENTS}).workloads()
+                "topologySpreadConstraints": spread, "podLabels": {"extra": "yes"}, "podAnnotations": {"note": "yes"},
+                "priorityClassName": "monitoring-high", "imagePullSecrets": ["own"],
+                "podSecurityContext": {"fsGroup": 4242}}
+    values = {c: settings for c in paths.COMPONENTS}
+    values["global"] = {"imagePullSecrets": ["shared"]}
+    workloads = render(set_values=values).workloads()
     seen, wrong = set(), []
     for w in workloads:
         name = w["metadata"]["labels"]["app.kubernetes.io/name"]
@@ -381,9 +394,14 @@ def test_every_workload_takes_the_shared_pod_settings():
         spec, meta = pod_spec(w), w["spec"]["template"]["metadata"]
         got = {"topologySpreadConstraints": spec.get("topologySpreadConstraints"),
                "nodeSelector pool": (spec.get("nodeSelector") or {}).get("pool"),  # merged with a chart's default
-               "extra label": meta["labels"].get("extra"), "note annotation": meta.get("annotations", {}).get("note")}
+               "extra label": meta["labels"].get("extra"), "note annotation": meta.get("annotations", {}).get("note"),
+               "priorityClassName": spec.get("priorityClassName"),
+               "imagePullSecrets": [s["name"] for s in spec.get("imagePullSecrets", [])],
+               "fsGroup": spec.get("securityContext", {}).get("fsGroup"),
+               "serviceAccountName": spec.get("serviceAccountName")}
         want = {"topologySpreadConstraints": spread, "nodeSelector pool": "monitoring",
-                "extra label": "yes", "note annotation": "yes"}
+                "extra label": "yes", "note annotation": "yes", "priorityClassName": "monitoring-high",
+                "imagePullSecrets": ["shared", "own"], "fsGroup": 4242, "serviceAccountName": f"p5-{name}"}
         if got != want or {"key": "dedicated", "operator": "Exists"} not in spec.get("tolerations", []):
             wrong.append(f"{w['kind']}/{w['metadata']['name']}: {got}, tolerations={spec.get('tolerations')}")
     assert seen == set(paths.COMPONENTS), f"components without a workload: {set(paths.COMPONENTS) - seen}"

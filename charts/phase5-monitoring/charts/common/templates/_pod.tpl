@@ -52,3 +52,31 @@ Usage (under the pod spec):
 {{- toYaml . -}}
 {{- end -}}
 {{- end -}}
+
+{{/*
+common.podSpecBase: the pod-spec fields every component sets the same way: its ServiceAccount,
+whether that account's token is mounted (tokenMounted: true only for a component that calls the
+Kubernetes API; required, so each workload says which), imagePullSecrets and priorityClassName
+from its values (each left out when unset) and the pod securityContext (the restricted defaults,
+with the component's podSecurityContext over them).
+Usage (under the pod spec):
+  # <why the component does or does not call the API>
+  {{- include "common.podSpecBase" (dict "context" . "tokenMounted" false) | nindent 6 }}
+*/}}
+{{- define "common.podSpecBase" -}}
+{{- include "common.args.require" (list "common.podSpecBase" . (list "context" "tokenMounted")) -}}
+{{- if not (kindIs "bool" .tokenMounted) -}}
+{{- fail (printf "common.podSpecBase: argument \"tokenMounted\" must be true or false, got %s" (kindOf .tokenMounted)) -}}
+{{- end -}}
+{{- $ctx := .context -}}
+serviceAccountName: {{ include "common.serviceAccountName" $ctx }}
+automountServiceAccountToken: {{ .tokenMounted }}
+{{- with include "common.imagePullSecrets" (dict "context" $ctx "secrets" $ctx.Values.imagePullSecrets) }}
+{{ trim . }}
+{{- end }}
+{{- with $ctx.Values.priorityClassName }}
+priorityClassName: {{ . }}
+{{- end }}
+securityContext:
+  {{- include "common.podSecurityContext" (dict "context" $ctx "override" $ctx.Values.podSecurityContext) | nindent 2 }}
+{{- end -}}
