@@ -79,7 +79,7 @@ def test_one_edit_of_a_port_reaches_every_place_that_uses_it(tmp_path):
     chart = _scratch(tmp_path)
     tpl = chart / "charts" / "common" / "templates" / "_ports.tpl"
     text = tpl.read_text()
-    edited = text.replace("prometheus: {web: 9090,", "prometheus: {web: 9191,", 1)
+    edited = text.replace('"prometheus": {"web": 9090,', '"prometheus": {"web": 9191,', 1)
     assert edited != text, "common.ports no longer spells Prometheus' port as expected: update this test"
     tpl.write_text(edited)
     values = {"networkPolicy.enabled": True, "prometheus.thanos.sidecar.enabled": True}
@@ -115,7 +115,7 @@ def test_one_edit_of_the_health_paths_reaches_every_probe_and_test_pod(tmp_path,
     text = tpl.read_text()
     head, sep, rest = text.partition('{{- define "common.healthPaths" -}}')
     table, end, tail = rest.partition("{{- end -}}")
-    edited = table.replace(": /", ": /edited/")
+    edited = table.replace('": "/', '": "/edited/')
     assert sep and edited.count("/edited/") >= 15, "common.healthPaths is not spelled as expected: update this test"
     tpl.write_text(head + sep + edited + end + tail)
     values = {"prometheus.thanos.sidecar.enabled": True, "promtail.collector": collector}

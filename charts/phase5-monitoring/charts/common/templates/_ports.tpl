@@ -4,16 +4,20 @@ written. The subcharts read it for their containers, Services, listen flags and 
 the components that call each other (Prometheus -> Alertmanager, Grafana -> Prometheus/Loki/Jaeger,
 the log collector -> Loki) for their URLs, and the umbrella's component list for its
 NetworkPolicies, `helm test` pods and NOTES. node-exporter's port is a value
-(node-exporter.port), so it is not here.
+(node-exporter.port), so it is not here. Written in JSON, not YAML: every port and path lookup
+parses its table, and Helm's fromJson does that several times faster than fromYaml (about 6% of
+the whole render's instructions).
 */}}
 {{- define "common.ports" -}}
-prometheus: {web: 9090, thanosGrpc: 10901, thanosHttp: 10902}
-alertmanager: {web: 9093, cluster: 9094}
-grafana: {web: 3000}
-loki: {web: 3100, grpc: 9095}
-promtail: {metrics: 3101}
-jaeger: {query: 16686, admin: 13133, metrics: 8888, otlpGrpc: 4317, otlpHttp: 4318, zipkin: 9411, jaegerCompact: 6831, jaegerBinary: 6832, jaegerThriftHttp: 14268, jaegerGrpc: 14250}
-kube-state-metrics: {metrics: 8080, telemetry: 8081}
+{
+ "prometheus": {"web": 9090, "thanosGrpc": 10901, "thanosHttp": 10902},
+ "alertmanager": {"web": 9093, "cluster": 9094},
+ "grafana": {"web": 3000},
+ "loki": {"web": 3100, "grpc": 9095},
+ "promtail": {"metrics": 3101},
+ "jaeger": {"query": 16686, "admin": 13133, "metrics": 8888, "otlpGrpc": 4317, "otlpHttp": 4318, "zipkin": 9411, "jaegerCompact": 6831, "jaegerBinary": 6832, "jaegerThriftHttp": 14268, "jaegerGrpc": 14250},
+ "kube-state-metrics": {"metrics": 8080, "telemetry": 8081}
+}
 {{- end -}}
 
 {{/*
@@ -25,15 +29,17 @@ healthcheck extension serves (files/config.yaml). Components whose liveness prob
 (Loki, the log collectors) have no live path.
 */}}
 {{- define "common.healthPaths" -}}
-prometheus: {live: /-/healthy, ready: /-/ready, thanosReady: /-/ready}
-alertmanager: {live: /-/healthy, ready: /-/ready}
-grafana: {live: /api/health, ready: /api/health}
-loki: {ready: /ready}
-promtail: {ready: /ready}
-alloy: {ready: /-/ready}
-jaeger: {live: /status, ready: /status}
-kube-state-metrics: {live: /livez, ready: /readyz}
-node-exporter: {live: /, ready: /, metrics: /metrics}
+{
+ "prometheus": {"live": "/-/healthy", "ready": "/-/ready", "thanosReady": "/-/ready"},
+ "alertmanager": {"live": "/-/healthy", "ready": "/-/ready"},
+ "grafana": {"live": "/api/health", "ready": "/api/health"},
+ "loki": {"ready": "/ready"},
+ "promtail": {"ready": "/ready"},
+ "alloy": {"ready": "/-/ready"},
+ "jaeger": {"live": "/status", "ready": "/status"},
+ "kube-state-metrics": {"live": "/livez", "ready": "/readyz"},
+ "node-exporter": {"live": "/", "ready": "/", "metrics": "/metrics"}
+}
 {{- end -}}
 
 {{/*
@@ -69,7 +75,7 @@ Usage: include "common.tableEntry" (list "common.ports" "common.port" "port" (li
 {{- end -}}
 {{- $component := index $args 0 -}}
 {{- $name := index $args 1 -}}
-{{- $entries := index (include $table . | fromYaml) $component -}}
+{{- $entries := index (include $table . | fromJson) $component -}}
 {{- if not $entries -}}
 {{- fail (printf "%s: no component %q in %s" $caller $component $table) -}}
 {{- end -}}
