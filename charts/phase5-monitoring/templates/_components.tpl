@@ -20,8 +20,13 @@ configs read too), node-exporter's from its value node-exporter.port; health pat
 common.healthPaths (the one table the subcharts' probes read too); Jaeger's receivers are the
 ones the jaeger subchart switches on.
 Usage: include "phase5-monitoring.components" . | fromJson
+Built once per render (common.memo) and shared by its readers.
 */}}
 {{- define "phase5-monitoring.components" -}}
+{{- include "common.memo" (dict "context" . "template" "phase5-monitoring.components.render") -}}
+{{- end -}}
+
+{{- define "phase5-monitoring.components.render" -}}
 {{- $v := .Values -}}
 {{- $tcp := "TCP" -}}
 {{- /* A disabled subchart's defaults are not merged in: fall back to the subchart's defaults. */ -}}
