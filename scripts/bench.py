@@ -23,9 +23,11 @@ directory in KPS_CHART or --kps-chart (default build/kps/kube-prometheus-stack).
     helm pull oci://ghcr.io/prometheus-community/charts/kube-prometheus-stack --untar -d build/kps
 """
 import argparse
+import concurrent.futures
 import json
 import os
 import platform
+import re
 import resource
 import shutil
 import statistics
@@ -237,6 +239,23 @@ def floor_charts(dest):
     return [(FLOOR_STATIC, static), (FLOOR_HOLLOW, hollow)]
 
 
+def instructions(cmd):
+    """Instructions `cmd` executes without garbage collection, counted by valgrind's callgrind: the
+    work of the render itself, repeatable to 0.1% whatever else the machine runs. The collector is
+    off (GOGC=off) because its share depends on timing (with it, counts of one render varied by
+    13%); Go runs on one processor (GOMAXPROCS=1), since with more its idle processors spin while
+    valgrind runs one thread at a time (one render's count grew twelvefold); asynchronous
+    preemption is off, because callgrind cannot follow its signals. None without valgrind."""
+    if not shutil.which("valgrind"):
+        return None
+    proc = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", *cmd],
+                          capture_output=True, text=True, env={**os.environ, "GOGC": "off", "GOMAXPROCS": "1", "GODEBUG": "asyncpreemptoff=1"})
+    m = re.search(r"I\s+refs:\s+([\d,]+)", proc.stderr)
+    if proc.returncode or not m:
+        raise SystemExit(f"callgrind {' '.join(cmd)} failed (exit {proc.returncode}):\n{proc.stderr[-2000:]}")
+    return int(m.group(1).replace(",", ""))
+
+
 def render_compare(kps, runs=15, baseline=None, helm_names=("helm", "helm4"), floor=True):
     """Our defaults against kube-prometheus-stack's on the same helm binary, paired and interleaved
     (the order alternates per round), with and without values-schema validation; `baseline`, a git
@@ -266,10 +285,17 @@ def render_compare(kps, runs=15, baseline=None, helm_names=("helm", "helm4"), fl
                         times[name][0].append(wall)
                         times[name][1].append(cpu)
                         objects[name] = sum(1 for d in yaml.safe_load_all(text) if d)
+                def count(chart):
+                    cmd = [helm, "template", "bench", str(chart), "-n", "monitoring", "--kube-version", paths.KUBE_MAX]
+                    return instructions(cmd + (["--skip-schema-validation"] if skip else []))
+                # Counts do not depend on load: two at a time.
+                with concurrent.futures.ThreadPoolExecutor(2) as pool:
+                    counted = dict(zip([n for n, _ in charts], pool.map(count, [c for _, c in charts])))
                 for name, _ in charts:
                     out.append({"helm": _helm_version(helm), "schema": not skip, "runs": runs, "chart": name,
                                 "objects": objects[name], "wall": statistics.median(times[name][0]),
-                                "cpu": statistics.median(times[name][1]), "fastest": min(times[name][1])})
+                                "cpu": statistics.median(times[name][1]), "fastest": min(times[name][1]),
+                                "instructions": counted[name]})
     return out
 
 
@@ -455,9 +481,8 @@ rules and config ConfigMaps again, and `tpl` is dearer than it looks (Helm copie
 the release before it parses the text; switching Alertmanager off alone saved about 0.16 s of CPU
 before this cut). Every config file now goes through `tpl` once per render (`common.tplFile`) and
 the rule files are built once (`common.memo`), with every rendered object unchanged: about 8% less
-CPU in a paired run of 21 rounds. Not cut: the per-rule YAML round trips of the alert rules, and the
-output itself (Helm splits and parses every byte; the dashboards and rules ConfigMaps are most of it).
-With schema validation on, the goal (0.50x) is not reached; without it ours sits near 0.6x."""
+CPU in a paired run of 21 rounds. Further cuts and the ones not made are listed after the floor
+below."""
 
 FLOOR_TEXT = """The floor. Two more charts run in the same rounds (`floor_charts` in scripts/bench.py): *our
 output only* is a bare chart whose one template prints our rendered defaults, which is what Helm
@@ -473,17 +498,24 @@ the second chart's (schema validation off):
 
 {verdict}
 
-The cuts still open, each measured as a copy of the chart with the part changed or removed
-outright (31 interleaved rounds of `helm template` with helm 3, CPU medians, beside
-kube-prometheus-stack; issue 16's closing note): the alert rules printed as the file is, without
-their YAML round trip, about 5%; one merged schema at the umbrella with shared definitions instead
-of one per chart, about 6%; the dashboards as minified JSON (85 kB of output down to 42 kB), about
-2%; patterns without bounded repetitions (`{0,127}` and the like, which Go's regexp compiles as
-that many copies, twice per render), within the noise (about 4 ms by a Go micro-benchmark of the
-125 patterns); schemas without descriptions and defaults, about 2%. All of them together: 15%,
-which takes ours from about 0.77x to 0.65x, not 0.5x. Reaching 0.5x needs the schemas off (or much
-looser) and most of the templates' work gone, which this chart does not trade for render speed; the
-goal needs a maintainer's decision (issue 16)."""
+Cuts measured in instructions (callgrind, collector off, helm 3; one count each, repeatable to
+0.1%; each against the chart before it). Made, every rendered object unchanged unless said:
+`common.ports` and `common.healthPaths` written as JSON, which Helm parses several times faster
+than YAML at every port and path lookup, -5.7%; the dashboards ConfigMap with each dashboard as one
+line of JSON (the same dashboards parsed; half the output bytes), -5.4%; length limits as
+`maxLength` instead of bounded repetitions in patterns (`{0,127}` and the like, which Go's regexp
+compiles as that many copies, twice per chart and render), -1.8%; the umbrella's component list
+built once per render, -0.8%. Measured and not made, because each gives up something the chart
+keeps: the alert rules without their per-rule YAML round trip, -1.3% (the rules ConfigMap's text
+is refolded, so every Prometheus restarts once on upgrade), or printed as the file is, -4.6% (no
+parse check after substitution); one merged schema at the umbrella instead of one per chart,
+-6.6% (the subcharts lose their own schemas and the generator its layout); schemas without
+descriptions and defaults, -1.1% (the documentation the schemas carry). All three together,
+measured as one copy of the chart: 0.82 G instructions against the chart's 0.94 G and
+kube-prometheus-stack's 1.57 G, 0.52x before the garbage collector, which costs ours a larger
+share than theirs (see the CPU columns). Below 0.5x needs the schemas off or much looser as well,
+which this chart does not trade for render speed: the goal needs a maintainer's decision
+(issue 16)."""
 
 
 def floor_rows(compare):
@@ -497,11 +529,17 @@ def floor_rows(compare):
         kps, ours, static, hollow_off, hollow_on = (rows[k]["cpu"] for k in need)
         goal = 0.5 * kps
         left = max(goal - hollow_off, 0)
+        verdict = (f"With {helm}, our charts, values and schemas without one template already take "
+                   f"{hollow_on / kps:.2f}x, and our schemas and templates together cost "
+                   f"{(ours - hollow_off) / max(left, 1e-3):.1f} times what the goal leaves them")
+        ins = [rows[k].get("instructions") for k in need]
+        if all(ins):
+            kps_i, ours_i, _, hollow_off_i, hollow_on_i = ins
+            left_i = max(0.5 * kps_i - hollow_off_i, 0)
+            verdict += (f" (counted in instructions: {hollow_on_i / kps_i:.2f}x, and "
+                        f"{(ours_i - hollow_off_i) / max(left_i, 1):.1f} times)")
         out.append((f"| {helm} | {goal:.3f} | {static:.3f} | {hollow_off:.3f} | {left:.3f} "
-                    f"| {hollow_on - hollow_off:.3f} | {ours - hollow_on:.3f} |",
-                    f"With {helm}, our charts, values and schemas without one template already take "
-                    f"{hollow_on / kps:.2f}x, and our templates cost {(ours - hollow_on) / max(left, 1e-3):.1f} times "
-                    f"what the goal leaves."))
+                    f"| {hollow_on - hollow_off:.3f} | {ours - hollow_on:.3f} |", verdict + "."))
     return out
 
 
@@ -511,16 +549,21 @@ def render_section(renders, compare, kps_version, m):
          "subcharts: crds, kube-state-metrics, prometheus-node-exporter, grafana, prometheus-windows-exporter) "
          "on the same helm binary, in one run: paired rounds whose order alternates, medians of wall-clock "
          f"and CPU (user+system) seconds, on {m['nproc']} cores shared with other work (CPU time is the steadier "
-         "figure on a busy machine). The ratio is ours over theirs; 0.50x or less is the goal.", "",
-         "| helm | schema validation | chart | objects | wall (s) | CPU (s) | fastest CPU (s) | "
-         "ratio (wall) | ratio (CPU) | ratio (fastest CPU) | ratio per object (CPU) |",
-         "|---|---|---|---|---|---|---|---|---|---|---|"]
+         "figure on a busy machine), and, once per chart and setting, the instructions executed, counted by "
+         "valgrind's callgrind with Go's garbage collector off (the render's own work without the collector's, "
+         "repeatable to 0.1% whatever the machine's load; the steadiest figure). The ratio is ours over theirs; 0.50x or less is the goal.", "",
+         "| helm | schema validation | chart | objects | wall (s) | CPU (s) | fastest CPU (s) | instructions (G) | "
+         "ratio (wall) | ratio (CPU) | ratio (fastest CPU) | ratio (instructions) | ratio per object (CPU) |",
+         "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     ref = {(r["helm"], r["schema"]): r for r in compare if r["chart"] == "kube-prometheus-stack"}
     for r in compare:
         k = ref[(r["helm"], r["schema"])]
+        ins, kins = r.get("instructions"), k.get("instructions")
         L.append(f"| {r['helm']} | {'on' if r['schema'] else 'off (--skip-schema-validation)'} | {r['chart']} "
-                 f"| {r['objects']} | {r['wall']:.3f} | {r['cpu']:.3f} | {r['fastest']:.3f} | {r['wall'] / k['wall']:.2f}x "
+                 f"| {r['objects']} | {r['wall']:.3f} | {r['cpu']:.3f} | {r['fastest']:.3f} "
+                 f"| {f'{ins / 1e9:.2f}' if ins else 'no valgrind'} | {r['wall'] / k['wall']:.2f}x "
                  f"| {r['cpu'] / k['cpu']:.2f}x | {r['fastest'] / k['fastest']:.2f}x "
+                 f"| {f'{ins / kins:.2f}x' if ins and kins else '-'} "
                  f"| {(r['cpu'] / r['objects']) / (k['cpu'] / k['objects']):.2f}x |")
     runs = compare[0]["runs"] if compare else 0
     L.append("")
