@@ -209,6 +209,12 @@ def export_chart(rev, dest):
     return Path(dest) / paths.UMBRELLA.relative_to(ROOT)
 
 
+def template_cmd(helm, chart, skip_schema=False):
+    """The `helm template` of a chart's defaults that every render measurement runs."""
+    cmd = [helm, "template", "bench", str(chart), "-n", "monitoring", "--kube-version", paths.KUBE_MAX]
+    return cmd + (["--skip-schema-validation"] if skip_schema else [])
+
+
 FLOOR_STATIC = "floor: our output only"
 FLOOR_HOLLOW = "floor: our charts, values and schemas, no templates"
 STATIC_TEMPLATE = '{{ .Files.Get "floor/output.yaml" }}\n'
@@ -220,9 +226,8 @@ def floor_charts(dest):
     load, split, sort and print our objects), and `hollow`, our umbrella with every subchart,
     values file and schema but each template replaced by that same output (what the chart costs
     before a single template of ours runs). Neither is a chart anyone installs."""
-    helm = tools.find("helm")
-    out = subprocess.run([helm, "template", "bench", str(paths.UMBRELLA), "-n", "monitoring",
-                          "--kube-version", paths.KUBE_MAX], check=True, capture_output=True, text=True).stdout
+    out = subprocess.run(template_cmd(tools.find("helm"), paths.UMBRELLA),
+                         check=True, capture_output=True, text=True).stdout
     out = "\n".join(line for line in out.splitlines() if not line.startswith("# Source: "))
     static = Path(dest) / "floor-static"
     (static / "templates").mkdir(parents=True)
@@ -248,8 +253,9 @@ def instructions(cmd):
     preemption is off, because callgrind cannot follow its signals. None without valgrind."""
     if not shutil.which("valgrind"):
         return None
+    env = {**os.environ, "GOGC": "off", "GOMAXPROCS": "1", "GODEBUG": "asyncpreemptoff=1"}
     proc = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", *cmd],
-                          capture_output=True, text=True, env={**os.environ, "GOGC": "off", "GOMAXPROCS": "1", "GODEBUG": "asyncpreemptoff=1"})
+                          capture_output=True, text=True, env=env)
     m = re.search(r"I\s+refs:\s+([\d,]+)", proc.stderr)
     if proc.returncode or not m:
         raise SystemExit(f"callgrind {' '.join(cmd)} failed (exit {proc.returncode}):\n{proc.stderr[-2000:]}")
@@ -278,19 +284,14 @@ def render_compare(kps, runs=15, baseline=None, helm_names=("helm", "helm4"), fl
                 objects = {}
                 for i in range(runs):
                     for name, chart in (charts if i % 2 == 0 else charts[::-1]):
-                        cmd = [helm, "template", "bench", str(chart), "-n", "monitoring", "--kube-version", paths.KUBE_MAX]
-                        if skip:
-                            cmd.append("--skip-schema-validation")
-                        wall, cpu, text = _timed(cmd)
+                        wall, cpu, text = _timed(template_cmd(helm, chart, skip))
                         times[name][0].append(wall)
                         times[name][1].append(cpu)
                         objects[name] = sum(1 for d in yaml.safe_load_all(text) if d)
-                def count(chart):
-                    cmd = [helm, "template", "bench", str(chart), "-n", "monitoring", "--kube-version", paths.KUBE_MAX]
-                    return instructions(cmd + (["--skip-schema-validation"] if skip else []))
                 # Counts do not depend on load: two at a time.
                 with concurrent.futures.ThreadPoolExecutor(2) as pool:
-                    counted = dict(zip([n for n, _ in charts], pool.map(count, [c for _, c in charts])))
+                    counted = dict(zip([n for n, _ in charts],
+                                       pool.map(lambda c: instructions(template_cmd(helm, c, skip)), [c for _, c in charts])))
                 for name, _ in charts:
                     out.append({"helm": _helm_version(helm), "schema": not skip, "runs": runs, "chart": name,
                                 "objects": objects[name], "wall": statistics.median(times[name][0]),
@@ -510,10 +511,10 @@ keeps: the alert rules without their per-rule YAML round trip, -1.3% (the rules 
 is refolded, so every Prometheus restarts once on upgrade), or printed as the file is, -4.6% (no
 parse check after substitution); one merged schema at the umbrella instead of one per chart,
 -6.6% (the subcharts lose their own schemas and the generator its layout); schemas without
-descriptions and defaults, -1.1% (the documentation the schemas carry). All three together,
-measured as one copy of the chart: 0.82 G instructions against the chart's 0.94 G and
-kube-prometheus-stack's 1.57 G, 0.52x before the garbage collector, which costs ours a larger
-share than theirs (see the CPU columns). Below 0.5x needs the schemas off or much looser as well,
+descriptions and defaults, -1.1% (the documentation the schemas carry). The last three together
+(the rules as the file is, the merged schema, no descriptions), measured as one copy of the
+chart: 0.82 G instructions against the chart's 0.94 G and kube-prometheus-stack's 1.57 G, 0.52x
+before the garbage collector, which costs ours a larger share than theirs (see the CPU columns). Below 0.5x needs the schemas off or much looser as well,
 which this chart does not trade for render speed: the goal needs a maintainer's decision
 (issue 16)."""
 
