@@ -23,6 +23,7 @@ import urllib.request
 import yaml
 
 from .polling import wait_until
+from .ports import free_port
 from .process import Process
 
 # Listener name (the chart's port names) -> where it sits in the configuration.
@@ -69,30 +70,18 @@ def localize(config):
     """
     cfg = copy.deepcopy(config)
     ports = {}
-    held = []  # keep every probe socket open until all ports are chosen: no port twice
-
-    def pick(kind):
-        s = socket.socket(socket.AF_INET, kind)
-        s.bind(("127.0.0.1", 0))
-        held.append(s)
-        return s.getsockname()[1]
-
-    try:
-        for name, (path, kind) in LISTENERS.items():
-            node = _node(cfg, path)
-            if node is None:
-                continue
-            port = pick(kind)
-            node["endpoint"] = f"127.0.0.1:{port}"
-            ports[name] = port
-        for reader in _node(cfg, ("service", "telemetry", "metrics", "readers")) or []:
-            prom = _node(reader, ("pull", "exporter", "prometheus"))
-            if prom is not None:
-                prom["host"] = "127.0.0.1"
-                prom["port"] = ports["http-metrics"] = pick(socket.SOCK_STREAM)
-    finally:
-        for s in held:
-            s.close()
+    for name, (path, kind) in LISTENERS.items():
+        node = _node(cfg, path)
+        if node is None:
+            continue
+        port = free_port(kind)
+        node["endpoint"] = f"127.0.0.1:{port}"
+        ports[name] = port
+    for reader in _node(cfg, ("service", "telemetry", "metrics", "readers")) or []:
+        prom = _node(reader, ("pull", "exporter", "prometheus"))
+        if prom is not None:
+            prom["host"] = "127.0.0.1"
+            prom["port"] = ports["http-metrics"] = free_port()
     _check_no_wildcard(cfg)
     return cfg, ports
 
