@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 # Helm's polling) runs beside the CPU-bound tiers; module fixtures stay in one process.
 PYTEST_XDIST ?= -n 2 --dist loadfile
 
-.PHONY: all help venv checkov tools test unit conformance e2e cluster-tier deploy render lint package release registry docs schemas clean preview bench bench-render cluster
+.PHONY: all help prereqs venv checkov tools test unit conformance e2e cluster-tier deploy render lint package release registry docs schemas clean preview bench bench-render cluster
 
 all: test
 
@@ -35,10 +35,14 @@ bin/checkov: requirements-checkov.txt
 tools: ## Build helm 3/4, promtool, prometheus, amtool, alertmanager, jaeger, node_exporter, the Kubernetes control plane, etcd, kwok, registry, cosign, actionlint, controller-gen, prometheus-operator and its CRDs into bin/ (tools.versions)
 	scripts/install-tools.sh
 
-test: venv tools checkov ## Run the whole test suite (every tier; the cluster tier on KUBECONFIG's cluster, else on a local control plane)
+# The virtualenvs (pip, mostly waiting on PyPI) are made while the Go tools build.
+prereqs:
+	@$(MAKE) --no-print-directory -j3 venv tools checkov
+
+test: prereqs ## Run the whole test suite (every tier; the cluster tier on KUBECONFIG's cluster, else on a local control plane)
 	$(PY) -m pytest $(PYTEST_XDIST) $(PYTEST_ARGS)
 
-unit conformance e2e: venv tools checkov ## Run one tier
+unit conformance e2e: prereqs ## Run one tier
 	$(PY) -m pytest $(PYTEST_XDIST) -m $@ $(PYTEST_ARGS)
 
 cluster-tier: venv tools ## Run the cluster tier only (marker `cluster`)
