@@ -178,17 +178,16 @@ lane() {
 # again ("pid N is not a child of this shell", seen on a cold build).
 lanes=$(mktemp -d)
 trap 'rm -rf "$lanes"' EXIT
-running=0
+started=()
 for name in "${queue[@]}"; do
   [[ -n "${after[$name]:-}" && -n "${line[${after[$name]}]:-}" ]] && continue   # in its lane
-  if (( running >= jobs )); then wait -n || true; running=$((running - 1)); fi
+  if (( ${#started[@]} >= jobs )); then wait -n || true; fi   # past the first $jobs, one ends, one starts
   ( trap 'echo $? > "$lanes/$name"' EXIT; lane "$name" ) &
-  running=$((running + 1))
+  started+=("$name")
 done
 wait
 status=0
-for name in "${queue[@]}"; do
-  [[ -n "${after[$name]:-}" && -n "${line[${after[$name]}]:-}" ]] && continue
+for name in "${started[@]}"; do
   [[ "$(cat "$lanes/$name" 2>/dev/null)" == 0 ]] || status=1
 done
 exit $status
