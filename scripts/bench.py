@@ -109,7 +109,7 @@ def alert_latency(workdir):
                 if any(s == "firing" and (x, v) == key[a] for s, x, v in carried(n)):
                     d = destination(n)
                     first[d] = min(first.get(d, n.at), n.at)
-            main = f"slack:{pipeline.CHANNELS['critical' if sev == 'critical' else 'warnings']}"
+            main = pipeline.slack_destination("critical" if sev == "critical" else "warnings")
             lat = first.get(main)
             rows.append((a, sev, FOR[a], floor, None if lat is None else lat - t0[a],
                          len(set(first) & expected_destinations(a)), len(expected_destinations(a))))

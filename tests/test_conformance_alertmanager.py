@@ -113,6 +113,11 @@ VARIANTS = [
                                             "target_matchers": ['category="node"'], "equal": ["instance"]}],
         "alertmanager.secrets.extra": {"sms-url": "https://sms.example/hook"},
     }, id="extra-route-receiver-inhibit"),
+    pytest.param({"alertmanager.slack.ownWebhooks": ["critical", "warnings", "database", "platform", "audit",
+                                                     "notification", "monitoring"],
+                  "alertmanager.slack.channels.monitoring": "#team-monitoring"}, id="slack-own-webhooks"),
+    pytest.param({"alertmanager.slack.mode": "app", "alertmanager.slack.channels.monitoring": "#team-monitoring"},
+                 id="slack-app"),
 ]
 
 
@@ -161,6 +166,19 @@ def test_extra_route_keeps_the_builtin_routes(tmp_path):
     got = am.routes_test(config_file, am.alert_labels("DatabaseConnectionPoolExhausted"))
     assert got == ["backend-oncall", "slack-database"] + CRITICAL, got
     assert am.routes_test(config_file, am.alert_labels("Watchdog")) == ["watchdog"]
+
+
+@pytest.mark.parametrize("channel,want", [
+    pytest.param("", CRITICAL, id="no-monitoring-channel"),
+    pytest.param("#team-monitoring", ["slack-monitoring"] + CRITICAL, id="monitoring-channel"),
+])
+def test_monitoring_alerts_reach_the_monitoring_team_when_it_has_a_channel(channel, want, tmp_path):
+    """The stack's own alerts (category monitoring) reach the severity channels and, once
+    slack.channels.monitoring is set, a copy in the monitoring team's channel (amtool decides)."""
+    config_file = am.write_tree(render(set_values={"alertmanager.slack.channels.monitoring": channel}), tmp_path)
+    assert am.routes_test(config_file, am.alert_labels("PrometheusNotificationsFailing")) == want
+    warn = am.routes_test(config_file, am.alert_labels("ConfigReloadFailed"))
+    assert warn == [r for r in want if r == "slack-monitoring"] + WARNING, warn
 
 
 def test_check_config_catches_a_broken_template(tmp_path):

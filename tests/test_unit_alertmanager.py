@@ -178,6 +178,8 @@ def test_service_contract_and_hardening(values):
     pytest.param({}, id="defaults"),
     pytest.param(ALL_RECEIVERS, id="all-receivers"),
     pytest.param({**ALL_RECEIVERS, "alertmanager.secrets.existingSecret": "alertmanager-secrets"}, id="existing-secret"),
+    pytest.param({**ALL_RECEIVERS, "alertmanager.slack.ownWebhooks": ["critical", "database"]}, id="own-webhooks"),
+    pytest.param({**ALL_RECEIVERS, "alertmanager.slack.mode": "app"}, id="slack-app"),
 ])
 @pytest.mark.parametrize("values", params.profiles())
 def test_credentials_read_via_file_settings(values, extra):
@@ -188,12 +190,14 @@ def test_credentials_read_via_file_settings(values, extra):
     webhook_urls = [f"{p}.url" for p, k, v in walk(cfg) if k == "webhook_configs" for w in v if "url" in w]
     assert not webhook_urls, f"webhook url inline: {webhook_urls}"
     files = {f"{p}.{k}": v for p, k, v in walk(cfg) if k.endswith("_file")}
-    expected = {"slack_api_url_file", "smtp_auth_password_file"}
+    app = extra.get("alertmanager.slack.mode") == "app"
+    expected = {"app_token_file" if app else "api_url_file", "smtp_auth_password_file"}
     if extra:
         expected |= {"routing_key_file", "url_file"}
     have = {k.rsplit(".", 1)[1] for k in files}
     assert expected <= have, f"missing *_file settings: {sorted(expected - have)}; have {sorted(have)}"
-    keys = set(am.CREDENTIAL_KEYS)
+    keys = set(am.CREDENTIAL_KEYS) | {f"slack-webhook-url-{k}" for k in extra.get("alertmanager.slack.ownWebhooks", ())}
+    keys |= {"slack-app-token"} if app else set()
     for where, path in files.items():
         assert path.startswith(am.SECRETS_DIR + "/"), f"{where}: {path} is not in the mounted credentials dir"
         assert path.rsplit("/", 1)[1] in keys, f"{where}: {path} is not a credentials Secret key {sorted(keys)}"
@@ -244,6 +248,94 @@ def test_no_credential_in_configmap_env_or_config(values):
     created = json.dumps(am.secret_files(objs.get("Secret", am.CREDENTIALS_SECRET)))
     missing = [k for k, v in SENTINELS.items() if v not in created]
     assert not missing, f"Secret/{am.CREDENTIALS_SECRET}: lacks {missing}"
+
+
+# --- Slack: one webhook per team, or one app ----------------------------------------------
+
+def _slack_configs(objs):
+    """{receiver: its one slack_config} of the rendered alertmanager.yaml."""
+    return {r["name"]: r["slack_configs"][0] for r in am.config(objs)["receivers"] if r.get("slack_configs")}
+
+
+def test_each_slack_receiver_reads_its_own_webhook_or_the_shared_one():
+    """Slack app webhooks ignore `channel`: a team reaches its channel only through its own webhook
+    file, and a receiver not listed keeps the shared one."""
+    own = {"database": "https://hooks.slack.example/T/database", "monitoring": "https://hooks.slack.example/T/mon"}
+    objs = render(set_values={"alertmanager.slack.ownWebhooks": list(own),
+                              "alertmanager.slack.channels.monitoring": "#team-monitoring",
+                              "alertmanager.secrets.slackWebhookUrls": own})
+    files = {name: c.get("api_url_file") for name, c in _slack_configs(objs).items()}
+    want = {name: f"{am.SECRETS_DIR}/slack-webhook-url" for name in files}
+    want |= {"slack-database": f"{am.SECRETS_DIR}/slack-webhook-url-database",
+             "slack-monitoring": f"{am.SECRETS_DIR}/slack-webhook-url-monitoring"}
+    assert files == want, f"webhook file per receiver: {files}"
+    assert "slack_api_url_file" not in (am.config(objs).get("global") or {}), "a global webhook would also apply to extra receivers"
+    created = am.secret_files(objs.get("Secret", am.CREDENTIALS_SECRET))
+    assert {k: created.get(f"slack-webhook-url-{k}") for k in own} == own, sorted(created)
+    assert "slack-app-token" not in created
+
+
+def test_the_monitoring_team_receiver_exists_only_with_its_channel():
+    routes = lambda objs: [r for r in am.config(objs)["route"]["routes"] if r.get("receiver") == "slack-monitoring"]
+    assert not routes(render()) and "slack-monitoring" not in _slack_configs(render()), \
+        "no monitoring channel set: the stack's alerts reach the severity channels only"
+    objs = render(set_values={"alertmanager.slack.channels.monitoring": "#team-monitoring"})
+    (route,) = routes(objs)
+    assert route["matchers"] == ['category="monitoring"'] and route["continue"] is True, route
+    assert _slack_configs(objs)["slack-monitoring"]["channel"] == "#team-monitoring"
+
+
+def test_slack_app_mode_posts_every_receiver_with_the_token_to_its_channel():
+    objs = render(set_values={"alertmanager.slack.mode": "app", "alertmanager.slack.appUrl": "https://slack.example/api/chat.postMessage",
+                              "alertmanager.secrets.slackAppToken": "xoxb-unit"})
+    configs = _slack_configs(objs)
+    channels = yaml.safe_load((CHART_DIR / "values.yaml").read_text())["slack"]["channels"]
+    assert set(configs) == {f"slack-{k}" for k, v in channels.items() if v}, sorted(configs)
+    for name, c in configs.items():
+        assert c.get("app_token_file") == f"{am.SECRETS_DIR}/slack-app-token" and "api_url_file" not in c, f"{name}: {c}"
+        assert c["app_url"] == "https://slack.example/api/chat.postMessage" and c["channel"] == channels[name[6:]], f"{name}: {c}"
+    assert am.secret_files(objs.get("Secret", am.CREDENTIALS_SECRET))["slack-app-token"] == "xoxb-unit"
+
+
+def test_own_webhooks_reach_the_alertmanagerconfig_of_operator_mode():
+    objs = render(set_values={"global.operator.enabled": True, "alertmanager.slack.ownWebhooks": ["audit"]})
+    amc = objs.get("AlertmanagerConfig", am.FULLNAME)["spec"]
+    keys = {r["name"]: r["slackConfigs"][0]["apiURL"]["key"] for r in amc["receivers"] if r.get("slackConfigs")}
+    assert keys["slack-audit"] == "slack-webhook-url-audit", keys
+    assert {k for n, k in keys.items() if n != "slack-audit"} == {"slack-webhook-url"}, keys
+
+
+@pytest.mark.parametrize("overrides,needles", [
+    pytest.param({"alertmanager.slack.mode": "app", "alertmanager.slack.ownWebhooks": ["audit"]},
+                 ["alertmanager.slack.ownWebhooks", "audit", "mode webhook only"], id="own-webhooks-in-app-mode"),
+    pytest.param({"alertmanager.slack.mode": "app", "global.operator.enabled": True},
+                 ["alertmanager.slack.mode: app", "operator mode"], id="app-mode-in-operator-mode"),
+    pytest.param({"alertmanager.slack.appUrl": "https://slack.example/api"}, ["alertmanager.slack.appUrl", "mode app only"],
+                 id="app-url-in-webhook-mode"),
+    pytest.param({"alertmanager.slack.ownWebhooks": ["monitoring"]}, ["alertmanager.slack.channels.monitoring is empty"],
+                 id="own-webhook-of-a-receiver-without-channel"),
+    pytest.param({"alertmanager.secrets.slackWebhookUrls": {"database": "https://hooks.slack.example/x"}},
+                 ["alertmanager.secrets.slackWebhookUrls.database", "would be ignored"], id="url-nobody-reads"),
+    pytest.param({"alertmanager.slack.ownWebhooks": ["sales"]}, ["ownWebhooks"], id="own-webhook-of-unknown-receiver"),
+    pytest.param({"alertmanager.secrets.slackWebhookUrls": {"sales": "x"}}, ["slackWebhookUrls"], id="url-of-unknown-receiver"),
+    pytest.param({"alertmanager.slack.mode": "bot"}, ["mode"], id="unknown-mode"),
+])
+def test_slack_settings_that_would_deliver_nowhere_fail_naming_them(overrides, needles):
+    msg = render_error(set_values=overrides)
+    missing = [n for n in needles if n not in msg]
+    assert not missing, f"the error does not say {missing}:\n{msg}"
+
+
+def test_no_slack_credential_outside_the_credentials_secret():
+    sentinels = {"alertmanager.secrets.slackWebhookUrls": {"database": "https://hooks.slack.example/SENTINEL-db-81c2"}}
+    for extra in ({**sentinels, "alertmanager.slack.ownWebhooks": ["database"]},
+                  {"alertmanager.slack.mode": "app", "alertmanager.secrets.slackAppToken": "xoxb-SENTINEL-app-3e9d"}):
+        objs = render(set_values=extra)
+        value = "SENTINEL-db-81c2" if "alertmanager.slack.ownWebhooks" in extra else "xoxb-SENTINEL-app-3e9d"
+        leaks = [ident(o) for o in objs if value in json.dumps(o)
+                 and not (o["kind"] == "Secret" and o["metadata"]["name"] == am.CREDENTIALS_SECRET)]
+        assert not leaks, f"{value} outside Secret/{am.CREDENTIALS_SECRET}: {leaks}"
+        assert value in json.dumps(am.secret_files(objs.get("Secret", am.CREDENTIALS_SECRET)))
 
 
 # --- checksum ----------------------------------------------------------------------------

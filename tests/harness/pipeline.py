@@ -17,6 +17,21 @@ EMAIL_TO = "oncall@e2e.test"
 SMTP_PASSWORD = "e2e-smtp-password"
 
 TEAM = {"database": "database", "kafka": "platform", "audit": "audit", "reminder": "notification"}
+# Receivers (keys of CHANNELS) that read their own incoming webhook in the e2e stack
+# (alertmanager.slack.ownWebhooks); the warnings receiver keeps the shared slack-webhook-url, so
+# the e2e scenarios prove both. Slack app webhooks ignore `channel`: which webhook a notification
+# came through is what decides where a person sees it.
+OWN_WEBHOOKS = ("critical", "database", "platform", "audit", "notification")
+
+
+def slack_webhook(key):
+    """The credentials Secret key the Slack receiver `key` posts through."""
+    return f"slack-webhook-url-{key}" if key in OWN_WEBHOOKS else "slack-webhook-url"
+
+
+def slack_destination(key):
+    """destination() of a notification of Slack receiver `key`: its channel and its webhook."""
+    return f"slack:{CHANNELS[key]}@{slack_webhook(key)}"
 
 
 def scenario_service(alert):
@@ -132,6 +147,9 @@ def chart_values(for_durations=None):
         "prometheus.slos": SLOS,
         "prometheus.alerts.ErrorBudgetBurn.pageFor": "12s",
         "alertmanager.slack.channels": CHANNELS,
+        "alertmanager.slack.ownWebhooks": list(OWN_WEBHOOKS),
+        "alertmanager.secrets.slackWebhookUrls": {k: f"https://hooks.slack.invalid/services/E2E-{k}"
+                                                  for k in OWN_WEBHOOKS},
         "alertmanager.email.to": EMAIL_TO,
         "alertmanager.email.username": "alertmanager",
         "alertmanager.pagerduty.enabled": True,
@@ -163,11 +181,11 @@ def expected_destinations(alert, category=None):
     cat = category or cat
     dest = {"webhook:webhook"}
     if sev == "critical":
-        dest |= {f"slack:{CHANNELS['critical']}", f"email:{EMAIL_TO}", "pagerduty"}
+        dest |= {slack_destination("critical"), f"email:{EMAIL_TO}", "pagerduty"}
     else:
-        dest.add(f"slack:{CHANNELS['warnings']}")
+        dest.add(slack_destination("warnings"))
     if cat in TEAM:
-        dest.add(f"slack:{CHANNELS[TEAM[cat]]}")
+        dest.add(slack_destination(TEAM[cat]))
     return dest
 
 
@@ -178,8 +196,8 @@ _TITLE = re.compile(r"\[(FIRING|RESOLVED)(?::\d+)?\] (\S+)(?: \((\w+)\))?(?: - (
 
 
 def destination(n):
-    if n.kind == "slack":
-        return f"slack:{n.key}"
+    if n.kind == "slack":   # channel @ the webhook (credential file) it came through
+        return f"slack:{n.key}@{n.path.rstrip('/').rsplit('/', 1)[-1]}"
     if n.kind == "email":
         return f"email:{n.key}"
     if n.kind == "webhook":

@@ -2,7 +2,9 @@
 webhook) do the sending, on 127.0.0.1 only.
 
 - HTTP sink (one ThreadingHTTPServer): Slack-compatible incoming webhook at /slack/<key>
-  (records the JSON body; `channel` is the JSON's channel, else <key>), PagerDuty Events API
+  (records the JSON body; `channel` is the JSON's channel, else <key>; the path tells which
+  webhook it came through), and Slack's chat.postMessage for a Slack app (a request with a
+  Bearer token, recorded in `authorization`; answered with JSON as Slack does), PagerDuty Events API
   v2 at /pagerduty/v2/enqueue (answers 202 like PagerDuty), generic webhook at /webhook/<key>.
 - SMTP sink: a real SMTP server (aiosmtpd) that accepts any AUTH PLAIN/LOGIN over plain TCP
   (Go's net/smtp allows PLAIN without TLS only to localhost, which 127.0.0.1 is) and records
@@ -36,6 +38,7 @@ class Notification:
     body: object        # parsed JSON (HTTP sinks) or {"subject", "text", "html", "headers"}
     at: float
     path: str = ""
+    authorization: str = ""   # the request's Authorization header (a Slack app's Bearer token)
 
     @property
     def text(self):
@@ -92,10 +95,14 @@ class _Handler(BaseHTTPRequestHandler):
             self.state.reject(kind, key)
             self._answer(503, {"error": "sink told to fail"})
             return
-        self.state.add(Notification(kind, key, body, time.time(), self.path))
+        auth = self.headers.get("Authorization") or ""
+        self.state.add(Notification(kind, key, body, time.time(), self.path, auth))
         if kind == "pagerduty":
             self._answer(202, {"status": "success", "message": "Event processed",
                                "dedup_key": (body or {}).get("dedup_key", "")})
+        elif kind == "slack" and auth.startswith("Bearer "):
+            # chat.postMessage (a Slack app's bot token) answers JSON; an incoming webhook "ok".
+            self._answer(200, {"ok": True, "channel": key, "ts": f"{time.time():.6f}"})
         elif kind == "slack":
             self._answer(200, None, b"ok")
         else:

@@ -45,9 +45,12 @@ Prometheus
      downward API's fields from the pod the API server holds).
 
 Alertmanager
-  8. Credential file contents: slack-webhook-url -> the local Slack sink URL, webhook-url and
-     watchdog-url -> the local webhook sink (/webhook/webhook, /webhook/watchdog); inline
-     `api_url`/`url` likewise. pagerduty_configs get `url:` the local PagerDuty sink.
+  8. Credential file contents: each Slack webhook file (slack-webhook-url, slack-webhook-url-<team>)
+     -> the local Slack sink at /slack/<file name>, so a notification shows which webhook it
+     came through; webhook-url and watchdog-url -> the local webhook sink (/webhook/webhook,
+     /webhook/watchdog); inline `api_url`/`url` likewise. Slack app receivers (app_token_file,
+     the token file left as the chart wrote it) get `app_url:` the sink's /slack/app.
+     pagerduty_configs get `url:` the local PagerDuty sink.
   9. SMTP: `smtp_smarthost`/`smarthost` -> the local aiosmtpd server, `smtp_require_tls`/
      `require_tls` -> false (the sink speaks plain SMTP; AUTH PLAIN still runs, 127.0.0.1
      being localhost for Go's net/smtp).
@@ -102,6 +105,34 @@ def _get(url, timeout=10):
 # gets them back quickly.
 RESEND_DELAY = "2s"
 NOT_RUN = {"grafana.enabled": False, "loki.enabled": False, "promtail.enabled": False}
+
+
+def start_alertmanager(manifests, am_dir, sinks, swaps_made, port):
+    """The rendered Alertmanager (its StatefulSet's pod, mounts laid out under am_dir/root) started
+    on 127.0.0.1:port with swaps 8-10: receivers pointed at `sinks`. Returns (Process, config).
+    The caller stops the Process (also on failure)."""
+    pod = PodFiles(manifests, "alertmanager", "alertmanager", am_dir / "root")
+    cfg_path = pod.local(flag(pod.args, "config.file"))
+    cfg = yaml.safe_load(cfg_path.read_text())
+    cfg = swaps.alertmanager_config(cfg, pod, sinks, swaps_made)
+    cfg = pod.reroot_tree(cfg)
+    cfg_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    args, data = [], am_dir / "data"
+    data.mkdir(parents=True, exist_ok=True)
+    for a in pod.args:
+        name = a.split("=", 1)[0].lstrip("-")
+        if name in ("web.listen-address", "storage.path") or name.startswith("cluster."):
+            continue
+        if name == "config.file":
+            a = f"--config.file={cfg_path}"
+        args.append(a)
+    args += [f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address=",
+             f"--storage.path={data}"]
+    swaps_made.add("alertmanager flags: --web.listen-address=127.0.0.1:<port>, --cluster.listen-address= "
+                   "(single instance; peers/advertise dropped), --storage.path=<tmp>")
+    proc = Process("alertmanager", [tools.require("alertmanager")] + args, am_dir / "alertmanager.log",
+                   f"http://127.0.0.1:{port}/-/ready", env=pod.env())
+    return proc.start(), cfg
 
 
 class Stack:
@@ -293,30 +324,8 @@ class Stack:
 
     # ------------------------------------------------------------------ alertmanager
     def _start_alertmanager(self):
-        am_dir = self.workdir / "alertmanager"
-        pod = PodFiles(self.manifests, "alertmanager", "alertmanager", am_dir / "root")
-        cfg_path = pod.local(flag(pod.args, "config.file"))
-        cfg = yaml.safe_load(cfg_path.read_text())
-        cfg = swaps.alertmanager_config(cfg, pod, self.sinks, self.swaps)
-        cfg = pod.reroot_tree(cfg)
-        cfg_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
-        self.am_config = cfg
-        args, data = [], am_dir / "data"
-        data.mkdir(parents=True, exist_ok=True)
-        for a in pod.args:
-            name = a.split("=", 1)[0].lstrip("-")
-            if name in ("web.listen-address", "storage.path") or name.startswith("cluster."):
-                continue
-            if name == "config.file":
-                a = f"--config.file={cfg_path}"
-            args.append(a)
-        args += [f"--web.listen-address=127.0.0.1:{self.am_port}", "--cluster.listen-address=",
-                 f"--storage.path={data}"]
-        self._swap("alertmanager flags: --web.listen-address=127.0.0.1:<port>, --cluster.listen-address= "
-                   "(single instance; peers/advertise dropped), --storage.path=<tmp>")
-        self.alertmanager = Process("alertmanager", [tools.require("alertmanager")] + args,
-                                    am_dir / "alertmanager.log", f"{self.am_url}/-/ready",
-                                    env=pod.env()).start()
+        self.alertmanager, self.am_config = start_alertmanager(
+            self.manifests, self.workdir / "alertmanager", self.sinks, self.swaps, self.am_port)
 
     # ------------------------------------------------------------------ prometheus
     def _start_prometheus(self):

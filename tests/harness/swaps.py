@@ -41,8 +41,9 @@ def alertmanager_config(cfg, pod, sinks, swaps):
     g = cfg.setdefault("global", {})
     s = sinks
     if "slack_api_url_file" in g:
-        _secret_file(swaps, pod, g["slack_api_url_file"], s.http_url("slack", "global"),
-                          "alertmanager: the slack-webhook-url credential file holds the local Slack sink URL")
+        key = Path(g["slack_api_url_file"]).name
+        _secret_file(swaps, pod, g["slack_api_url_file"], s.http_url("slack", key),
+                     f"alertmanager: the {key} credential file holds the local Slack sink URL /slack/{key}")
     if "slack_api_url" in g:
         g["slack_api_url"] = s.http_url("slack", "global")
         swaps.add("alertmanager: global slack_api_url -> the local Slack sink")
@@ -54,8 +55,12 @@ def alertmanager_config(cfg, pod, sinks, swaps):
         name = r["name"]
         for c in r.get("slack_configs") or []:
             if "api_url_file" in c:
-                _secret_file(swaps, pod, c["api_url_file"], s.http_url("slack", name),
-                                  f"alertmanager: receiver {name} slack api_url_file holds the Slack sink URL")
+                key = Path(c["api_url_file"]).name
+                _secret_file(swaps, pod, c["api_url_file"], s.http_url("slack", key),
+                             f"alertmanager: the {key} credential file holds the local Slack sink URL /slack/{key}")
+            if "app_token_file" in c or "app_token" in c:
+                c["app_url"] = s.http_url("slack", "app")
+                swaps.add(f"alertmanager: receiver {name} slack app_url (chat.postMessage) -> the Slack sink's /slack/app")
             if "api_url" in c:
                 c["api_url"] = s.http_url("slack", name)
                 swaps.add(f"alertmanager: receiver {name} slack api_url -> the Slack sink")
