@@ -28,9 +28,9 @@ and the comment lines just above it.
   happens then) opts out with `# @schema {"x-optional": true}`. Below a `$ref` the definition
   decides (its own `required` in schema-defs.json: `image.repository`, `persistence.enabled`,
   `serviceAccount.create`, ...; the umbrella's `global` lists its keys in its `@schema`): there
-  a deletion is often meant (`resources.limits.cpu=null` drops the limit). The root requires its keys the same way, but
-  for a dependency's section (Helm recreates a deleted one from the subchart's defaults), which
-  requires `enabled` when the parent sets it.
+  a deletion is often meant (`resources.limits.cpu=null` drops the limit). The root requires
+  its keys the same way, but for a dependency's section (Helm recreates a deleted one from the
+  subchart's defaults), which requires `enabled` when the parent sets it.
 - A free-form map says so: `# @schema {"additionalProperties": {"type": "string"}}` (its
   default entries are then examples, not properties).
 - A key below a `$ref` must be in that definition (e.g. a new `global.x` goes into the `global`
