@@ -21,6 +21,16 @@ and the comment lines just above it.
   integers or booleans), a map -> object with one property per key and
   `additionalProperties: false`. A `"type"` in `@schema` wins; `oneOf`/`anyOf` or `$ref`
   leave the type to them.
+- Every key of such a map whose default is not null is `required`: Helm deletes a key set to
+  null (`--set prometheus.retention=null`, an empty `retention:` in a values file) before it
+  validates, so without `required` the deletion reaches a template as a nil pointer; with it,
+  Helm refuses naming the key. A key a template can do without (its `# --` text says what
+  happens then) opts out with `# @schema {"x-optional": true}`. Below a `$ref` the definition
+  decides (its own `required` in schema-defs.json: `image.repository`, `persistence.enabled`,
+  `serviceAccount.create`, ...; the umbrella's `global` lists its keys in its `@schema`): there
+  a deletion is often meant (`resources.limits.cpu=null` drops the limit). The root requires
+  its keys the same way, but for a dependency's section (Helm recreates a deleted one from the
+  subchart's defaults), which requires `enabled` when the parent sets it.
 - A free-form map says so: `# @schema {"additionalProperties": {"type": "string"}}` (its
   default entries are then examples, not properties).
 - A key below a `$ref` must be in that definition (e.g. a new `global.x` goes into the `global`
@@ -163,6 +173,9 @@ def build(key, value, notes, where):
         if value and not free and not passthrough:
             node["properties"] = {k: build(f"{key}.{k}" if key else str(k), v, notes, where)
                                   for k, v in value.items()}
+            required = required_keys(value, node["properties"])
+            if required:
+                node["required"] = required
         elif not value and not (free or passthrough or "properties" in extra):
             raise SchemaError(f"{where}: `{key}` is an empty map: say what it holds with "
                               '`# @schema {"additionalProperties": {...}}` (free-form map), '
@@ -196,6 +209,15 @@ def build(key, value, notes, where):
             if k in value:
                 node["properties"][k] = merge(build(f"{key}.{k}" if key else str(k), value[k], notes, where), v)
     return node
+
+
+def required_keys(value, props):
+    """The keys of a default that the schema requires: each one with a non-null default, but
+    one annotated `"x-optional": true` (a template copes with its absence). Helm deletes a
+    key set to null (`--set k=null`, an empty `k:` in a values file) before it validates, so
+    only `required` turns that deletion into an error naming the key instead of a template's
+    nil pointer."""
+    return [k for k, v in value.items() if v is not None and not props[k].get("x-optional")]
 
 
 def _deref(node, defs):
@@ -233,13 +255,17 @@ def dependencies(chart):
     return [d["name"] for d in meta.get("dependencies") or []]
 
 
-def subchart_section(name, desc, sub_schema):
-    """The parent's view of a dependency's values: its key names (and `enabled`), no more."""
+def subchart_section(name, desc, sub_schema, default):
+    """The parent's view of a dependency's values: its key names (and `enabled`), no more;
+    `enabled` is required when the parent sets it (the dependency's condition)."""
     props = {}
     for k in sub_schema.get("properties", {}):
         props[k] = {"type": "boolean"} if k == "enabled" else {}
-    return {"description": desc or f"Values of the {name} subchart (validated by charts/{name}/values.schema.json while enabled).",
-            "x-subchart": name, "type": "object", "properties": props, "additionalProperties": False}
+    section = {"description": desc or f"Values of the {name} subchart (validated by charts/{name}/values.schema.json while enabled).",
+               "x-subchart": name, "type": "object", "properties": props, "additionalProperties": False}
+    if isinstance(default, dict) and default.get("enabled") is not None:
+        section["required"] = ["enabled"]
+    return section
 
 
 def wrap_refs(node):
@@ -292,7 +318,11 @@ def generate(chart, defs, done):
             schema["properties"][k] = build(str(k), v, notes, where)
     for dep in deps:
         desc = notes.get(dep, ("", {}, None))[0]
-        schema["properties"][dep] = subchart_section(dep, desc, done[dep])
+        schema["properties"][dep] = subchart_section(dep, desc, done[dep], values.get(dep))
+    # A dependency's section is left out: Helm recreates a deleted one from the subchart's defaults.
+    required = required_keys({k: v for k, v in values.items() if k not in deps}, schema["properties"])
+    if required:
+        schema["required"] = required
     for k, v in values.items():
         if k in schema["properties"] and k not in deps:
             missing = undescribed(v, schema["properties"][k], defs, str(k))

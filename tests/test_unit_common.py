@@ -170,10 +170,18 @@ def fails(scratch, template, values=None):
     ('include "common.headlessService" (dict "context" . "component" "x" "ports" list)', "must be a non-empty list"),
     ('include "common.headlessService" (dict "context" . "component" "x" "ports" (list (dict "name" "web")))',
      "ports[0] needs a name and a port"),
+    ('include "common.hostAccessAdmitted" (dict "context" .)', 'common.hostAccessAdmitted: missing argument "needs"'),
 ])
 def test_object_template_called_wrongly_fails_with_message(scratch, call, message):
     msg = fails(scratch, f"{{{{ {call} }}}}\n")
     assert message in msg, msg
+
+
+def test_host_access_check_renders_nothing_without_a_cluster(scratch):
+    """lookup is empty under `helm template`: the Pod Security check passes silently there (the
+    cluster tier proves the refusal, test_namespace_forbidding_host_access_refuses_...)."""
+    tpl = '{{ include "common.hostAccessAdmitted" (dict "context" . "needs" "hostPath volumes") }}x: 1\n'
+    assert scratch(tpl) == [{"x": 1}]
 
 
 def test_service_account(scratch):

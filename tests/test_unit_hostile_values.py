@@ -1,9 +1,10 @@
 """Unit tier, property-based: hostile values never render silently or crash the engine.
 
-Hypothesis generates several hundred values documents per run (five properties, 60 each
+Hypothesis generates several hundred values documents per run (six properties, 60 each
 by default; PHASE5_HYPOTHESIS_EXAMPLES changes it), each a valid document
 with one hostile change: an unknown key, a wrong type, a number out of range, a malformed
-duration or quantity, an over-long name. A jsonschema oracle confirms the change is
+duration or quantity, an over-long name, a deleted key (`--set k=null`: Helm drops the key
+before it validates). A jsonschema oracle confirms the change is
 invalid for the component's schema; Helm must then refuse the render with a message that
 names the key, and never panic. Cases are derandomized (the same every run, so CI is
 stable); PHASE5_HYPOTHESIS_RANDOM=1 explores new ones."""
@@ -17,7 +18,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from harness import paths
-from harness.render import render_error
+from harness.render import RenderError, render_error, render_raw
 from harness.schema import load_schema, load_values, resolve
 
 pytestmark = pytest.mark.unit
@@ -53,6 +54,31 @@ TYPED = [t for t in TARGETS if t[1] and t[2].get("type") in ("string", "integer"
 RANGED = [t for t in TARGETS if t[1] and ("minimum" in t[2] or "maximum" in t[2])]
 PATTERNED = [t for t in TARGETS if t[1] and t[2].get("type") == "string" and "pattern" in t[2]]
 NAMES = [t for t in TARGETS if t[1] and t[2].get("maxLength")]
+
+
+def _default_keys():
+    """(component, path tuple) of every key the defaults hold where the schema describes it (not
+    the entries of a free-form map, which are the user's own): what a user can remove."""
+    out = []
+    for comp in paths.COMPONENTS:
+        root = load_schema(paths.SUBCHARTS_DIR / comp)
+
+        def visit(value, node, path):
+            node = resolve(node, root)
+            if "x-passthrough" in node:
+                return
+            props = node.get("properties") or {}
+            for key, sub in value.items():
+                if key in props and not (path == () and key == "global"):
+                    out.append((comp, path + (key,)))
+                    if isinstance(sub, dict):
+                        visit(sub, props[key], path + (key,))
+
+        visit(load_values(paths.SUBCHARTS_DIR / comp), root, ())
+    return out
+
+
+DEFAULT_KEYS = _default_keys()
 
 WRONG = {"string": [12, True, ["x"], {"a": 1}], "integer": ["ten", 1.5, True, [1]], "number": ["ten", False, {}],
          "boolean": ["yes", 1, "true", []], "array": ["a,b", 3, {"a": 1}], "object": ["x", 3, ["a"], True]}
@@ -113,6 +139,37 @@ def test_malformed_strings(target, value):
 
 
 @SETTINGS
+@given(st.sampled_from(DEFAULT_KEYS), st.booleans())
+def test_deleted_key(target, typed_as_set):
+    """Any key of the defaults removed (`--set k=null` as users type it, or `--set-json k=null`;
+    Helm deletes the key before it validates): the render either goes through (the template has
+    a default for it) or fails naming the key, never in a template's nil pointer. When the
+    schema requires the key (oracle: the defaults without it are invalid), Helm's schema error
+    says which."""
+    comp, path = target
+    doc = json.loads(json.dumps(load_values(paths.SUBCHARTS_DIR / comp)))
+    parent = doc
+    for key in path[:-1]:
+        parent = parent[key]
+    parent.pop(path[-1])
+    schema = load_schema(paths.SUBCHARTS_DIR / comp)
+    required = not jsonschema.validators.validator_for(schema)(schema).is_valid(doc)
+    key = ".".join((comp,) + path)
+    try:
+        render_raw(set_strings={key: "null"}) if typed_as_set else render_raw(set_values={key: None})
+        assert not required, f"removing {key}: the schema requires it, yet Helm rendered"
+        return
+    except RenderError as err:
+        msg = str(err)
+    pointer = "/" + "/".join(path[:-1]) if path[:-1] else ""
+    # The subchart's schema reports it, or the umbrella's section of the subchart (`enabled`).
+    schema_errors = [f"at '{pointer}': missing property '{path[-1]}'", f"at '/{comp}{pointer}': missing property '{path[-1]}'"]
+    assert "panic" not in msg and "nil pointer" not in msg, f"removing {key} crashed Helm or a template:\n{msg[:2000]}"
+    assert comp in msg and (any(e in msg for e in schema_errors) or (not required and key in msg)), \
+        f"removing {key}: error does not say {schema_errors[0]!r}" + ("" if required else f" or {key!r}") + f":\n{msg}"
+
+
+@SETTINGS
 @given(st.sampled_from(NAMES), st.integers(1, 200))
 def test_over_long_names(target, extra):
     comp, path, node = target
@@ -120,6 +177,7 @@ def test_over_long_names(target, extra):
 
 
 def test_generators_cover_every_component():
-    for pool, what in ((OBJECTS, "objects"), (TYPED, "typed leaves"), (RANGED, "ranged numbers")):
+    for pool, what in ((OBJECTS, "objects"), (TYPED, "typed leaves"), (RANGED, "ranged numbers"),
+                       (DEFAULT_KEYS, "keys of the defaults")):
         assert {t[0] for t in pool} == set(paths.COMPONENTS), f"{what}: components missing"
     assert any(t[2].get("pattern", "").startswith("^(0|([0-9]+(ms") for t in PATTERNED), "no duration fields"

@@ -111,3 +111,17 @@ def test_key_missing_from_a_shared_definition_fails(tmp_path, monkeypatch):
     with pytest.raises(gen.SchemaError) as err:
         gen.generate(chart, defs, {})
     assert "`global.newKey` is not in the shared definition" in str(err.value), str(err.value)
+
+
+def test_keys_with_a_default_are_required(tmp_path, monkeypatch):
+    """Helm deletes a key set to null before it validates: each key with a default is required,
+    so its removal fails naming it; `x-optional` opts a key out, a null default is not required,
+    a free-form map's entries are examples, and a dependency's section requires `enabled`."""
+    gen, chart = _one_chart(tmp_path, monkeypatch,
+        "a:\n  b: 1\n  # @schema {\"x-optional\": true}\n  c: \"\"\n  # @schema {\"type\": [\"string\", \"null\"]}\n  d: null\n"
+        "# @schema {\"additionalProperties\": {\"type\": \"string\"}}\nlabels:\n  x: y\n")
+    schema = gen.generate(chart, {}, {})
+    assert schema["required"] == ["a", "labels"], schema.get("required")
+    assert schema["properties"]["a"]["required"] == ["b"], schema["properties"]["a"]
+    assert "required" not in schema["properties"]["labels"], schema["properties"]["labels"]
+    assert gen.subchart_section("s", "", {"properties": {"enabled": {}}}, {"enabled": True})["required"] == ["enabled"]

@@ -22,19 +22,22 @@ class RenderError(Exception):
     """helm template failed; str(err) is Helm's stderr."""
 
 
-def _set_args(set_items):
-    # --set-json keeps types exact (bools, numbers, lists, nulls) for every value.
-    return [arg for key, value_json in set_items for arg in ("--set-json", f"{key}={value_json}")]
+def _set_args(set_items, set_strings=()):
+    # --set-json keeps types exact (bools, numbers, lists, nulls) for every value; --set passes a
+    # value as users type it (Helm parses `null`, `true`, `1`).
+    return ([arg for key, value_json in set_items for arg in ("--set-json", f"{key}={value_json}")]
+            + [arg for key, text in set_strings for arg in ("--set", f"{key}={text}")])
 
 
 @functools.lru_cache(maxsize=256)
-def _render_cached(chart, release, namespace, values_files, set_items, kube_version, show_only):
-    helm = tools.require("helm")
+def _render_cached(chart, release, namespace, values_files, set_items, kube_version, show_only,
+                   set_strings=(), helm_name="helm"):
+    helm = tools.require(helm_name)
     cmd = [helm, "template", release, str(chart), "--namespace", namespace,
            "--kube-version", kube_version]
     for f in values_files:
         cmd += ["-f", str(f)]
-    cmd += _set_args(set_items)
+    cmd += _set_args(set_items, set_strings)
     for s in show_only:
         cmd += ["--show-only", s]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
@@ -45,12 +48,14 @@ def _render_cached(chart, release, namespace, values_files, set_items, kube_vers
 
 
 def render_raw(values_files=(), set_values=None, *, release="p5", namespace="monitoring",
-               kube_version=KUBE_MAX, chart=UMBRELLA, show_only=()):
-    """Render and return (list of documents, raw YAML text)."""
+               kube_version=KUBE_MAX, chart=UMBRELLA, show_only=(), set_strings=None, helm="helm"):
+    """Render and return (list of documents, raw YAML text). set_values go to --set-json,
+    set_strings ({key: text}) to --set; helm names the binary (tools.require: helm, helm4)."""
     set_items = tuple(sorted((k, json.dumps(v, sort_keys=True)) for k, v in (set_values or {}).items()))
     docs, text = _render_cached(Path(chart), release, namespace,
                                 tuple(str(f) for f in values_files), set_items,
-                                kube_version, tuple(show_only))
+                                kube_version, tuple(show_only),
+                                tuple(sorted((set_strings or {}).items())), helm)
     return copy.deepcopy(docs), text
 
 
