@@ -12,7 +12,7 @@ the whole render's instructions).
 {
  "prometheus": {"web": 9090, "thanosGrpc": 10901, "thanosHttp": 10902},
  "alertmanager": {"web": 9093, "cluster": 9094},
- "grafana": {"web": 3000},
+ "grafana": {"web": 3000, "sidecarHealth": 8080},
  "loki": {"web": 3100, "grpc": 9095},
  "promtail": {"metrics": 3101},
  "jaeger": {"query": 16686, "admin": 13133, "metrics": 8888, "otlpGrpc": 4317, "otlpHttp": 4318, "zipkin": 9411, "jaegerCompact": 6831, "jaegerBinary": 6832, "jaegerThriftHttp": 14268, "jaegerGrpc": 14250},
@@ -32,7 +32,7 @@ healthcheck extension serves (files/config.yaml). Components whose liveness prob
 {
  "prometheus": {"live": "/-/healthy", "ready": "/-/ready", "thanosReady": "/-/ready"},
  "alertmanager": {"live": "/-/healthy", "ready": "/-/ready"},
- "grafana": {"live": "/api/health", "ready": "/api/health"},
+ "grafana": {"live": "/api/health", "ready": "/api/health", "sidecar": "/healthz"},
  "loki": {"ready": "/ready"},
  "promtail": {"ready": "/ready"},
  "alloy": {"ready": "/-/ready"},
