@@ -15,7 +15,7 @@ from harness.promql import metric_names
 from harness import dashboards as dash
 from harness import grafana as gf
 from harness import params, paths, spec
-from harness.manifests import ident
+from harness.manifests import component, ident
 from harness.render import render, render_error, render_raw
 
 pytestmark = pytest.mark.unit
@@ -811,3 +811,11 @@ def test_api_token_only_in_the_sidecar_container():
             assert mounted == ["/var/run/secrets/kubernetes.io/serviceaccount"], mounted
         else:
             assert not mounted, f"{c['name']} mounts the API token"
+
+
+def test_operator_mode_renders_no_sidecar_or_its_rbac():
+    """Operator mode runs no Grafana here (the existing one has its own sidecar): the sidecar's
+    values change nothing, no Role or ClusterRole is left behind."""
+    objs = render(set_values={**SIDECAR_ON, "global.operator.enabled": True})
+    assert not [o for o in objs.workloads() if component(o) == "grafana"]
+    assert not _grafana_rbac(objs), [ident(o) for o in _grafana_rbac(objs)]
