@@ -771,6 +771,13 @@ def test_bad_sidecar_values_fail_naming_the_value(values, message):
     assert message in err, err
 
 
+def test_listing_the_release_namespace_changes_nothing():
+    objs = render(set_values={**SIDECAR_ON, "grafana.sidecar.dashboards.namespaces": ["monitoring", "phase5-tasks"]},
+                  namespace="monitoring")
+    assert _env(_sidecar(objs))["NAMESPACE"] == "monitoring,phase5-tasks"
+    assert sorted(o["metadata"]["namespace"] for o in _grafana_rbac(objs) if o["kind"] == "Role") == ["monitoring", "phase5-tasks"]
+
+
 def test_namespaces_follow_the_phase5_regex():
     objs = render(set_values={**SIDECAR_ON, "grafana.sidecar.dashboards.namespaces": ["payments"],
                               "global.phase5.namespaceRegex": "phase5-.*|payments"})

@@ -73,7 +73,8 @@ Grafana's `sidecar` dashboard provider reads them (one emptyDir, mounted in both
 grafana.sidecarNamespaces: the namespaces the dashboard sidecar reads, as its NAMESPACE
 variable: "ALL" with sidecar.dashboards.allNamespaces, else the release namespace and
 sidecar.dashboards.namespaces, comma-separated. Fails when both are set, and for a listed
-namespace outside global.phase5.namespaceRegex (the Phase 5 namespaces; RE2, fully anchored).
+namespace outside global.phase5.namespaceRegex (the Phase 5 namespaces; RE2, fully anchored)
+other than the release namespace (always read; listing it changes nothing).
 Usage: include "grafana.sidecarNamespaces" .
 */}}
 {{- define "grafana.sidecarNamespaces" -}}
@@ -86,7 +87,7 @@ ALL
 {{- else -}}
 {{- $regex := dig "phase5" "namespaceRegex" "" (.Values.global | default dict) -}}
 {{- range $sc.namespaces -}}
-{{- if and $regex (not (regexMatch (printf "^(?:%s)$" $regex) .)) -}}
+{{- if and $regex (ne . $.Release.Namespace) (not (regexMatch (printf "^(?:%s)$" $regex) .)) -}}
 {{- fail (printf "grafana.sidecar.dashboards.namespaces: %q does not match global.phase5.namespaceRegex %q; list only Phase 5 namespaces (or widen the regex)" . $regex) -}}
 {{- end -}}
 {{- end -}}
