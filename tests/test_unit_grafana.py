@@ -711,8 +711,10 @@ def test_sidecar_env_is_k8s_sidecar_documented_configuration():
     assert env["FOLDER_ANNOTATION"] == "grafana_folder"
     assert env["FOLDER"].startswith("/")
     # HEALTH_PORT (an integer) is the port the probes ask /healthz on
-    port = {p["name"]: p["containerPort"] for p in c["ports"]}[c["readinessProbe"]["httpGet"]["port"]]
-    assert int(env["HEALTH_PORT"]) == port and c["readinessProbe"]["httpGet"]["path"] == "/healthz"
+    port = {p["name"]: p["containerPort"] for p in c["ports"]}[c["livenessProbe"]["httpGet"]["port"]]
+    assert int(env["HEALTH_PORT"]) == port and c["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    # No readiness probe: the sidecar's first sync or API trouble must not take Grafana out of its Service.
+    assert "readinessProbe" not in c
     assert not any(e.get("valueFrom") for e in c["env"]), "no credential is needed (Grafana re-reads the folder)"
 
 
