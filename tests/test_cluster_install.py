@@ -401,6 +401,89 @@ def test_grafana_existing_secret_creates_no_password_secret(cluster, ns):
     assert "my-grafana-admin" in refs
 
 
+def _review(cluster, obj, impersonate=None):
+    """Create an authorization review object on the API server and return its status."""
+    # No client-side validation: it lists CRDs, which the impersonated account may not.
+    args = ["create", "--validate=false", "-f", "-", "-o", "json"] + ([f"--as={impersonate}"] if impersonate else [])
+    return json.loads(cluster.kubectl(*args, input=json.dumps(obj)).stdout)["status"]
+
+
+def _allowed(cluster, sa, verb, resource, namespace=""):
+    """SubjectAccessReview: may ServiceAccount `sa` ("<namespace>:<name>") do it? (namespace ""
+    asks cluster-wide, as NAMESPACE=ALL lists)."""
+    ns, name = sa.split(":")
+    status = _review(cluster, {
+        "apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview",
+        "spec": {"user": f"system:serviceaccount:{ns}:{name}",
+                 "groups": ["system:serviceaccounts", f"system:serviceaccounts:{ns}", "system:authenticated"],
+                 "resourceAttributes": {"verb": verb, "resource": resource, "namespace": namespace}}})
+    return status["allowed"]
+
+
+def _rules(cluster, sa, namespace):
+    """What ServiceAccount `sa` may do in `namespace`, as the API server lists it
+    (SelfSubjectRulesReview as that account): {(apiGroup, resource, verb)} of its resource rules."""
+    ns, name = sa.split(":")
+    status = _review(cluster, {"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectRulesReview",
+                               "spec": {"namespace": namespace}}, impersonate=f"system:serviceaccount:{ns}:{name}")
+    return {(g, r, v) for rule in status["resourceRules"] for g in rule.get("apiGroups") or [""]
+            for r in rule.get("resources") or [] for v in rule["verbs"]}
+
+
+def test_dashboard_sidecar_may_list_and_watch_configmaps_where_it_reads_and_nothing_else(cluster, ns):
+    """Asked of the API server, not modelled: Grafana's ServiceAccount, with the dashboard sidecar
+    reading two Phase 5 namespaces, may list and watch ConfigMaps in those and the release namespace
+    and do nothing else anywhere (its rules in every namespace, minus those of an account with no
+    binding, are exactly that); with allNamespaces it may list and watch them cluster-wide (the
+    ClusterRole), still nothing else, and the Roles are gone."""
+    helm = tools.require("helm")
+    listed = [cluster.new_namespace("phase5-dash-a"), cluster.new_namespace("phase5-dash-b")]
+    unlisted = [cluster.new_namespace("phase5-dash-unlisted"), cluster.new_namespace("dash-elsewhere"), "default"]
+    sa, nobody = f"{ns}:p5-grafana", f"{ns}:p5-nobody"
+    cluster.kubectl("create", "serviceaccount", "p5-nobody", "-n", ns)
+    configmaps = {("", "configmaps", "list"), ("", "configmaps", "watch")}
+    try:
+        install(cluster, helm, "p5", ns, "defaults", "--set-json", "grafana.sidecar.dashboards.enabled=true",
+                "--set-json", f"grafana.sidecar.dashboards.namespaces={json.dumps(listed)}")
+        assert_ready(cluster, ns)
+        for where in [ns, *listed, *unlisted]:
+            extra = _rules(cluster, sa, where) - _rules(cluster, nobody, where)
+            want = configmaps if where in [ns, *listed] else set()
+            assert extra == want, f"in {where}: Grafana's ServiceAccount may {sorted(extra)}, expected {sorted(want)}"
+        for where in [ns, *listed]:
+            assert _allowed(cluster, sa, "list", "configmaps", where) and _allowed(cluster, sa, "watch", "configmaps", where)
+            for verb, resource in [("get", "configmaps"), ("create", "configmaps"), ("list", "secrets"), ("list", "pods")]:
+                assert not _allowed(cluster, sa, verb, resource, where), f"{verb} {resource} in {where} allowed"
+        for where in unlisted:
+            assert not _allowed(cluster, sa, "list", "configmaps", where), f"list configmaps in {where} allowed"
+        assert not _allowed(cluster, sa, "list", "configmaps"), "list configmaps cluster-wide allowed without allNamespaces"
+
+        install(cluster, helm, "p5", ns, "defaults", "--set-json", "grafana.sidecar.dashboards.enabled=true",
+                "--set-json", "grafana.sidecar.dashboards.allNamespaces=true")
+        assert not cluster.get("roles", "-A", "-l", "app.kubernetes.io/instance=p5,app.kubernetes.io/name=grafana")["items"]
+        assert _allowed(cluster, sa, "list", "configmaps") and _allowed(cluster, sa, "watch", "configmaps")
+        for verb, resource in [("get", "configmaps"), ("list", "secrets"), ("update", "configmaps")]:
+            assert not _allowed(cluster, sa, verb, resource), f"{verb} {resource} cluster-wide allowed"
+        for where in [ns, *listed, *unlisted]:
+            extra = _rules(cluster, sa, where) - _rules(cluster, nobody, where)
+            assert extra == configmaps, f"in {where}: Grafana's ServiceAccount may {sorted(extra)}"
+    finally:
+        cluster.helm(helm, "uninstall", "p5", "-n", ns, "--wait", "--timeout", "2m", check=False)
+        for name in listed + unlisted[:2]:
+            cluster.delete_namespace(name)
+
+
+def test_dashboard_sidecar_pod_meets_restricted(cluster, ns):
+    """The API server's PodSecurity check of Grafana's Deployment with the sidecar (the projected
+    token volume, the second container): no warning at the restricted level."""
+    docs = render(set_values={"grafana.sidecar.dashboards.enabled": True}, namespace=ns)
+    dep = next(o for o in docs.workloads() if o["kind"] == "Deployment" and component(o) == "grafana")
+    proc = cluster.kubectl("apply", "--dry-run=server", "--validate=strict", "-n", ns, "-f", "-",
+                           input=json.dumps(dep), check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert "would violate PodSecurity" not in proc.stderr, proc.stderr
+
+
 # --------------------------------------------------------------------- two releases
 def test_two_releases_on_one_cluster(cluster, ns):
     """The same release name in two namespaces: cluster-scoped names do not collide, and the

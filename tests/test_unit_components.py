@@ -118,7 +118,8 @@ def test_one_edit_of_the_health_paths_reaches_every_probe_and_test_pod(tmp_path,
     edited = table.replace('": "/', '": "/edited/')
     assert sep and edited.count("/edited/") >= 15, "common.healthPaths is not spelled as expected: update this test"
     tpl.write_text(head + sep + edited + end + tail)
-    values = {"prometheus.thanos.sidecar.enabled": True, "promtail.collector": collector}
+    values = {"prometheus.thanos.sidecar.enabled": True, "promtail.collector": collector,
+              "grafana.sidecar.dashboards.enabled": True}
     objs = render(set_values=values, chart=chart)
     probes = {}
     for w in objs.workloads():
@@ -129,6 +130,7 @@ def test_one_edit_of_the_health_paths_reaches_every_probe_and_test_pod(tmp_path,
                     probes[f"{w['metadata']['name']}/{c['name']}/{kind}"] = get["path"]
     assert len(probes) >= 17, sorted(probes)
     assert "p5-prometheus/thanos-sidecar/readinessProbe" in probes, sorted(probes)
+    assert "p5-grafana/dashboards-sidecar/livenessProbe" in probes, sorted(probes)
     stale = {k: v for k, v in probes.items() if not v.startswith("/edited/")}
     assert not stale, f"probes that ignore common.healthPaths: {stale}"
     tests = {p["metadata"]["name"]: _pod_url(objs, p["metadata"]["name"]) for p in objs.of_kind("Pod")}

@@ -15,7 +15,7 @@ from harness.promql import metric_names
 from harness import dashboards as dash
 from harness import grafana as gf
 from harness import params, paths, spec
-from harness.manifests import ident
+from harness.manifests import component, ident
 from harness.render import render, render_error, render_raw
 
 pytestmark = pytest.mark.unit
@@ -630,3 +630,201 @@ def test_disk_panel_excludes_the_filesystem_types_disk_space_low_excludes():
         found = _FSTYPE.findall(expr)
         assert found and set(found) == rule_filters, \
             f"{uid} / {title}: fstype exclusion {set(found)}, DiskSpaceLow excludes {rule_filters}"
+
+
+# ------------------------------------------------------------------- dashboard sidecar
+SIDECAR = "dashboards-sidecar"
+SIDECAR_ON = {"grafana.sidecar.dashboards.enabled": True,
+              "grafana.sidecar.dashboards.namespaces": ["phase5-tasks", "phase5-prod"]}
+# The environment k8s-sidecar documents, per pinned version: the "Configuration Environment
+# Variables" table of its README at that tag (github.com/kiwigrid/k8s-sidecar, tag 2.10.1), with
+# the documented values of the variables whose values are a choice. Required there: LABEL, FOLDER.
+K8S_SIDECAR_DOCUMENTED_ENV = {
+    "2.10.1": {
+        "LABEL", "LABEL_VALUE", "FOLDER", "FOLDER_ANNOTATION", "NAMESPACE", "RESOURCE", "RESOURCE_NAME",
+        "METHOD", "SLEEP_TIME", "REQ_URL", "REQ_METHOD", "REQ_PAYLOAD", "REQ_RETRY_TOTAL",
+        "REQ_RETRY_CONNECT", "REQ_RETRY_READ", "REQ_RETRY_BACKOFF_FACTOR", "REQ_TIMEOUT", "REQ_USERNAME",
+        "REQ_PASSWORD", "REQ_USERNAME_FILE", "REQ_PASSWORD_FILE", "REQ_BASIC_AUTH_ENCODING", "REQ_SKIP_INIT",
+        "SCRIPT", "ERROR_THROTTLE_SLEEP", "SKIP_TLS_VERIFY", "DISABLE_X509_STRICT_VERIFICATION",
+        "REQ_SKIP_TLS_VERIFY", "UNIQUE_FILENAMES", "DEFAULT_FILE_MODE", "KUBECONFIG", "ENABLE_5XX",
+        "WATCH_SERVER_TIMEOUT", "WATCH_CLIENT_TIMEOUT", "IGNORE_ALREADY_PROCESSED", "LOG_LEVEL",
+        "LOG_FORMAT", "LOG_TZ", "LOG_CONFIG", "HEALTH_PORT", "HEALTH_HOST",
+    },
+}
+K8S_SIDECAR_REQUIRED_ENV = {"LABEL", "FOLDER"}
+# METHOD: LIST lists once and exits, SLEEP polls, anything else watches; RESOURCE: configmap,
+# secret or both (the chart grants configmaps only); booleans are the string "true".
+K8S_SIDECAR_CHOICES = {"METHOD": {"WATCH"}, "RESOURCE": {"configmap"}, "UNIQUE_FILENAMES": {"true", "false"}}
+# The single rule the sidecar's Roles (or ClusterRole) hold: it reads ConfigMaps' data from the
+# list and the watch, never with get (k8s-sidecar calls get only for RESOURCE_NAME, unset here).
+SIDECAR_RULES = [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["list", "watch"]}]
+
+
+def _pod(objs):
+    return gf.deployment(objs)["spec"]["template"]["spec"]
+
+
+def _sidecar(objs):
+    found = [c for c in _pod(objs)["containers"] if c["name"] == SIDECAR]
+    return found[0] if found else None
+
+
+def _env(container):
+    return {e["name"]: e.get("value") for e in container.get("env") or []}
+
+
+def _grafana_rbac(objs):
+    return [o for o in objs if o["kind"] in ("Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding")
+            and o["metadata"]["labels"].get("app.kubernetes.io/name") == "grafana"]
+
+
+def test_sidecar_off_by_default(default_objs):
+    """Off by default (values.yaml says why): no sidecar container, no RBAC for Grafana's
+    ServiceAccount, no provider for its folder, no API token in the pod."""
+    assert _sidecar(default_objs) is None
+    assert not _grafana_rbac(default_objs), [ident(o) for o in _grafana_rbac(default_objs)]
+    assert "sidecar" not in {p["name"] for p in gf.providers(default_objs)}
+    pod = _pod(default_objs)
+    assert pod["automountServiceAccountToken"] is False
+    assert not [v for v in pod["volumes"] if "projected" in v], pod["volumes"]
+
+
+def test_sidecar_env_is_k8s_sidecar_documented_configuration():
+    """Stand-in check: k8s-sidecar cannot run here (no container runtime), so its configuration
+    is held to the upstream documentation of the pinned image version instead: every variable the
+    chart sets is one that version documents, the required ones are set, those with a documented
+    set of values have one of them, and the image tag is a version whose list is recorded here (a
+    bump without re-reading the documentation fails)."""
+    objs = render(set_values=SIDECAR_ON)
+    c = _sidecar(objs)
+    assert c, "sidecar.dashboards.enabled renders no dashboards-sidecar container"
+    tag = c["image"].rsplit(":", 1)[-1]
+    assert c["image"] == f"quay.io/kiwigrid/k8s-sidecar:{tag}", c["image"]
+    assert tag in K8S_SIDECAR_DOCUMENTED_ENV, f"k8s-sidecar {tag}: its documented environment is not recorded here"
+    env = _env(c)
+    undocumented = set(env) - K8S_SIDECAR_DOCUMENTED_ENV[tag]
+    assert not undocumented, f"k8s-sidecar {tag} documents no {sorted(undocumented)}"
+    assert K8S_SIDECAR_REQUIRED_ENV <= set(env), f"required by k8s-sidecar, not set: {K8S_SIDECAR_REQUIRED_ENV - set(env)}"
+    for name, allowed in K8S_SIDECAR_CHOICES.items():
+        assert env.get(name) in allowed, f"{name}={env.get(name)!r}, documented choices here: {sorted(allowed)}"
+    assert (env["LABEL"], env["LABEL_VALUE"]) == ("grafana_dashboard", "1")
+    assert env["FOLDER_ANNOTATION"] == "grafana_folder"
+    assert env["FOLDER"].startswith("/")
+    # HEALTH_PORT (an integer) is the port the probes ask /healthz on
+    port = {p["name"]: p["containerPort"] for p in c["ports"]}[c["livenessProbe"]["httpGet"]["port"]]
+    assert int(env["HEALTH_PORT"]) == port and c["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    # No readiness probe: the sidecar's first sync or API trouble must not take Grafana out of its Service.
+    assert "readinessProbe" not in c
+    assert not any(e.get("valueFrom") for e in c["env"]), "no credential is needed (Grafana re-reads the folder)"
+
+
+def test_label_value_empty_means_any_value():
+    """k8s-sidecar: LABEL_VALUE unset filters by the label key alone."""
+    env = _env(_sidecar(render(set_values={**SIDECAR_ON, "grafana.sidecar.dashboards.labelValue": ""})))
+    assert "LABEL_VALUE" not in env and env["LABEL"] == "grafana_dashboard"
+
+
+def test_sidecar_reads_release_and_listed_namespaces_with_a_role_each():
+    """NAMESPACE is the release namespace plus the listed Phase 5 namespaces, and exactly those
+    namespaces get a Role (configmaps list/watch, nothing else) bound to the pod's ServiceAccount;
+    nothing cluster-wide."""
+    objs = render(set_values=SIDECAR_ON, namespace="monitoring")
+    namespaces = _env(_sidecar(objs))["NAMESPACE"].split(",")
+    assert sorted(namespaces) == ["monitoring", "phase5-prod", "phase5-tasks"], namespaces
+    rbac = _grafana_rbac(objs)
+    assert not [ident(o) for o in rbac if o["kind"].startswith("Cluster")], "a ClusterRole nobody asked for"
+    roles = {o["metadata"]["namespace"]: o for o in rbac if o["kind"] == "Role"}
+    bindings = {o["metadata"]["namespace"]: o for o in rbac if o["kind"] == "RoleBinding"}
+    assert set(roles) == set(bindings) == set(namespaces), (sorted(roles), sorted(bindings))
+    sa = _pod(objs)["serviceAccountName"]
+    for ns, role in roles.items():
+        assert role["rules"] == SIDECAR_RULES, f"Role in {ns}: {role['rules']}"
+        b = bindings[ns]
+        assert b["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": role["metadata"]["name"]}
+        assert b["subjects"] == [{"kind": "ServiceAccount", "name": sa, "namespace": "monitoring"}], b["subjects"]
+
+
+def test_all_namespaces_is_a_cluster_role_only_when_asked():
+    objs = render(set_values={"grafana.sidecar.dashboards.enabled": True,
+                              "grafana.sidecar.dashboards.allNamespaces": True})
+    assert _env(_sidecar(objs))["NAMESPACE"] == "ALL"
+    rbac = _grafana_rbac(objs)
+    assert sorted(o["kind"] for o in rbac) == ["ClusterRole", "ClusterRoleBinding"], [ident(o) for o in rbac]
+    role = next(o for o in rbac if o["kind"] == "ClusterRole")
+    binding = next(o for o in rbac if o["kind"] == "ClusterRoleBinding")
+    assert role["rules"] == SIDECAR_RULES, role["rules"]
+    assert role["metadata"]["name"].startswith("monitoring-"), "cluster-scoped names carry the namespace"
+    assert binding["roleRef"]["name"] == role["metadata"]["name"]
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": _pod(objs)["serviceAccountName"], "namespace": "monitoring"}]
+
+
+@pytest.mark.parametrize("values, message", [
+    ({"grafana.sidecar.dashboards.namespaces": ["payments"]},
+     'grafana.sidecar.dashboards.namespaces: "payments" does not match global.phase5.namespaceRegex "phase5-.*"'),
+    ({"grafana.sidecar.dashboards.namespaces": ["phase5-tasks"], "grafana.sidecar.dashboards.allNamespaces": True},
+     'allNamespaces reads every namespace, so namespaces ["phase5-tasks"] must be empty'),
+    ({"grafana.sidecar.dashboards.namespaces": ["Phase5_Tasks"]}, "sidecar/dashboards/namespaces/0"),
+    ({"grafana.sidecar.dashboards.namespaces": ["phase5-a", "phase5-a"]}, "sidecar/dashboards/namespaces"),
+    ({"grafana.sidecar.dashboards.label": "bad label"}, "sidecar/dashboards/label"),
+    ({"grafana.sidecar.dashboards.searchNamespace": "ALL"}, "searchNamespace"),
+])
+def test_bad_sidecar_values_fail_naming_the_value(values, message):
+    err = render_error(set_values={"grafana.sidecar.dashboards.enabled": True, **values})
+    assert message in err, err
+
+
+def test_listing_the_release_namespace_changes_nothing():
+    objs = render(set_values={**SIDECAR_ON, "grafana.sidecar.dashboards.namespaces": ["monitoring", "phase5-tasks"]},
+                  namespace="monitoring")
+    assert _env(_sidecar(objs))["NAMESPACE"] == "monitoring,phase5-tasks"
+    assert sorted(o["metadata"]["namespace"] for o in _grafana_rbac(objs) if o["kind"] == "Role") == ["monitoring", "phase5-tasks"]
+
+
+def test_namespaces_follow_the_phase5_regex():
+    objs = render(set_values={**SIDECAR_ON, "grafana.sidecar.dashboards.namespaces": ["payments"],
+                              "global.phase5.namespaceRegex": "phase5-.*|payments"})
+    assert "payments" in _env(_sidecar(objs))["NAMESPACE"].split(",")
+
+
+def test_grafana_provider_reads_the_folder_the_sidecar_writes():
+    """Grafana's `sidecar` provider reads the directory the sidecar writes (FOLDER): one emptyDir,
+    writable in the sidecar, read-only in Grafana; sub-directories (the folder annotation) become
+    Grafana folders, which Grafana does only when the provider names no folder of its own."""
+    objs = render(set_values=SIDECAR_ON)
+    prov = next(p for p in gf.providers(objs) if p["name"] == "sidecar")
+    folder = _env(_sidecar(objs))["FOLDER"]
+    assert prov["type"] == "file" and prov["options"]["path"] == folder, (prov, folder)
+    assert prov["options"]["foldersFromFilesStructure"] is True and not prov.get("folder"), prov
+    vols = {v["name"]: v for v in _pod(objs)["volumes"]}
+    g_mount = next(m for m in gf.container(objs)["volumeMounts"] if m["mountPath"] == folder)
+    s_mount = next(m for m in _sidecar(objs)["volumeMounts"] if m["mountPath"] == folder)
+    assert g_mount["name"] == s_mount["name"] and "emptyDir" in vols[g_mount["name"]], (g_mount, s_mount)
+    assert g_mount.get("readOnly") is True and not s_mount.get("readOnly"), (g_mount, s_mount)
+    test_dashboard_providers_point_at_mounted_dashboards(objs)
+
+
+def test_api_token_only_in_the_sidecar_container():
+    """The pod mounts no token; the sidecar's container alone mounts a projected one where the
+    Kubernetes client looks (token, cluster CA, and the namespace file k8s-sidecar reads at start)."""
+    objs = render(set_values=SIDECAR_ON)
+    pod = _pod(objs)
+    assert pod["automountServiceAccountToken"] is False
+    projected = {v["name"]: v["projected"] for v in pod["volumes"] if "projected" in v}
+    (name, vol), = projected.items()
+    paths_ = {s["serviceAccountToken"]["path"] for s in vol["sources"] if "serviceAccountToken" in s} | {
+        i["path"] for s in vol["sources"] for src in ("configMap", "downwardAPI") for i in s.get(src, {}).get("items", [])}
+    assert {"token", "ca.crt", "namespace"} <= paths_, paths_
+    for c in pod["containers"]:
+        mounted = [m["mountPath"] for m in c.get("volumeMounts") or [] if m["name"] == name]
+        if c["name"] == SIDECAR:
+            assert mounted == ["/var/run/secrets/kubernetes.io/serviceaccount"], mounted
+        else:
+            assert not mounted, f"{c['name']} mounts the API token"
+
+
+def test_operator_mode_renders_no_sidecar_or_its_rbac():
+    """Operator mode runs no Grafana here (the existing one has its own sidecar): the sidecar's
+    values change nothing, no Role or ClusterRole is left behind."""
+    objs = render(set_values={**SIDECAR_ON, "global.operator.enabled": True})
+    assert not [o for o in objs.workloads() if component(o) == "grafana"]
+    assert not _grafana_rbac(objs), [ident(o) for o in _grafana_rbac(objs)]

@@ -44,6 +44,8 @@ FORBIDDEN = [
     (LOKI, SLACK, 80, "TCP"), (JAEGER, PROM, 9090, "TCP"), (GRAFANA, SLACK, 443, "TCP"),
     (AM, PROM, 9090, "TCP"), (PROMTAIL, SLACK, 443, "TCP"), (APP, JAEGER, 16686, "TCP"),
     (HELM_TEST, SLACK, 443, "TCP"), (PROMTAIL, GRAFANA, 3000, "TCP"),
+    # Grafana calls the API server only when its dashboard sidecar runs (off by default).
+    (GRAFANA, API, 443, "TCP"),
     (INTRUDER, KSM, 8080, "TCP"), (INTRUDER, LOKI, 3100, "TCP"), (INTRUDER, AM, 9094, "TCP"),
     (INTRUDER, PROMTAIL, 3101, "TCP"), (INTRUDER, PROM, 9090, "TCP"), (INTRUDER, GRAFANA, 3000, "TCP"),
     # Right peer, wrong port: rules name their ports.
@@ -146,3 +148,17 @@ def test_every_release_pod_is_isolated(rendered, policies):
     for name, p in pods.items():
         assert not allowed([deny], OTHER, p, 1), f"{name}: reachable past the default deny; labels {p.labels}"
         assert not allowed([deny], p, SLACK, 443), f"{name}: can leave past the default deny; labels {p.labels}"
+
+
+def test_dashboard_sidecar_reaches_the_api_server_and_nothing_more():
+    """With Grafana's dashboard sidecar on, Grafana's pod may reach the API server (the sidecar
+    lists and watches ConfigMaps), still not the outside world."""
+    objs = render(set_values={"networkPolicy.enabled": True, "networkPolicy.apiServerCIDRs": ["10.96.0.1/32"],
+                              "grafana.sidecar.dashboards.enabled": True}, namespace=NAMESPACE)
+    pols = objs.of_kind("NetworkPolicy")
+    for p in pols:
+        p["metadata"].setdefault("namespace", NAMESPACE)
+    for grafana in endpoints(objs, GRAFANA):
+        assert allowed(pols, grafana, API, 443, "TCP"), "the dashboard sidecar cannot reach the API server"
+        assert not allowed(pols, grafana, SLACK, 443, "TCP"), "Grafana reaches the outside world"
+        assert not allowed(pols, grafana, API, 22, "TCP"), "API server rule without its ports"

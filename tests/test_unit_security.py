@@ -135,3 +135,20 @@ def test_replicated_components_have_disruption_budgets(values):
             if not (spec.get("affinity", {}).get("podAntiAffinity") or spec.get("topologySpreadConstraints")):
                 missing.append(f"{ident(obj)}: replicas not spread (no anti-affinity or topology spread)")
     assert not missing, "replicated without a PodDisruptionBudget or spread: " + ", ".join(missing)
+
+
+def test_dashboard_sidecar_is_restricted_and_its_rbac_reads_only():
+    """Grafana's dashboard sidecar (off by default, so no profile renders it) meets the same rules:
+    restricted, read-only root, requests and limits, a pinned image; its Roles and ClusterRole
+    hold no wildcard and no write verb."""
+    for mode in ({"grafana.sidecar.dashboards.namespaces": ["phase5-tasks"]},
+                 {"grafana.sidecar.dashboards.allNamespaces": True}):
+        objs = render(set_values={"grafana.sidecar.dashboards.enabled": True, **mode})
+        (grafana,) = [o for o in objs.workloads() if component(o) == "grafana"]
+        assert "dashboards-sidecar" in [c["name"] for c in containers(grafana)]
+        assert not violations(grafana), violations(grafana)
+        roles = [o for o in objs if o["kind"] in ("Role", "ClusterRole") and "dashboards-sidecar" in o["metadata"]["name"]]
+        assert roles, f"{mode}: no Role or ClusterRole for the sidecar"
+        for role in roles:
+            for rule in role["rules"]:
+                assert "*" not in str(rule) and set(rule["verbs"]) <= {"list", "watch"}, f"{ident(role)}: {rule}"

@@ -39,12 +39,13 @@ def test_helm_test_pods_follow_enabled_and_switch():
 
 def test_artifacthub_images_match_what_the_chart_runs():
     """Chart.yaml's artifacthub.io/images lists exactly the images the chart can run: the
-    defaults, the Alloy collector and the Thanos sidecar."""
+    defaults, the Alloy collector, the Thanos sidecar and Grafana's dashboard sidecar."""
     import yaml
     from harness.manifests import containers
     chart = yaml.safe_load((paths.UMBRELLA / "Chart.yaml").read_text())
     listed = {i["image"] for i in yaml.safe_load(chart["annotations"]["artifacthub.io/images"])}
     rendered = set()
-    for overrides in ({}, {"promtail.collector": "alloy", "prometheus.thanos.sidecar.enabled": True}):
+    for overrides in ({}, {"promtail.collector": "alloy", "prometheus.thanos.sidecar.enabled": True,
+                                    "grafana.sidecar.dashboards.enabled": True}):
         rendered |= {c["image"] for o in render(set_values=overrides) for c in containers(o)}
     assert listed == rendered, f"listed but not run: {sorted(listed - rendered)}; run but not listed: {sorted(rendered - listed)}"

@@ -12,7 +12,7 @@ the whole render's instructions).
 {
  "prometheus": {"web": 9090, "thanosGrpc": 10901, "thanosHttp": 10902},
  "alertmanager": {"web": 9093, "cluster": 9094},
- "grafana": {"web": 3000},
+ "grafana": {"web": 3000, "sidecarHealth": 8080},
  "loki": {"web": 3100, "grpc": 9095},
  "promtail": {"metrics": 3101},
  "jaeger": {"query": 16686, "admin": 13133, "metrics": 8888, "otlpGrpc": 4317, "otlpHttp": 4318, "zipkin": 9411, "jaegerCompact": 6831, "jaegerBinary": 6832, "jaegerThriftHttp": 14268, "jaegerGrpc": 14250},
@@ -24,6 +24,7 @@ the whole render's instructions).
 common.healthPaths: every HTTP path a probe or a `helm test` pod asks a component, the one place
 a health path is written, next to the ports it is asked on. live: the liveness probe; ready: the
 readiness and startup probes and the `helm test` pod; thanosReady: the Thanos sidecar's readiness;
+sidecar: Grafana's dashboard sidecar (k8s-sidecar's /healthz, on grafana's sidecarHealth port);
 metrics: where the node-exporter test pod reads metrics. Jaeger's path is also the one its
 healthcheck extension serves (files/config.yaml). Components whose liveness probe is a TCP check
 (Loki, the log collectors) have no live path.
@@ -32,7 +33,7 @@ healthcheck extension serves (files/config.yaml). Components whose liveness prob
 {
  "prometheus": {"live": "/-/healthy", "ready": "/-/ready", "thanosReady": "/-/ready"},
  "alertmanager": {"live": "/-/healthy", "ready": "/-/ready"},
- "grafana": {"live": "/api/health", "ready": "/api/health"},
+ "grafana": {"live": "/api/health", "ready": "/api/health", "sidecar": "/healthz"},
  "loki": {"ready": "/ready"},
  "promtail": {"ready": "/ready"},
  "alloy": {"ready": "/-/ready"},

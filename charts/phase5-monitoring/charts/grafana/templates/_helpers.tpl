@@ -62,3 +62,35 @@ Usage: include "grafana.envName" (list "auth.generic_oauth" "enabled")
 {{- $key := index . 1 | upper | replace "." "_" | replace "-" "_" -}}
 {{- printf "GF_%s_%s" $section $key -}}
 {{- end -}}
+
+{{/*
+grafana.sidecarFolder: where the dashboard sidecar writes the dashboards it finds and where
+Grafana's `sidecar` dashboard provider reads them (one emptyDir, mounted in both containers).
+*/}}
+{{- define "grafana.sidecarFolder" -}}/etc/grafana/dashboards/sidecar{{- end -}}
+
+{{/*
+grafana.sidecarNamespaces: the namespaces the dashboard sidecar reads, as its NAMESPACE
+variable: "ALL" with sidecar.dashboards.allNamespaces, else the release namespace and
+sidecar.dashboards.namespaces, comma-separated. Fails when both are set, and for a listed
+namespace outside global.phase5.namespaceRegex (the Phase 5 namespaces; RE2, fully anchored)
+other than the release namespace (always read; listing it changes nothing).
+Usage: include "grafana.sidecarNamespaces" .
+*/}}
+{{- define "grafana.sidecarNamespaces" -}}
+{{- $sc := .Values.sidecar.dashboards -}}
+{{- if $sc.allNamespaces -}}
+{{- if $sc.namespaces -}}
+{{- fail (printf "grafana.sidecar.dashboards: allNamespaces reads every namespace, so namespaces %s must be empty (set one or the other)" (toJson $sc.namespaces)) -}}
+{{- end -}}
+ALL
+{{- else -}}
+{{- $regex := dig "phase5" "namespaceRegex" "" (.Values.global | default dict) -}}
+{{- range $sc.namespaces -}}
+{{- if and $regex (ne . $.Release.Namespace) (not (regexMatch (printf "^(?:%s)$" $regex) .)) -}}
+{{- fail (printf "grafana.sidecar.dashboards.namespaces: %q does not match global.phase5.namespaceRegex %q; list only Phase 5 namespaces (or widen the regex)" . $regex) -}}
+{{- end -}}
+{{- end -}}
+{{- prepend $sc.namespaces .Release.Namespace | uniq | join "," -}}
+{{- end -}}
+{{- end -}}
