@@ -535,9 +535,10 @@ def test_hardened_with_writable_mounts(values):
     assert ini["paths"]["provisioning"] == "/etc/grafana/provisioning"
 
 
-def test_image_is_pinned_grafana_12(default_objs):
+def test_image_is_pinned_grafana_13(default_objs):
+    """A full release tag of the major the provisioning files are written for (Grafana 13)."""
     image = gf.container(default_objs)["image"]
-    assert re.fullmatch(r"docker\.io/grafana/grafana:12\.\d+\.\d+", image), image
+    assert re.fullmatch(r"docker\.io/grafana/grafana:13\.\d+\.\d+", image), image
 
 
 def test_service_and_metrics(default_objs):

@@ -152,3 +152,18 @@ def test_dashboard_sidecar_is_restricted_and_its_rbac_reads_only():
         for role in roles:
             for rule in role["rules"]:
                 assert "*" not in str(rule) and set(rule["verbs"]) <= {"list", "watch"}, f"{ident(role)}: {rule}"
+
+
+def test_kube_state_metrics_rbac_covers_every_collector_it_accepts():
+    """Every collector kube-state-metrics' schema accepts renders a list/watch rule in its API
+    group (endpointslices, the default since kube-state-metrics 2.18, in discovery.k8s.io), and
+    nothing else is granted."""
+    import json
+    from harness import paths
+    schema = json.loads((paths.SUBCHARTS_DIR / "kube-state-metrics" / "values.schema.json").read_text())
+    accepted = schema["properties"]["collectors"]["items"]["enum"]
+    role = next(o for o in render(set_values={"kube-state-metrics.collectors": accepted}).of_kind("ClusterRole")
+                if component(o) == "kube-state-metrics")
+    granted = {(g, r) for rule in role["rules"] for g in rule["apiGroups"] for r in rule["resources"]}
+    assert {r for _, r in granted} == set(accepted), sorted(set(accepted) ^ {r for _, r in granted})
+    assert ("discovery.k8s.io", "endpointslices") in granted and ("", "endpoints") in granted, sorted(granted)

@@ -25,7 +25,7 @@ import urllib.request
 from pathlib import Path
 
 from . import tools
-from .paths import BIN, ROOT
+from .paths import BIN
 from .polling import wait_until
 from .ports import free_port
 from .process import Process
@@ -48,11 +48,8 @@ def node_ip(index):
 
 def kubernetes_versions():
     """The Kubernetes versions tools.versions pins, newest first."""
-    out = []
-    for line in (ROOT / "tools.versions").read_text().splitlines():
-        parts = line.split()
-        if len(parts) == 3 and parts[1] == "k8s.io/kubernetes":
-            out.append(parts[2])
+    from .tools import pinned
+    out = [version for module, version in pinned().values() if module == "k8s.io/kubernetes"]
     return sorted(out, key=lambda v: tuple(int(x) for x in v.lstrip("v").split(".")), reverse=True)
 
 

@@ -7,9 +7,12 @@ and label names of each metric the chart's rules and dashboards read, as kube-st
 documents them in docs/metrics/ of that release (workload/pod, workload/deployment,
 workload/replicaset, workload/statefulset, workload/horizontalpodautoscaler, cluster/node,
 cluster/namespace). A test compares the series Prometheus scraped with it, so a misspelt name or
-a missing or extra label of the stand-in fails.
+a missing or extra label of the stand-in fails; test_unit_versions.py keeps VERSION equal to the
+image the chart runs. At v2.20.0 every metric below has the name, type and labels it had at
+v2.17.0 (docs/metrics/ of both tags compared); 2.20 changed kube_pod_status_reason, which the
+chart does not read, to emit only the reason that is set.
 """
-VERSION = "v2.17.0"
+VERSION = "v2.20.0"
 
 # name -> (type, label names). kube_pod_labels adds label_<name> for each allowed pod label.
 KSM_METRICS = {

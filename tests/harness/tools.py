@@ -8,7 +8,7 @@ import shutil
 
 import pytest
 
-from .paths import BIN
+from .paths import BIN, ROOT
 
 TOOLS = ("helm", "helm4", "promtool", "prometheus", "amtool", "alertmanager", "jaeger", "checkov",
          "kubectl", "etcd", "kwok", "node_exporter", "registry", "cosign", "actionlint", "gpg",
@@ -37,3 +37,13 @@ def require(name):
     if in_ci():
         pytest.fail(f"CI=true and {msg}", pytrace=False)
     pytest.skip(msg)
+
+
+def pinned():
+    """tools.versions as {name: (module, version)}: what `make tools` builds, one line per tool."""
+    out = {}
+    for line in (ROOT / "tools.versions").read_text().splitlines():
+        parts = line.split("#", 1)[0].split()
+        if len(parts) == 3:
+            out[parts[0]] = (parts[1], parts[2])
+    return out

@@ -15,7 +15,7 @@ An unknown collector fails the render (the schema's enum catches it first).
 */}}
 {{- define "kube-state-metrics.apiGroup" -}}
 {{- $groups := dict
-  "pods" "" "nodes" "" "namespaces" "" "persistentvolumeclaims" "" "persistentvolumes" "" "services" "" "endpoints" "" "configmaps" "" "secrets" "" "resourcequotas" "" "limitranges" "" "replicationcontrollers" ""
+  "pods" "" "nodes" "" "namespaces" "" "persistentvolumeclaims" "" "persistentvolumes" "" "services" "" "endpoints" "" "endpointslices" "discovery.k8s.io" "configmaps" "" "secrets" "" "resourcequotas" "" "limitranges" "" "replicationcontrollers" ""
   "deployments" "apps" "replicasets" "apps" "statefulsets" "apps" "daemonsets" "apps"
   "horizontalpodautoscalers" "autoscaling" "jobs" "batch" "cronjobs" "batch"
   "poddisruptionbudgets" "policy" "ingresses" "networking.k8s.io" "networkpolicies" "networking.k8s.io"
