@@ -69,6 +69,14 @@ ROUTES = [
     ("config-reload-failed-to-warnings", am.alert_labels("ConfigReloadFailed"), WARNING),
     ("tsdb-compactions-failing-to-warnings", am.alert_labels("PrometheusTSDBCompactionsFailing"), WARNING),
     ("alertmanager-cluster-members-missing-to-warnings", am.alert_labels("AlertmanagerClusterMembersMissing"), WARNING),
+    # the rest of the stack, storage and nodes (issue 25): category monitoring, routed by severity
+    *[(f"{name}-by-severity", am.alert_labels(name),
+       CRITICAL if am.ALERTS[name]["severity"] == "critical" else WARNING)
+      for name in ("MonitoringTargetDown", "KubeStateMetricsDown", "NodeExporterDown",
+                   "MonitoringDaemonSetNotOnEveryNode", "LokiRequestErrors", "LokiIngestionRefused",
+                   "LokiCompactorNotRunning", "LogCollectorSendFailures", "LogCollectorDroppedLines",
+                   "JaegerSpansRefused", "JaegerSpansDropped", "PersistentVolumeFillingUp",
+                   "PrometheusTSDBNearRetentionSize", "NodeNotReady", "NodeUnderPressure", "NodeUnschedulable")],
     # Watchdog: its own receiver only
     ("watchdog-only-to-its-receiver", am.alert_labels("Watchdog"), ["watchdog"]),
     ("watchdog-only-even-if-critical", am.alert_labels("Watchdog", severity="critical", category="database"), ["watchdog"]),
@@ -309,6 +317,34 @@ BRIEF_INHIBITIONS = {
         {"Phase5TargetDown"},
         {"namespace", "pod"},
     ),
+    # issue 25: a component, kube-state-metrics or a node down does not page every symptom under it
+    "component-down-explains-its-own-alerts": (
+        {"MonitoringTargetDown"},
+        {a for a, l in am.ALERTS.items() if l["category"] == "monitoring"} - {"MonitoringTargetDown"},
+        {"namespace", "service"},
+    ),
+    "loki-down-explains-collector-failures": (
+        {"MonitoringTargetDown"},
+        {"LogCollectorSendFailures", "LogCollectorDroppedLines"},
+        {"namespace"},
+    ),
+    "kube-state-metrics-down-blinds-what-it-feeds": (
+        {"KubeStateMetricsDown"},
+        {"PodDown", "DeploymentReplicaMismatch", "HPAMaxedOut", "PodRestartingTooOften", "HighCPUUsage",
+         "HighMemoryUsage", "MonitoringDaemonSetNotOnEveryNode", "NodeNotReady", "NodeUnderPressure",
+         "NodeUnschedulable"},
+        set(),
+    ),
+    "node-not-ready-explains-its-exporter-and-disks": (
+        {"NodeNotReady"},
+        {"NodeExporterDown", "DiskSpaceLow"},
+        {"instance"},
+    ),
+    "node-not-ready-explains-daemonsets-short-of-a-pod": (
+        {"NodeNotReady"},
+        {"MonitoringDaemonSetNotOnEveryNode"},
+        {"namespace"},
+    ),
 }
 
 
@@ -410,3 +446,54 @@ def test_workload_alerts_never_silence_other_workloads_or_bare_pods(source, targ
                       if k not in ("deployment", "workload_kind", "workload")}
     assert not _inhibits_labels(rules, unknown_target, _bare(target))
     assert not _inhibits_labels(rules, am.statefulset_labels("HPAMaxedOut"), am.alert_labels(target))
+
+
+# --- issue 25: the stack's inhibitions on the label sets the rules really produce ---------
+
+def _labels(name, **overrides):
+    return am.alert_labels(name, **overrides)
+
+
+def test_not_ready_node_silences_only_its_own_exporter_and_disks():
+    rules = _inhibit_rules(render())
+    down = _labels("NodeNotReady")                                      # node-1
+    assert _inhibits_labels(rules, down, _labels("NodeExporterDown"))
+    assert _inhibits_labels(rules, down, _labels("DiskSpaceLow"))
+    assert _inhibits_labels(rules, down, _labels("NodeUnderPressure"))   # its own warning (critical rule)
+    other = {"instance": "node-2", "service": "node-2", "node": "node-2"}
+    assert not _inhibits_labels(rules, down, _labels("NodeExporterDown", instance="node-2"))
+    assert not _inhibits_labels(rules, down, _labels("DiskSpaceLow", instance="node-2"))
+    assert not _inhibits_labels(rules, down, _labels("NodeUnderPressure", **other))
+    # no node-exporter target at all is not explained by one node
+    no_target = {k: v for k, v in _labels("NodeExporterDown").items() if k != "instance"}
+    assert not _inhibits_labels(rules, down, no_target)
+    # the node's pressure never silences NodeNotReady
+    assert not _inhibits_labels(rules, _labels("NodeUnderPressure"), down)
+
+
+def test_kube_state_metrics_down_silences_the_alerts_it_feeds_in_every_namespace():
+    rules = _inhibit_rules(render())
+    ksm = _labels("KubeStateMetricsDown")
+    for target in ("PodDown", "DeploymentReplicaMismatch", "HPAMaxedOut", "NodeNotReady"):
+        assert _inhibits_labels(rules, ksm, _labels(target)), target
+        assert _inhibits_labels(rules, ksm, _labels(target, namespace="phase5-other")), target
+    for target in ("HighErrorRate", "Phase5TargetDown", "MonitoringTargetDown", "PersistentVolumeFillingUp"):
+        assert not _inhibits_labels(rules, ksm, _labels(target)), f"{target} does not read kube-state-metrics"
+
+
+def test_a_component_down_silences_its_own_alerts_and_loki_down_the_collectors():
+    rules = _inhibit_rules(render())
+    loki_down, jaeger_down = _labels("MonitoringTargetDown"), _labels("MonitoringTargetDown", service="p5-jaeger",
+                                                                       pod="p5-jaeger-0")
+    assert _inhibits_labels(rules, jaeger_down, _labels("JaegerSpansDropped"))      # critical, same service
+    assert not _inhibits_labels(rules, loki_down, _labels("JaegerSpansDropped"))
+    assert _inhibits_labels(rules, loki_down, _labels("LokiIngestionRefused"))
+    for target in ("LogCollectorSendFailures", "LogCollectorDroppedLines"):
+        assert _inhibits_labels(rules, loki_down, _labels(target)), target
+        assert not _inhibits_labels(rules, jaeger_down, _labels(target)), target
+    # another release's Loki (another namespace) does not explain this release's collectors
+    assert not _inhibits_labels(rules, _labels("MonitoringTargetDown", namespace="staging"),
+                                _labels("LogCollectorSendFailures"))
+    # a Loki named after another release does not either
+    assert not _inhibits_labels(rules, _labels("MonitoringTargetDown", service="other-loki"),
+                                _labels("LogCollectorDroppedLines"))
