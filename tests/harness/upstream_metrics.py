@@ -88,7 +88,7 @@ SOURCES = {
             "prometheus_rule_evaluation_failures_total": ("counter", {"rule_group"}),
             "prometheus_notifications_errors_total": ("counter", {"alertmanager"}),
             "prometheus_notifications_sent_total": ("counter", {"alertmanager"}),
-            "prometheus_notifications_dropped_total": ("counter", set()),
+            "prometheus_notifications_dropped_total": ("counter", {"alertmanager"}),   # per Alertmanager in 3.x
             "prometheus_config_last_reload_successful": ("gauge", set()),
             "prometheus_tsdb_compactions_failed_total": ("counter", set()),
             "prometheus_tsdb_storage_blocks_bytes": ("gauge", set()),
