@@ -117,8 +117,10 @@ def test_jaeger_exposes_the_documented_series(tmp_path):
     with jh.run_jaeger(binary, config, tmp_path) as j:
         trace = jh.send_otlp_span(j.url("http-otlp"), "phase5-backend", "GET /api/tasks")
         jh.wait_for_trace(j.url("http-query"), "phase5-backend", trace)
-        page = wait_until(lambda: (p := _get(j.url("http-metrics") + "/metrics")) if "otelcol_exporter_sent_spans" in p
-                          else None, 30, "exporter metrics", every=0.5, retry=(OSError,))
+        def sent():
+            text = _get(j.url("http-metrics") + "/metrics")
+            return text if "otelcol_exporter_sent_spans" in text else None
+        page = wait_until(sent, 30, "Jaeger's exporter metrics", every=0.5, retry=(OSError,))
     extra = {"service_name", "service_instance_id", "service_version", "otel_scope_name", "otel_scope_version",
              "otel_scope_schema_url"}
     page = "\n".join(LABEL.sub(lambda m: "" if m.group(1) in extra else m.group(0), line)

@@ -92,7 +92,7 @@ ALERTS = {
     "JaegerSpansRefused": {"severity": "warning", "category": "monitoring", "namespace": "monitoring",
                            "service": "p5-jaeger", "receiver": "otlp", "transport": "http"},
     "JaegerSpansDropped": {"severity": "critical", "category": "monitoring", "namespace": "monitoring",
-                           "service": "p5-jaeger", "exporter": "jaeger_storage_exporter", "failure": "send"},
+                           "service": "p5-jaeger", "exporter": "jaeger_storage_exporter"},
     "PersistentVolumeFillingUp": {"severity": "critical", "category": "monitoring", "namespace": "phase5-data",
                                   "service": "data-postgres-0", "persistentvolumeclaim": "data-postgres-0"},
     "PrometheusTSDBNearRetentionSize": {"severity": "warning", "category": "monitoring", "namespace": "monitoring",

@@ -55,7 +55,7 @@ ALERTS = {  # name: (severity, category, extra labels)
     "LogCollectorSendFailures": ("warning", "monitoring", ("pod",)),
     "LogCollectorDroppedLines": ("warning", "monitoring", ("pod", "reason")),
     "JaegerSpansRefused": ("warning", "monitoring", ("receiver", "transport")),
-    "JaegerSpansDropped": ("critical", "monitoring", ("exporter", "failure")),
+    "JaegerSpansDropped": ("critical", "monitoring", ("exporter",)),
     "PersistentVolumeFillingUp": ("critical", "monitoring", ("persistentvolumeclaim",)),
     "PrometheusTSDBNearRetentionSize": ("warning", "monitoring", ("pod",)),
     "NodeNotReady": ("critical", "monitoring", ("node", "instance")),

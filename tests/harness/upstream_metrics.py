@@ -75,7 +75,6 @@ SOURCES = {
             "otelcol_receiver_refused_spans_total": ("counter", {"receiver", "transport"}),
             "otelcol_exporter_sent_spans_total": ("counter", {"exporter"}),
             "otelcol_exporter_send_failed_spans_total": ("counter", {"exporter"}),
-            "otelcol_exporter_enqueue_failed_spans_total": ("counter", {"exporter"}),
         },
     },
     "prometheus": {
