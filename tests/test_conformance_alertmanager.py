@@ -3,6 +3,7 @@
 profile, `amtool config routes test` for every route of the spec and the brief, the
 templates rendered with a brief-style alert, and each inhibition rule against the brief."""
 import json
+import time
 
 import pytest
 
@@ -497,3 +498,76 @@ def test_a_component_down_silences_its_own_alerts_and_loki_down_the_collectors()
     # a Loki named after another release does not either
     assert not _inhibits_labels(rules, _labels("MonitoringTargetDown", service="other-loki"),
                                 _labels("LogCollectorDroppedLines"))
+
+
+# The real Alertmanager judges the issue-25 inhibitions: the rendered routing tree and
+# inhibit_rules unchanged, every receiver emptied (nothing is sent anywhere), the alerts posted
+# through its API, and `status.inhibitedBy` read back.
+STACK_INHIBITION_CASES = {
+    "a NotReady node silences its own exporter, disks and pressure, not another node's": (
+        [_labels("NodeNotReady"), _labels("NodeExporterDown"), _labels("DiskSpaceLow"),
+         _labels("NodeUnderPressure"), _labels("NodeExporterDown", instance="node-2"),
+         _labels("DiskSpaceLow", instance="node-2")],
+        {"NodeExporterDown/node-1", "DiskSpaceLow/node-1", "NodeUnderPressure/node-1"},
+    ),
+    "kube-state-metrics down silences what it feeds, in every namespace, and nothing else": (
+        [_labels("KubeStateMetricsDown"), _labels("PodDown"), _labels("PodDown", namespace="phase5-other"),
+         _labels("NodeNotReady"), _labels("HighErrorRate"), _labels("PersistentVolumeFillingUp")],
+        {"PodDown/backend", "PodDown/backend@phase5-other", "NodeNotReady/node-1"},
+    ),
+    "Loki down silences its own alerts and the collectors', not Jaeger's": (
+        [_labels("MonitoringTargetDown"), _labels("LokiIngestionRefused"), _labels("LogCollectorSendFailures"),
+         _labels("LogCollectorDroppedLines"), _labels("JaegerSpansDropped")],
+        {"LokiIngestionRefused/p5-loki", "LogCollectorSendFailures/p5-promtail", "LogCollectorDroppedLines/p5-promtail"},
+    ),
+    "Jaeger down silences its critical storage alert": (
+        [_labels("MonitoringTargetDown", service="p5-jaeger", pod="p5-jaeger-0"), _labels("JaegerSpansDropped"),
+         _labels("LogCollectorSendFailures")],
+        {"JaegerSpansDropped/p5-jaeger"},
+    ),
+}
+
+
+def _alert_id(labels):
+    ident = labels.get("instance") if labels["alertname"] in ("NodeExporterDown", "DiskSpaceLow") else labels["service"]
+    suffix = f"@{labels['namespace']}" if labels["alertname"] == "PodDown" and labels["namespace"] != am.NS else ""
+    return f"{labels['alertname']}/{ident}{suffix}"
+
+
+@pytest.mark.parametrize("case", sorted(STACK_INHIBITION_CASES))
+def test_stack_inhibitions_in_the_real_alertmanager(case, tmp_path):
+    from harness import tools
+    from harness.polling import wait_until
+    from harness.ports import free_port
+    from harness.process import Process
+    import urllib.request
+    binary = tools.require("alertmanager")
+    alerts, want = STACK_INHIBITION_CASES[case]
+    cfg = am.config(render())
+    cfg.pop("global", None)
+    cfg.pop("templates", None)
+    cfg["receivers"] = [{"name": r["name"]} for r in cfg["receivers"]]
+    (tmp_path / "am.yaml").write_text(json.dumps(cfg))
+    port = free_port()
+    proc = Process("alertmanager", [binary, f"--config.file={tmp_path / 'am.yaml'}", f"--storage.path={tmp_path / 'data'}",
+                                    f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address="],
+                   tmp_path / "alertmanager.log", f"http://127.0.0.1:{port}/-/ready")
+    proc.start()
+    base = f"http://127.0.0.1:{port}/api/v2/alerts"
+    try:
+        body = json.dumps([{"labels": labels} for labels in alerts]).encode()
+        urllib.request.urlopen(urllib.request.Request(base, body, {"Content-Type": "application/json"}), timeout=5)
+
+        def settled():
+            with urllib.request.urlopen(base, timeout=5) as r:
+                got = json.load(r)
+            return got if len(got) == len(alerts) else None
+        wait_until(settled, 10, "the posted alerts", every=0.2, retry=(OSError,))
+        # inhibition is computed when the alerts are read; give the inhibitor its own cycle
+        time.sleep(1)
+        with urllib.request.urlopen(base, timeout=5) as r:
+            got = json.load(r)
+    finally:
+        proc.stop()
+    inhibited = {_alert_id(a["labels"]) for a in got if a["status"]["inhibitedBy"]}
+    assert inhibited == want, f"{case}: inhibited {sorted(inhibited)}, want {sorted(want)}"
