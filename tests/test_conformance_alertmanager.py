@@ -3,6 +3,7 @@
 profile, `amtool config routes test` for every route of the spec and the brief, the
 templates rendered with a brief-style alert, and each inhibition rule against the brief."""
 import json
+import time
 
 import pytest
 
@@ -69,6 +70,14 @@ ROUTES = [
     ("config-reload-failed-to-warnings", am.alert_labels("ConfigReloadFailed"), WARNING),
     ("tsdb-compactions-failing-to-warnings", am.alert_labels("PrometheusTSDBCompactionsFailing"), WARNING),
     ("alertmanager-cluster-members-missing-to-warnings", am.alert_labels("AlertmanagerClusterMembersMissing"), WARNING),
+    # the rest of the stack, storage and nodes (issue 25): category monitoring, routed by severity
+    *[(f"{name}-by-severity", am.alert_labels(name),
+       CRITICAL if am.ALERTS[name]["severity"] == "critical" else WARNING)
+      for name in ("MonitoringTargetDown", "KubeStateMetricsDown", "NodeExporterDown",
+                   "MonitoringDaemonSetNotOnEveryNode", "LokiRequestErrors", "LokiIngestionRefused",
+                   "LokiCompactorNotRunning", "LogCollectorSendFailures", "LogCollectorDroppedLines",
+                   "JaegerSpansRefused", "JaegerSpansDropped", "PersistentVolumeFillingUp",
+                   "PrometheusTSDBNearRetentionSize", "NodeNotReady", "NodeUnderPressure", "NodeUnschedulable")],
     # Watchdog: its own receiver only
     ("watchdog-only-to-its-receiver", am.alert_labels("Watchdog"), ["watchdog"]),
     ("watchdog-only-even-if-critical", am.alert_labels("Watchdog", severity="critical", category="database"), ["watchdog"]),
@@ -327,6 +336,34 @@ BRIEF_INHIBITIONS = {
         {"Phase5TargetDown"},
         {"namespace", "pod"},
     ),
+    # issue 25: a component, kube-state-metrics or a node down does not page every symptom under it
+    "component-down-explains-its-own-alerts": (
+        {"MonitoringTargetDown"},
+        {a for a, l in am.ALERTS.items() if l["category"] == "monitoring"} - {"MonitoringTargetDown"},
+        {"namespace", "service"},
+    ),
+    "loki-down-explains-collector-failures": (
+        {"MonitoringTargetDown"},
+        {"LogCollectorSendFailures", "LogCollectorDroppedLines"},
+        {"namespace"},
+    ),
+    "kube-state-metrics-down-blinds-what-it-feeds": (
+        {"KubeStateMetricsDown"},
+        {"PodDown", "DeploymentReplicaMismatch", "HPAMaxedOut", "PodRestartingTooOften", "HighCPUUsage",
+         "HighMemoryUsage", "MonitoringDaemonSetNotOnEveryNode", "NodeNotReady", "NodeUnderPressure",
+         "NodeUnschedulable"},
+        set(),
+    ),
+    "node-not-ready-explains-its-exporter-and-disks": (
+        {"NodeNotReady"},
+        {"NodeExporterDown", "DiskSpaceLow"},
+        {"instance"},
+    ),
+    "node-not-ready-explains-daemonsets-short-of-a-pod": (
+        {"NodeNotReady"},
+        {"MonitoringDaemonSetNotOnEveryNode"},
+        {"namespace"},
+    ),
 }
 
 
@@ -428,3 +465,127 @@ def test_workload_alerts_never_silence_other_workloads_or_bare_pods(source, targ
                       if k not in ("deployment", "workload_kind", "workload")}
     assert not _inhibits_labels(rules, unknown_target, _bare(target))
     assert not _inhibits_labels(rules, am.statefulset_labels("HPAMaxedOut"), am.alert_labels(target))
+
+
+# --- issue 25: the stack's inhibitions on the label sets the rules really produce ---------
+
+def _labels(name, **overrides):
+    return am.alert_labels(name, **overrides)
+
+
+def test_not_ready_node_silences_only_its_own_exporter_and_disks():
+    rules = _inhibit_rules(render())
+    down = _labels("NodeNotReady")                                      # node-1
+    assert _inhibits_labels(rules, down, _labels("NodeExporterDown"))
+    assert _inhibits_labels(rules, down, _labels("DiskSpaceLow"))
+    assert _inhibits_labels(rules, down, _labels("NodeUnderPressure"))   # its own warning (critical rule)
+    other = {"instance": "node-2", "service": "node-2", "node": "node-2"}
+    assert not _inhibits_labels(rules, down, _labels("NodeExporterDown", instance="node-2"))
+    assert not _inhibits_labels(rules, down, _labels("DiskSpaceLow", instance="node-2"))
+    assert not _inhibits_labels(rules, down, _labels("NodeUnderPressure", **other))
+    # no node-exporter target at all is not explained by one node
+    no_target = {k: v for k, v in _labels("NodeExporterDown").items() if k != "instance"}
+    assert not _inhibits_labels(rules, down, no_target)
+    # the node's pressure never silences NodeNotReady
+    assert not _inhibits_labels(rules, _labels("NodeUnderPressure"), down)
+
+
+def test_kube_state_metrics_down_silences_the_alerts_it_feeds_in_every_namespace():
+    rules = _inhibit_rules(render())
+    ksm = _labels("KubeStateMetricsDown")
+    for target in ("PodDown", "DeploymentReplicaMismatch", "HPAMaxedOut", "NodeNotReady"):
+        assert _inhibits_labels(rules, ksm, _labels(target)), target
+        assert _inhibits_labels(rules, ksm, _labels(target, namespace="phase5-other")), target
+    for target in ("HighErrorRate", "Phase5TargetDown", "MonitoringTargetDown", "PersistentVolumeFillingUp"):
+        assert not _inhibits_labels(rules, ksm, _labels(target)), f"{target} does not read kube-state-metrics"
+
+
+def test_a_component_down_silences_its_own_alerts_and_loki_down_the_collectors():
+    rules = _inhibit_rules(render())
+    loki_down, jaeger_down = _labels("MonitoringTargetDown"), _labels("MonitoringTargetDown", service="p5-jaeger",
+                                                                       pod="p5-jaeger-0")
+    assert _inhibits_labels(rules, jaeger_down, _labels("JaegerSpansDropped"))      # critical, same service
+    assert not _inhibits_labels(rules, loki_down, _labels("JaegerSpansDropped"))
+    assert _inhibits_labels(rules, loki_down, _labels("LokiIngestionRefused"))
+    for target in ("LogCollectorSendFailures", "LogCollectorDroppedLines"):
+        assert _inhibits_labels(rules, loki_down, _labels(target)), target
+        assert not _inhibits_labels(rules, jaeger_down, _labels(target)), target
+    # another release's Loki (another namespace) does not explain this release's collectors
+    assert not _inhibits_labels(rules, _labels("MonitoringTargetDown", namespace="staging"),
+                                _labels("LogCollectorSendFailures"))
+    # a Loki named after another release does not either
+    assert not _inhibits_labels(rules, _labels("MonitoringTargetDown", service="other-loki"),
+                                _labels("LogCollectorDroppedLines"))
+
+
+# The real Alertmanager judges the issue-25 inhibitions: the rendered routing tree and
+# inhibit_rules unchanged, every receiver emptied (nothing is sent anywhere), the alerts posted
+# through its API, and `status.inhibitedBy` read back.
+STACK_INHIBITION_CASES = {
+    "a NotReady node silences its own exporter, disks and pressure, not another node's": (
+        [_labels("NodeNotReady"), _labels("NodeExporterDown"), _labels("DiskSpaceLow"),
+         _labels("NodeUnderPressure"), _labels("NodeExporterDown", instance="node-2"),
+         _labels("DiskSpaceLow", instance="node-2")],
+        {"NodeExporterDown/node-1", "DiskSpaceLow/node-1", "NodeUnderPressure/node-1"},
+    ),
+    "kube-state-metrics down silences what it feeds, in every namespace, and nothing else": (
+        [_labels("KubeStateMetricsDown"), _labels("PodDown"), _labels("PodDown", namespace="phase5-other"),
+         _labels("NodeNotReady"), _labels("HighErrorRate"), _labels("PersistentVolumeFillingUp")],
+        {"PodDown/backend", "PodDown/backend@phase5-other", "NodeNotReady/node-1"},
+    ),
+    "Loki down silences its own alerts and the collectors', not Jaeger's": (
+        [_labels("MonitoringTargetDown"), _labels("LokiIngestionRefused"), _labels("LogCollectorSendFailures"),
+         _labels("LogCollectorDroppedLines"), _labels("JaegerSpansDropped")],
+        {"LokiIngestionRefused/p5-loki", "LogCollectorSendFailures/p5-promtail", "LogCollectorDroppedLines/p5-promtail"},
+    ),
+    "Jaeger down silences its critical storage alert": (
+        [_labels("MonitoringTargetDown", service="p5-jaeger", pod="p5-jaeger-0"), _labels("JaegerSpansDropped"),
+         _labels("LogCollectorSendFailures")],
+        {"JaegerSpansDropped/p5-jaeger"},
+    ),
+}
+
+
+def _alert_id(labels):
+    ident = labels.get("instance") if labels["alertname"] in ("NodeExporterDown", "DiskSpaceLow") else labels["service"]
+    suffix = f"@{labels['namespace']}" if labels["alertname"] == "PodDown" and labels["namespace"] != am.NS else ""
+    return f"{labels['alertname']}/{ident}{suffix}"
+
+
+@pytest.mark.parametrize("case", sorted(STACK_INHIBITION_CASES))
+def test_stack_inhibitions_in_the_real_alertmanager(case, tmp_path):
+    from harness import tools
+    from harness.polling import wait_until
+    from harness.ports import free_port
+    from harness.process import Process
+    import urllib.request
+    binary = tools.require("alertmanager")
+    alerts, want = STACK_INHIBITION_CASES[case]
+    cfg = am.config(render())
+    cfg.pop("global", None)
+    cfg.pop("templates", None)
+    cfg["receivers"] = [{"name": r["name"]} for r in cfg["receivers"]]
+    (tmp_path / "am.yaml").write_text(json.dumps(cfg))
+    port = free_port()
+    proc = Process("alertmanager", [binary, f"--config.file={tmp_path / 'am.yaml'}", f"--storage.path={tmp_path / 'data'}",
+                                    f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address="],
+                   tmp_path / "alertmanager.log", f"http://127.0.0.1:{port}/-/ready")
+    proc.start()
+    base = f"http://127.0.0.1:{port}/api/v2/alerts"
+    try:
+        body = json.dumps([{"labels": labels} for labels in alerts]).encode()
+        urllib.request.urlopen(urllib.request.Request(base, body, {"Content-Type": "application/json"}), timeout=5)
+
+        def settled():
+            with urllib.request.urlopen(base, timeout=5) as r:
+                got = json.load(r)
+            return got if len(got) == len(alerts) else None
+        wait_until(settled, 10, "the posted alerts", every=0.2, retry=(OSError,))
+        # inhibition is computed when the alerts are read; give the inhibitor its own cycle
+        time.sleep(1)
+        with urllib.request.urlopen(base, timeout=5) as r:
+            got = json.load(r)
+    finally:
+        proc.stop()
+    inhibited = {_alert_id(a["labels"]) for a in got if a["status"]["inhibitedBy"]}
+    assert inhibited == want, f"{case}: inhibited {sorted(inhibited)}, want {sorted(want)}"

@@ -146,9 +146,12 @@ def test_kube_state_metrics_stand_in_matches_its_documented_metrics(stack):
     documents for the pinned version, and describe the objects the API server holds. (That the
     chart's image is that version: test_unit_versions.py.)"""
     from harness import ksm
-    names = stack.wait(lambda: {s["metric"]["__name__"] for s in stack.query('count by (__name__) ({job="kube-state-metrics"})')},
-                       30, what="kube-state-metrics series scraped")
-    names -= {"up"} | {n for n in names if n.startswith("scrape_")}      # Prometheus' own, per target
+    def scraped():
+        got = {s["metric"]["__name__"] for s in stack.query('count by (__name__) ({job="kube-state-metrics"})')}
+        # Prometheus' own: per target (up, scrape_*), and the alerts about the job
+        # (KubeStateMetricsDown carries job="kube-state-metrics" into ALERTS while pending).
+        return got - {"up", "ALERTS", "ALERTS_FOR_STATE"} - {n for n in got if n.startswith("scrape_")}
+    names = stack.wait(scraped, 30, what="kube-state-metrics series scraped")
     problems = [f"{n}: scraped but not in the documented table" for n in sorted(names - set(ksm.KSM_METRICS))]
     for name in sorted(ksm.KSM_METRICS):
         series = stack.query(f'{name}{{job="kube-state-metrics"}}')
@@ -715,3 +718,30 @@ def test_discovery_is_authorized_by_the_charts_clusterrole(stack, scenario_resul
         stack.prometheus.restart()
     stack.wait(lambda: {"phase5-services", "kube-state-metrics"} <= {t["labels"]["job"] for t in stack.targets()},
                60, what="the targets back with the rendered ClusterRole")
+
+
+# ----------------------------------------------------------------------------- a component stops (last: Jaeger stays down)
+def test_stopping_jaeger_pages_the_monitoring_alert(stack):
+    """Issue 25: stop the real Jaeger process and its target fails its scrapes (the pod network
+    cannot reach the pod's address); MonitoringTargetDown names its Service and reaches the
+    critical receivers within its `for` (6s here) plus an evaluation and the critical group wait.
+    Jaeger is not started again: its ports may be taken by then (the machine is shared), so this
+    runs last and no test after it may need Jaeger."""
+    from harness import tools
+    tools.require("jaeger")
+    j = stack.jaeger
+    assert j is not None, "the e2e stack did not start Jaeger"
+    svc = f"{stack.release}-jaeger"
+    stack.wait(lambda: stack.query(f'up{{job="monitoring-stack", service="{svc}"}} == 1'), 30,
+               what=f"{svc} scraped before the stop")
+    assert not _firing(stack, "MonitoringTargetDown", svc), "MonitoringTargetDown fired while Jaeger ran"
+    want = {"webhook:webhook", f"slack:{pipeline.CHANNELS['critical']}", f"email:{pipeline.EMAIL_TO}", "pagerduty"}
+    key = ("MonitoringTargetDown", svc)
+    j.process.stop()
+    firing = stack.wait(lambda: _firing(stack, "MonitoringTargetDown", svc), 60,
+                        what=f"MonitoringTargetDown for {svc} firing in Prometheus")
+    labels = firing[0]["labels"]
+    assert (labels["severity"], labels["category"], labels["namespace"]) == ("critical", "monitoring", stack.namespace), labels
+    got = stack.sinks.wait_for(lambda r: (lambda d: d if want <= set(d) else None)(deliveries(r).get(key, {})), 60)
+    assert got, (f"MonitoringTargetDown of {svc} reached {sorted(deliveries(stack.sinks.received).get(key, {}))}, "
+                 f"expected at least {sorted(want)}")

@@ -14,7 +14,7 @@ import yaml
 from harness.promql import metric_names
 from harness import dashboards as dash
 from harness import grafana as gf
-from harness import params, paths, spec
+from harness import ksm, params, paths, spec, upstream_metrics
 from harness.manifests import component, ident
 from harness.render import render, render_error, render_raw
 
@@ -68,7 +68,9 @@ SPEC_DASHBOARDS = {
 # Panels beyond the spec's, each with the reason it exists.
 EXTRA_PANELS = {
     # issue 14: the monitoring-stack alerts link here; it shows what they measure
-    "phase5-overview": ["Alerting Pipeline Health"],
+    "phase5-overview": ["Alerting Pipeline Health",
+                        # issue 25: the stack, storage and node alerts link here; they show what those measure
+                        "Monitoring Stack Health", "Volumes and Nodes"],
 }
 
 # Metrics a panel may read. Recording rules (the brief's 13), the Phase 5 application
@@ -113,6 +115,10 @@ EXPORTER_METRICS = {
         "prometheus_tsdb_compactions_failed_total", "alertmanager_cluster_enabled",
     },
 }
+# issue 25: the series of the rest of the stack (Loki, the collectors, Jaeger, the kubelet, the TSDB)
+# and kube-state-metrics' DaemonSet and node series, as the documented tables list them.
+EXPORTER_METRICS["upstream components (harness/upstream_metrics.py)"] = set(upstream_metrics.documented())
+EXPORTER_METRICS["kube-state-metrics"] |= set(ksm.KSM_METRICS)
 ALLOWED_METRICS = RECORDING_RULES | APPLICATION_METRICS | set().union(*EXPORTER_METRICS.values())
 
 # A trace id as the Phase 5 services log it (JSON logs and logfmt).

@@ -5,7 +5,7 @@ workload derives its series from the API server's objects instead (harness.workl
 table holds, for the pinned version (the chart's kube-state-metrics appVersion), the name, type
 and label names of each metric the chart's rules and dashboards read, as kube-state-metrics
 documents them in docs/metrics/ of that release (workload/pod, workload/deployment,
-workload/replicaset, workload/statefulset, workload/horizontalpodautoscaler, cluster/node,
+workload/replicaset, workload/statefulset, workload/daemonset, workload/horizontalpodautoscaler, cluster/node,
 cluster/namespace). A test compares the series Prometheus scraped with it, so a misspelt name or
 a missing or extra label of the stand-in fails; test_unit_versions.py keeps VERSION equal to the
 image the chart runs. At v2.20.0 every metric below has the name, type and labels it had at
@@ -50,6 +50,8 @@ KSM_METRICS = {
     "kube_horizontalpodautoscaler_spec_min_replicas": ("gauge", {"namespace", "horizontalpodautoscaler"}),
     "kube_horizontalpodautoscaler_status_current_replicas": ("gauge", {"namespace", "horizontalpodautoscaler"}),
     "kube_horizontalpodautoscaler_status_desired_replicas": ("gauge", {"namespace", "horizontalpodautoscaler"}),
+    "kube_daemonset_status_desired_number_scheduled": ("gauge", {"namespace", "daemonset"}),
+    "kube_daemonset_status_number_available": ("gauge", {"namespace", "daemonset"}),
     "kube_node_info": ("gauge", {"node", "kernel_version", "os_image", "container_runtime_version", "kubelet_version",
                                  "kubeproxy_version", "pod_cidr", "provider_id", "system_uuid", "internal_ip"}),
     "kube_node_status_condition": ("gauge", {"node", "condition", "status"}),

@@ -44,6 +44,23 @@ ALERTS = {  # name: (severity, category, extra labels)
     "ConfigReloadFailed": ("warning", "monitoring", ("pod",)),
     "PrometheusTSDBCompactionsFailing": ("warning", "monitoring", ("pod",)),
     "AlertmanagerClusterMembersMissing": ("warning", "monitoring", ("pod",)),
+    # Issue 25: every other component of the stack, storage and nodes (category monitoring).
+    "MonitoringTargetDown": ("critical", "monitoring", ("pod", "instance", "job")),
+    "KubeStateMetricsDown": ("critical", "monitoring", ("job",)),
+    "NodeExporterDown": ("warning", "monitoring", ("job",)),
+    "MonitoringDaemonSetNotOnEveryNode": ("warning", "monitoring", ("daemonset",)),
+    "LokiRequestErrors": ("warning", "monitoring", ("route",)),
+    "LokiIngestionRefused": ("warning", "monitoring", ("reason",)),
+    "LokiCompactorNotRunning": ("warning", "monitoring", ("operation",)),
+    "LogCollectorSendFailures": ("warning", "monitoring", ("pod",)),
+    "LogCollectorDroppedLines": ("warning", "monitoring", ("pod", "reason")),
+    "JaegerSpansRefused": ("warning", "monitoring", ("receiver", "transport")),
+    "JaegerSpansDropped": ("critical", "monitoring", ("exporter",)),
+    "PersistentVolumeFillingUp": ("critical", "monitoring", ("persistentvolumeclaim",)),
+    "PrometheusTSDBNearRetentionSize": ("warning", "monitoring", ("pod",)),
+    "NodeNotReady": ("critical", "monitoring", ("node", "instance")),
+    "NodeUnderPressure": ("warning", "monitoring", ("node", "condition", "instance")),
+    "NodeUnschedulable": ("warning", "monitoring", ("node", "instance")),
     "Watchdog": ("none", "meta", ()),
 }
 # Recording rules beyond the spec's 13: the pod owner join and the service -> team categories.

@@ -192,6 +192,11 @@ class MetricFamilies:
             g("kube_statefulset_replicas", sl).add_metric((ns, name), t["spec"].get("replicas", 1))
             g("kube_statefulset_status_replicas_ready", sl).add_metric((ns, name), st.get("readyReplicas", 0))
             g("kube_statefulset_status_replicas_available", sl).add_metric((ns, name), st.get("availableReplicas", 0))
+        for d in snap.daemonsets:
+            ns, name, st = d["metadata"]["namespace"], d["metadata"]["name"], d.get("status", {})
+            dl = ("namespace", "daemonset")
+            g("kube_daemonset_status_desired_number_scheduled", dl).add_metric((ns, name), st.get("desiredNumberScheduled", 0))
+            g("kube_daemonset_status_number_available", dl).add_metric((ns, name), st.get("numberAvailable", 0))
         for h in snap.hpas:
             ns, name, spec, st = h["metadata"]["namespace"], h["metadata"]["name"], h["spec"], h.get("status", {})
             ref = spec["scaleTargetRef"]

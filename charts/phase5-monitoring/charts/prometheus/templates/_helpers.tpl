@@ -14,7 +14,9 @@ prometheus.alertRules: files/rules/phase5-alerts.yaml with the placeholders of t
 templating scheme replaced (see the comment at the top of that file and the README):
 per alert ${threshold} ${for} ${severity} from .Values.alerts.<AlertName>, and the global
 ${runbookBaseUrl} ${grafanaUrl} ${namespaceRegex} ${releaseNamespace}. Disabled alerts are
-left out, as are groups left empty. Any placeholder left over fails the render.
+left out, as are alerts whose `requires` (a dotted path into .Values, e.g.
+scrape.kubeStateMetrics) is off, and groups left empty. Any placeholder left over fails the
+render.
 */}}
 {{- define "prometheus.alertRules" -}}
 {{- include "common.memo" (dict "context" . "template" "prometheus.alertRules.render") -}}
@@ -39,8 +41,12 @@ left out, as are groups left empty. Any placeholder left over fails the render.
 {{- fail (printf "prometheus: alert %q in files/rules/phase5-alerts.yaml has no alerts.%s section in values" $rule.alert $rule.alert) -}}
 {{- end -}}
 {{- $settings := index $root.Values.alerts $rule.alert -}}
-{{- if $settings.enabled -}}
-{{- $text := toYaml $rule -}}
+{{- $required := true -}}
+{{- with $rule.requires -}}
+{{- $required = include "prometheus.valueAt" (dict "values" $root.Values "path" .) -}}
+{{- end -}}
+{{- if and $settings.enabled $required -}}
+{{- $text := toYaml (omit $rule "requires") -}}
 {{- $values := dict -}}
 {{- range $key, $value := omit $settings "enabled" -}}
 {{- if kindIs "slice" $value -}}
@@ -67,6 +73,22 @@ left out, as are groups left empty. Any placeholder left over fails the render.
 {{- end -}}
 {{- end -}}
 {{- toYaml (dict "groups" $groups) -}}
+{{- end -}}
+
+{{/*
+prometheus.valueAt: "true" when the value at a dotted path of .Values is set (truthy), "" when
+it is off; a path that does not exist fails the render (a typo would silently drop an alert).
+Usage: include "prometheus.valueAt" (dict "values" .Values "path" "scrape.nodeExporter")
+*/}}
+{{- define "prometheus.valueAt" -}}
+{{- $here := .values -}}
+{{- range $key := splitList "." .path -}}
+{{- if not (and (kindIs "map" $here) (hasKey $here $key)) -}}
+{{- fail (printf "prometheus: requires %q: no such value" $.path) -}}
+{{- end -}}
+{{- $here = index $here $key -}}
+{{- end -}}
+{{- if $here }}true{{ end -}}
 {{- end -}}
 
 {{/*
