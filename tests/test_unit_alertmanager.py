@@ -269,7 +269,8 @@ def test_each_slack_receiver_reads_its_own_webhook_or_the_shared_one():
     want |= {"slack-database": f"{am.SECRETS_DIR}/slack-webhook-url-database",
              "slack-monitoring": f"{am.SECRETS_DIR}/slack-webhook-url-monitoring"}
     assert files == want, f"webhook file per receiver: {files}"
-    assert "slack_api_url_file" not in (am.config(objs).get("global") or {}), "a global webhook would also apply to extra receivers"
+    assert am.config(objs)["global"]["slack_api_url_file"] == f"{am.SECRETS_DIR}/slack-webhook-url", \
+        "extraReceivers' Slack configs that name no webhook keep reading the shared one"
     created = am.secret_files(objs.get("Secret", am.CREDENTIALS_SECRET))
     assert {k: created.get(f"slack-webhook-url-{k}") for k in own} == own, sorted(created)
     assert "slack-app-token" not in created
