@@ -383,12 +383,14 @@ def test_inhibition_rule(values, rule_name):
     sources, targets, equal = BRIEF_INHIBITIONS[rule_name]
     rules = _inhibit_rules(render(values))
     for rule in rules:
-        assert {"source_matchers", "target_matchers", "equal"} <= rule.keys(), f"rule uses deprecated fields: {rule}"
+        assert {"source_matchers", "target_matchers"} <= rule.keys() and not \
+            {"source_match", "source_match_re", "target_match", "target_match_re"} & rule.keys(), \
+            f"rule uses deprecated fields: {rule}"
     found = [r for r in rules
              if _matched(r["source_matchers"]) == sources and _matched(r["target_matchers"]) == targets]
     assert len(found) == 1, (f"{rule_name}: want sources {sorted(sources)} -> targets {sorted(targets)}; "
                              f"rendered: {[(sorted(_matched(r['source_matchers'])), sorted(_matched(r['target_matchers']))) for r in rules]}")
-    assert set(found[0]["equal"]) == equal, f"{rule_name}: equal {found[0]['equal']}, want {sorted(equal)}"
+    assert set(found[0].get("equal", [])) == equal, f"{rule_name}: equal {found[0].get('equal')}, want {sorted(equal)}"
     # The equal labels are ones the alerts on both sides actually carry.
     for a in sources | targets:
         assert equal <= am.alert_labels(a).keys(), f"{rule_name}: {a} lacks one of {sorted(equal)}"
@@ -397,7 +399,7 @@ def test_inhibition_rule(values, rule_name):
 def _inhibits(rules, a, b):
     la, lb = am.alert_labels(a), am.alert_labels(b)
     return any(am.matches(r["source_matchers"], la) and am.matches(r["target_matchers"], lb)
-               and all(la.get(k) == lb.get(k) for k in r["equal"]) for r in rules)
+               and all(la.get(k) == lb.get(k) for k in r.get("equal", [])) for r in rules)
 
 
 def test_no_two_alerts_inhibit_each_other():
@@ -423,7 +425,7 @@ def _inhibits_labels(rules, source, target):
     """Whether a firing alert with labels `source` silences one with labels `target`
     (Alertmanager semantics: an equal label missing on both sides counts as equal)."""
     return any(am.matches(r["source_matchers"], source) and am.matches(r["target_matchers"], target)
-               and all(source.get(k, "") == target.get(k, "") for k in r["equal"]) for r in rules)
+               and all(source.get(k, "") == target.get(k, "") for k in r.get("equal", [])) for r in rules)
 
 
 BARE_POD = {"service": "debug-shell", "pod": "debug-shell"}   # no owner: no workload labels

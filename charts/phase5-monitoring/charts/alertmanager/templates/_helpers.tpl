@@ -204,7 +204,7 @@ front of the call (alertmanager.inlineTemplates), so it renders the same text on
 {{- $_ := set $route "matchers" (concat .Values.operator.routeMatchers ($route.matchers | default list)) -}}
 {{- $inhibit := list -}}
 {{- range $cfg.inhibit_rules -}}
-{{- $inhibit = append $inhibit (dict "sourceMatch" (include "alertmanager.amcMatchers" .source_matchers | fromJsonArray) "targetMatch" (include "alertmanager.amcMatchers" .target_matchers | fromJsonArray) "equal" .equal) -}}
+{{- $inhibit = append $inhibit (dict "sourceMatch" (include "alertmanager.amcMatchers" .source_matchers | fromJsonArray) "targetMatch" (include "alertmanager.amcMatchers" .target_matchers | fromJsonArray) "equal" (.equal | default list)) -}}
 {{- end -}}
 {{- $receivers := list -}}
 {{- range $r := $cfg.receivers -}}
