@@ -709,8 +709,8 @@ def test_a_service_created_later_is_onboarded_by_its_labels_alone(stack, scenari
         return got if got and got[0]["metric"].get("category") == ONBOARD_TEAM else None
     got = stack.wait(category, 30, what=f"{ONBOARD_SERVICE}'s team recorded from its Service label")
     assert len(got) == 1 and got[0]["metric"]["namespace"] == NAMESPACE, got
-    assert stack.query(f'service:phase5_expected:info{{service="{ONBOARD_SERVICE}", scrape_job="phase5-services"}}'), \
-        f"{ONBOARD_SERVICE} is not among the services the cluster says should be scraped"
+    stack.wait(lambda: stack.query(f'service:phase5_expected:info{{service="{ONBOARD_SERVICE}", scrape_job="phase5-services"}}'),
+               30, what=f"{ONBOARD_SERVICE} among the services the cluster says should be scraped")
 
     wl.trigger("Phase5MetricsMissing", ONBOARD_SERVICE)
     firing = stack.wait(lambda: _firing(stack, "Phase5MetricsMissing", ONBOARD_SERVICE),

@@ -101,7 +101,11 @@ SLO alerts know about the Phase 5 services without a list in the release's value
 - service:phase5_category_fallback:info{service, category}: one series per phase5.categories entry.
 - service:phase5_category:info{namespace, service, category}: the team of every expected or
   scraped Phase 5 service: the team label (global.phase5.teamLabel) of its Service, else of the
-  Deployment or StatefulSet of the same name, else phase5.categories, else "application".
+  Deployment or StatefulSet of the same name, else phase5.categories, else "application". The
+  labels are read over the last 2 minutes (last_over_time), so a failed kube-state-metrics scrape
+  or a restart does not flip every team to "application" (which would restart the alerts' `for`
+  and re-notify); topk keeps one team per service while a changed label is in that window (two
+  would make the alerts' group_left joins fail).
 The alerts join it on (namespace, service). Usage: include "prometheus.discoveryRules" .
 */}}
 {{- define "prometheus.discoveryRules" -}}
@@ -162,12 +166,12 @@ The alerts join it on (namespace, service). Usage: include "prometheus.discovery
       - record: service:phase5_category:info
         expr: |-
           {{- range $i, $k := $kinds }}
-          {{- $team := printf "label_replace(kube_%s_labels{namespace=~%q, %s!=\"\"}, \"category\", \"$1\", %q, \"(.+)\")" $k.kind $ns $d.teamKSM $d.teamKSM }}
+          {{- $team := printf "label_replace(last_over_time(kube_%s_labels{namespace=~%q, %s!=\"\"}[2m]), \"category\", \"$1\", %q, \"(.+)\")" $k.kind $ns $d.teamKSM $d.teamKSM }}
           {{- if ne $k.id "service" }}
           {{- $team = printf "label_replace(%s, \"service\", \"$1\", %q, \"(.+)\")" $team $k.id }}
           {{- end }}
           {{ if $i }}or on (namespace, service)
-          {{ end }}max by (namespace, service, category) ({{ $team }})
+          {{ end }}topk by (namespace, service) (1, max by (namespace, service, category) ({{ $team }}))
           {{- end }}
           {{- if .Values.phase5.categories }}
           or on (namespace, service)
