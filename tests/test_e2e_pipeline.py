@@ -678,6 +678,63 @@ def test_a_wrong_annotated_port_fails_its_target(stack, scenario_results):
                         and f":{good}/" in t["scrapeUrl"]], 15, interval=0.5, what=f"{svc} scraped again at {good}")
 
 
+# ----------------------------------------------------------------------------- onboarding (issue 24)
+ONBOARD_SERVICE = "e2e-onboarded-later"
+ONBOARD_TEAM = "reminder"      # a team with a route of its own: #e2e-notification-team
+TEAM_LABEL = "monitoring.phase5.io/team"
+
+
+def _targets_of(stack, service):
+    return [t for t in stack.targets() if t["labels"].get("service") == service]
+
+
+def test_a_service_created_later_is_onboarded_by_its_labels_alone(stack, scenario_results):
+    """Issue 24, with the release running and no helm upgrade: a NEW Deployment and a Service
+    labelled app.kubernetes.io/part-of: phase5 and monitoring.phase5.io/team, created through
+    the API server in phase5-prod (named in no value of the release), is discovered and scraped
+    by the real Prometheus; its team (from kube-state-metrics' kube_service_labels, with the
+    chart's allowlist) becomes its category; its metrics vanishing fires Phase5MetricsMissing
+    with that team, which reaches the team's channel; removing the selector label stops the
+    scrape and the alert resolves in Prometheus."""
+    assert ONBOARD_SERVICE not in pipeline.all_services()
+    assert ONBOARD_SERVICE not in json.dumps(stack.set_values), "the new service must not be in the release's values"
+    wl = stack.workload
+    stack.cp.apply(wl.add_service(ONBOARD_SERVICE, service_labels={TEAM_LABEL: ONBOARD_TEAM}))
+    up = stack.wait(lambda: [t for t in _targets_of(stack, ONBOARD_SERVICE) if t["health"] == "up"], 60,
+                    what=f"{ONBOARD_SERVICE} discovered and scraped")
+    assert {t["labels"]["job"] for t in up} == {"phase5-services"}, [t["labels"] for t in up]
+    assert {t["labels"]["namespace"] for t in up} == {NAMESPACE}, [t["labels"] for t in up]
+
+    def category():
+        got = stack.query(f'service:phase5_category:info{{service="{ONBOARD_SERVICE}"}}')
+        return got if got and got[0]["metric"].get("category") == ONBOARD_TEAM else None
+    got = stack.wait(category, 30, what=f"{ONBOARD_SERVICE}'s team recorded from its Service label")
+    assert len(got) == 1 and got[0]["metric"]["namespace"] == NAMESPACE, got
+    stack.wait(lambda: stack.query(f'service:phase5_expected:info{{service="{ONBOARD_SERVICE}", scrape_job="phase5-services"}}'),
+               30, what=f"{ONBOARD_SERVICE} among the services the cluster says should be scraped")
+
+    wl.trigger("Phase5MetricsMissing", ONBOARD_SERVICE)
+    firing = stack.wait(lambda: _firing(stack, "Phase5MetricsMissing", ONBOARD_SERVICE),
+                        _seconds(FOR["Phase5MetricsMissing"]) + 45, what=f"Phase5MetricsMissing on {ONBOARD_SERVICE}")
+    labels = firing[0]["labels"]
+    assert (labels.get("category"), labels.get("namespace"), labels.get("severity")) == (ONBOARD_TEAM, NAMESPACE, "critical"), labels
+    want = expected_destinations("Phase5MetricsMissing", category=ONBOARD_TEAM)
+    key = ("Phase5MetricsMissing", ONBOARD_SERVICE)
+    got = stack.sinks.wait_for(lambda r: (lambda d: d if want <= set(d) else None)(deliveries(r).get(key, {})),
+                               WARNING_GROUP_WAIT + 60)
+    assert got and set(got) == want, f"{key} delivered to {sorted(got or {})}, want {sorted(want)}"
+
+    # The label off: not a Phase 5 service any more - no target, not expected, no alert.
+    path = f"/api/v1/namespaces/{NAMESPACE}/services/{ONBOARD_SERVICE}"
+    stack.cluster.patch(path, {"metadata": {"labels": {"app.kubernetes.io/part-of": None}}})
+    stack.wait(lambda: not _targets_of(stack, ONBOARD_SERVICE), 60, what=f"{ONBOARD_SERVICE}'s target dropped")
+    stack.wait(lambda: not stack.query(f'service:phase5_expected:info{{service="{ONBOARD_SERVICE}"}}'), 30,
+               what=f"{ONBOARD_SERVICE} no longer expected")
+    stack.wait(lambda: not [a for a in stack.prom_alerts() if a["labels"].get("service") == ONBOARD_SERVICE
+                            and a["labels"]["alertname"] == "Phase5MetricsMissing"], 30,
+               what=f"Phase5MetricsMissing on {ONBOARD_SERVICE} resolved")
+
+
 def test_the_harness_followed_the_api_server_without_errors(stack, scenario_results):
     """The harness thread that reads the API server back (routes, served pods, derived series)
     never failed: a failure would leave the pod network on old routes."""

@@ -151,10 +151,11 @@ def test_servicemonitors_select_what_the_full_stack_jobs_select(values):
         assert ep["interval"] == "15s" and ep["scrapeTimeout"] == "10s"
 
 
-def test_servicemonitors_follow_the_service_lists():
-    m = render((), {**OPERATOR_VALUES, "prometheus.phase5.exporters": []})
+def test_servicemonitors_exist_without_the_service_lists():
+    """Services opt in by labels: both ServiceMonitors exist with the deprecated lists empty."""
+    m = render((), {**OPERATOR_VALUES, "prometheus.phase5.services": [], "prometheus.phase5.exporters": []})
     names = [o["metadata"]["name"] for o in m.of_kind("ServiceMonitor")]
-    assert names == ["p5-prometheus-phase5-services"], names
+    assert names == ["p5-prometheus-phase5-services", "p5-prometheus-phase5-exporters"], names
 
 
 # ------------------------------------------------------------------ routes and receivers

@@ -194,17 +194,71 @@ def test_alerts_go_to_this_release_alertmanager_and_external_ones():
     assert am[1]["scheme"] == "https" and am[1]["static_configs"][0]["targets"] == ["am.example.com:443"]
 
 
-def test_phase5_discovery_keeps_listed_services_in_phase5_namespaces():
-    config = _config(set_values={"prometheus.phase5.services": ["backend", "my-agent"]})
-    job = _job(config, "phase5-services")
-    relabel = job["relabel_configs"]
+def test_phase5_jobs_choose_services_by_labels_and_by_the_deprecated_names():
+    """Both Phase 5 jobs exist with empty name lists (Services opt in by labels); the names of
+    the deprecated lists still mark a Service (so a 0.5.x upgrade keeps them); the selector and
+    exporter labels are the global ones, sanitized as Prometheus' discovery names them. Which
+    Services are kept is decided by the real Prometheus: tests/test_e2e_discovery.py and the
+    e2e pipeline."""
+    config = _config(set_values={"prometheus.phase5.services": ["backend", "my-agent"],
+                                 "global.phase5.selector": {"example.com/tier": "api", "app.kubernetes.io/part-of": "shop"},
+                                 "global.phase5.exporterSelector": {"example.com/role": "exporter"}})
+    relabel = _job(config, "phase5-services")["relabel_configs"]
     assert {"source_labels": ["__meta_kubernetes_namespace"], "regex": "phase5-.*", "action": "keep"} in relabel
-    assert {"source_labels": ["__meta_kubernetes_service_name"], "regex": "backend|my-agent", "action": "keep"} in relabel
+    assert {"source_labels": ["__meta_kubernetes_service_annotation_prometheus_io_scrape"], "regex": "true",
+            "action": "keep"} in relabel
+    kind = "__tmp_phase5_kind"
+    assert {"source_labels": ["__meta_kubernetes_service_label_app_kubernetes_io_part_of",
+                              "__meta_kubernetes_service_label_example_com_tier"],
+            "regex": "shop;api", "target_label": kind, "replacement": "service"} in relabel, relabel
+    assert {"source_labels": ["__meta_kubernetes_service_name"], "regex": "backend|my-agent",
+            "target_label": kind, "replacement": "service"} in relabel, relabel
+    # maps merge with the defaults (app.kubernetes.io/component: exporter stays)
+    assert {"source_labels": ["__meta_kubernetes_service_label_app_kubernetes_io_component",
+                              "__meta_kubernetes_service_label_app_kubernetes_io_part_of",
+                              "__meta_kubernetes_service_label_example_com_role",
+                              "__meta_kubernetes_service_label_example_com_tier"],
+            "regex": "exporter;shop;exporter;api", "target_label": kind, "replacement": "exporter"} in relabel, relabel
+    assert relabel.index({"source_labels": [kind], "regex": "service", "action": "keep"}) > \
+        max(i for i, r in enumerate(relabel) if r.get("target_label") == kind), "keep before the kind is decided"
     targets = {r.get("target_label") for r in relabel}
     assert {"namespace", "service"} <= targets, f"every Phase 5 series needs namespace and service: {relabel}"
+    empty = _config(set_values={"prometheus.phase5.services": [], "prometheus.phase5.exporters": []})
+    for job, want in (("phase5-services", "service"), ("phase5-exporters", "exporter")):
+        r = _job(empty, job)["relabel_configs"]
+        assert {"source_labels": [kind], "regex": want, "action": "keep"} in r, r
+        assert not [x for x in r if x.get("source_labels") == ["__meta_kubernetes_service_name"]
+                    and x.get("target_label") == kind], r
     for name in ("phase5-exporters", "monitoring-stack", "kube-state-metrics", "node-exporter", "kubelet", "cadvisor"):
         _job(config, name)
     assert _job(config, "kube-state-metrics").get("honor_labels") is True
+
+
+def test_kube_state_metrics_exports_every_label_and_annotation_the_rules_read():
+    """The chart knows what its rules read: every label_* / annotation_* matcher on a
+    kube_<resource>_labels / _annotations series in the rendered rules is allowed by the rendered
+    kube-state-metrics arguments (else kube-state-metrics drops it and discovery sees nothing),
+    with a custom selector and team label too; and each resource is a collector."""
+    from harness import ksm
+    import re
+    for values in ({}, {"global.phase5.selector": {"example.com/tier": "api"}, "global.phase5.teamLabel": "example.com/owner",
+                        "global.phase5.exporterSelector": {}}):
+        objs = render(set_values=values)
+        rules = "\n".join(objs.get("ConfigMap", "p5-prometheus-rules")["data"].values())
+        dep = objs.get("Deployment", "p5-kube-state-metrics")
+        args = containers(dep)[0]["args"]
+        allow = ksm.allowlists(args)
+        resources = next(a for a in args if a.startswith("--resources=")).split("=", 1)[1].split(",")
+        read = set()
+        for res, kind, matchers in re.findall(r"kube_(\w+?)_(labels|annotations)\{([^}]*)\}", rules):
+            for name in re.findall(r"\b((?:label|annotation)_\w+)", matchers):
+                read.add((res + "s", kind, name))
+        assert {r for r, _, _ in read} >= {"services", "deployments", "statefulsets"}, read
+        allowed = {(res, kind, ("label_" if kind == "labels" else "annotation_") + ksm.sanitize(k))
+                   for kind, by_res in allow.items() for res, keys in by_res.items() for k in keys}
+        missing = read - allowed
+        assert not missing, f"{values}: the rules read {sorted(missing)}, which kube-state-metrics does not export ({args})"
+        assert {r for r, _, _ in read} <= set(resources), f"collectors {resources} lack {read}"
 
 
 def test_ha_replicas_get_a_replica_label_dropped_from_alerts():
@@ -308,17 +362,20 @@ def test_node_exporter_host_access_can_be_switched_off():
     assert not spec["hostNetwork"] and not spec["hostPID"] and not spec.get("volumes"), spec
 
 
-def test_service_categories_render_one_info_series_per_listed_service():
-    """service:phase5_category:info carries the team of every Service of phase5.services and
-    .exporters (unlisted: application), so the per-service alerts reach the team channel."""
-    _, rules = prom.rendered(set_values={"prometheus.phase5.services": ["backend", "billing"],
+def test_service_categories_render_one_fallback_series_per_categories_entry():
+    """phase5.categories becomes service:phase5_category_fallback:info, one series per entry
+    (listed in phase5.services or not: a Service found by its labels may be named there), the
+    fallback of service:phase5_category:info for a Service without the team label."""
+    _, rules = prom.rendered(set_values={"prometheus.phase5.services": ["backend"],
                                          "prometheus.phase5.exporters": ["postgres-exporter"],
-                                         "prometheus.phase5.categories": {"billing": "reminder"}})
+                                         "prometheus.phase5.categories": {"billing": "reminder", "postgres-exporter": "database"}})
     doc = yaml.safe_load(rules["recording-rules.yaml"])
-    got = {(r["labels"]["service"], r["labels"]["category"], r["labels"]["scrape_job"])
-           for g in doc["groups"] for r in g["rules"] if r.get("record") == "service:phase5_category:info"}
-    assert got == {("backend", "application", "phase5-services"), ("billing", "reminder", "phase5-services"),
-                   ("postgres-exporter", "database", "phase5-exporters")}, got
+    got = {(r["labels"]["service"], r["labels"]["category"])
+           for g in doc["groups"] for r in g["rules"] if r.get("record") == "service:phase5_category_fallback:info"}
+    assert {("billing", "reminder"), ("postgres-exporter", "database"), ("audit-agent", "audit")} <= got, got
+    assert not [c for svc, c in got if svc == "backend"], got
+    expr = prom.records(rules["recording-rules.yaml"])["service:phase5_category:info"]["expr"]
+    assert "label_monitoring_phase5_io_team" in expr and "service:phase5_category_fallback:info" in expr, expr
 
 
 def test_metrics_missing_series_list_becomes_a_regex_and_a_count():
@@ -337,7 +394,6 @@ def test_metrics_missing_series_list_becomes_a_regex_and_a_count():
                  id="latency-above-100"),
     pytest.param({"frontend": {"latency": {"objective": 99}}}, "threshold", id="latency-without-threshold"),
     pytest.param({"backend": {"availabilty": 99.9}}, "availabilty", id="typo"),
-    pytest.param({"billing": {"availability": 99.9}}, "slos.billing", id="unknown-service"),
 ])
 def test_bad_slo_fails_the_render_naming_the_key(slos, needle):
     msg = render_error(set_values={"prometheus.slos": slos})
@@ -357,6 +413,20 @@ def test_slo_rules_render_per_service_and_window():
     assert ("frontend", "availability", "1h", "5m", "14.4", "critical") in pairs, pairs
     assert ("frontend", "availability", "3d", "6h", "1", "warning") in pairs, pairs
     assert ("backend", "latency", "1h", "5m", "14.4", "critical") in pairs, pairs   # the default is merged
+
+
+def test_slo_of_a_service_named_in_no_list_renders():
+    """SLOs by the service label's value, validated for shape only: a service the release's
+    values do not name (it opts in by its labels) gets its rules; no traffic is a missing
+    signal (Phase5MetricsMissing), not a render error."""
+    _, rules = prom.rendered(set_values={"prometheus.slos": {"billing": {"availability": 99.9}},
+                                         "prometheus.phase5.services": []})
+    burn = [r for g in yaml.safe_load(rules["slo-rules.yaml"])["groups"] for r in g["rules"]
+            if r.get("alert") == "ErrorBudgetBurn" and r["labels"]["service"] == "billing"]
+    assert len(burn) == 4, burn
+    for r in burn:
+        assert "category" not in r["labels"], f"a static category hides the team: {r['labels']}"
+        assert "group_left (category)" in r["expr"] and "service:phase5_category:info" in r["expr"], r["expr"]
 
 
 def test_no_slo_file_without_objectives():

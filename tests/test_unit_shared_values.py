@@ -17,6 +17,14 @@ RULES = ("ConfigMap", "p5-prometheus-rules")
 AM_CONFIG = ("Secret", "p5-alertmanager-config")
 
 
+def namespace_keeps(objs):
+    """The namespace regexes the Phase 5 scrape jobs keep (prometheus.yml, parsed)."""
+    config = yaml.safe_load(objs.get(*PROM_CONFIG)["data"]["prometheus.yml"])
+    return {r["regex"] for j in config["scrape_configs"] if j["job_name"].startswith("phase5-")
+            for r in j["relabel_configs"] if r.get("source_labels") == ["__meta_kubernetes_namespace"]
+            and r.get("action") == "keep"}
+
+
 def collector_config(collector):
     return ("ConfigMap", f"p5-{collector}")
 
@@ -52,12 +60,15 @@ def test_umbrella_holds_each_shared_value_once():
             assert g["phase5"] == umbrella["global"]["phase5"], sub
         if sub == "alertmanager":
             assert g["grafanaUrl"] == umbrella["global"]["grafanaUrl"]
+    g = yaml.safe_load((paths.UMBRELLA / "charts" / "kube-state-metrics" / "values.yaml").read_text())["global"]
+    assert g["phase5"] == {k: v for k, v in umbrella["global"]["phase5"].items() if k != "namespaceRegex"}, \
+        "kube-state-metrics' standalone global.phase5 (its allowlists) differs from the umbrella's"
 
 
 @pytest.mark.parametrize("collector", ["promtail", "alloy"])
 def test_global_namespace_regex_reaches_prometheus_rules_and_the_collector(collector):
     objs = render(set_values={"global.phase5.namespaceRegex": "team-(a|b)", "promtail.collector": collector})
-    assert 'regex: "team-(a|b)"' in objs.get(*PROM_CONFIG)["data"]["prometheus.yml"]
+    assert namespace_keeps(objs) == {"team-(a|b)"}, namespace_keeps(objs)
     assert 'namespace=~"team-(a|b)"' in text(objs, RULES)
     assert "team-(a|b)" in text(objs, collector_config(collector))
     assert "phase5-.*" not in text(objs, PROM_CONFIG) + text(objs, RULES) + text(objs, collector_config(collector))
@@ -74,7 +85,7 @@ def test_global_namespace_regex_reaches_the_servicemonitors_in_operator_mode():
 def test_deprecated_namespace_regex_keys_still_win_for_their_component(notes_chart):
     objs = render(set_values={"prometheus.phase5.namespaceRegex": "old-prom-.*",
                               "promtail.namespaceRegex": "old-logs-.*"})
-    assert 'regex: "old-prom-.*"' in objs.get(*PROM_CONFIG)["data"]["prometheus.yml"]
+    assert namespace_keeps(objs) == {"old-prom-.*"}, namespace_keeps(objs)
     assert 'namespace=~"old-prom-.*"' in text(objs, RULES)
     assert "old-logs-.*" in text(objs, collector_config("promtail"))
     out = notes(notes_chart, **{"prometheus.phase5.namespaceRegex": "old-prom-.*"})

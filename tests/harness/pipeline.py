@@ -39,10 +39,17 @@ def scenario_service(alert):
     return "e2e-" + re.sub(r"(?<!^)([A-Z])", r"-\1", alert).lower()
 
 
-# The team categories of the e2e stack (prometheus.phase5.categories): the missing-signal
-# scenarios run on services owned by a team, so their notifications must reach its channel.
+# A service with an availability objective (prometheus.slos) whose errors burn it fast: the
+# ErrorBudgetBurn page must reach the paging receivers and its team's channel. Objectives of
+# 99 % (backend too): the synthetic baseline (0.5 % errors) stays under a 1x burn, as a healthy
+# service would.
+SLO_SERVICE = "e2e-slo-fast-burn"
+# The team categories of the e2e stack (prometheus.phase5.categories, the fallback of the
+# Services' team label): the missing-signal and SLO scenarios run on services owned by a team,
+# so their notifications must reach its channel.
 CATEGORIES = {scenario_service("Phase5TargetDown"): "database",
-              scenario_service("Phase5MetricsMissing"): "audit"}
+              scenario_service("Phase5MetricsMissing"): "audit",
+              SLO_SERVICE: "reminder"}
 
 # alert -> (severity, category), from the contract (harness/spec.py), for every alert the
 # synthetic workload can make true (the Watchdog has its own tests; the monitoring-stack alerts
@@ -100,12 +107,8 @@ DRAIN_TAINT = {"key": "phase5.test/drain", "value": "true", "effect": "NoSchedul
 PLACEMENT = {DRAIN_SERVICE: {"nodeSelector": {"kubernetes.io/hostname": DRAIN_NODE},
                              "tolerations": [{"key": DRAIN_TAINT["key"], "operator": "Exists", "effect": "NoSchedule"}]}}
 REPLICAS = {DRAIN_SERVICE: 1}
-# A service with an availability objective (prometheus.slos) whose errors burn it fast: the
-# ErrorBudgetBurn page must reach the paging receivers. Objectives of 99 % (backend too): the
-# synthetic baseline (0.5 % errors) stays under a 1x burn, as a healthy service would.
-SLO_SERVICE = "e2e-slo-fast-burn"
 SLOS = {"backend": {"availability": 99}, SLO_SERVICE: {"availability": 99}}
-SLO_ALERT = ("critical", "slo")      # ErrorBudgetBurn's fast-burn pairs (page)
+SLO_ALERT = ("critical", CATEGORIES[SLO_SERVICE])   # ErrorBudgetBurn's fast-burn pairs (page), its team
 SLO_WINDOWS = ("5m", "30m", "1h", "2h", "6h", "1d", "3d")
 
 
@@ -118,7 +121,9 @@ def statefulsets():
 
 
 def all_services():
-    """The Deployments of the e2e stack (prometheus.phase5.services)."""
+    """The Deployments of the e2e stack: their Services opt in by the chart's default selector
+    label (app.kubernetes.io/part-of: phase5), none of them is named in the release's values
+    beyond the chart's default prometheus.phase5.services."""
     return (list(PHASE5_SERVICES) + [scenario_service(a) for a in ALERTS]
             + [inhibition_service(c[0]) for c in INHIBITIONS if inhibition_service(c[0]) not in statefulsets()]
             + list(FAULT_SERVICES) + [DRAIN_SERVICE, SLO_SERVICE])
@@ -142,7 +147,6 @@ def chart_values(for_durations=None):
     key is a documented chart value, so this also proves those values work)."""
     v = {
         "prometheus.rules.runbookBaseUrl": RUNBOOK,
-        "prometheus.phase5.services": all_services(),
         "prometheus.phase5.categories": CATEGORIES,
         "prometheus.slos": SLOS,
         "prometheus.alerts.ErrorBudgetBurn.pageFor": "12s",

@@ -32,8 +32,8 @@ ALERTS = {  # name: (severity, category, extra labels)
     "HPAMaxedOut": ("warning", "kubernetes", ("horizontalpodautoscaler",)),
     "AuditLogFailures": ("critical", "audit", ()),
     "ReminderDeliveryFailures": ("warning", "reminder", ()),
-    # Issue 14: missing signals (category None: the team of the service, from
-    # prometheus.phase5.categories through service:phase5_category:info) ...
+    # Issue 14: missing signals (category None: the team of the service, from its Service's
+    # team label or prometheus.phase5.categories through service:phase5_category:info) ...
     "Phase5TargetDown": ("critical", None, ("pod", "instance", "job")),
     "Phase5MetricsMissing": ("critical", None, ()),
     # ... and the monitoring stack watching itself.
@@ -63,5 +63,7 @@ ALERTS = {  # name: (severity, category, extra labels)
     "NodeUnschedulable": ("warning", "monitoring", ("node", "instance")),
     "Watchdog": ("none", "meta", ()),
 }
-# Recording rules beyond the spec's 13: the pod owner join and the service -> team categories.
-HELPER_RECORDING_RULES = ("pod:kube_pod_owner:workload", "service:phase5_category:info")
+# Recording rules beyond the spec's 13: the pod owner join, and the services the cluster says
+# should be scraped with their teams (group phase5-service-discovery, issue 24).
+HELPER_RECORDING_RULES = ("pod:kube_pod_owner:workload", "service:phase5_expected:info",
+                          "service:phase5_category_fallback:info", "service:phase5_category:info")

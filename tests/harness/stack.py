@@ -188,6 +188,7 @@ class Stack:
             self._start_node_exporter()
             self.workload.start()
             self.workload.cluster = self.cluster
+            self.workload.ksm_allowlists = self._ksm_allowlists()
             self.cluster.install(self.manifests, self.namespace)
             if self.extra_objects:
                 self.cp.apply(self.extra_objects)
@@ -283,6 +284,15 @@ class Stack:
                     if name in self.jaeger.ports:
                         ports[n] = self.jaeger.ports[name]
         return ports
+
+    def _ksm_allowlists(self):
+        """The allowlists of the rendered kube-state-metrics Deployment's arguments (render input
+        of its stand-in, harness.ksm): none when kube-state-metrics is off."""
+        from . import ksm
+        for o in self.manifests.of_kind("Deployment"):
+            if component(o) == "kube-state-metrics":
+                return ksm.allowlists([a for c in o["spec"]["template"]["spec"]["containers"] for a in c.get("args") or []])
+        return {"labels": {}, "annotations": {}}
 
     def _swap(self, what):
         self.swaps.add(what)

@@ -75,6 +75,10 @@ class Workload(MetricFamilies):
         self._restarts = {}       # (namespace, pod) -> restart count reported
         self._ksm_cache = None    # (snapshot, exposition bytes)
         self._local = {}          # (namespace, pod) -> {container port: local port}
+        # kube-state-metrics' --metric-labels-allowlist / --metric-annotations-allowlist as the chart
+        # renders them (harness.ksm.allowlists; the Stack sets them): which labels and annotations
+        # of the objects its kube_*_labels / kube_*_annotations series carry
+        self.ksm_allowlists = {"labels": {}, "annotations": {}}
 
     def _baseline(self, service, replicas):
         return ServiceState(replicas=replicas)
@@ -83,38 +87,12 @@ class Workload(MetricFamilies):
     def objects(self):
         """Namespace, Deployments/StatefulSets, Services (annotated as docs/integration.md asks),
         HPAs and the exporters, for the API server."""
-        ns = self.namespace
-        out = [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}]
+        out = [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": self.namespace}}]
         for svc, st in self.state.items():
-            labels = {"app.kubernetes.io/name": svc, "app.kubernetes.io/part-of": "phase5"}
-            pod = {"metadata": {"labels": labels},
-                   "spec": {"containers": [{
-                       "name": svc, "image": f"ghcr.io/phase5/{svc}:1.0.0",
-                       "ports": [{"name": "http-metrics", "containerPort": APP_PORT}],
-                       "resources": {"limits": {"cpu": f"{int(CPU_LIMIT * 1000)}m", "memory": str(MEM_LIMIT)},
-                                     "requests": {"cpu": f"{int(CPU_LIMIT * 200)}m", "memory": str(MEM_LIMIT // 4)}}}],
-                       "terminationGracePeriodSeconds": 1}}
-            if st.kind == "StatefulSet":
-                out.append({"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": svc, "namespace": ns},
-                            "spec": {"replicas": st.replicas, "serviceName": svc,
-                                     "selector": {"matchLabels": {"app.kubernetes.io/name": svc}}, "template": pod}})
-                continue
-            pod["spec"].update(self.placement.get(svc, {}))
-            if self.spread:
-                pod["spec"]["affinity"] = {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
-                    {"labelSelector": {"matchLabels": {"app.kubernetes.io/name": svc}},
-                     "topologyKey": "kubernetes.io/hostname"}]}}
-            out.append({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": svc, "namespace": ns},
-                        "spec": {"replicas": st.replicas, "selector": {"matchLabels": {"app.kubernetes.io/name": svc}},
-                                 "template": pod}})
-            out.append(self._service(svc, labels, APP_PORT))
-            out.append({"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
-                        "metadata": {"name": svc, "namespace": ns},
-                        "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": svc},
-                                 "minReplicas": 1, "maxReplicas": HPA_MAX}})
+            out += self._service_objects(svc, st)
         for kind, svc, port in EXPORTERS:
             labels = {"app.kubernetes.io/name": svc, "app.kubernetes.io/part-of": "phase5"}
-            out.append({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": svc, "namespace": ns},
+            out.append({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": svc, "namespace": self.namespace},
                         "spec": {"replicas": 1, "selector": {"matchLabels": {"app.kubernetes.io/name": svc}},
                                  "template": {"metadata": {"labels": labels}, "spec": {
                                      "containers": [{"name": f"{kind}-exporter", "image": f"exporters/{svc}:latest",
@@ -123,9 +101,56 @@ class Workload(MetricFamilies):
             out.append(self._service(svc, labels, port))
         return out
 
+    def add_service(self, name, service_labels=None, replicas=1):
+        """A new Phase 5 Deployment + Service (+ HPA) while the stack runs, served like the
+        others once its pods exist: returns its objects, for the caller to create through the
+        API server. `service_labels` are added to the Service's (e.g. the team label)."""
+        with self._lock:
+            self.state[name] = self._baseline(name, replicas)
+        objs = self._service_objects(name, self.state[name])
+        for o in objs:
+            if o["kind"] == "Service":
+                o["metadata"]["labels"].update(service_labels or {})
+        return objs
+
+    def _service_objects(self, svc, st):
+        """The Deployment (or StatefulSet), Service and HPA of one Phase 5 service; the Service
+        carries app.kubernetes.io/part-of: phase5 (the chart's default selector)."""
+        ns = self.namespace
+        labels = {"app.kubernetes.io/name": svc, "app.kubernetes.io/part-of": "phase5"}
+        out = []
+        pod = {"metadata": {"labels": labels},
+               "spec": {"containers": [{
+                   "name": svc, "image": f"ghcr.io/phase5/{svc}:1.0.0",
+                   "ports": [{"name": "http-metrics", "containerPort": APP_PORT}],
+                   "resources": {"limits": {"cpu": f"{int(CPU_LIMIT * 1000)}m", "memory": str(MEM_LIMIT)},
+                                 "requests": {"cpu": f"{int(CPU_LIMIT * 200)}m", "memory": str(MEM_LIMIT // 4)}}}],
+                   "terminationGracePeriodSeconds": 1}}
+        if st.kind == "StatefulSet":
+            out.append({"apiVersion": "apps/v1", "kind": "StatefulSet",
+                        "metadata": {"name": svc, "namespace": ns, "labels": dict(labels)},
+                        "spec": {"replicas": st.replicas, "serviceName": svc,
+                                 "selector": {"matchLabels": {"app.kubernetes.io/name": svc}}, "template": pod}})
+            return out
+        pod["spec"].update(self.placement.get(svc, {}))
+        if self.spread:
+            pod["spec"]["affinity"] = {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+                {"labelSelector": {"matchLabels": {"app.kubernetes.io/name": svc}},
+                 "topologyKey": "kubernetes.io/hostname"}]}}
+        out.append({"apiVersion": "apps/v1", "kind": "Deployment",
+                    "metadata": {"name": svc, "namespace": ns, "labels": dict(labels)},
+                    "spec": {"replicas": st.replicas, "selector": {"matchLabels": {"app.kubernetes.io/name": svc}},
+                             "template": pod}})
+        out.append(self._service(svc, labels, APP_PORT))
+        out.append({"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+                    "metadata": {"name": svc, "namespace": ns},
+                    "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": svc},
+                             "minReplicas": 1, "maxReplicas": HPA_MAX}})
+        return out
+
     def _service(self, name, labels, port):
         return {"apiVersion": "v1", "kind": "Service",
-                "metadata": {"name": name, "namespace": self.namespace, "labels": labels,
+                "metadata": {"name": name, "namespace": self.namespace, "labels": dict(labels),
                              "annotations": _scrape_annotations(port)},
                 "spec": {"selector": {"app.kubernetes.io/name": name},
                          "ports": [{"name": "http-metrics", "port": port, "targetPort": "http-metrics"}]}}

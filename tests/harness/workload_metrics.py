@@ -5,6 +5,7 @@ it reads the workload's state (self.state, self.snapshot, self.pods(), self._c).
 from prometheus_client.core import (CounterMetricFamily, GaugeMetricFamily,
                                     HistogramMetricFamily)
 
+from . import ksm
 from .manifests import quantity
 from .podserver import expose
 from .workload_state import BUCKETS, CONSUMER_TOPICS, CPU_LIMIT, MEM_LIMIT, PHASE5_SERVICES, ServiceState
@@ -168,6 +169,27 @@ class MetricFamilies:
             return fam[name]
         if snap is None:
             return []
+        allow = getattr(self, "ksm_allowlists", None) or {"labels": {}, "annotations": {}}
+
+        def meta(resource, ident, md, extra=()):
+            """kube_<resource>_labels / _annotations of one object: the keys the chart's
+            allowlists (the rendered --metric-*-allowlist arguments) allow, as label_* /
+            annotation_* (empty when the object lacks one: Prometheus drops an empty label)."""
+            singular = {"pods": "pod", "services": "service", "deployments": "deployment",
+                        "statefulsets": "statefulset"}[resource]
+            for kind, prefix, field in (("labels", "label_", "labels"), ("annotations", "annotation_", "annotations")):
+                keys = allow[kind].get(resource, [])
+                names = ident + tuple(extra) + tuple(prefix + ksm.sanitize(k) for k in keys)
+                values = tuple(md["namespace"] if n == "namespace" else md["name"] if n == singular else
+                               md.get("uid", "") for n in ident + tuple(extra))
+                values += tuple((md.get(field) or {}).get(k, "") for k in keys)
+                g(f"kube_{singular}_{kind}", names).add_metric(values, 1)
+        for svc in snap.services:
+            meta("services", ("namespace", "service"), svc["metadata"], extra=("uid",))
+        for d in snap.deployments:
+            meta("deployments", ("namespace", "deployment"), d["metadata"])
+        for t in snap.statefulsets:
+            meta("statefulsets", ("namespace", "statefulset"), t["metadata"])
         for d in snap.deployments:
             ns, name = d["metadata"]["namespace"], d["metadata"]["name"]
             st, spec = d.get("status", {}), d["spec"]
@@ -223,8 +245,9 @@ class MetricFamilies:
                             spec.get("priorityClassName", ""), str(bool(spec.get("hostNetwork"))).lower()), 1)
             g("kube_pod_owner", ("namespace", "pod", "uid", "owner_kind", "owner_name", "owner_is_controller")
               ).add_metric((ns, pod, uid, kind, owner, "true" if refs else "<none>"), 1)
-            g("kube_pod_labels", ("namespace", "pod", "uid", "label_app_kubernetes_io_name")
-              ).add_metric((ns, pod, uid, (md.get("labels") or {}).get("app.kubernetes.io/name", "")), 1)
+            keys = allow["labels"].get("pods", [])
+            g("kube_pod_labels", ("namespace", "pod", "uid") + tuple("label_" + ksm.sanitize(k) for k in keys)
+              ).add_metric((ns, pod, uid) + tuple((md.get("labels") or {}).get(k, "") for k in keys), 1)
             for phase in ("Pending", "Running", "Succeeded", "Failed", "Unknown"):
                 g("kube_pod_status_phase", ("namespace", "pod", "uid", "phase")).add_metric(
                     (ns, pod, uid, phase), 1 if st.get("phase") == phase else 0)

@@ -25,3 +25,50 @@ An unknown collector fails the render (the schema's enum catches it first).
 {{- end -}}
 {{- get $groups . -}}
 {{- end -}}
+
+{{/*
+kube-state-metrics.allowlist: the value of --metric-labels-allowlist (kind "labels") or
+--metric-annotations-allowlist (kind "annotations"): the entries of metricLabelsAllowlist /
+metricAnnotationsAllowlist ("resource=[key,...]"), merged per resource with what the Prometheus
+rules of Phase 5 read (service:phase5_expected:info, service:phase5_category:info): for services,
+deployments and statefulsets among the collectors, the labels of global.phase5.selector,
+.exporterSelector and .teamLabel, and the annotation prometheus.io/scrape. "" when empty.
+Usage: include "kube-state-metrics.allowlist" (dict "context" . "kind" "labels")
+*/}}
+{{- define "kube-state-metrics.allowlist" -}}
+{{- $ctx := .context -}}
+{{- $entries := ternary $ctx.Values.metricLabelsAllowlist $ctx.Values.metricAnnotationsAllowlist (eq .kind "labels") -}}
+{{- $byRes := dict -}}
+{{- range $e := $entries -}}
+{{- $m := regexFindAll "^([a-z]+)=\\[(.*)\\]$" $e 1 -}}
+{{- if not $m -}}
+{{- fail (printf "kube-state-metrics: allowlist entry %q is not resource=[key,...]" $e) -}}
+{{- end -}}
+{{- $res := regexReplaceAll "^([a-z]+)=\\[(.*)\\]$" $e "${1}" -}}
+{{- $keys := regexReplaceAll "^([a-z]+)=\\[(.*)\\]$" $e "${2}" -}}
+{{- $have := get $byRes $res | default list -}}
+{{- range $k := splitList "," $keys -}}
+{{- if and (trim $k) (not (has (trim $k) $have)) -}}{{- $have = append $have (trim $k) -}}{{- end -}}
+{{- end -}}
+{{- $_ := set $byRes $res $have -}}
+{{- end -}}
+{{- $g := dig "phase5" dict ($ctx.Values.global | default dict) -}}
+{{- $phase5 := list "prometheus.io/scrape" -}}
+{{- if eq .kind "labels" -}}
+{{- $phase5 = concat (keys ($g.selector | default dict)) (keys ($g.exporterSelector | default dict)) (compact (list ($g.teamLabel | default ""))) | sortAlpha -}}
+{{- end -}}
+{{- range $res := list "services" "deployments" "statefulsets" -}}
+{{- if and $phase5 (has $res $ctx.Values.collectors) -}}
+{{- $have := get $byRes $res | default list -}}
+{{- range $k := $phase5 -}}
+{{- if not (has $k $have) -}}{{- $have = append $have $k -}}{{- end -}}
+{{- end -}}
+{{- $_ := set $byRes $res $have -}}
+{{- end -}}
+{{- end -}}
+{{- $out := list -}}
+{{- range $res := keys $byRes | sortAlpha -}}
+{{- $out = append $out (printf "%s=[%s]" $res (join "," (get $byRes $res))) -}}
+{{- end -}}
+{{- join "," $out -}}
+{{- end -}}

@@ -106,34 +106,157 @@ it must parse.
 {{- fail (printf "prometheus: files/rules/recording-rules.yaml does not parse: %v" ($parsed | default dict).Error) -}}
 {{- end -}}
 {{- $text }}
-{{ include "prometheus.categoryRules" . }}
+{{ include "prometheus.discoveryRules" . }}
 {{- end -}}
 
 {{/*
-prometheus.categoryRules: one series service:phase5_category:info{service, category,
-scrape_job} per Service in phase5.services and phase5.exporters, its category from
-phase5.categories (default "application"). The alerts about a service as a whole
-(Phase5TargetDown, Phase5MetricsMissing) join it, so they reach the owning team's channel
-(Alertmanager routes team channels on `category`). Categories of Services in neither list
-are unused (the defaults name the default Services, and renaming a Service must not break the
-render).
+prometheus.discoveryRules: the group phase5-service-discovery, what the missing-signal and
+SLO alerts know about the Phase 5 services without a list in the release's values:
+- service:phase5_expected:info{namespace, service, scrape_job}: every service the cluster says
+  should be scraped, from kube-state-metrics' *_labels / *_annotations series (the allowlists
+  the kube-state-metrics subchart sets from global.phase5): a Service in the Phase 5 namespaces
+  with the selector labels (or named in phase5.services / phase5.exporters) and the annotation
+  prometheus.io/scrape: "true", and a Deployment or StatefulSet with the selector labels and
+  that annotation (its Service is expected under the workload's name); scrape_job as the scrape
+  jobs would classify it (exporter: the selector and exporterSelector labels, or a name of
+  phase5.exporters).
+- service:phase5_category_fallback:info{service, category}: one series per phase5.categories entry.
+- service:phase5_category:info{namespace, service, category}: the team of every expected or
+  scraped Phase 5 service: the team label (global.phase5.teamLabel) of its Service, else of the
+  Deployment or StatefulSet of the same name, else phase5.categories, else "application". The
+  labels are read over the last 2 minutes (last_over_time), so a failed kube-state-metrics scrape
+  or a restart does not flip every team to "application" (which would restart the alerts' `for`
+  and re-notify); topk keeps one team per service while a changed label is in that window (two
+  would make the alerts' group_left joins fail).
+The alerts join it on (namespace, service). Usage: include "prometheus.discoveryRules" .
 */}}
-{{- define "prometheus.categoryRules" -}}
-{{- $known := concat .Values.phase5.services .Values.phase5.exporters -}}
-{{- if $known }}
-  - name: phase5-service-categories
+{{- define "prometheus.discoveryRules" -}}
+{{- $d := include "prometheus.discovery" . | fromJson -}}
+{{- $ns := include "prometheus.namespaceRegex" . -}}
+{{- $scrape := "annotation_prometheus_io_scrape=\"true\"" -}}
+{{- $kinds := list (dict "kind" "service" "id" "service") (dict "kind" "deployment" "id" "deployment") (dict "kind" "statefulset" "id" "statefulset") -}}
+{{- $byJob := dict "phase5-services" list "phase5-exporters" list -}}
+{{- range $k := $kinds -}}
+{{- $opted := printf "kube_%s_labels{namespace=~%q, %s}" $k.kind $ns $d.selectorKSM -}}
+{{- if and (eq $k.kind "service") $d.legacyNames -}}
+{{- $opted = printf "(%s or kube_service_labels{namespace=~%q, service=~%q})" $opted $ns $d.legacyNames -}}
+{{- end -}}
+{{- $opted = printf "(%s and on (namespace, %s) kube_%s_annotations{%s})" $opted $k.id $k.kind $scrape -}}
+{{- $exporter := "" -}}
+{{- if $d.exporterKSM -}}
+{{- $exporter = printf "kube_%s_labels{namespace=~%q, %s, %s}" $k.kind $ns $d.selectorKSM $d.exporterKSM -}}
+{{- end -}}
+{{- if and (eq $k.kind "service") $d.exporterNames -}}
+{{- $byName := printf "kube_service_labels{namespace=~%q, service=~%q}" $ns $d.exporterNames -}}
+{{- $exporter = ternary (printf "(%s or %s)" $exporter $byName) $byName (ne $exporter "") -}}
+{{- end -}}
+{{- $rename := ternary "%s" (printf "label_replace(%%s, \"service\", \"$1\", %q, \"(.+)\")" $k.id) (eq $k.id "service") -}}
+{{- if $exporter -}}
+{{- $_ := set $byJob "phase5-services" (append (get $byJob "phase5-services") (printf $rename (printf "(%s unless on (namespace, %s) %s)" $opted $k.id $exporter))) -}}
+{{- $_ := set $byJob "phase5-exporters" (append (get $byJob "phase5-exporters") (printf $rename (printf "(%s and on (namespace, %s) %s)" $opted $k.id $exporter))) -}}
+{{- else -}}
+{{- $_ := set $byJob "phase5-services" (append (get $byJob "phase5-services") (printf $rename $opted)) -}}
+{{- end -}}
+{{- end }}
+  - name: phase5-service-discovery
     rules:
-      {{- range $job := list (dict "name" "phase5-services" "names" .Values.phase5.services) (dict "name" "phase5-exporters" "names" .Values.phase5.exporters) }}
-      {{- range $svc := $job.names }}
-      - record: service:phase5_category:info
+      - record: service:phase5_expected:info
+        expr: |
+          {{- range $i, $job := list "phase5-services" "phase5-exporters" }}
+          {{- with get $byJob $job }}
+          {{- if $i }}
+          or
+          {{- end }}
+          label_replace(
+            group by (namespace, service) (
+              {{- range $j, $term := . }}
+              {{ if $j }}or {{ end }}{{ $term }}
+              {{- end }}
+            ),
+            "scrape_job", {{ $job | quote }}, "", ""
+          )
+          {{- end }}
+          {{- end }}
+      {{- range $svc, $category := .Values.phase5.categories }}
+      - record: service:phase5_category_fallback:info
         expr: vector(1)
         labels:
           service: {{ $svc | quote }}
-          category: {{ get $.Values.phase5.categories $svc | default "application" | quote }}
-          scrape_job: {{ $job.name }}
+          category: {{ $category | quote }}
       {{- end }}
-      {{- end }}
-{{- end }}
+      {{- $universe := "group by (namespace, service) (service:phase5_expected:info or up{job=~\"phase5-services|phase5-exporters\"})" }}
+      - record: service:phase5_category:info
+        expr: |-
+          {{- range $i, $k := $kinds }}
+          {{- $team := printf "label_replace(last_over_time(kube_%s_labels{namespace=~%q, %s!=\"\"}[2m]), \"category\", \"$1\", %q, \"(.+)\")" $k.kind $ns $d.teamKSM $d.teamKSM }}
+          {{- if ne $k.id "service" }}
+          {{- $team = printf "label_replace(%s, \"service\", \"$1\", %q, \"(.+)\")" $team $k.id }}
+          {{- end }}
+          {{ if $i }}or on (namespace, service)
+          {{ end }}topk by (namespace, service) (1, max by (namespace, service, category) ({{ $team }}))
+          {{- end }}
+          {{- if .Values.phase5.categories }}
+          or on (namespace, service)
+          {{ $universe }} * on (service) group_left (category) service:phase5_category_fallback:info
+          {{- end }}
+          or on (namespace, service)
+          label_replace({{ $universe }}, "category", "application", "", "")
+{{- end -}}
+
+{{/*
+prometheus.discovery: global.phase5's selector, exporterSelector and teamLabel in the forms the
+scrape relabelling and the rules need, as JSON:
+  selectorSD, exporterSD   {source_labels, regex} over the Service's __meta_kubernetes_service_label_*
+                           (exporterSD: the selector and exporterSelector labels together; {} when
+                           exporterSelector is empty)
+  selectorKSM, exporterKSM PromQL matchers on kube-state-metrics' label_* labels
+  teamKSM                  the team label's kube-state-metrics name (label_<sanitized key>)
+  serviceNames, exporterNames, legacyNames  regexes of phase5.services, .exporters, both ("" when empty)
+Label names are sanitized as Prometheus and kube-state-metrics both do: every character outside
+[a-zA-Z0-9_] becomes "_". Usage: include "prometheus.discovery" . | fromJson
+*/}}
+{{- define "prometheus.discovery" -}}
+{{- $g := dig "phase5" dict (.Values.global | default dict) -}}
+{{- $sel := $g.selector | default dict -}}
+{{- if not $sel -}}
+{{- fail "prometheus: global.phase5.selector must name at least one label (the labels that opt a Service in to monitoring)" -}}
+{{- end -}}
+{{- if not $g.teamLabel -}}
+{{- fail "prometheus: global.phase5.teamLabel must be set (the label key of a service's team)" -}}
+{{- end -}}
+{{- $exp := $g.exporterSelector | default dict -}}
+{{- $out := dict "selectorSD" (include "prometheus.labelMatch" $sel | fromJson) "selectorKSM" (include "prometheus.ksmMatchers" $sel) -}}
+{{- $_ := set $out "exporterSD" dict -}}
+{{- $_ := set $out "exporterKSM" "" -}}
+{{- if $exp -}}
+{{- $_ := set $out "exporterSD" (include "prometheus.labelMatch" (merge (deepCopy $exp) $sel) | fromJson) -}}
+{{- $_ := set $out "exporterKSM" (include "prometheus.ksmMatchers" $exp) -}}
+{{- end -}}
+{{- $_ := set $out "teamKSM" (printf "label_%s" (regexReplaceAll "[^a-zA-Z0-9_]" $g.teamLabel "_")) -}}
+{{- $_ := set $out "serviceNames" (include "prometheus.namesRegex" .Values.phase5.services) -}}
+{{- $_ := set $out "exporterNames" (include "prometheus.namesRegex" .Values.phase5.exporters) -}}
+{{- $_ := set $out "legacyNames" (include "prometheus.namesRegex" (concat .Values.phase5.services .Values.phase5.exporters)) -}}
+{{- toJson $out -}}
+{{- end -}}
+
+{{/* prometheus.labelMatch: a label map as {source_labels, regex} over a Service's discovered labels. */}}
+{{- define "prometheus.labelMatch" -}}
+{{- $src := list -}}
+{{- $re := list -}}
+{{- range $k := keys . | sortAlpha -}}
+{{- $src = append $src (printf "__meta_kubernetes_service_label_%s" (regexReplaceAll "[^a-zA-Z0-9_]" $k "_")) -}}
+{{- $re = append $re (regexQuoteMeta (toString (get $ $k))) -}}
+{{- end -}}
+{{- toJson (dict "source_labels" $src "regex" (join ";" $re)) -}}
+{{- end -}}
+
+{{/* prometheus.ksmMatchers: a label map as PromQL matchers on kube-state-metrics' label_* labels. */}}
+{{- define "prometheus.ksmMatchers" -}}
+{{- $m := list -}}
+{{- range $k := keys . | sortAlpha -}}
+{{- $m = append $m (printf "label_%s=%q" (regexReplaceAll "[^a-zA-Z0-9_]" $k "_") (toString (get $ $k))) -}}
+{{- end -}}
+{{- join ", " $m -}}
 {{- end -}}
 
 {{/*
@@ -193,7 +316,11 @@ the 5xx share of http_requests_total; latency: the share of requests slower than
 from the http_request_duration_seconds buckets) the error ratio over the workbook's windows
 (5m 30m 1h 2h 6h 1d 3d), and the multi-window multi-burn-rate alerts of the Google SRE workbook:
 page at 14.4x the budget over 1h and 5m, and 6x over 6h and 30m; ticket at 3x over 1d and 2h,
-and 1x over 3d and 6h. A service that is not in phase5.services fails the render.
+and 1x over 3d and 6h. A key of `slos` is a value of the `service` label (the Service's name):
+only its shape is checked at render (the schema), no list of services; a service with an SLO
+and no traffic is Phase5MetricsMissing's business (its http_requests_total is missing), not a
+render error. Each alert carries its service's team as `category` (service:phase5_category:info,
+else `application`), so the team's channel gets it beside the severity channels.
 */}}
 {{- define "prometheus.sloRules" -}}
 {{- include "common.memo" (dict "context" . "template" "prometheus.sloRules.render") -}}
@@ -213,9 +340,6 @@ and 1x over 3d and 6h. A service that is not in phase5.services fails the render
 {{- $grafana := trimSuffix "/" .Values.rules.grafanaUrl -}}
 {{- $slis := list -}}
 {{- range $svc := keys .Values.slos | sortAlpha -}}
-{{- if not (has $svc $root.Values.phase5.services) -}}
-{{- fail (printf "prometheus: slos.%s: %q is not a service of phase5.services (%s)" $svc $svc (join ", " $root.Values.phase5.services)) -}}
-{{- end -}}
 {{- $slo := index $root.Values.slos $svc -}}
 {{- if $slo.availability -}}
 {{- $slis = append $slis (dict "service" $svc "slo" "availability" "objective" $slo.availability
@@ -258,15 +382,21 @@ groups:
       {{- range $sli := $slis }}
       {{- range $p := $pairs }}
       {{- $budget := printf "(%s * (1 - %v / 100))" $p.factor $sli.objective }}
+      {{- $burn := printf "(\n  service:slo_errors:ratio_rate%s{service=%q, slo=%q} > %s\n  and\n  service:slo_errors:ratio_rate%s{service=%q, slo=%q} > %s\n)" $p.long $sli.service $sli.slo $budget $p.short $sli.service $sli.slo $budget }}
       - alert: ErrorBudgetBurn
         expr: |
-          service:slo_errors:ratio_rate{{ $p.long }}{service={{ $sli.service | quote }}, slo={{ $sli.slo | quote }}} > {{ $budget }}
-          and
-          service:slo_errors:ratio_rate{{ $p.short }}{service={{ $sli.service | quote }}, slo={{ $sli.slo | quote }}} > {{ $budget }}
+          {{- $burn | nindent 10 }}
+          * on (namespace, service) group_left (category)
+          service:phase5_category:info
+          or
+          label_replace(
+            {{- $burn | nindent 12 }}
+            unless on (namespace, service) service:phase5_category:info,
+            "category", "application", "", ""
+          )
         for: {{ index $settings (printf "%sFor" $p.kind) }}
         labels:
           severity: {{ index $settings (printf "%sSeverity" $p.kind) }}
-          category: slo
           service: {{ $sli.service | quote }}
           slo: {{ $sli.slo }}
           long_window: {{ $p.long | quote }}
@@ -308,34 +438,55 @@ PrometheusRule objects carry (operator mode), so both modes load one set of rule
 {{- end -}}
 
 {{/*
-prometheus.scrapeJobs: the Phase 5 scrape jobs (phase5-services, phase5-exporters) as a list of
-{name, names}; a job whose list of Service names is empty is left out.
+prometheus.scrapeJobs: the Phase 5 scrape jobs as a list of {name, kind}: phase5-services (kind
+"service") and phase5-exporters (kind "exporter"). Both always exist: Services opt in by labels.
 */}}
 {{- define "prometheus.scrapeJobs" -}}
-{{- $jobs := list -}}
-{{- range $job := list (dict "name" "phase5-services" "names" .Values.phase5.services) (dict "name" "phase5-exporters" "names" .Values.phase5.exporters) -}}
-{{- if $job.names -}}
-{{- $jobs = append $jobs $job -}}
+{{- toJson (list (dict "name" "phase5-services" "kind" "service") (dict "name" "phase5-exporters" "kind" "exporter")) -}}
 {{- end -}}
+
+{{/*
+prometheus.jobRelabel: the relabel_configs that choose the Services of one Phase 5 scrape job,
+shared by files/prometheus.yml and the ServiceMonitors (operator mode):
+  1. the namespace matches the namespace regex, and the Service is annotated prometheus.io/scrape: "true";
+  2. __tmp_phase5_kind = "service" when the Service carries every global.phase5.selector label or
+     is named in phase5.services (deprecated list, kept so that an upgrade scrapes what 0.5.x did);
+  3. __tmp_phase5_kind = "exporter" when it also carries every global.phase5.exporterSelector
+     label, or is named in phase5.exporters;
+  4. keep the kind of this job. (Labels starting with __ are dropped after relabelling.)
+Usage: include "prometheus.jobRelabel" (dict "context" . "job" $job)   ($job from prometheus.scrapeJobs)
+*/}}
+{{- define "prometheus.jobRelabel" -}}
+{{- $ctx := .context -}}
+{{- $d := include "prometheus.discovery" $ctx | fromJson -}}
+{{- $out := list
+  (dict "source_labels" (list "__meta_kubernetes_namespace") "regex" (include "prometheus.namespaceRegex" $ctx) "action" "keep")
+  (dict "source_labels" (list "__meta_kubernetes_service_annotation_prometheus_io_scrape") "regex" "true" "action" "keep")
+  (dict "source_labels" $d.selectorSD.source_labels "regex" $d.selectorSD.regex "target_label" "__tmp_phase5_kind" "replacement" "service") -}}
+{{- with $d.serviceNames -}}
+{{- $out = append $out (dict "source_labels" (list "__meta_kubernetes_service_name") "regex" . "target_label" "__tmp_phase5_kind" "replacement" "service") -}}
 {{- end -}}
-{{- toJson $jobs -}}
+{{- with $d.exporterSD -}}
+{{- $out = append $out (dict "source_labels" .source_labels "regex" .regex "target_label" "__tmp_phase5_kind" "replacement" "exporter") -}}
+{{- end -}}
+{{- with $d.exporterNames -}}
+{{- $out = append $out (dict "source_labels" (list "__meta_kubernetes_service_name") "regex" . "target_label" "__tmp_phase5_kind" "replacement" "exporter") -}}
+{{- end -}}
+{{- $out = append $out (dict "source_labels" (list "__tmp_phase5_kind") "regex" .job.kind "action" "keep") -}}
+{{- toYaml $out -}}
 {{- end -}}
 
 {{/*
 prometheus.operatorRelabelings: the relabel_configs of a Phase 5 scrape job (as in
-files/prometheus.yml: namespace regex, Service names, the prometheus.io/scrape annotation, then
-prometheus.annotationRelabel) in the ServiceMonitor's camelCase form, followed by what makes the
-targets' labels the same as the chart's own job gives: prometheus-operator adds `container` and
-`endpoint` (dropped) and names the job after the Service (set to the chart's job name).
+files/prometheus.yml: prometheus.jobRelabel, then prometheus.annotationRelabel) in the
+ServiceMonitor's camelCase form, followed by what makes the targets' labels the same as the
+chart's own job gives: prometheus-operator adds `container` and `endpoint` (dropped) and names
+the job after the Service (set to the chart's job name).
 Usage: include "prometheus.operatorRelabelings" (dict "context" . "job" $job)
 */}}
 {{- define "prometheus.operatorRelabelings" -}}
 {{- $ctx := .context -}}
-{{- $own := list
-  (dict "source_labels" (list "__meta_kubernetes_namespace") "regex" (include "prometheus.namespaceRegex" $ctx) "action" "keep")
-  (dict "source_labels" (list "__meta_kubernetes_service_name") "regex" (include "prometheus.namesRegex" .job.names) "action" "keep")
-  (dict "source_labels" (list "__meta_kubernetes_service_annotation_prometheus_io_scrape") "regex" "true" "action" "keep") -}}
-{{- $all := concat $own (include "prometheus.annotationRelabel" $ctx | fromYamlArray) -}}
+{{- $all := concat (include "prometheus.jobRelabel" . | fromYamlArray) (include "prometheus.annotationRelabel" $ctx | fromYamlArray) -}}
 {{- $keys := dict "source_labels" "sourceLabels" "target_label" "targetLabel" "regex" "regex" "replacement" "replacement" "action" "action" "separator" "separator" "modulus" "modulus" -}}
 {{- $out := list -}}
 {{- range $r := $all -}}
