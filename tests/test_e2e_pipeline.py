@@ -792,7 +792,7 @@ def test_stopping_jaeger_pages_the_monitoring_alert(stack):
     stack.wait(lambda: stack.query(f'up{{job="monitoring-stack", service="{svc}"}} == 1'), 30,
                what=f"{svc} scraped before the stop")
     assert not _firing(stack, "MonitoringTargetDown", svc), "MonitoringTargetDown fired while Jaeger ran"
-    want = {"webhook:webhook", f"slack:{pipeline.CHANNELS['critical']}", f"email:{pipeline.EMAIL_TO}", "pagerduty"}
+    want = {"webhook:webhook", pipeline.slack_destination("critical"), f"email:{pipeline.EMAIL_TO}", "pagerduty"}
     key = ("MonitoringTargetDown", svc)
     j.process.stop()
     firing = stack.wait(lambda: _firing(stack, "MonitoringTargetDown", svc), 60,

@@ -76,8 +76,10 @@ def amc_route(route):
 
 
 def amc_inhibit(rules):
+    """AlertmanagerConfig inhibit rules as alertmanager.yaml's (an empty `equal` is no `equal`, as
+    the operator writes it)."""
     return [{"source_matchers": matchers(r.get("sourceMatch")), "target_matchers": matchers(r.get("targetMatch")),
-             "equal": r.get("equal", [])} for r in rules or []]
+             **({"equal": r["equal"]} if r.get("equal") else {})} for r in rules or []]
 
 
 def crds_dir():

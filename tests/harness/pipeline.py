@@ -152,7 +152,9 @@ def chart_values(for_durations=None):
         "prometheus.alerts.ErrorBudgetBurn.pageFor": "12s",
         "alertmanager.slack.channels": CHANNELS,
         "alertmanager.slack.ownWebhooks": list(OWN_WEBHOOKS),
-        "alertmanager.secrets.slackWebhookUrls": {k: f"https://hooks.slack.invalid/services/E2E-{k}"
+        # Each URL ends in its Secret key, so a webhook the operator inlines (operator mode) is told
+        # apart at the sink as a credential file is (harness.swaps).
+        "alertmanager.secrets.slackWebhookUrls": {k: f"https://hooks.slack.invalid/services/{slack_webhook(k)}"
                                                   for k in OWN_WEBHOOKS},
         "alertmanager.email.to": EMAIL_TO,
         "alertmanager.email.username": "alertmanager",
@@ -161,7 +163,7 @@ def chart_values(for_durations=None):
         "alertmanager.watchdog.enabled": True,
         # Placeholder credentials: the chart writes them into its Secret; the harness then
         # replaces the file contents with the local sinks' URLs (a documented swap).
-        "alertmanager.secrets.slackWebhookUrl": "https://hooks.slack.invalid/services/E2E",
+        "alertmanager.secrets.slackWebhookUrl": "https://hooks.slack.invalid/services/slack-webhook-url",
         "alertmanager.secrets.smtpPassword": SMTP_PASSWORD,
         "alertmanager.secrets.pagerdutyRoutingKey": "e2e-routing-key",
         "alertmanager.secrets.webhookUrl": "https://webhook.invalid/e2e",

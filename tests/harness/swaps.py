@@ -62,8 +62,11 @@ def alertmanager_config(cfg, pod, sinks, swaps):
                 c["app_url"] = s.http_url("slack", "app")
                 swaps.add(f"alertmanager: receiver {name} slack app_url (chat.postMessage) -> the Slack sink's /slack/app")
             if "api_url" in c:
-                c["api_url"] = s.http_url("slack", name)
-                swaps.add(f"alertmanager: receiver {name} slack api_url -> the Slack sink")
+                # Inline (operator mode inlines the Secret's value): the sink path is the URL's last
+                # segment, so each distinct webhook stays distinct.
+                key = urllib.parse.urlsplit(str(c["api_url"])).path.rstrip("/").rsplit("/", 1)[-1] or name
+                c["api_url"] = s.http_url("slack", key)
+                swaps.add(f"alertmanager: receiver {name} slack api_url -> the Slack sink /slack/<its last path segment>")
         for c in r.get("email_configs") or []:
             if "smarthost" in c:
                 c["smarthost"] = s.smtp_address
