@@ -21,7 +21,7 @@ import pytest
 
 from harness import pipeline
 from harness.manifests import Manifests
-from harness.pipeline import carried
+from harness.pipeline import carried, destination
 from harness.ports import free_port
 from harness.render import render_raw
 from harness.sinks import Sinks
@@ -82,7 +82,7 @@ def _arrivals(received):
     for n in received:
         if n.kind != "slack":
             continue
-        via = f"{n.key}@{n.path.rstrip('/').rsplit('/', 1)[-1]}"
+        via = destination(n).removeprefix("slack:")
         for status, name, svc in carried(n):
             if status == "firing":
                 out.setdefault((name, svc), []).append(via)
