@@ -1,11 +1,12 @@
 {{/*
 phase5-monitoring.runs: "true" when component .component runs its own workload: enabled, and not
-replaced by the existing kube-prometheus-stack in operator mode (global.operator.enabled).
+replaced by the existing kube-prometheus-stack in operator mode (global.operator.enabled and
+operator = replaced in its common.components row).
 Usage: include "phase5-monitoring.runs" (dict "context" $ "component" "prometheus")
 */}}
 {{- define "phase5-monitoring.runs" -}}
-{{- $replaced := list "prometheus" "alertmanager" "grafana" "kube-state-metrics" "node-exporter" -}}
-{{- if and (index .context.Values .component).enabled (not (and .context.Values.global.operator.enabled (has .component $replaced))) -}}true{{- end -}}
+{{- $replaced := and .context.Values.global.operator.enabled (eq (include "common.component" .component | fromJson).operator "replaced") -}}
+{{- if and (dig "enabled" false (index .context.Values .component | default dict)) (not $replaced) -}}true{{- end -}}
 {{- end -}}
 
 {{/* The NOTES.txt text, as a define so tests can render it (helm template skips NOTES.txt). */}}
