@@ -63,8 +63,9 @@ namespaces of the Phase 5 services): set alertmanagerConfigMatcherStrategy.type=
 Check the installation: helm test {{ .Release.Name }} -n {{ $ns }}
 {{- if and .Values.promtail.enabled (eq .Values.promtail.collector "promtail") }}
 
-WARNING: the log collector is Promtail, which reached end of life on 2026-03-02. Switch to
-         Grafana Alloy (same labels and parsing) with --set promtail.collector=alloy.
+WARNING: the log collector is Promtail, which reached end of life on 2026-03-02 (no fixes,
+         no security updates). Switch to Grafana Alloy, the default (same labels and
+         parsing): unset promtail.collector or --set promtail.collector=alloy.
 {{- end }}
 {{- if and $c.prometheus.runs (not .Values.prometheus.persistence.enabled) }}
 

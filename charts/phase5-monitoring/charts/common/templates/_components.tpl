@@ -62,7 +62,7 @@ JSON, like common.ports: parsed with fromJson, and by the harness with json.load
   "networkPolicy": {
    "ingress": [{"peers": ["promtail", "grafana", "prometheus"], "ports": ["web"]}],
    "egress": [{"peers": ["storage"], "ports": [443], "why": "Object storage (S3-compatible) when configured."}]}},
- {"key": "promtail", "name": "promtail", "nameValue": "collector", "ports": {"metrics": "TCP"}, "health": {"port": "metrics", "path": "ready"},
+ {"key": "promtail", "name": "alloy", "nameValue": "collector", "ports": {"metrics": "TCP"}, "health": {"port": "metrics", "path": "ready"},
   "operator": "runs", "scrapeJob": "monitoring-stack",
   "networkPolicy": {
    "ingress": [{"peers": ["prometheus"], "ports": ["metrics"]}],
