@@ -14,6 +14,7 @@ import re
 import subprocess
 import threading
 import time
+from pathlib import Path
 
 import pytest
 import yaml
@@ -239,9 +240,22 @@ def deploy_script(cluster, *args, check=True):
     return cluster.run(["bash", str(DEPLOY), *args], check=check, env=env, timeout=900)
 
 
-def deploy_args(profile, ns):
+def deploy_args(profile, ns, workdir=None):
+    """The deploy script's arguments for a profile. The script takes values files only: a
+    profile's --set-json pairs go into a values file written in `workdir` (the test's tmp_path)."""
     files, sets = PROFILES[profile]
-    assert not sets, "deploy-monitoring.sh takes values files only"
+    if sets:
+        assert workdir is not None, f"{profile}: its --set values need a workdir to become a values file"
+        extra = Path(workdir) / f"{profile}-sets.yaml"
+        tree = {}
+        for key, value in sets.items():
+            node = tree
+            *parents, leaf = key.split(".")
+            for part in parents:
+                node = node.setdefault(part, {})
+            node[leaf] = value
+        extra.write_text(yaml.safe_dump(tree))
+        files = [*files, extra]
     args = ["--namespace", ns, "--release", "p5", "--timeout", "3m", "--no-health-check"]
     if files and files[0].parent == paths.PROFILES_DIR:
         args += ["--profile", files[0].stem]
@@ -267,7 +281,7 @@ def server_refuses(cluster, ns, profile):
 
 
 @pytest.mark.parametrize("profile", ["defaults", "dev", "production", "kind", "promtail"])
-def test_upgrade_from_previous_release(cluster, ns, profile):
+def test_upgrade_from_previous_release(cluster, ns, profile, tmp_path):
     """From the released package in ci/releases/: the API server refuses the StatefulSet
     updates exactly where the model says a volumeClaimTemplate changes, and
     deploy-monitoring.sh upgrades every profile keeping every PVC."""
@@ -281,7 +295,7 @@ def test_upgrade_from_previous_release(cluster, ns, profile):
     for name, err in refused.items():
         assert IMMUTABLE.search(err), f"{name}: {err}"
 
-    out = deploy_script(cluster, *deploy_args(profile, ns)).stdout
+    out = deploy_script(cluster, *deploy_args(profile, ns, tmp_path)).stdout
     for sts in predicted:
         assert f"StatefulSet {sts}: volumeClaimTemplates change" in out, out
     assert_ready(cluster, ns)
