@@ -203,17 +203,22 @@ _OVERRIDE_TEST = textwrap.dedent("""\
 _FIRING = ('[{exp_labels: {severity: %s, category: application, namespace: phase5-tasks, service: backend}}]')
 
 
-def _run_override_case(tmp_path, rules, exp_alerts):
-    """Run the 10 %-errors case against `rules`. This focused check compares labels only, so
-    the annotations are dropped from the rendered alerts (promtool would otherwise require
-    them in exp_annotations); the full annotations are covered by tests/rules/."""
+def _promtool_labels_only(tmp_path, rules, test_text):
+    """promtool test rules of `test_text` against `rules`. These focused checks compare labels
+    only, so the annotations are dropped from the rendered alerts (promtool would otherwise
+    require them in exp_annotations); the full annotations are covered by tests/rules/."""
     doc = yaml.safe_load(rules["phase5-alerts.yaml"])
     for group in doc["groups"]:
         for rule in group["rules"]:
             rule.pop("annotations", None)
     prom.write_rules(tmp_path, {**rules, "phase5-alerts.yaml": yaml.safe_dump(doc)})
-    (tmp_path / "override.test.yaml").write_text(_OVERRIDE_TEST % exp_alerts)
-    return prom.promtool("test", "rules", "override.test.yaml", cwd=tmp_path)
+    (tmp_path / "focused.test.yaml").write_text(test_text)
+    return prom.promtool("test", "rules", "focused.test.yaml", cwd=tmp_path)
+
+
+def _run_override_case(tmp_path, rules, exp_alerts):
+    """Run the 10 %-errors case against `rules`."""
+    return _promtool_labels_only(tmp_path, rules, _OVERRIDE_TEST % exp_alerts)
 
 
 def test_threshold_override_changes_the_rendered_rule_and_its_behaviour(tmp_path):
@@ -278,13 +283,7 @@ def test_required_series_per_service(tmp_path):
     own = ["http_requests_total", "reminder_deliveries_total"]
     _, rules = prom.rendered(set_values={"prometheus.alerts.Phase5MetricsMissing.seriesByService":
                                          {"reminder-agent": own, "notification-agent": own}})
-    doc = yaml.safe_load(rules["phase5-alerts.yaml"])
-    for group in doc["groups"]:
-        for rule in group["rules"]:
-            rule.pop("annotations", None)
-    prom.write_rules(tmp_path, {**rules, "phase5-alerts.yaml": yaml.safe_dump(doc)})
-    (tmp_path / "by-service.test.yaml").write_text(_SERIES_BY_SERVICE_TEST)
-    proc = prom.promtool("test", "rules", "by-service.test.yaml", cwd=tmp_path)
+    proc = _promtool_labels_only(tmp_path, rules, _SERIES_BY_SERVICE_TEST)
     assert proc.returncode == 0, _output(proc)
 
 
