@@ -323,7 +323,19 @@ class MetricFamilies:
                                 if p["spec"].get("nodeName") == node and p.get("status", {}).get("phase") == "Running"))
         up = GaugeMetricFamily("kubelet_node_name", "The node's name.", labels=("node",))
         up.add_metric((node,), 1)
-        return [pods, up]
+        # The volume stats of every PersistentVolumeClaim mounted by a running pod of the node
+        # (kubelet's volume_stats collector: namespace, persistentvolumeclaim), a quarter used.
+        lab = ("namespace", "persistentvolumeclaim")
+        cap = GaugeMetricFamily("kubelet_volume_stats_capacity_bytes", "Capacity in bytes of the volume.", labels=lab)
+        avail = GaugeMetricFamily("kubelet_volume_stats_available_bytes", "Available bytes of the volume.", labels=lab)
+        claims = sorted({(p["metadata"]["namespace"], v["persistentVolumeClaim"]["claimName"])
+                         for p in (snap.pods if snap else [])
+                         if p["spec"].get("nodeName") == node and p.get("status", {}).get("phase") == "Running"
+                         for v in p["spec"].get("volumes") or [] if v.get("persistentVolumeClaim")})
+        for claim in claims:
+            cap.add_metric(claim, 10 * 2**30)
+            avail.add_metric(claim, 7.5 * 2**30)
+        return [pods, up, cap, avail]
 
     def _cadvisor_metrics(self, node):
         lab = ("namespace", "pod", "container", "id", "image", "name")
