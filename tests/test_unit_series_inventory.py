@@ -243,3 +243,16 @@ def test_schema_rejects_bad_series_and_limit_values(key, value):
     msg = render_error(set_values={key: value})
     leaf = key.split(".")[-1]
     assert leaf in msg or "additional properties" in msg.lower() or key.split(".")[-2] in msg, msg
+
+
+def test_readme_states_the_jobs_and_default_limits():
+    """README "What Prometheus stores": its job table names every job of scrape.jobs, and the
+    example's limits are the defaults."""
+    text = (inv.SUBCHARTS_DIR.parents[2] / "README.md").read_text()
+    section = text.split("### What Prometheus stores", 1)[1].split("\n### ", 1)[0]
+    values = yaml.safe_load((inv.SUBCHARTS_DIR / "prometheus" / "values.yaml").read_text())["scrape"]["jobs"]
+    table = {j for row in section.splitlines() if row.startswith("| `") for j in re.findall(r"`([a-z0-9-]+)`", row.split("|")[1])}
+    assert table == set(values), f"README job table {sorted(table)}, scrape.jobs {sorted(values)}"
+    example = yaml.safe_load(section.split("```yaml", 1)[1].split("```", 1)[0])["prometheus"]["scrape"]["jobs"]
+    for job, v in example.items():
+        assert v["limits"] == values[job]["limits"], f"README example limits of {job}: {v['limits']}, default {values[job]['limits']}"
