@@ -9,16 +9,17 @@ Prometheus keep-lists (charts/.../prometheus/files/keep-lists.yaml) are generate
 
     .venv/bin/python scripts/series_inventory.py [--write]   # print the inventory; rewrite the file
 
-The parser: `promql-parser` from PyPI (pinned in requirements.txt), the Rust `promql-parser`
-crate (a port of Prometheus' own Go parser, its test cases included) behind Python bindings.
-It was already the harness's parser (harness/promql.py, the dashboard checks), parses every
-rendered expression (subqueries, `@`/offset modifiers, `group_left`, `{__name__=~...}` included;
-a test parses them all), and costs nothing at build time. The alternative, a small Go program
-around github.com/prometheus/prometheus/promql/parser at promtool's version, would be the
-reference grammar itself but adds a build recipe and a cold Go build of most of the prometheus
-module's dependency tree to `make tools`; promtool already holds every rule file to the
-reference grammar (`promtool check rules`, the conformance tier), so a disagreement between the
-two parsers would fail there, not pass silently.
+The parser: `promql-parser` from PyPI (pinned in requirements.txt): Python bindings of the Rust
+`promql-parser` crate (GreptimeDB's PromQL parser), a real grammar-based parser, not regexes.
+It was already the harness's parser (harness/promql.py, the runbook and dashboard checks), parses
+every rendered expression (subqueries, `@` and offset modifiers, `group_left`,
+`{__name__=~"a|b"}` included; tests/test_unit_series_inventory.py parses them all) and adds no
+build step. The alternative, a small Go program around
+github.com/prometheus/prometheus/promql/parser at promtool's version (v0.316.0), would be the
+reference grammar itself, but needs a tools.versions entry, a build recipe and a Go build in
+`make tools` (BUILD_COST below). What the two parsers could disagree on is caught anyway: the
+real grammar checks every rule file (`promtool check rules`, conformance tier) and the real
+Prometheus runs every rule and panel query (e2e tier, test_e2e_pipeline.py).
 
 Dashboard queries have Grafana's macros and template variables substituted first
 (harness.dashboards.substitute: $__rate_interval -> 1m, $namespace -> .*, ...), as the e2e tier
