@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 # Helm's polling) runs beside the CPU-bound tiers; module fixtures stay in one process.
 PYTEST_XDIST ?= -n 2 --dist loadfile
 
-.PHONY: all help prereqs venv checkov tools test unit conformance e2e cluster-tier deploy render lint package release registry docs schemas clean preview bench bench-render cluster
+.PHONY: all help prereqs venv checkov tools test unit conformance e2e cluster-tier deploy render lint package release registry docs schemas keep-lists clean preview bench bench-render cluster
 
 all: test
 
@@ -83,6 +83,9 @@ bench: venv tools ## Measure alert latency, dashboard query latency (1,000+ pods
 bench-render: venv ## Only the render comparison with kube-prometheus-stack (KPS_CHART=dir, default build/kps/kube-prometheus-stack; BENCH_ARGS='--render-baseline main' adds a before/after); rewrites that section of docs/benchmarks.md
 	scripts/install-tools.sh helm helm4
 	$(PY) scripts/bench.py --render-only $(BENCH_ARGS)
+
+keep-lists: venv ## Regenerate prometheus/files/keep-lists.yaml from the series the rules, alerts and dashboards read (scripts/series_inventory.py; without --write it lists them)
+	$(PY) scripts/series_inventory.py --write
 
 schemas: ## Generate every values.schema.json from values.yaml and its `# --`/`# @schema` comments (scripts/schemas.py)
 	$(PYTHON) scripts/schemas.py --write

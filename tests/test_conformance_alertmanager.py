@@ -77,7 +77,8 @@ ROUTES = [
                    "MonitoringDaemonSetNotOnEveryNode", "LokiRequestErrors", "LokiIngestionRefused",
                    "LokiCompactorNotRunning", "LogCollectorSendFailures", "LogCollectorDroppedLines",
                    "JaegerSpansRefused", "JaegerSpansDropped", "PersistentVolumeFillingUp",
-                   "PrometheusTSDBNearRetentionSize", "NodeNotReady", "NodeUnderPressure", "NodeUnschedulable")],
+                   "PrometheusTSDBNearRetentionSize", "NodeNotReady", "NodeUnderPressure", "NodeUnschedulable",
+                   "ScrapeLimitExceeded")],
     # Watchdog: its own receiver only
     ("watchdog-only-to-its-receiver", am.alert_labels("Watchdog"), ["watchdog"]),
     ("watchdog-only-even-if-critical", am.alert_labels("Watchdog", severity="critical", category="database"), ["watchdog"]),
@@ -339,7 +340,8 @@ BRIEF_INHIBITIONS = {
     # issue 25: a component, kube-state-metrics or a node down does not page every symptom under it
     "component-down-explains-its-own-alerts": (
         {"MonitoringTargetDown"},
-        {a for a, l in am.ALERTS.items() if l["category"] == "monitoring"} - {"MonitoringTargetDown"},
+        # not ScrapeLimitExceeded (issue 27): it is why the component's scrapes fail
+        {a for a, l in am.ALERTS.items() if l["category"] == "monitoring"} - {"MonitoringTargetDown", "ScrapeLimitExceeded"},
         {"namespace", "service"},
     ),
     "loki-down-explains-collector-failures": (

@@ -50,6 +50,22 @@ def test_promtool_check_config_with_remote_write_and_external_alertmanagers(tmp_
     assert proc.returncode == 0, _output(proc)
 
 
+@pytest.mark.parametrize("set_values", [
+    {"prometheus.scrape.keepAllSeries": True},
+    {"prometheus.scrape.jobs.phase5-exporters.keep": ["pg_.*", "kafka_.*"],
+     "prometheus.scrape.jobs.phase5-exporters.drop": ["pg_stat_statements_.*"],
+     "prometheus.scrape.jobs.kube-state-metrics.extraKeep": ["kube_pod_info", "kube_node_.*"],
+     "prometheus.scrape.kubelet.extraPodNamespaces": ["kube-system", "team-.*"],
+     "prometheus.scrape.jobs.kubelet.limits": {"sampleLimit": 0, "labelLimit": 0, "bodySizeLimit": "0"}},
+], ids=["keep-all-series", "keep-drop-extra-keep-and-no-limits"])
+def test_promtool_check_config_with_series_selection(set_values, tmp_path):
+    """Issue 27: keep-lists, keep/drop lists, the namespace filter and the limits, as the
+    real promtool reads them (the defaults: test_promtool_check_config)."""
+    config, rules = prom.rendered(set_values=set_values)
+    proc = prom.promtool("check", "config", prom.layout(tmp_path, config, rules))
+    assert proc.returncode == 0, _output(proc)
+
+
 @pytest.mark.parametrize("values", params.profiles())
 def test_promtool_check_rules(values, tmp_path):
     _, rules = prom.rendered(values)

@@ -2,7 +2,9 @@
 run here (Prometheus, Alertmanager, Jaeger) are on the real binaries' /metrics, with those label
 names. The unit tier holds the monitoring alerts to that table (test_unit_rule_metrics.py); this
 holds the table to the binaries, so an upstream rename fails here instead of silencing an alert."""
+import json
 import re
+import urllib.parse
 import urllib.request
 
 import pytest
@@ -66,10 +68,10 @@ def test_prometheus_exposes_the_documented_series(tmp_path):
     # One rule group (rule_group label), one Alertmanager (alertmanager label; nothing listens).
     (tmp_path / "rules.yaml").write_text("groups:\n  - name: g\n    rules:\n      - record: r\n        expr: vector(1)\n")
     (tmp_path / "prometheus.yml").write_text(
-        "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
+        "global: {scrape_interval: 1s, evaluation_interval: 1s, extra_scrape_metrics: true}\n"
         f"rule_files: [{tmp_path / 'rules.yaml'}]\n"
         f"alerting: {{alertmanagers: [{{static_configs: [{{targets: ['127.0.0.1:{am_port}']}}]}}]}}\n"
-        f"scrape_configs: [{{job_name: self, static_configs: [{{targets: ['127.0.0.1:{port}']}}]}}]\n")
+        f"scrape_configs: [{{job_name: self, sample_limit: 54321, static_configs: [{{targets: ['127.0.0.1:{port}']}}]}}]\n")
     proc = Process("prometheus", [binary, f"--config.file={tmp_path / 'prometheus.yml'}",
                                   f"--storage.tsdb.path={tmp_path / 'data'}", "--storage.tsdb.retention.size=1GB",
                                   f"--web.listen-address=127.0.0.1:{port}"],
@@ -80,9 +82,16 @@ def test_prometheus_exposes_the_documented_series(tmp_path):
         wait_until(lambda: '"value"' in _get(f"{base}/api/v1/query?query=up"), 30, "up of the self-scrape",
                    every=0.5, retry=(OSError,))
         page = _get(f"{base}/metrics")
+        # The per-target series ScrapeLimitExceeded reads, as this version stores them.
+        per_target = json.loads(_get(f"{base}/api/v1/query?query=" + urllib.parse.quote(
+            '{__name__=~"up|scrape_.*", job="self"}')))["data"]["result"]
     finally:
         proc.stop()
-    problems = mismatches("prometheus", page, skip={"up"})
+    problems = mismatches("prometheus", page, skip=um.PER_TARGET)
+    stored = {s["metric"]["__name__"]: s for s in per_target}
+    problems += [f"prometheus: per-target series {n} is not stored" for n in sorted(um.PER_TARGET - set(stored))]
+    if "scrape_sample_limit" in stored and stored["scrape_sample_limit"]["value"][1] != "54321":
+        problems.append(f"scrape_sample_limit is {stored['scrape_sample_limit']['value'][1]}, the job's sample_limit 54321")
     assert not problems, "\n".join(problems)
     # The ratio PrometheusTSDBNearRetentionSize divides by: --storage.tsdb.retention.size, in
     # binary units (Prometheus' 1GB is 2^30 bytes).

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from harness import operator as op
-from harness import pipeline
+from harness import paths, pipeline
 from harness.cluster import open_cluster
 from harness.operator_e2e import RELEASE, GeneratedConfig, kps_discovery_rbac
 from harness.stack import Stack
@@ -73,6 +73,14 @@ def test_the_running_configuration_is_the_operators(stack):
             f"serviceMonitor/{ns}/{RELEASE}-prometheus-phase5-exporters/0"} <= jobs, sorted(jobs)
     assert "phase5-services" not in jobs and "phase5-exporters" not in jobs, \
         f"the chart's own Phase 5 jobs must not run in operator mode: {sorted(jobs)}"
+    # Issue 27: the operator turned each ServiceMonitor's limits into the job's, the chart's defaults.
+    values = yaml.safe_load((paths.SUBCHARTS_DIR / "prometheus" / "values.yaml").read_text())["scrape"]["jobs"]
+    by_name = {j["job_name"]: j for j in stack.prom_config["scrape_configs"]}
+    for name in ("phase5-services", "phase5-exporters"):
+        job = by_name[f"serviceMonitor/{ns}/{RELEASE}-prometheus-{name}/0"]
+        lim = values[name]["limits"]
+        got = (job.get("sample_limit"), job.get("label_limit"), job.get("body_size_limit"))
+        assert got == (lim["sampleLimit"], lim["labelLimit"], lim["bodySizeLimit"]), f"{name}: limits {got}, chart {lim}"
     loaded = {f.name for f in stack.rule_files}
     assert len(loaded) == len(gen.rule_files) >= 3, (sorted(loaded), sorted(gen.rule_files))
     for f in stack.rule_files:

@@ -13,7 +13,7 @@ import grpc
 import pytest
 import yaml
 
-from harness import dashboards, paths, pipeline, spec, tools
+from harness import dashboards, paths, pipeline, series_inventory, spec, tools
 from harness import jaeger as jh
 from harness.pipeline import (ALERTS, FAULT_SERVICES, FOR, INHIBITIONS, RUNBOOK, carried,
                               deliveries, destination, expected_destinations,
@@ -140,37 +140,100 @@ def test_every_recording_rule_yields_series_on_baseline(stack):
     assert not found, "\n".join(found)
 
 
+def _exposed(stack, job):
+    """What the up targets of `job` answer, fetched through the pod network as Prometheus
+    fetches them, before metric relabelling: ([(sample name, labels, value)], {sample name:
+    family type}). Empty label values are left out, as Prometheus drops them."""
+    import urllib.request
+    from prometheus_client.parser import text_string_to_metric_families
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({"http": stack.net.url}))
+    samples, types = [], {}
+    for t in stack.targets():
+        if t["labels"].get("job") != job or t["health"] != "up":
+            continue
+        with opener.open(t["scrapeUrl"], timeout=10) as r:
+            text = r.read().decode()
+        for fam in text_string_to_metric_families(text):
+            for s in fam.samples:
+                samples.append((s.name, {k: v for k, v in s.labels.items() if v != ""}, s.value))
+                types[s.name] = fam.type
+    return samples, types
+
+
 def test_kube_state_metrics_stand_in_matches_its_documented_metrics(stack):
-    """The kube-state-metrics series Prometheus scrapes from the chart's kube-state-metrics pod
-    (derived from the API server's objects) have the names, types and labels kube-state-metrics
-    documents for the pinned version, and describe the objects the API server holds. (That the
-    chart's image is that version: test_unit_versions.py.)"""
+    """The kube-state-metrics series the chart's kube-state-metrics pod answers Prometheus with
+    (derived from the API server's objects; read before the job's keep-list, which stores only
+    what the chart reads) have the names, types and labels kube-state-metrics documents for the
+    pinned version, and describe the objects the API server holds. (That the chart's image is
+    that version: test_unit_versions.py.)"""
     from harness import ksm
-    def scraped():
-        got = {s["metric"]["__name__"] for s in stack.query('count by (__name__) ({job="kube-state-metrics"})')}
-        # Prometheus' own: per target (up, scrape_*), and the alerts about the job
-        # (KubeStateMetricsDown carries job="kube-state-metrics" into ALERTS while pending).
-        return got - {"up", "ALERTS", "ALERTS_FOR_STATE"} - {n for n in got if n.startswith("scrape_")}
-    names = stack.wait(scraped, 30, what="kube-state-metrics series scraped")
-    problems = [f"{n}: scraped but not in the documented table" for n in sorted(names - set(ksm.KSM_METRICS))]
+    samples, types = stack.wait(lambda: (got := _exposed(stack, "kube-state-metrics"))[0] and got,
+                                30, what="kube-state-metrics answering through the pod network")
+    names = {n for n, _, _ in samples}
+    problems = [f"{n}: exposed but not in the documented table" for n in sorted(names - set(ksm.KSM_METRICS))]
     for name in sorted(ksm.KSM_METRICS):
-        series = stack.query(f'{name}{{job="kube-state-metrics"}}')
+        series = [labels for n, labels, _ in samples if n == name]
         if not series and name != "kube_pod_container_status_waiting_reason":   # only while a container waits
             problems.append(f"{name}: no series")
-        for s in series[:50]:
-            problems += ksm.label_problems(name, s["metric"])
-    meta = {n: v[0]["type"] for n, v in _get_json(stack, "/api/v1/metadata")["data"].items()}
-    problems += [f"{n}: type {meta.get(n)}, documented {t}" for n, (t, _) in ksm.KSM_METRICS.items()
-                 if n in meta and meta[n] != t]
+        for labels in series[:50]:
+            problems += ksm.label_problems(name, labels)
+    problems += [f"{n}: type {types.get(n)}, documented {t}" for n, (t, _) in ksm.KSM_METRICS.items()
+                 if n in types and types[n] != t]
     # the objects: every pod the API server holds in phase5-prod, with its node and IP
     api = {(p["metadata"]["name"], p["spec"].get("nodeName", ""), p.get("status", {}).get("podIP", ""))
            for p in stack.cluster.refresh().pods if p["metadata"]["namespace"] == NAMESPACE
            and p.get("status", {}).get("phase") == "Running"}
-    got = {(s["metric"]["pod"], s["metric"]["node"], s["metric"]["pod_ip"])
-           for s in stack.query(f'kube_pod_info{{namespace="{NAMESPACE}"}}')}
+    got = {(labels["pod"], labels.get("node", ""), labels.get("pod_ip", ""))
+           for n, labels, _ in samples if n == "kube_pod_info" and labels.get("namespace") == NAMESPACE}
     if not api <= got:
         problems.append(f"kube_pod_info lacks pods the API server runs: {sorted(api - got)[:3]}")
     assert not problems, "\n".join(problems[:30])
+
+
+def _stored_names(stack, job):
+    """Metric names Prometheus holds of `job`, less those it writes itself (up, scrape_*, ALERTS)."""
+    got = {s["metric"]["__name__"] for s in stack.query(f'count by (__name__) ({{job="{job}"}})')}
+    return {n for n in got if n not in {"up", "ALERTS", "ALERTS_FOR_STATE"} and not n.startswith("scrape_")}
+
+
+@pytest.mark.parametrize("job", series_inventory.INFRA_JOBS)
+def test_infrastructure_job_stores_its_keep_list_and_nothing_else(stack, job):
+    """Issue 27 on the real Prometheus: of what the job's targets answer, exactly the metric
+    names of its keep-list (prometheus/files/keep-lists.yaml, generated from what the rules,
+    alerts and dashboards read) are stored; a name a target exposes outside the list is not."""
+    keep = set(series_inventory.committed_keep_lists()[job])
+    exposed = stack.wait(lambda: {n for n, _, _ in _exposed(stack, job)[0]}, 30, what=f"{job} answering")
+    outside = exposed - keep
+    assert outside, f"{job}: its targets expose nothing beyond the keep-list; the check would prove nothing"
+    want = exposed & keep
+    assert want, f"{job}: its targets expose none of the keep-list {sorted(keep)}"
+    found = {}
+
+    def settled():
+        found["stored"] = _stored_names(stack, job)
+        return want <= found["stored"]
+    wait_until(settled, 30, every=1, retry=(), on_timeout=False)
+    stored = found["stored"]
+    assert want <= stored, f"{job}: kept names exposed but not stored: {sorted(want - stored)}"
+    assert not stored - keep, (f"{job}: stored outside its keep-list: {sorted(stored - keep)[:10]} "
+                               f"(exposed and dropped, as they should be: {sorted(outside)[:5]} ...)")
+
+
+def test_phase5_jobs_store_everything_and_carry_their_limits(stack):
+    """The Phase 5 jobs keep every series their targets expose (teams query them ad hoc), and
+    each target reports the sample limit of its job (extra_scrape_metrics)."""
+    values = yaml.safe_load((paths.SUBCHARTS_DIR / "prometheus" / "values.yaml").read_text())["scrape"]["jobs"]
+    for job in series_inventory.PHASE5_JOBS:
+        exposed = stack.wait(lambda: {n for n, _, _ in _exposed(stack, job)[0]}, 30, what=f"{job} answering")
+        missing = []
+
+        def settled():
+            missing[:] = sorted(exposed - _stored_names(stack, job))
+            return not missing
+        wait_until(settled, 30, every=1, retry=(), on_timeout=False)
+        assert not missing, f"{job}: exposed but not stored: {missing[:10]}"
+        limits = {s["value"][1] for s in stack.query(f'scrape_sample_limit{{job="{job}"}}')}
+        assert limits == {str(values[job]["limits"]["sampleLimit"])}, f"{job}: scrape_sample_limit {limits}"
 
 
 def _get_json(stack, path):
@@ -209,6 +272,9 @@ def test_only_the_documented_swaps(stack):
         want = orig_jobs[job["job_name"]].get("relabel_configs") or []
         got = job.get("relabel_configs") or []
         assert got == want, f"job {job['job_name']}: relabel_configs changed"
+        # What each job stores and its limits (issue 27): the rendered keep-lists run here.
+        for key in ("metric_relabel_configs", "sample_limit", "label_limit", "body_size_limit"):
+            assert job.get(key) == orig_jobs[job["job_name"]].get(key), f"job {job['job_name']}: {key} changed"
         # Discovery: the rendered roles, namespaces and selectors; only where the API server is
         # and the credentials to reach it (the in-cluster config's files) are added.
         sds = orig_jobs[job["job_name"]].get("kubernetes_sd_configs") or []
@@ -638,10 +704,16 @@ def test_jaeger_receives_otlp_grpc_http_and_zipkin_and_is_scraped(stack):
     svc = f"{stack.release}-jaeger"
     stack.wait(lambda: stack.query(f'up{{job="monitoring-stack", service="{svc}"}} == 1'), 30,
                what=f"Prometheus scraping {svc} through the monitoring-stack job")
-    accepted = stack.wait(lambda: stack.query(
-        f'sum(max_over_time({{__name__=~"otelcol_receiver_accepted_spans(_total)?", service="{svc}"}}[1m])) >= 3'),
-        40, what="Jaeger's accepted-spans counter in Prometheus")
-    assert float(accepted[0]["value"][1]) >= 3
+    # What Prometheus scrapes from Jaeger counts the spans (the accepted-spans counter, read from
+    # its answer: the monitoring-stack keep-list stores only the series the Jaeger alerts read) ...
+    def accepted():
+        samples, _ = _exposed(stack, "monitoring-stack")
+        n = sum(v for name, _, v in samples if name == "otelcol_receiver_accepted_spans_total")
+        return n >= 3 and n
+    assert stack.wait(accepted, 40, what="Jaeger's accepted-spans counter at its metrics port") >= 3
+    # ... and stores the series the Jaeger alerts read
+    stack.wait(lambda: stack.query(f'otelcol_receiver_refused_spans_total{{service="{svc}"}}'), 30,
+               what="Jaeger's refused-spans counter (JaegerSpansRefused) in Prometheus")
 
 
 # ----------------------------------------------------------------------------- resolution

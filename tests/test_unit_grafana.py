@@ -70,7 +70,9 @@ EXTRA_PANELS = {
     # issue 14: the monitoring-stack alerts link here; it shows what they measure
     "phase5-overview": ["Alerting Pipeline Health",
                         # issue 25: the stack, storage and node alerts link here; they show what those measure
-                        "Monitoring Stack Health", "Volumes and Nodes"],
+                        "Monitoring Stack Health", "Volumes and Nodes",
+                        # issue 27: ScrapeLimitExceeded links here; how close each job is to its limit
+                        "Scrape Size vs Limit"],
 }
 
 # Metrics a panel may read. Recording rules (the brief's 13), the Phase 5 application

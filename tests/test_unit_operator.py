@@ -284,3 +284,24 @@ def test_operator_mode_lints_strict():
                            "--set", "alertmanager.secrets.existingSecret=alertmanager-secrets"],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("values", [
+    {},
+    {"prometheus.scrape.jobs.phase5-services.drop": ["debug_.*"],
+     "prometheus.scrape.jobs.phase5-exporters.keep": ["pg_.*", "kafka_.*"],
+     "prometheus.scrape.jobs.phase5-exporters.limits": {"sampleLimit": 0, "labelLimit": 30, "bodySizeLimit": "0"}},
+], ids=["defaults", "keep-drop-and-limits"])
+def test_servicemonitors_store_and_limit_what_the_full_stack_jobs_do(values):
+    """Issue 27 in operator mode: each ServiceMonitor carries its job's sample, label and body
+    size limits and keep/drop lists (metricRelabelings), as the chart's own job does."""
+    full, oper = both(values)
+    jobs = op.scrape_jobs(full)
+    monitors = {o["metadata"]["name"].removeprefix("p5-prometheus-"): o for o in oper.of_kind("ServiceMonitor")}
+    for name, sm in monitors.items():
+        job, s = jobs[name], sm["spec"]
+        for key, camel in (("sample_limit", "sampleLimit"), ("label_limit", "labelLimit"),
+                           ("body_size_limit", "bodySizeLimit")):
+            assert s.get(camel) == job.get(key), f"{name}: {camel} {s.get(camel)}, job {key} {job.get(key)}"
+        want = [op.to_camel(r) for r in job.get("metric_relabel_configs") or []]
+        assert s["endpoints"][0].get("metricRelabelings", []) == want, f"{name}: metricRelabelings differ"

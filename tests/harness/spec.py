@@ -61,6 +61,8 @@ ALERTS = {  # name: (severity, category, extra labels)
     "JaegerSpansDropped": ("critical", "monitoring", ("exporter",)),
     "PersistentVolumeFillingUp": ("critical", "monitoring", ("persistentvolumeclaim",)),
     "PrometheusTSDBNearRetentionSize": ("warning", "monitoring", ("pod",)),
+    # Issue 27: a target over its job's sample, label or body size limit.
+    "ScrapeLimitExceeded": ("critical", "monitoring", ("instance", "job", "limit")),
     "NodeNotReady": ("critical", "monitoring", ("node", "instance")),
     "NodeUnderPressure": ("warning", "monitoring", ("node", "condition", "instance")),
     "NodeUnschedulable": ("warning", "monitoring", ("node", "instance")),

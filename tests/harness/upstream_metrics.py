@@ -17,6 +17,9 @@ target labels (TARGET_LABELS).
 # Labels the scrape jobs add to every series (files/prometheus.yml relabelling).
 TARGET_LABELS = {"job", "instance", "namespace", "service", "pod"}
 
+# Series Prometheus writes for each target (not on its /metrics page).
+PER_TARGET = {"up", "scrape_samples_post_metric_relabeling", "scrape_sample_limit", "scrape_body_size_bytes"}
+
 # A histogram family is read through its series: <name>_bucket (le), _count, _sum.
 HISTOGRAM = "histogram"
 
@@ -84,10 +87,15 @@ SOURCES = {
     "prometheus": {
         "version": "v3.16.0",
         "chart": "prometheus",
-        "where": "the real prometheus binary's /metrics",
+        "where": "the real prometheus binary's /metrics; the per-target series (PER_TARGET) from what it stores "
+                 "of a scrape with extra_scrape_metrics: true",
         "binary": True,
         "metrics": {
             "up": ("gauge", set()),
+            "scrape_samples_post_metric_relabeling": ("gauge", set()),
+            "scrape_sample_limit": ("gauge", set()),          # extra_scrape_metrics
+            "scrape_body_size_bytes": ("gauge", set()),       # extra_scrape_metrics; -1: over body_size_limit
+            "prometheus_target_scrape_pool_exceeded_label_limits_total": ("counter", set()),
             "prometheus_rule_evaluation_failures_total": ("counter", {"rule_group"}),
             "prometheus_notifications_errors_total": ("counter", {"alertmanager"}),
             "prometheus_notifications_sent_total": ("counter", {"alertmanager"}),

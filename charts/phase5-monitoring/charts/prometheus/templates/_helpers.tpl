@@ -529,3 +529,57 @@ wins for one release; the umbrella's NOTES warn).
 {{- end -}}
 {{- $re -}}
 {{- end -}}
+
+{{/*
+prometheus.jobSeries: what one scrape job stores and how much a scrape may bring (README "What
+Prometheus stores"): sample_limit, label_limit and body_size_limit from scrape.jobs.<job>.limits
+(0: left out, no limit), then metric_relabel_configs:
+  - an infrastructure job (files/keep-lists.yaml has its name) keeps the metric names of its
+    generated keep-list plus scrape.jobs.<job>.extraKeep; kubelet and cadvisor also drop the
+    series of namespaces other than the Phase 5 ones, the release's and
+    scrape.kubelet.extraPodNamespaces (series without a namespace stay). scrape.keepAllSeries
+    turns both off;
+  - a Phase 5 job keeps scrape.jobs.<job>.keep when it is set, and drops scrape.jobs.<job>.drop.
+Usage: include "prometheus.jobSeries" (dict "context" . "job" "kubelet")
+*/}}
+{{- define "prometheus.jobSeries" -}}
+{{- $ctx := .context -}}
+{{- $cfg := index $ctx.Values.scrape.jobs .job | default dict -}}
+{{- if not $cfg.limits -}}
+{{- fail (printf "prometheus: scrape.jobs.%s.limits must be set (0 for no limit)" .job) -}}
+{{- end -}}
+{{- $lists := $ctx.Files.Get "files/keep-lists.yaml" | fromYaml -}}
+{{- with int64 $cfg.limits.sampleLimit }}
+sample_limit: {{ . }}
+{{- end }}
+{{- with int64 $cfg.limits.labelLimit }}
+label_limit: {{ . }}
+{{- end }}
+{{- if ne (toString $cfg.limits.bodySizeLimit) "0" }}
+body_size_limit: {{ $cfg.limits.bodySizeLimit }}
+{{- end }}
+{{- $rules := list -}}
+{{- if hasKey $lists .job -}}
+{{- if not $ctx.Values.scrape.keepAllSeries -}}
+{{- $keep := concat (index $lists .job) ($cfg.extraKeep | default list) -}}
+{{- $rules = append $rules (dict "source_labels" (list "__name__") "regex" (join "|" $keep) "action" "keep") -}}
+{{- if has .job (list "kubelet" "cadvisor") -}}
+{{- $ns := concat (list (include "prometheus.namespaceRegex" $ctx) (regexQuoteMeta $ctx.Release.Namespace)) $ctx.Values.scrape.kubelet.extraPodNamespaces -}}
+{{- $rules = append $rules (dict "source_labels" (list "namespace") "regex" (join "|" $ns) "target_label" "__tmp_namespace_stored" "replacement" "true") -}}
+{{- $rules = append $rules (dict "source_labels" (list "namespace" "__tmp_namespace_stored") "regex" ".+;" "action" "drop") -}}
+{{- $rules = append $rules (dict "regex" "__tmp_namespace_stored" "action" "labeldrop") -}}
+{{- end -}}
+{{- end -}}
+{{- else -}}
+{{- with $cfg.keep -}}
+{{- $rules = append $rules (dict "source_labels" (list "__name__") "regex" (join "|" .) "action" "keep") -}}
+{{- end -}}
+{{- with $cfg.drop -}}
+{{- $rules = append $rules (dict "source_labels" (list "__name__") "regex" (join "|" .) "action" "drop") -}}
+{{- end -}}
+{{- end -}}
+{{- with $rules }}
+metric_relabel_configs:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end -}}
