@@ -11,8 +11,8 @@ from harness import tools
 from harness.chartrepo import RepoServer, offline_env
 from harness.cluster import DEPLOY_SCRIPT_PSS
 from harness.release_consumer import (
-    CURRENT, INSTALL, NAME, assert_deployed, consumer, gpg_key, previous_version, published, run,
-    tamper_package)
+    CURRENT, INSTALL, NAME, assert_deployed, consumer, cosign_keys, gpg_key, previous_version, published, run,
+    tamper_package)  # cosign_keys and gpg_key are fixtures `published` needs
 
 
 # ------------------------------------------------------------------------------ installs (cluster)
