@@ -213,6 +213,10 @@ def test_each_alert_reaches_each_receiver_exactly_once(stack):
     started = time.time()
     keys = [(a, stack.workload.trigger(a, _svc("once", a))) for a in ONCE]
     want, got = _deliver(stack, keys, started)
+    after = {u: _sent(_get(f"{u}/metrics")) for u in _am_urls(stack)}
+    senders = {u: {k: after[u][k] - before[u].get(k, 0) for k in after[u] if after[u][k] > before[u].get(k, 0)}
+               for u in after}
+    _exactly_once(want, got, f"duplicates or losses (notifications sent per member: {senders})")
     # Both replicas fired each alert and every member holds it: three Alertmanagers had the
     # alert from two Prometheus servers, and still each receiver got it once.
     for alert, svc in keys:
@@ -223,9 +227,6 @@ def test_each_alert_reaches_each_receiver_exactly_once(stack):
                     if a["labels"]["alertname"] == alert]
             assert len(held) == 1 and "prometheus_replica" not in held[0]["labels"], \
                 f"{url} holds {len(held)} {alert} alerts of {svc} (one expected, without prometheus_replica): {held}"
-    after = {u: _sent(_get(f"{u}/metrics")) for u in _am_urls(stack)}
-    senders = {u: {k: after[u].get(k, 0) - before[u].get(k, 0) for k in after[u]} for u in after}
-    _exactly_once(want, got, f"duplicates or losses (notifications sent per member: {senders})")
 
 
 # ----------------------------------------------------------------------------- (d) silences
