@@ -35,6 +35,7 @@ import json
 import re
 import signal
 import time
+import urllib.parse
 import urllib.request
 
 import pytest
@@ -43,7 +44,9 @@ from harness import pipeline
 from harness.paths import PROFILES_DIR
 from harness.pipeline import deliveries, expected_destinations
 from harness.podfiles import find_workload, flag
-from harness.stack import RESEND_DELAY, Stack
+from harness.ports import free_port_tcp_udp
+from harness.stack import RESEND_DELAY, Stack, start_alertmanager
+from harness.swaps import ClusterMember, Swaps
 from harness.workload import NAMESPACE, Workload
 
 pytestmark = pytest.mark.e2e
@@ -53,7 +56,9 @@ PROFILE = PROFILES_DIR / "production.yaml"
 FAST = {"alertmanager.route.groupWait": "1s", "alertmanager.route.groupInterval": "10s",
         "alertmanager.route.warning.groupWait": "1s", "alertmanager.route.warning.groupInterval": "10s",
         "alertmanager.route.critical.groupInterval": "10s", "alertmanager.peerTimeout": "5s",
-        "prometheus.alerts.AlertmanagerClusterMembersMissing.for": "4s"}
+        "prometheus.alerts.AlertmanagerClusterMembersMissing.for": "4s",
+        "prometheus.alerts.AlertmanagerClusterSplit.for": "4s"}
+CLUSTER_ALERTS = ("AlertmanagerClusterMembersMissing", "AlertmanagerClusterSplit")
 # Scenarios (harness.scenarios) per phase, each on a service of its own.
 ONCE = ["HighErrorRate", "KafkaConsumerLag", "DatabaseConnectionPoolExhausted"]
 AFTER_KILL = ["AuditLogFailures", "ReminderDeliveryFailures"]
@@ -217,6 +222,12 @@ def test_each_alert_reaches_each_receiver_exactly_once(stack):
     senders = {u: {k: after[u][k] - before[u].get(k, 0) for k in after[u] if after[u][k] > before[u].get(k, 0)}
                for u in after}
     _exactly_once(want, got, f"duplicates or losses (notifications sent per member: {senders})")
+    # Meanwhile the cluster's own alerts stayed quiet on both replicas (they read the members' metrics).
+    seconds = int(time.time() - started) + 1
+    for url in _prom_urls(stack):
+        q = f'ALERTS{{alertname=~"{"|".join(CLUSTER_ALERTS)}"}}[{seconds}s]'
+        seen = _json(f"{url}/api/v1/query?{urllib.parse.urlencode({'query': q})}")["data"]["result"]
+        assert not seen, f"{url}: a healthy cluster raised {[s['metric'] for s in seen]}"
     # Both replicas fired each alert and every member holds it: three Alertmanagers had the
     # alert from two Prometheus servers, and still each receiver got it once.
     for alert, svc in keys:
@@ -273,3 +284,23 @@ def test_a_member_killed_while_alerts_fire_loses_and_repeats_nothing(stack):
     _wait_members(stack, 2)
     stack.wait(lambda: any(_firing_on(u, "AlertmanagerClusterMembersMissing", f"{stack.release}-alertmanager")
                            for u in _prom_urls(stack)), 60, what="AlertmanagerClusterMembersMissing firing")
+
+
+def test_a_member_that_cannot_reach_its_peers_fires_the_split_alert(stack):
+    """The killed pod comes back unable to reach its peers (its --cluster.peer addresses lead
+    nowhere): it counts itself first, as the survivors' first member does, and both notify.
+    The chart's AlertmanagerClusterSplit, evaluated by both replicas on the members' scraped
+    metrics, fires."""
+    dead = next(i for i, p in enumerate(stack.alertmanagers) if not p.running())
+    nowhere = [port if i == dead else free_port_tcp_udp() for i, port in enumerate(stack.gossip_ports)]
+    stack.alertmanagers[dead], _ = start_alertmanager(
+        stack.manifests, stack.workdir / f"alertmanager-{dead}-isolated", stack.sinks, Swaps(),
+        stack.port_of("alertmanager", dead), cluster=ClusterMember(dead, nowhere))
+    positions = stack.wait(lambda: (lambda m: m if sorted(p for _, p in m.values()) == [0, 0, 1] else None)(
+        _members(stack)), 60, what="the isolated member and the survivors' first member both at position 0")
+    for url in _prom_urls(stack):
+        stack.wait(lambda u=url: any(a["labels"]["alertname"] == "AlertmanagerClusterSplit"
+                                     and a["labels"].get("service") == f"{stack.release}-alertmanager"
+                                     and float(a["value"]) == 2
+                                     for a in _json(f"{u}/api/v1/alerts")["data"]["alerts"] if a["state"] == "firing"),
+                   60, what=f"AlertmanagerClusterSplit (2 members at position 0: {positions}) firing on {url}")
