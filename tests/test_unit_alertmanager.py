@@ -137,6 +137,16 @@ def test_replicas_form_a_cluster(replicas):
     assert pdb["spec"]["maxUnavailable"] < replicas
 
 
+def test_peer_timeout_is_rendered_from_its_value_and_checked():
+    """The dedup wait (--cluster.peer-timeout: position n waits n x this) comes from
+    alertmanager.peerTimeout, Alertmanager's own default of 15s unless set; not a duration fails."""
+    assert "--cluster.peer-timeout=15s" in args_of(render(set_values={"alertmanager.replicas": 3}))
+    args = args_of(render(set_values={"alertmanager.replicas": 3, "alertmanager.peerTimeout": "30s"}))
+    assert [a for a in args if a.startswith("--cluster.peer-timeout")] == ["--cluster.peer-timeout=30s"], args
+    msg = render_error(set_values={"alertmanager.replicas": 3, "alertmanager.peerTimeout": "soon"})
+    assert "peerTimeout" in msg, msg
+
+
 def test_single_replica_disables_cluster_listener():
     objs = render(set_values={"alertmanager.replicas": 1})
     args = args_of(objs)
