@@ -43,7 +43,7 @@ CASES = {
     "dev": ["values/dev.yaml"],
     "production": ["values/production.yaml"],
     "wide": [WIDE],
-    "alloy": [{"promtail": {"collector": "alloy"}}],
+    "promtail": [{"promtail": {"collector": "promtail"}}],
     "operator": [{"global": {"operator": {"enabled": True}}}],
     "names": [{"prometheus": {"fullnameOverride": "prom"}, "grafana": {"nameOverride": "graf"},
                "networkPolicy": {"enabled": True}}],

@@ -35,7 +35,9 @@ PROFILES = {
     "dev": ([paths.PROFILES_DIR / "dev.yaml"], {}),
     "production": ([paths.PROFILES_DIR / "production.yaml"], {}),
     "kind": ([UMBRELLA / "ci" / "kind-values.yaml"], {}),
-    "alloy": ([UMBRELLA / "ci" / "kind-alloy-values.yaml"], {}),
+    # The end-of-life collector, still selectable: the kind values with Promtail instead of the
+    # default Alloy (a --set, not a values file per collector).
+    "promtail": ([UMBRELLA / "ci" / "kind-values.yaml"], {"promtail.collector": "promtail"}),
     "networkpolicy": ([], {"networkPolicy.enabled": True}),
 }
 # How the API server refuses a volumeClaimTemplate change (the wording differs by version).
@@ -47,8 +49,9 @@ HOST_COLLECTORS = {"node-exporter", "promtail"}
 
 
 def host_collectors(profile):
-    """The log collector is named for what it runs (promtail.collector)."""
-    return {"node-exporter", "alloy"} if profile == "alloy" else HOST_COLLECTORS
+    """The host collectors' workloads, the log collector named for what it runs
+    (promtail.collector: Alloy by default)."""
+    return {"node-exporter", "promtail"} if profile == "promtail" else {"node-exporter", "alloy"}
 
 
 def values_args(profile):
@@ -178,7 +181,7 @@ def refused_collector(proc, ns, level):
 
 
 @pytest.mark.parametrize("level", ["baseline", "restricted"])
-@pytest.mark.parametrize("profile", ["defaults", "alloy"])
+@pytest.mark.parametrize("profile", ["defaults", "promtail"])
 def test_namespace_forbidding_host_access_refuses_the_host_collectors(cluster, profile, level):
     """enforce=baseline or restricted forbids the host collectors' host namespaces and hostPath
     volumes: the release used to install and their DaemonSets never created a pod (only
@@ -204,7 +207,7 @@ def test_namespace_forbidding_host_access_refuses_the_host_collectors(cluster, p
         cluster.delete_namespace(ns)
 
 
-@pytest.mark.parametrize("profile", ["production", "alloy"])
+@pytest.mark.parametrize("profile", ["production", "promtail"])
 def test_deploy_script_labels_admit_everything_and_warn_only_for_host_collectors(cluster, ns, profile):
     """The deploy script's labels (enforce=privileged, warn=restricted): each workload is
     admitted, and the API server's warnings name only the two host collectors."""
@@ -263,7 +266,7 @@ def server_refuses(cluster, ns, profile):
     return refused
 
 
-@pytest.mark.parametrize("profile", ["defaults", "dev", "production", "kind", "alloy"])
+@pytest.mark.parametrize("profile", ["defaults", "dev", "production", "kind", "promtail"])
 def test_upgrade_from_previous_release(cluster, ns, profile):
     """From the released package in ci/releases/: the API server refuses the StatefulSet
     updates exactly where the model says a volumeClaimTemplate changes, and
@@ -284,6 +287,11 @@ def test_upgrade_from_previous_release(cluster, ns, profile):
     assert_ready(cluster, ns)
     after = {n: p["metadata"]["uid"] for n, p in _pvcs(cluster, ns).items()}
     assert {n: after.get(n) for n in before} == before, f"PVCs replaced or lost: {before} -> {after}"
+    # 0.6.0 runs Alloy by default: the upgrade replaces the Promtail DaemonSet by p5-alloy (a
+    # DaemonSet's selector is immutable) and leaves no collector behind; `promtail` keeps it.
+    collector = "promtail" if profile == "promtail" else "alloy"
+    daemonsets = {d["metadata"]["name"] for d in cluster.get("daemonsets", "-n", ns)["items"]}
+    assert f"p5-{collector}" in daemonsets and not ({"p5-promtail", "p5-alloy"} - {f"p5-{collector}"}) & daemonsets, daemonsets
     (rel,) = json.loads(cluster.helm(helm, "list", "-n", ns, "-o", "json").stdout)
     current = yaml.safe_load((UMBRELLA / "Chart.yaml").read_text())["version"]
     assert rel["chart"] == f"phase5-monitoring-{current}" and rel["status"] == "deployed", rel

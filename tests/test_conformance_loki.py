@@ -14,7 +14,7 @@ pytestmark = pytest.mark.conformance
                   "loki.storage.s3.existingSecret=loki-bucket"], id="loki-s3-existing-secret"),
     pytest.param(["loki.storage.type=s3", "loki.storage.s3.bucket=phase5-logs",
                   "loki.storage.s3.accessKeyId=id", "loki.storage.s3.secretAccessKey=key"], id="loki-s3-keys"),
-    pytest.param(["promtail.collector=alloy"], id="alloy"),
+    pytest.param(["promtail.collector=promtail"], id="promtail"),
 ])
 def test_lint_log_variants(sets):
     helm = tools.require("helm")

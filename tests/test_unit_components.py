@@ -206,3 +206,96 @@ def test_a_disabled_component_leaves_no_empty_selector(component):
                                              for peer in rule.get("from", []) + rule.get("to", []) if "podSelector" in peer]
         empty += [f"{pol['metadata']['name']}: {s}" for s in selectors for v in (s.get("matchLabels") or {}).values() if not v]
     assert not empty, empty
+
+
+# ---------------------------------------------------------------- a ninth component
+FAKE_ROW = ('{"key": "fake", "name": "fake", "ports": {"web": "TCP"}, "health": {"port": "web", "path": "ready"},'
+            ' "operator": "replaced", "scrapeJob": "fake",'
+            ' "networkPolicy": {"ingress": [{"peers": ["prometheus", "grafana"], "ports": ["web"]}],'
+            ' "egress": [{"peers": ["loki"], "ports": ["web"]}]}},\n')
+FAKE_SERVICE = """{{- if not (include "common.replaced" .) }}
+apiVersion: v1
+kind: Service
+metadata:
+  name: {{ include "common.componentFullname" (dict "context" . "component" "fake") }}
+  labels:
+    {{- include "common.labels" (dict "context" . "component" "fake") | nindent 4 }}
+spec:
+  ports:
+    - name: http-web
+      port: {{ include "common.port" (list "fake" "web") }}
+  selector:
+    app.kubernetes.io/name: fake
+{{- end }}
+"""
+
+
+def _with_fake_component(root):
+    """An umbrella copy with a ninth component added the way the house plan says one is added:
+    its row in common.components (with its port and health path in common.ports and
+    common.healthPaths, the tables beside it), its subchart (here one Service, switched off in
+    operator mode through common.replaced), its dependency entry and its values section (with the
+    schema entry `make schemas` would write). Nothing else of the chart is edited."""
+    chart = _scratch(root)
+    common = chart / "charts" / "common" / "templates"
+    tpl = common / "_components.tpl"
+    text = tpl.read_text()
+    anchor = ' {"key": "node-exporter",'
+    assert text.count(anchor) == 1, "common.components no longer spells node-exporter's row as expected: update this test"
+    tpl.write_text(text.replace(anchor, " " + FAKE_ROW + anchor))
+    ports = common / "_ports.tpl"
+    text = ports.read_text()
+    for before, after in (('\n "alertmanager": {"web": 9093,', '\n "fake": {"web": 7777},\n "alertmanager": {"web": 9093,'),
+                          ('\n "alertmanager": {"live":', '\n "fake": {"ready": "/healthz"},\n "alertmanager": {"live":')):
+        assert text.count(before) == 1, f"common.ports/healthPaths changed shape ({before!r}): update this test"
+        text = text.replace(before, after)
+    ports.write_text(text)
+    sub = chart / "charts" / "fake"
+    (sub / "templates").mkdir(parents=True)
+    (sub / "Chart.yaml").write_text("apiVersion: v2\nname: fake\nversion: 0.1.0\ndependencies:\n"
+                                    "  - name: common\n    version: 0.6.0\n    repository: file://../common\n")
+    (sub / "values.yaml").write_text("enabled: true\n")
+    (sub / "templates" / "service.yaml").write_text(FAKE_SERVICE)
+    with (chart / "Chart.yaml").open("a") as f:
+        f.write("  - name: fake\n    version: 0.1.0\n    repository: file://charts/fake\n    condition: fake.enabled\n")
+    with (chart / "values.yaml").open("a") as f:
+        f.write("\nfake:\n  enabled: true\n")
+    import json
+    schema = json.loads((chart / "values.schema.json").read_text())
+    schema["properties"]["fake"] = {"type": "object", "properties": {"enabled": {"type": "boolean"}}}
+    (chart / "values.schema.json").write_text(json.dumps(schema))
+    return chart
+
+
+def test_a_ninth_component_reaches_every_consumer_from_its_table_row(tmp_path):
+    """A component added as one row of common.components (plus its subchart) shows up in every
+    place that lists components, with no other edit: the harness's component list, NOTES, the
+    `helm test` pods, the NetworkPolicies (its own, from the row's flows), Prometheus'
+    monitoring-stack job (which leaves it to its own job), and operator mode (replaced: its
+    workload and test pod go, NOTES says the existing stack runs it)."""
+    from harness import paths
+    chart = _with_fake_component(tmp_path)
+    assert [r["key"] for r in paths.component_table(chart)][-2:] == ["fake", "node-exporter"]
+    assert table(chart)["fake"]["service"] == "p5-fake"
+
+    objs = render(set_values={"networkPolicy.enabled": True}, chart=chart)
+    assert objs.get("Service", "p5-fake")
+    assert _pod_url(objs, "p5-test-fake") == "http://p5-fake:7777/healthz"
+    pol = objs.get("NetworkPolicy", "p5-fake")
+    assert pol["spec"]["podSelector"]["matchLabels"]["app.kubernetes.io/name"] == "fake"
+    assert np_ports(objs, "p5-fake") == {(7777, "TCP")}
+    sources = {peer["podSelector"]["matchLabels"]["app.kubernetes.io/name"]
+               for rule in pol["spec"]["ingress"] for peer in rule["from"]}
+    assert sources == {"prometheus", "grafana"}, sources
+    (egress,) = pol["spec"]["egress"]
+    assert egress["ports"] == [{"protocol": "TCP", "port": 3100}], egress
+    prom = objs.get("ConfigMap", "p5-prometheus")["data"]["prometheus.yml"]
+    assert 'regex: "p5-kube-state-metrics|p5-fake|p5-node-exporter"' in prom, \
+        [line for line in prom.splitlines() if "p5-kube-state-metrics|" in line]
+    assert re.search(r"\n  - fake\s+p5-fake\n  - node-exporter ", notes(chart)), notes(chart)
+
+    operator = {"global.operator.enabled": True}
+    objs = render(set_values=operator, chart=chart)
+    assert not [o for o in objs if o["metadata"]["name"] == "p5-fake"]
+    assert "p5-test-fake" not in {p["metadata"]["name"] for p in objs.of_kind("Pod")}
+    assert re.search(r"\n  - fake\s+the existing kube-prometheus-stack's \(operator mode\)\n", notes(chart, **operator))

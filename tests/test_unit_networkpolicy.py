@@ -8,15 +8,16 @@ import pytest
 
 from harness.manifests import component
 from harness.netpol import External, Pod, allowed
-from harness.render import render
+from harness.render import render, render_raw
 
 pytestmark = pytest.mark.unit
 
 REL, NAMESPACE = "p5", "monitoring"
 
 # The chart's endpoints, by component; resolved to the rendered pods by endpoints().
+# The log collector by what runs by default (Alloy; its values key is still `promtail`).
 PROM, AM, GRAFANA, LOKI, PROMTAIL, JAEGER, KSM = (
-    "prometheus", "alertmanager", "grafana", "loki", "promtail", "jaeger", "kube-state-metrics")
+    "prometheus", "alertmanager", "grafana", "loki", "alloy", "jaeger", "kube-state-metrics")
 HELM_TEST = "helm-test"     # the umbrella's `helm test` pods
 APP = Pod({"app.kubernetes.io/name": "backend"}, namespace="phase5-tasks", namespace_labels={"phase5": "app"})
 OTHER = Pod({"app": "random"}, namespace="default")
@@ -25,6 +26,9 @@ DNS = Pod({"k8s-app": "kube-dns"}, namespace="kube-system")
 API = External("10.96.0.1")
 SLACK = External("203.0.113.7")
 
+# The flows the stack needs, written here by hand as the specification of what must work; the
+# chart renders its policies from the flows of its component table (common.components), and
+# test_every_flow_of_the_component_table_is_allowed checks the render against that table.
 REQUIRED = [
     (PROM, KSM, 8080, "TCP"), (PROM, LOKI, 3100, "TCP"), (PROM, PROMTAIL, 3101, "TCP"),
     (PROM, GRAFANA, 3000, "TCP"), (PROM, AM, 9093, "TCP"), (PROM, JAEGER, 8888, "TCP"),
@@ -38,6 +42,7 @@ REQUIRED = [
     (HELM_TEST, GRAFANA, 3000, "TCP"), (HELM_TEST, JAEGER, 13133, "TCP"), (HELM_TEST, KSM, 8081, "TCP"),
 ] + [(p, DNS, 53, proto) for p in (PROM, AM, GRAFANA, LOKI, PROMTAIL, JAEGER, KSM) for proto in ("UDP", "TCP")]
 
+# Flows that must never exist, whatever the table says.
 FORBIDDEN = [
     (PROMTAIL, PROM, 9090, "TCP"), (GRAFANA, KSM, 8080, "TCP"), (KSM, PROM, 9090, "TCP"),
     (APP, LOKI, 3100, "TCP"), (APP, KSM, 8080, "TCP"), (OTHER, PROMTAIL, 3101, "TCP"),
@@ -162,3 +167,46 @@ def test_dashboard_sidecar_reaches_the_api_server_and_nothing_more():
         assert allowed(pols, grafana, API, 443, "TCP"), "the dashboard sidecar cannot reach the API server"
         assert not allowed(pols, grafana, SLACK, 443, "TCP"), "Grafana reaches the outside world"
         assert not allowed(pols, grafana, API, 22, "TCP"), "API server rule without its ports"
+
+
+def _table_flows(rendered):
+    """The component-to-component flows of the component table (common.components, as the
+    umbrella resolves it: pod names, port numbers, protocols), as (src, dst, port, protocol)
+    with endpoints named by their pods' app.kubernetes.io/name."""
+    from harness import paths
+    from harness.render import umbrella_copy
+    import tempfile
+    with tempfile.TemporaryDirectory() as tmp:
+        chart = umbrella_copy(tmp, ("zz-components.yaml", 'components: {{ include "phase5-monitoring.components" . }}\n'))
+        docs, _ = render_raw((), {"networkPolicy.enabled": True}, chart=chart, namespace=NAMESPACE,
+                             show_only=("templates/zz-components.yaml",))
+    resolved = docs[0]["components"]
+    flows = []
+    for row in paths.component_table():
+        me = resolved[row["key"]]
+        for direction in ("ingress", "egress"):
+            for flow in (row.get("networkPolicy") or {}).get(direction, []):
+                for peer in flow["peers"]:
+                    if peer not in resolved or flow.get("when"):
+                        continue
+                    owner = resolved[row["key"] if direction == "ingress" else peer]
+                    for port in flow["ports"]:
+                        if not isinstance(port, str) or port not in owner["ports"]:
+                            continue  # values-driven ports (receivers, apiServer) and conditional ones
+                        p = owner["ports"][port]
+                        src, dst = (resolved[peer]["name"], me["name"]) if direction == "ingress" else (me["name"], resolved[peer]["name"])
+                        flows += [(src, dst, p["port"], proto) for proto in p["protocol"].split("+")]
+    return flows
+
+
+def test_every_flow_of_the_component_table_is_allowed(rendered, policies):
+    """Each component-to-component flow the table states is allowed between the rendered pods,
+    evaluated with Kubernetes' NetworkPolicy semantics (both the source's egress and the
+    destination's ingress must admit it), and none of them is one of the forbidden flows."""
+    flows = _table_flows(rendered)
+    assert len(flows) >= 15, flows
+    forbidden = {(s, d, port, proto) for s, d, port, proto in FORBIDDEN if isinstance(s, str) and isinstance(d, str)}
+    for flow in flows:
+        assert flow not in forbidden, f"the component table states a forbidden flow {_name(flow)}"
+        for s, d in _pairs(rendered, flow):
+            assert allowed(policies, s, d, *flow[2:]), f"{_name(flow)} from the component table is blocked"

@@ -40,8 +40,9 @@ def test_grafana_existing_secret_named(notes_chart):
 
 
 def test_promtail_end_of_life_warning(notes_chart):
-    assert "Promtail, which reached end of life on 2026-03-02" in notes(notes_chart)
-    assert "end of life" not in notes(notes_chart, **{"promtail.collector": "alloy"})
+    """The default (Alloy) says nothing; choosing the end-of-life Promtail warns."""
+    assert "end of life" not in notes(notes_chart)
+    assert "Promtail, which reached end of life on 2026-03-02" in notes(notes_chart, **{"promtail.collector": "promtail"})
 
 
 def test_disabled_component_has_no_access_line(notes_chart):

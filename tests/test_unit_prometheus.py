@@ -415,6 +415,43 @@ def test_slo_rules_render_per_service_and_window():
     assert ("backend", "latency", "1h", "5m", "14.4", "critical") in pairs, pairs   # the default is merged
 
 
+def test_slo_burn_rate_table_is_consistent():
+    """files/slo-burn-rates.json is the one place the workbook's windows and burn rates are
+    written: the recorded windows are exactly the alerts' long and short windows (a window no
+    alert reads is stored for nothing, an alert on an unrecorded window never fires), each
+    short window is shorter than its long one, and each description's "budget lasts" is the
+    30-day budget divided by the factor."""
+    import json
+    from harness import paths
+    def duration_seconds(d):
+        return int(d[:-1]) * {"m": 60, "h": 3600, "d": 86400}[d[-1]]
+    table = json.loads((paths.SUBCHARTS_DIR / "prometheus" / "files" / "slo-burn-rates.json").read_text())
+    used = {w for a in table["alerts"] for w in (a["long"], a["short"])}
+    assert set(table["windows"]) == used and len(table["windows"]) == len(used), (table["windows"], sorted(used))
+    for a in table["alerts"]:
+        assert duration_seconds(a["short"]) < duration_seconds(a["long"]), a
+        assert a["kind"] in ("page", "ticket"), a
+        days = 30 / float(a["factor"])
+        stated = float(a["budgetLasts"].split()[-2])
+        assert abs(stated - days) <= 0.2 * days, f"{a}: the budget lasts {days:.1f} days at {a['factor']}x"
+
+
+def test_slo_rules_follow_the_burn_rate_table(tmp_path):
+    """The rules are built from the data file: a pair changed there is the pair rendered."""
+    import shutil
+    from harness import paths
+    chart = tmp_path / "phase5-monitoring"
+    shutil.copytree(paths.UMBRELLA, chart)
+    f = chart / "charts" / "prometheus" / "files" / "slo-burn-rates.json"
+    text = f.read_text()
+    assert '"factor": "14.4"' in text
+    f.write_text(text.replace('"factor": "14.4"', '"factor": "20"'))
+    objs = render(set_values={"prometheus.slos": {"frontend": {"availability": 99.5}}}, chart=chart)
+    rules = yaml.safe_load(objs.get("ConfigMap", "p5-prometheus-rules")["data"]["slo-rules.yaml"])
+    factors = {r["labels"]["burn_rate"] for g in rules["groups"] for r in g["rules"] if r.get("alert") == "ErrorBudgetBurn"}
+    assert factors == {"20", "6", "3", "1"}, factors
+
+
 def test_slo_of_a_service_named_in_no_list_renders():
     """SLOs by the service label's value, validated for shape only: a service the release's
     values do not name (it opts in by its labels) gets its rules; no traffic is a missing

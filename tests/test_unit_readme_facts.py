@@ -59,5 +59,5 @@ def test_only_the_pods_that_read_the_api_mount_a_token_as_the_ksm_readme_says():
     assert "as Prometheus and the log\n  collector do" in readme, "the kube-state-metrics README changed its token statement"
     objs = render()
     mounted = {component(w) for w in objs.workloads() if pod_spec(w).get("automountServiceAccountToken") is not False}
-    assert mounted == {"prometheus", "promtail", "kube-state-metrics"}, \
+    assert mounted == {"prometheus", "alloy", "kube-state-metrics"}, \
         f"pods mounting their ServiceAccount token: {sorted(mounted)}; the kube-state-metrics README names three"

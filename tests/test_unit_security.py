@@ -99,7 +99,7 @@ def test_host_mounts_read_only_except_collector_positions(values):
 def test_exceptions_are_really_needed():
     """Each listed exception is used by its component: the list cannot silently go stale."""
     used = {}
-    for objs in (render(), render(set_values={"promtail.collector": "alloy"})):
+    for objs in (render(), render(set_values={"promtail.collector": "promtail"})):
         for obj in objs.workloads():
             used.setdefault(component(obj), set()).update(rule for rule, _ in violations(obj))
     for comp, allowed in HOST_EXCEPTIONS.items():

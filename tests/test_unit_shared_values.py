@@ -87,7 +87,7 @@ def test_deprecated_namespace_regex_keys_still_win_for_their_component(notes_cha
                               "promtail.namespaceRegex": "old-logs-.*"})
     assert namespace_keeps(objs) == {"old-prom-.*"}, namespace_keeps(objs)
     assert 'namespace=~"old-prom-.*"' in text(objs, RULES)
-    assert "old-logs-.*" in text(objs, collector_config("promtail"))
+    assert "old-logs-.*" in text(objs, collector_config("alloy"))
     out = notes(notes_chart, **{"prometheus.phase5.namespaceRegex": "old-prom-.*"})
     assert "WARNING: prometheus.phase5.namespaceRegex is deprecated" in out, out
     assert "set global.phase5.namespaceRegex" in out

@@ -1,4 +1,5 @@
 """Where things are in the repository."""
+import json
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -7,17 +8,21 @@ SUBCHARTS_DIR = UMBRELLA / "charts"
 PROFILES_DIR = ROOT / "values"
 BIN = ROOT / "bin"
 
-# Every component subchart, switched by `<name>.enabled` in the umbrella.
-COMPONENTS = (
-    "prometheus",
-    "alertmanager",
-    "grafana",
-    "loki",
-    "promtail",
-    "jaeger",
-    "kube-state-metrics",
-    "node-exporter",
-)
+
+
+def component_table(chart=UMBRELLA):
+    """The rows of the stack's one component table, common.components in the common library
+    chart (charts/common/templates/_components.tpl), in their order: the same JSON the chart's
+    templates parse, read here from the template file so the harness cannot list other
+    components than the chart does."""
+    text = (chart / "charts" / "common" / "templates" / "_components.tpl").read_text()
+    opening = '{{- define "common.components" -}}'
+    body = text[text.index(opening) + len(opening):]
+    return json.loads(body[:body.index("{{- end -}}")])
+
+
+# Every component subchart, switched by `<key>.enabled` in the umbrella (common.components).
+COMPONENTS = tuple(row["key"] for row in component_table())
 
 # The Kubernetes versions every render is validated against: the chart's floor and the newest.
 KUBE_MIN = "1.30.0"

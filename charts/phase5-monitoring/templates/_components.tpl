@@ -1,24 +1,24 @@
 {{/*
-phase5-monitoring.components: the one list of the stack's components, read by the
+phase5-monitoring.components: the components of common.components (the one table of the stack's
+components, in the common library chart) resolved against this release's values: read by the
 NetworkPolicies (networkpolicy.yaml), the `helm test` pods (tests/health.yaml) and NOTES.txt.
 A port or health path changes once, in common.ports or common.healthPaths (or in the subchart
 value it comes from), and all three follow, as do the subcharts' containers, Services and probes;
 tests/test_unit_components.py checks every port against the rendered Services.
 
-JSON object: component key (the subchart's key in values) -> {
+JSON object: component key (the subchart's key in values) -> its common.components row plus
   name:    app.kubernetes.io/name of its pods (the log collector: promtail or alloy),
   service: its Service (<release>-<name>),
   enabled: the subchart is on,
   runs:    it runs its own workload (enabled, and not replaced by the existing
            kube-prometheus-stack in operator mode),
   ports:   port key -> {port, protocol} (protocol TCP, or TCP+UDP for a port used with both),
-  receivers: (jaeger) the enabled receivers' {name, port, protocol}, from the jaeger subchart,
+  receivers: (jaeger) the enabled receivers' {receiver, name, port, protocol},
   health:  {port: a key of ports, path} the helm test pod asks
-}
 Port numbers come from common.ports (the one table the subcharts' containers, Services and
-configs read too), node-exporter's from its value node-exporter.port; health paths from
-common.healthPaths (the one table the subcharts' probes read too); Jaeger's receivers are the
-ones the jaeger subchart switches on.
+configs read too), or from the subchart value the row's portValues names; health paths from
+common.healthPaths (the one table the subcharts' probes read too). A disabled subchart's
+values are not merged in, so every value read here falls back to the table's default.
 Usage: include "phase5-monitoring.components" . | fromJson
 Built once per render (common.memo) and shared by its readers.
 */}}
@@ -28,52 +28,45 @@ Built once per render (common.memo) and shared by its readers.
 
 {{- define "phase5-monitoring.components.render" -}}
 {{- $v := .Values -}}
-{{- $tcp := "TCP" -}}
-{{- /* A disabled subchart's defaults are not merged in: fall back to the subchart's defaults. */ -}}
-{{- $collector := dig "collector" "promtail" ($v.promtail | default dict) -}}
-{{- $table := dict
-  "prometheus" (dict "name" "prometheus"
-    "ports" (dict "web" (dict "port" (include "common.port" (list "prometheus" "web") | int) "protocol" $tcp))
-    "health" (dict "port" "web" "path" (include "common.healthPath" (list "prometheus" "ready"))))
-  "alertmanager" (dict "name" "alertmanager"
-    "ports" (dict "web" (dict "port" (include "common.port" (list "alertmanager" "web") | int) "protocol" $tcp) "cluster" (dict "port" (include "common.port" (list "alertmanager" "cluster") | int) "protocol" "TCP+UDP"))
-    "health" (dict "port" "web" "path" (include "common.healthPath" (list "alertmanager" "ready"))))
-  "grafana" (dict "name" "grafana"
-    "ports" (dict "web" (dict "port" (include "common.port" (list "grafana" "web") | int) "protocol" $tcp))
-    "health" (dict "port" "web" "path" (include "common.healthPath" (list "grafana" "ready"))))
-  "loki" (dict "name" "loki"
-    "ports" (dict "web" (dict "port" (include "common.port" (list "loki" "web") | int) "protocol" $tcp))
-    "health" (dict "port" "web" "path" (include "common.healthPath" (list "loki" "ready"))))
-  "promtail" (dict "name" $collector
-    "ports" (dict "metrics" (dict "port" (include "common.port" (list "promtail" "metrics") | int) "protocol" $tcp))
-    "health" (dict "port" "metrics" "path" (include "common.healthPath" (list $collector "ready"))))
-  "jaeger" (dict "name" "jaeger"
-    "ports" (dict "query" (dict "port" (include "common.port" (list "jaeger" "query") | int) "protocol" $tcp) "admin" (dict "port" (include "common.port" (list "jaeger" "admin") | int) "protocol" $tcp)
-                  "metrics" (dict "port" (include "common.port" (list "jaeger" "metrics") | int) "protocol" $tcp) "otlpGrpc" (dict "port" (include "common.port" (list "jaeger" "otlpGrpc") | int) "protocol" $tcp)
-                  "otlpHttp" (dict "port" (include "common.port" (list "jaeger" "otlpHttp") | int) "protocol" $tcp))
-    "receivers" list
-    "health" (dict "port" "admin" "path" (include "common.healthPath" (list "jaeger" "ready"))))
-  "kube-state-metrics" (dict "name" "kube-state-metrics"
-    "ports" (dict "metrics" (dict "port" (include "common.port" (list "kube-state-metrics" "metrics") | int) "protocol" $tcp) "telemetry" (dict "port" (include "common.port" (list "kube-state-metrics" "telemetry") | int) "protocol" $tcp))
-    "health" (dict "port" "telemetry" "path" (include "common.healthPath" (list "kube-state-metrics" "ready"))))
-  "node-exporter" (dict "name" "node-exporter"
-    "ports" (dict "metrics" (dict "port" (dig "port" 9100 (index $v "node-exporter" | default dict)) "protocol" $tcp))
-    "health" (dict "port" "metrics" "path" (include "common.healthPath" (list "node-exporter" "metrics"))))
--}}
-{{- if $v.jaeger.enabled -}}
-{{- $_ := set $table.jaeger "receivers" (include "jaeger.receiverPorts" (dict "Values" $v.jaeger) | fromJsonArray) -}}
+{{- $table := dict -}}
+{{- range $row := include "common.components" . | fromJsonArray -}}
+{{- $sub := index $v $row.key | default dict -}}
+{{- $name := $row.name -}}
+{{- with $row.nameValue -}}
+{{- $name = dig . $row.name $sub -}}
 {{- end -}}
-{{- range $key, $c := $table -}}
-{{- $_ := set $c "service" (include "common.componentFullname" (dict "context" $ "component" $c.name)) -}}
-{{- $_ = set $c "enabled" (index $v $key).enabled -}}
-{{- $_ = set $c "runs" (eq (include "phase5-monitoring.runs" (dict "context" $ "component" $key)) "true") -}}
+{{- $ports := dict -}}
+{{- range $pkey, $proto := $row.ports -}}
+{{- $port := include "common.port" (list $row.key $pkey) | int -}}
+{{- with (get ($row.portValues | default dict) $pkey) -}}
+{{- $port = dig . $port $sub | int -}}
+{{- end -}}
+{{- $_ := set $ports $pkey (dict "port" $port "protocol" $proto) -}}
+{{- end -}}
+{{- $receivers := list -}}
+{{- range $r := $row.receivers | default list -}}
+{{- if dig "receivers" $r.receiver "enabled" false $sub -}}
+{{- $receivers = append $receivers (dict "receiver" $r.receiver "name" $r.name "port" (include "common.port" (list $row.key $r.receiver) | int) "protocol" $r.protocol) -}}
+{{- end -}}
+{{- end -}}
+{{- $c := merge (dict "name" $name "ports" $ports "receivers" $receivers
+  "health" (dict "port" $row.health.port "path" (include "common.healthPath" (list $name $row.health.path)))
+  "service" (include "common.componentFullname" (dict "context" $ "component" $name))
+  "enabled" (dig "enabled" false $sub)
+  "runs" (eq (include "phase5-monitoring.runs" (dict "context" $ "component" $row.key)) "true")) $row -}}
+{{- $_ := set $table $row.key $c -}}
 {{- end -}}
 {{- toJson $table -}}
 {{- end -}}
 
 {{/*
-phase5-monitoring.componentOrder: the components in the order NOTES lists them.
+phase5-monitoring.componentOrder: the components in the order NOTES lists them (the order of
+common.components).
 */}}
 {{- define "phase5-monitoring.componentOrder" -}}
-["prometheus","alertmanager","grafana","loki","promtail","jaeger","kube-state-metrics","node-exporter"]
+{{- $keys := list -}}
+{{- range include "common.components" . | fromJsonArray -}}
+{{- $keys = append $keys .key -}}
+{{- end -}}
+{{- toJson $keys -}}
 {{- end -}}

@@ -37,3 +37,81 @@ podSelector:
       port: {{ . }}
     {{- end }}
 {{- end }}
+
+{{/*
+phase5-monitoring.np.when: "true" when the values path .path (dots between keys, umbrella
+values) is set and true, or when there is no path.
+*/}}
+{{- define "phase5-monitoring.np.when" -}}
+{{- if not .path -}}true{{- else -}}
+{{- $cur := .context.Values -}}
+{{- range $k := splitList "." .path -}}
+{{- if kindIs "map" $cur -}}{{- $cur = get $cur $k -}}{{- else -}}{{- $cur = "" -}}{{- end -}}
+{{- end -}}
+{{- if $cur -}}true{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+phase5-monitoring.np.rule: one ingress or egress rule of a component's NetworkPolicy from a flow
+of its common.components row ({peers, ports}; see there): the peers as from/to, the ports with
+their protocols. .owner is the component whose policy it is (ingress ports are its ports; egress
+ports are the peer's).
+*/}}
+{{- define "phase5-monitoring.np.rule" -}}
+{{- $ctx := .context -}}
+{{- $np := $ctx.Values.networkPolicy -}}
+{{- $rel := $ctx.Release.Name -}}
+{{- $flow := .flow -}}
+{{- $peerKey := ternary "from" "to" (eq .direction "ingress") -}}
+{{- $portOwner := .owner -}}
+{{- if eq .direction "egress" -}}{{- $portOwner = first $flow.peers -}}{{- end -}}
+{{- $peers := list -}}
+{{- range $p := $flow.peers -}}
+{{- if eq $p "ingressNamespaces" -}}
+{{- $peers = concat $peers (include "phase5-monitoring.np.ingressNamespaces" (dict "selector" $np.ingressNamespaceSelector) | fromYamlArray) -}}
+{{- else if eq $p "appNamespaces" -}}
+{{- $peers = concat $peers (include "phase5-monitoring.np.ingressNamespaces" (dict "selector" $np.appNamespaceSelector) | fromYamlArray) -}}
+{{- else if eq $p "apiServer" -}}
+{{- range $np.apiServerCIDRs }}{{ $peers = append $peers (dict "ipBlock" (dict "cidr" .)) }}{{ end -}}
+{{- else if eq $p "receivers" -}}
+{{- range $np.receiverCIDRs }}{{ $peers = append $peers (dict "ipBlock" (dict "cidr" .)) }}{{ end -}}
+{{- else if eq $p "storage" -}}
+{{- range $np.storageCIDRs }}{{ $peers = append $peers (dict "ipBlock" (dict "cidr" .)) }}{{ end -}}
+{{- else if ne $p "anywhere" -}}
+{{- $peers = concat $peers (include "phase5-monitoring.np.peer" (dict "name" (get $.components $p).name "release" $rel) | fromYamlArray) -}}
+{{- end -}}
+{{- end -}}
+{{- $ports := list -}}
+{{- range $entry := $flow.ports -}}
+{{- $key := $entry -}}
+{{- $on := true -}}
+{{- if kindIs "map" $entry -}}
+{{- $key = $entry.port -}}
+{{- $on = include "phase5-monitoring.np.when" (dict "context" $ctx "path" $entry.when) -}}
+{{- end -}}
+{{- if $on -}}
+{{- if kindIs "float64" $key -}}
+{{- $ports = append $ports (dict "protocol" "TCP" "port" (int $key)) -}}
+{{- else if eq $key "anyTCP" -}}
+{{- $ports = append $ports (dict "protocol" "TCP") -}}
+{{- else if eq $key "apiServer" -}}
+{{- range $np.apiServerPorts }}{{ $ports = append $ports (dict "protocol" "TCP" "port" .) }}{{ end -}}
+{{- else if eq $key "receivers" -}}
+{{- range $np.receiverPorts }}{{ $ports = append $ports (dict "protocol" "TCP" "port" .) }}{{ end -}}
+{{- else if eq $key "enabledReceivers" -}}
+{{- range (get $.components $portOwner).receivers }}{{ $ports = append $ports (dict "protocol" .protocol "port" .port) }}{{ end -}}
+{{- else -}}
+{{- $owner := get $.components $portOwner -}}
+{{- $listed := get $owner.ports $key -}}
+{{- $number := ternary (dig "port" 0 ($listed | default dict)) (include "common.port" (list $portOwner $key)) (kindIs "map" $listed) | int -}}
+{{- range $proto := splitList "+" (dig "protocol" "TCP" ($listed | default dict)) -}}
+{{- $ports = append $ports (dict "protocol" $proto "port" $number) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- $rule := dict "ports" $ports -}}
+{{- if $peers -}}{{- $_ := set $rule $peerKey $peers -}}{{- end -}}
+{{- list $rule | toYaml -}}
+{{- end -}}

@@ -1,11 +1,12 @@
 {{/*
 phase5-monitoring.runs: "true" when component .component runs its own workload: enabled, and not
-replaced by the existing kube-prometheus-stack in operator mode (global.operator.enabled).
+replaced by the existing kube-prometheus-stack in operator mode (global.operator.enabled and
+operator = replaced in its common.components row).
 Usage: include "phase5-monitoring.runs" (dict "context" $ "component" "prometheus")
 */}}
 {{- define "phase5-monitoring.runs" -}}
-{{- $replaced := list "prometheus" "alertmanager" "grafana" "kube-state-metrics" "node-exporter" -}}
-{{- if and (index .context.Values .component).enabled (not (and .context.Values.global.operator.enabled (has .component $replaced))) -}}true{{- end -}}
+{{- $replaced := and .context.Values.global.operator.enabled (eq (include "common.component" .component | fromJson).operator "replaced") -}}
+{{- if and (dig "enabled" false (index .context.Values .component | default dict)) (not $replaced) -}}true{{- end -}}
 {{- end -}}
 
 {{/* The NOTES.txt text, as a define so tests can render it (helm template skips NOTES.txt). */}}
@@ -62,8 +63,9 @@ namespaces of the Phase 5 services): set alertmanagerConfigMatcherStrategy.type=
 Check the installation: helm test {{ .Release.Name }} -n {{ $ns }}
 {{- if and .Values.promtail.enabled (eq .Values.promtail.collector "promtail") }}
 
-WARNING: the log collector is Promtail, which reached end of life on 2026-03-02. Switch to
-         Grafana Alloy (same labels and parsing) with --set promtail.collector=alloy.
+WARNING: the log collector is Promtail, which reached end of life on 2026-03-02 (no fixes,
+         no security updates). Switch to Grafana Alloy, the default (same labels and
+         parsing): unset promtail.collector or --set promtail.collector=alloy.
 {{- end }}
 {{- if and $c.prometheus.runs (not .Values.prometheus.persistence.enabled) }}
 

@@ -3,8 +3,8 @@ common.ports: every port a component of the stack listens on, the one place a po
 written. The subcharts read it for their containers, Services, listen flags and config files,
 the components that call each other (Prometheus -> Alertmanager, Grafana -> Prometheus/Loki/Jaeger,
 the log collector -> Loki) for their URLs, and the umbrella's component list for its
-NetworkPolicies, `helm test` pods and NOTES. node-exporter's port is a value
-(node-exporter.port), so it is not here. Written in JSON, not YAML: every port and path lookup
+NetworkPolicies, `helm test` pods and NOTES. node-exporter's metrics port is the default of its
+value node-exporter.port, the host port it holds on every node (common.components: portValues). Written in JSON, not YAML: every port and path lookup
 parses its table, and Helm's fromJson does that several times faster than fromYaml (about 6% of
 the whole render's instructions).
 */}}
@@ -16,7 +16,8 @@ the whole render's instructions).
  "loki": {"web": 3100, "grpc": 9095},
  "promtail": {"metrics": 3101},
  "jaeger": {"query": 16686, "admin": 13133, "metrics": 8888, "otlpGrpc": 4317, "otlpHttp": 4318, "zipkin": 9411, "jaegerCompact": 6831, "jaegerBinary": 6832, "jaegerThriftHttp": 14268, "jaegerGrpc": 14250},
- "kube-state-metrics": {"metrics": 8080, "telemetry": 8081}
+ "kube-state-metrics": {"metrics": 8080, "telemetry": 8081},
+ "node-exporter": {"metrics": 9100}
 }
 {{- end -}}
 

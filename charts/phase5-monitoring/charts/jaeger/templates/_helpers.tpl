@@ -10,24 +10,16 @@ Usage: include "jaeger.labels" .
 {{- end -}}
 
 {{/*
-jaeger.receiverPorts: the receivers' ports (fixed by the stack's contract, from common.ports), as a JSON list
-of {receiver, name, port, protocol}; only the receivers switched on in values.
+jaeger.receiverPorts: the receivers (names and protocols from Jaeger's common.components row, ports
+fixed by the stack's contract in common.ports), as a JSON list of {receiver, name, port, protocol};
+only the receivers switched on in values.
 Usage: include "jaeger.receiverPorts" . | fromJsonArray
 */}}
 {{- define "jaeger.receiverPorts" -}}
-{{- $all := list
-  (dict "receiver" "otlpGrpc" "name" "grpc-otlp" "port" (include "common.port" (list "jaeger" "otlpGrpc") | int) "protocol" "TCP")
-  (dict "receiver" "otlpHttp" "name" "http-otlp" "port" (include "common.port" (list "jaeger" "otlpHttp") | int) "protocol" "TCP")
-  (dict "receiver" "zipkin" "name" "http-zipkin" "port" (include "common.port" (list "jaeger" "zipkin") | int) "protocol" "TCP")
-  (dict "receiver" "jaegerCompact" "name" "udp-compact" "port" (include "common.port" (list "jaeger" "jaegerCompact") | int) "protocol" "UDP")
-  (dict "receiver" "jaegerBinary" "name" "udp-binary" "port" (include "common.port" (list "jaeger" "jaegerBinary") | int) "protocol" "UDP")
-  (dict "receiver" "jaegerThriftHttp" "name" "http-collector" "port" (include "common.port" (list "jaeger" "jaegerThriftHttp") | int) "protocol" "TCP")
-  (dict "receiver" "jaegerGrpc" "name" "grpc-collector" "port" (include "common.port" (list "jaeger" "jaegerGrpc") | int) "protocol" "TCP")
--}}
 {{- $on := list -}}
-{{- range $all -}}
+{{- range (include "common.component" "jaeger" | fromJson).receivers -}}
 {{- if (get $.Values.receivers .receiver).enabled -}}
-{{- $on = append $on . -}}
+{{- $on = append $on (dict "receiver" .receiver "name" .name "port" (include "common.port" (list "jaeger" .receiver) | int) "protocol" .protocol) -}}
 {{- end -}}
 {{- end -}}
 {{- toJson $on -}}

@@ -313,10 +313,10 @@ Phase 5 series carries.
 prometheus.sloRules: the rule file of the service level objectives in .Values.slos (empty when
 there are none, or alerts.ErrorBudgetBurn.enabled is false): per service and SLI (availability:
 the 5xx share of http_requests_total; latency: the share of requests slower than the threshold,
-from the http_request_duration_seconds buckets) the error ratio over the workbook's windows
-(5m 30m 1h 2h 6h 1d 3d), and the multi-window multi-burn-rate alerts of the Google SRE workbook:
-page at 14.4x the budget over 1h and 5m, and 6x over 6h and 30m; ticket at 3x over 1d and 2h,
-and 1x over 3d and 6h. A key of `slos` is a value of the `service` label (the Service's name):
+from the http_request_duration_seconds buckets) the error ratio over the workbook's windows, and
+the multi-window multi-burn-rate alerts of the Google SRE workbook, both from the data file
+files/slo-burn-rates.json: page at 14.4x the budget over 1h and 5m, and 6x over 6h and 30m;
+ticket at 3x over 1d and 2h, and 1x over 3d and 6h. A key of `slos` is a value of the `service` label (the Service's name):
 only its shape is checked at render (the schema), no list of services; a service with an SLO
 and no traffic is Phase5MetricsMissing's business (its http_requests_total is missing), not a
 render error. Each alert carries its service's team as `category` (service:phase5_category:info,
@@ -330,12 +330,9 @@ else `application`), so the team's channel gets it beside the severity channels.
 {{- $root := . -}}
 {{- $settings := .Values.alerts.ErrorBudgetBurn -}}
 {{- if and .Values.slos $settings.enabled -}}
-{{- $windows := list "5m" "30m" "1h" "2h" "6h" "1d" "3d" -}}
-{{- $pairs := list
-  (dict "long" "1h" "short" "5m" "factor" "14.4" "kind" "page")
-  (dict "long" "6h" "short" "30m" "factor" "6" "kind" "page")
-  (dict "long" "1d" "short" "2h" "factor" "3" "kind" "ticket")
-  (dict "long" "3d" "short" "6h" "factor" "1" "kind" "ticket") -}}
+{{- $burnRates := .Files.Get "files/slo-burn-rates.json" | fromJson -}}
+{{- $windows := $burnRates.windows -}}
+{{- $pairs := $burnRates.alerts -}}
 {{- $base := trimSuffix "/" .Values.rules.runbookBaseUrl -}}
 {{- $grafana := trimSuffix "/" .Values.rules.grafanaUrl -}}
 {{- $slis := list -}}
@@ -404,7 +401,7 @@ groups:
           burn_rate: {{ $p.factor | quote }}
         annotations:
           summary: {{ printf "%s burns its %s error budget %sx too fast" $sli.service $sli.slo $p.factor | quote }}
-          description: {{ printf "{{ $labels.service }} in {{ $labels.namespace }}: the error ratio over %s is {{ printf `%%.2g` $value }}, more than %s times the budget of the %s objective (%v %% %s), and over %s too: at this rate the 30-day budget lasts %s." $p.long $p.factor $sli.slo $sli.objective $sli.what $p.short (index (dict "14.4" "about 2 days" "6" "5 days" "3" "10 days" "1" "30 days") $p.factor) | quote }}
+          description: {{ printf "{{ $labels.service }} in {{ $labels.namespace }}: the error ratio over %s is {{ printf `%%.2g` $value }}, more than %s times the budget of the %s objective (%v %% %s), and over %s too: at this rate the 30-day budget lasts %s." $p.long $p.factor $sli.slo $sli.objective $sli.what $p.short $p.budgetLasts | quote }}
           runbook_url: {{ printf "%s/ErrorBudgetBurn.md" $base }}
           dashboard: {{ printf "%s/d/phase5-slo" $grafana }}
       {{- end }}
