@@ -10,16 +10,17 @@ Usage: scripts/values_doc.py --write | --check
   --check  exit 1 and list charts whose table drifted or whose keys lack a `# --` comment
 """
 import json
-import re
 import sys
 from pathlib import Path
 
 import yaml
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from schemas import annotations  # noqa: E402  (the one values-comment parser)
+
 ROOT = Path(__file__).resolve().parent.parent
 UMBRELLA = ROOT / "charts" / "phase5-monitoring"
 START, END = "<!-- values:start -->", "<!-- values:end -->"
-KEY = re.compile(r"^(\s*)([A-Za-z0-9_.\-\"']+):(\s|$)")
 
 
 def chart_dirs():
@@ -29,32 +30,11 @@ def chart_dirs():
             yield d
 
 
-def documented_keys(text):
-    """[(dotted key, description)] in file order, from `# --` comments."""
-    out, stack, pending = [], [], []
-    for line in text.splitlines():
-        stripped = line.strip()
-        if stripped.startswith("# @schema"):
-            continue  # schema keywords for scripts/schemas.py, not documentation
-        if stripped.startswith("# --"):
-            pending = [stripped[4:].strip()]
-            continue
-        if stripped.startswith("#") and pending:
-            pending.append(stripped[1:].strip())
-            continue
-        m = KEY.match(line)
-        if not m or stripped.startswith("- "):
-            if stripped:
-                pending = []
-            continue
-        indent, key = len(m.group(1)), m.group(2).strip("\"'")
-        while stack and stack[-1][0] >= indent:
-            stack.pop()
-        stack.append((indent, key))
-        if pending:
-            out.append((".".join(k for _, k in stack), " ".join(pending)))
-        pending = []
-    return out
+def documented_keys(text, where="values.yaml"):
+    """[(dotted key, description)] in file order, from `# --` comments: read by the one parser
+    of values comments, scripts/schemas.py's annotations() (which the schemas are built from
+    too), so the docs and the schemas never disagree on which comment belongs to which key."""
+    return [(key, desc) for key, (desc, _extra, _line) in annotations(text, where).items() if desc]
 
 
 def leaves(values, prefix=""):
@@ -72,10 +52,10 @@ def lookup(values, dotted):
     return node
 
 
-def table(text):
+def table(text, where="values.yaml"):
     values = yaml.safe_load(text) or {}
     rows = ["| Key | Type | Default | Description |", "|---|---|---|---|"]
-    for key, desc in documented_keys(text):
+    for key, desc in documented_keys(text, where):
         val = lookup(values, key)
         typ = {dict: "object", list: "list", str: "string", bool: "bool", int: "int", float: "float",
                type(None): "null"}[type(val)]
@@ -87,9 +67,9 @@ def table(text):
     return "\n".join(rows)
 
 
-def undocumented(text):
+def undocumented(text, where="values.yaml"):
     values = yaml.safe_load(text) or {}
-    docs = [k for k, _ in documented_keys(text)]
+    docs = [k for k, _ in documented_keys(text, where)]
     return [leaf for leaf in leaves(values)
             if leaf and not any(leaf == d or leaf.startswith(d + ".") for d in docs)]
 
@@ -102,7 +82,7 @@ def main(argv):
     for chart in chart_dirs():
         text = (chart / "values.yaml").read_text()
         rel = chart.relative_to(ROOT)
-        for leaf in undocumented(text):
+        for leaf in undocumented(text, f"{rel}/values.yaml"):
             problems.append(f"{rel}/values.yaml: `{leaf}` has no `# --` comment")
         readme = chart / "README.md"
         if not readme.exists() or START not in readme.read_text():
@@ -111,7 +91,7 @@ def main(argv):
         body = readme.read_text()
         head, rest = body.split(START, 1)
         _, tail = rest.split(END, 1)
-        new = f"{head}{START}\n{table(text)}\n{END}{tail}"
+        new = f"{head}{START}\n{table(text, f'{rel}/values.yaml')}\n{END}{tail}"
         if new != body:
             if argv[1] == "--write":
                 readme.write_text(new)

@@ -292,7 +292,9 @@ def _scenario_key(alert):
 def _expected_keys():
     keys = {_scenario_key(a): expected_destinations(a) for a in ALERTS}
     keys[STATEFULSET_KEY] = expected_destinations("PodDown")
-    keys[("HighErrorRate", pipeline.SLO_SERVICE)] = expected_destinations("HighErrorRate")
+    # HighErrorRate carries the service's team too: the SLO service's channel gets it.
+    keys[("HighErrorRate", pipeline.SLO_SERVICE)] = expected_destinations(
+        "HighErrorRate", pipeline.CATEGORIES[pipeline.SLO_SERVICE])
     keys[SLO_KEY] = expected_destinations("ErrorBudgetBurn")
     for case_id, _, _, delivered in INHIBITIONS:
         for a in delivered:

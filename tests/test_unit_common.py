@@ -396,7 +396,7 @@ def test_every_workload_takes_the_shared_pod_settings():
     seen, wrong = set(), []
     for w in workloads:
         name = w["metadata"]["labels"]["app.kubernetes.io/name"]
-        if name not in paths.COMPONENTS:
+        if name not in paths.COMPONENT_NAMES.values():
             continue  # helm test pods
         seen.add(name)
         spec, meta = pod_spec(w), w["spec"]["template"]["metadata"]
@@ -412,7 +412,8 @@ def test_every_workload_takes_the_shared_pod_settings():
                 "imagePullSecrets": ["shared", "own"], "fsGroup": 4242, "serviceAccountName": f"p5-{name}"}
         if got != want or {"key": "dedicated", "operator": "Exists"} not in spec.get("tolerations", []):
             wrong.append(f"{w['kind']}/{w['metadata']['name']}: {got}, tolerations={spec.get('tolerations')}")
-    assert seen == set(paths.COMPONENTS), f"components without a workload: {set(paths.COMPONENTS) - seen}"
+    names = set(paths.COMPONENT_NAMES.values())
+    assert seen == names, f"components without a workload: {names - seen}"
     assert not wrong, "workloads that ignore a shared pod setting:\n" + "\n".join(wrong)
 
 

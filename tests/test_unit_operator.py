@@ -53,7 +53,7 @@ def test_operator_mode_runs_no_workload_of_the_replaced_components(operator_rend
     running = {component(o) for o in operator_render.workloads()}
     replaced = running & set(op.REPLACED)
     assert not replaced, f"operator mode still runs {sorted(replaced)}: kube-prometheus-stack runs those"
-    assert {"loki", "promtail", "jaeger"} <= running, f"logs and traces stay; running: {sorted(running)}"
+    assert {"loki", "alloy", "jaeger"} <= running, f"logs and traces stay; running: {sorted(running)}"
     leftover = [f"{o['kind']}/{o['metadata']['name']}" for o in operator_render
                 if component(o) in op.REPLACED and o["kind"] not in (*op.KINDS, "ConfigMap", "Secret")]
     assert not leftover, f"objects of replaced components left: {leftover}"

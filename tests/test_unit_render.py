@@ -121,10 +121,10 @@ def test_each_component_switches_off():
     """Every component renders with the defaults, and `<name>.enabled: false` removes every
     object of that component and nothing else."""
     full = render()
-    for component in paths.COMPONENTS:
+    for key, component in paths.COMPONENT_NAMES.items():
         assert full.by_component(component), f"{component} renders nothing with the defaults (enabled by default)"
-        without = render(set_values={f"{component}.enabled": False})
-        assert not without.by_component(component), f"{component}.enabled=false still renders it"
+        without = render(set_values={f"{key}.enabled": False})
+        assert not without.by_component(component), f"{key}.enabled=false still renders it"
         # Everything else stays, except the component's own `helm test` pod.
         others = {ident(o) for o in full if o not in full.by_component(component)} - {f"Pod/p5-test-{component}"}
         assert others <= {ident(o) for o in without}, f"disabling {component} removed other objects"

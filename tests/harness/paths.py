@@ -23,6 +23,9 @@ def component_table(chart=UMBRELLA):
 
 # Every component subchart, switched by `<key>.enabled` in the umbrella (common.components).
 COMPONENTS = tuple(row["key"] for row in component_table())
+# Each component's app.kubernetes.io/name with the defaults (the log collector, key `promtail`,
+# runs Alloy: `alloy`).
+COMPONENT_NAMES = {row["key"]: row["name"] for row in component_table()}
 
 # The Kubernetes versions every render is validated against: the chart's floor and the newest.
 KUBE_MIN = "1.30.0"

@@ -18,9 +18,12 @@ RECORDING_RULES = (
 )
 # Extra labels: those every firing case must carry. The pod alerts add workload_kind/workload
 # (and deployment) only when the pod's owner is known, so only `pod` is required of them.
+# A category of None: the team of the service, from its Service's team label or
+# prometheus.phase5.categories through service:phase5_category:info (the spec's `application`
+# when neither names one).
 ALERTS = {  # name: (severity, category, extra labels)
-    "HighErrorRate": ("critical", "application", ()),
-    "HighResponseTime": ("warning", "application", ()),
+    "HighErrorRate": ("critical", None, ()),
+    "HighResponseTime": ("warning", None, ()),
     "PodDown": ("critical", "kubernetes", ("pod",)),
     "HighCPUUsage": ("warning", "kubernetes", ("pod",)),
     "HighMemoryUsage": ("warning", "kubernetes", ("pod",)),

@@ -49,7 +49,23 @@ render.
 {{- $text := toYaml (omit $rule "requires") -}}
 {{- $values := dict -}}
 {{- range $key, $value := omit $settings "enabled" -}}
-{{- if kindIs "slice" $value -}}
+{{- if eq $key "seriesByService" -}}
+{{- /* Phase5MetricsMissing: ${seriesByServiceNames} (the services held to a list of their own,
+  excluded from the default list; a regex matching no service label when there are none) and
+  ${seriesByServiceTerms} (one `or` term per such service, on one line) */ -}}
+{{- $names := list -}}
+{{- $terms := "" -}}
+{{- range $svc := keys $value | sortAlpha -}}
+{{- $list := index $value $svc -}}
+{{- $quoted := list -}}
+{{- range $list }}{{ $quoted = append $quoted (regexQuoteMeta (toString .)) }}{{ end -}}
+{{- $names = append $names (regexQuoteMeta $svc) -}}
+{{- $up := printf "up{job=\"phase5-services\", service=%q} == 1" $svc -}}
+{{- $terms = printf "%s or on (namespace, service) label_replace(((count by (namespace, service) (group by (namespace, service, __name__) ({job=\"phase5-services\", service=%q, __name__=~%q})) or on (namespace, service) 0 * group by (namespace, service) (%s)) < %d and on (namespace, service) (%s)), \"required_series\", %q, \"\", \"\")" $terms $svc (join "|" $quoted) $up (len $list) $up (join "|" $list) -}}
+{{- end -}}
+{{- $_ := set $values "seriesByServiceNames" (ternary (join "|" $names) "" (gt (len $names) 0)) -}}
+{{- $_ := set $values "seriesByServiceTerms" $terms -}}
+{{- else if kindIs "slice" $value -}}
 {{- /* a list (e.g. metric names): ${key} is the regex matching any of them, ${keyCount} how many */ -}}
 {{- $quoted := list -}}
 {{- range $value }}{{ $quoted = append $quoted (regexQuoteMeta (toString .)) }}{{ end -}}
