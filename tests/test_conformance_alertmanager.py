@@ -70,6 +70,7 @@ ROUTES = [
     ("config-reload-failed-to-warnings", am.alert_labels("ConfigReloadFailed"), WARNING),
     ("tsdb-compactions-failing-to-warnings", am.alert_labels("PrometheusTSDBCompactionsFailing"), WARNING),
     ("alertmanager-cluster-members-missing-to-warnings", am.alert_labels("AlertmanagerClusterMembersMissing"), WARNING),
+    ("alertmanager-cluster-split-to-warnings", am.alert_labels("AlertmanagerClusterSplit"), WARNING),
     # the rest of the stack, storage and nodes (issue 25): category monitoring, routed by severity
     *[(f"{name}-by-severity", am.alert_labels(name),
        CRITICAL if am.ALERTS[name]["severity"] == "critical" else WARNING)

@@ -137,6 +137,44 @@ def test_replicas_form_a_cluster(replicas):
     assert pdb["spec"]["maxUnavailable"] < replicas
 
 
+def test_peer_timeout_is_rendered_from_its_value_and_checked():
+    """The dedup wait (--cluster.peer-timeout: position n waits n x this) comes from
+    alertmanager.peerTimeout, Alertmanager's own default of 15s unless set; not a duration fails."""
+    assert "--cluster.peer-timeout=15s" in args_of(render(set_values={"alertmanager.replicas": 3}))
+    args = args_of(render(set_values={"alertmanager.replicas": 3, "alertmanager.peerTimeout": "30s"}))
+    assert [a for a in args if a.startswith("--cluster.peer-timeout")] == ["--cluster.peer-timeout=30s"], args
+    msg = render_error(set_values={"alertmanager.replicas": 3, "alertmanager.peerTimeout": "soon"})
+    assert "peerTimeout" in msg, msg
+
+
+def test_the_e2e_cluster_swap_moves_only_addresses_and_refuses_a_stray_peer():
+    """harness.swaps.alertmanager_cluster_flags (the e2e's swap 10b): each rendered peer goes to
+    the loopback port of the pod it names, every other flag stays; a peer that is not a pod of
+    the StatefulSet through its headless Service, or a replica no peer names, is refused."""
+    import copy
+
+    from harness.swaps import ClusterMember, Swaps, alertmanager_cluster_flags
+    objs = render(set_values={"alertmanager.replicas": 3})
+    sts = statefulset(objs)
+    args = args_of(objs)
+    ports = [7001, 7002, 7003]
+    out = alertmanager_cluster_flags(args, objs, sts, ClusterMember(1, ports), Swaps())
+    assert sorted(a for a in out if a.startswith("--cluster.peer=")) == [f"--cluster.peer=127.0.0.1:{p}" for p in ports]
+    assert "--cluster.listen-address=127.0.0.1:7002" in out and "--cluster.advertise-address=127.0.0.1:7002" in out
+    assert [a for a in out if not a.startswith(("--cluster.peer=", "--cluster.listen", "--cluster.advertise"))] == \
+        [a for a in args if not a.startswith(("--cluster.peer=", "--cluster.listen", "--cluster.advertise"))]
+    stray = [a.replace(am.HEADLESS, am.FULLNAME) if a.startswith(f"--cluster.peer={am.FULLNAME}-2.") else a for a in args]
+    with pytest.raises(ValueError, match="is not one of its 3 pods"):
+        alertmanager_cluster_flags(stray, objs, sts, ClusterMember(0, ports), Swaps())
+    missing = [a for a in args if not a.startswith(f"--cluster.peer={am.FULLNAME}-2.")]
+    with pytest.raises(ValueError, match="not each of its 3 replicas"):
+        alertmanager_cluster_flags(missing, objs, sts, ClusterMember(0, ports), Swaps())
+    not_headless = copy.deepcopy(sts)
+    not_headless["spec"]["serviceName"] = am.FULLNAME
+    with pytest.raises(ValueError):
+        alertmanager_cluster_flags(args, objs, not_headless, ClusterMember(0, ports), Swaps())
+
+
 def test_single_replica_disables_cluster_listener():
     objs = render(set_values={"alertmanager.replicas": 1})
     args = args_of(objs)

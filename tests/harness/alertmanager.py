@@ -68,6 +68,7 @@ ALERTS = {
                                          "pod": "p5-prometheus-0"},
     "AlertmanagerClusterMembersMissing": {"severity": "warning", "category": "monitoring", "service": "p5-alertmanager",
                                           "pod": "p5-alertmanager-2"},
+    "AlertmanagerClusterSplit": {"severity": "warning", "category": "monitoring", "service": "p5-alertmanager"},
     # Issue 25: the rest of the stack, storage and nodes (release namespace "monitoring" where
     # the rule sets it; nodes: service = instance = the node).
     "MonitoringTargetDown": {"severity": "critical", "category": "monitoring", "namespace": "monitoring",

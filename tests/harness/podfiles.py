@@ -105,11 +105,12 @@ class PodFiles:
         return d
 
     def env(self, pod=None):
-        """The container's env as the kubelet sets it for pod <name>-0 (literal values and the
-        downward API's fields, from `pod` as the API server holds it when given)."""
+        """The container's env as the kubelet sets it for pod <name>-0, or for `pod` when given
+        (literal values and the downward API's fields, from `pod` as the API server holds it)."""
         md = self.obj["metadata"]
         st, spec = (pod or {}).get("status", {}), (pod or {}).get("spec", {})
-        fields = {"metadata.name": f"{md['name']}-0", "metadata.namespace": md.get("namespace", ""),
+        name = ((pod or {}).get("metadata") or {}).get("name") or f"{md['name']}-0"
+        fields = {"metadata.name": name, "metadata.namespace": md.get("namespace", ""),
                   "status.podIP": st.get("podIP", "127.0.0.1"), "status.hostIP": st.get("hostIP", "127.0.0.1"),
                   "spec.nodeName": spec.get("nodeName", "")}
         out = {}

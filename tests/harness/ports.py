@@ -76,3 +76,13 @@ def free_port(kind=socket.SOCK_STREAM):
             if _bindable(port, kind):
                 return port
     raise RuntimeError("no free port left in the test harness' port pool")
+
+
+def free_port_tcp_udp():
+    """A port of this worker's slice free on 127.0.0.1 for TCP and UDP at once (an Alertmanager's
+    gossip listens on both)."""
+    for _ in range(1000):
+        port = free_port()
+        if _bindable(port, socket.SOCK_DGRAM):
+            return port
+    raise RuntimeError("no port free for both TCP and UDP in the test harness' port pool")

@@ -47,6 +47,7 @@ ALERTS = {  # name: (severity, category, extra labels)
     "ConfigReloadFailed": ("warning", "monitoring", ("pod",)),
     "PrometheusTSDBCompactionsFailing": ("warning", "monitoring", ("pod",)),
     "AlertmanagerClusterMembersMissing": ("warning", "monitoring", ("pod",)),
+    "AlertmanagerClusterSplit": ("warning", "monitoring", ()),
     # Issue 25: every other component of the stack, storage and nodes (category monitoring).
     "MonitoringTargetDown": ("critical", "monitoring", ("pod", "instance", "job")),
     "KubeStateMetricsDown": ("critical", "monitoring", ("job",)),

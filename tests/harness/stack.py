@@ -56,6 +56,13 @@ Alertmanager
      being localhost for Go's net/smtp).
  10. Flags: --web.listen-address=127.0.0.1:<free port>, --cluster.listen-address= (single
      instance), --cluster.peer/--cluster.advertise-address dropped, --storage.path=<workdir>.
+ 10b. Stack(replicas=True) instead: every replica of the StatefulSet runs, as one cluster. Its
+     --cluster.* flags are kept; only the gossip addresses move to loopback, each to the port of
+     the pod it names (swaps.alertmanager_cluster_flags): listen and advertise address ->
+     127.0.0.1:<the member's gossip port>, each --cluster.peer <pod>.<headless Service>:<port> ->
+     127.0.0.1:<that pod's member's port>. The pod network routes each Alertmanager pod's
+     address to its own member; likewise each Prometheus replica runs with its own pod's env
+     (POD_NAME: its external prometheus_replica label) behind its own pod's address.
 
 node_exporter
  11. The real node_exporter with the DaemonSet's rendered arguments; /proc, /sys and / are this
@@ -84,9 +91,9 @@ import yaml
 
 from . import swaps, tools
 from .manifests import Manifests, component
-from .podfiles import PodFiles, flag
+from .podfiles import PodFiles, find_workload, flag
 from .polling import wait_until
-from .ports import free_port
+from .ports import free_port, free_port_tcp_udp
 from .process import Process
 from .render import render_raw
 from .sinks import Sinks
@@ -107,10 +114,14 @@ RESEND_DELAY = "2s"
 NOT_RUN = {"grafana.enabled": False, "loki.enabled": False, "promtail.enabled": False}
 
 
-def start_alertmanager(manifests, am_dir, sinks, swaps_made, port):
+def start_alertmanager(manifests, am_dir, sinks, swaps_made, port, cluster=None):
     """The rendered Alertmanager (its StatefulSet's pod, mounts laid out under am_dir/root) started
     on 127.0.0.1:port with swaps 8-10: receivers pointed at `sinks`. Returns (Process, config).
-    The caller stops the Process (also on failure)."""
+    The caller stops the Process (also on failure).
+
+    `cluster` (a ClusterMember): run it as that member of a gossiping cluster on loopback
+    instead of as a single instance: the rendered --cluster.* flags are kept, their addresses
+    moved to loopback (swaps.alertmanager_cluster_flags, swap 10b)."""
     pod = PodFiles(manifests, "alertmanager", "alertmanager", am_dir / "root")
     cfg_path = pod.local(flag(pod.args, "config.file"))
     cfg = yaml.safe_load(cfg_path.read_text())
@@ -119,19 +130,27 @@ def start_alertmanager(manifests, am_dir, sinks, swaps_made, port):
     cfg_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
     args, data = [], am_dir / "data"
     data.mkdir(parents=True, exist_ok=True)
-    for a in pod.args:
+    rendered = pod.args
+    if cluster is not None:
+        rendered = swaps.alertmanager_cluster_flags(rendered, manifests, pod.obj, cluster, swaps_made)
+    for a in rendered:
         name = a.split("=", 1)[0].lstrip("-")
-        if name in ("web.listen-address", "storage.path") or name.startswith("cluster."):
+        if name in ("web.listen-address", "storage.path") or (cluster is None and name.startswith("cluster.")):
             continue
         if name == "config.file":
             a = f"--config.file={cfg_path}"
         args.append(a)
-    args += [f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address=",
-             f"--storage.path={data}"]
-    swaps_made.add("alertmanager flags: --web.listen-address=127.0.0.1:<port>, --cluster.listen-address= "
-                   "(single instance; peers/advertise dropped), --storage.path=<tmp>")
-    proc = Process("alertmanager", [tools.require("alertmanager")] + args, am_dir / "alertmanager.log",
-                   f"http://127.0.0.1:{port}/-/ready", env=pod.env())
+    args += [f"--web.listen-address=127.0.0.1:{port}", f"--storage.path={data}"]
+    if cluster is None:
+        args.append("--cluster.listen-address=")
+        swaps_made.add("alertmanager flags: --web.listen-address=127.0.0.1:<port>, --cluster.listen-address= "
+                       "(single instance; peers/advertise dropped), --storage.path=<tmp>")
+    else:
+        swaps_made.add("alertmanager flags: --web.listen-address=127.0.0.1:<port>, --storage.path=<tmp>")
+    name = pod.obj["metadata"]["name"] + (f"-{cluster.ordinal}" if cluster is not None else "")
+    proc = Process(name if cluster is not None else "alertmanager", [tools.require("alertmanager")] + args,
+                   am_dir / "alertmanager.log", f"http://127.0.0.1:{port}/-/ready",
+                   env=pod.env(None if cluster is None else {"metadata": {"name": name}}))
     return proc.start(), cfg
 
 
@@ -145,7 +164,7 @@ class Stack:
 
     def __init__(self, workdir, values_files=(), set_values=None, *, release="p5",
                  namespace="monitoring", workload=None, interval="1s", scrape_interval="2s",
-                 jaeger=False, extra_nodes=(), manifests=None, extra_objects=()):
+                 jaeger=False, extra_nodes=(), manifests=None, extra_objects=(), replicas=False):
         self.workdir = Path(workdir)
         self.values_files = tuple(values_files)
         self.set_values = {**NOT_RUN, "jaeger.enabled": bool(jaeger), **dict(set_values or {})}
@@ -157,6 +176,13 @@ class Stack:
         self.sinks = Sinks()
         self.prometheus = self.alertmanager = self.node_exporter = None
         self.prom_port = self.am_port = self.node_exporter_port = None
+        # replicas=True: every replica the StatefulSets render runs, each behind its own pod's
+        # address, the Alertmanagers as one gossiping cluster (swap 10b); self.prometheus and
+        # self.alertmanager are then replica 0, the lists hold them all (ordinal order).
+        self.replicas = replicas
+        self.prometheuses, self.alertmanagers = [], []
+        self.replica_ports = {}                # (component, ordinal) -> 127.0.0.1 port
+        self.gossip_ports = []                 # Alertmanager member i's gossip port (TCP and UDP)
         self.want_jaeger = jaeger
         self.extra_nodes = list(extra_nodes)   # [{"name", "labels", "taints"}] beside the three
         self._manifests = manifests            # a render made elsewhere (operator mode's e2e)
@@ -207,7 +233,7 @@ class Stack:
         return self
 
     def stop(self):
-        for p in (self.prometheus, self.alertmanager, self.node_exporter):
+        for p in (*self.prometheuses, *self.alertmanagers, self.prometheus, self.alertmanager, self.node_exporter):
             if p:
                 p.stop()
         self._exit.close()
@@ -221,6 +247,13 @@ class Stack:
     @property
     def am_url(self):
         return f"http://127.0.0.1:{self.am_port}"
+
+    def port_of(self, comp, ordinal=0):
+        """The 127.0.0.1 port the pod `ordinal` of the Prometheus/Alertmanager StatefulSet is served
+        on: replica 0's (prom_port/am_port) for every pod unless the Stack runs every replica."""
+        if not self.replicas or ordinal == 0:
+            return self.prom_port if comp == "prometheus" else self.am_port
+        return self.replica_ports.setdefault((comp, ordinal), free_port())
 
     # ------------------------------------------------------------------ the pod network
     def _sync(self, snap):
@@ -273,7 +306,7 @@ class Stack:
             if comp in ("prometheus", "alertmanager") and listen:
                 n = int(listen.rsplit(":", 1)[1])
                 if n in declared.values():
-                    ports[n] = self.prom_port if comp == "prometheus" else self.am_port
+                    ports[n] = self.port_of(comp, int(md["name"].rsplit("-", 1)[-1]))
             elif comp == "node-exporter" and self.node_exporter_port:
                 for n in declared.values():
                     ports[n] = self.node_exporter_port
@@ -334,12 +367,30 @@ class Stack:
 
     # ------------------------------------------------------------------ alertmanager
     def _start_alertmanager(self):
-        self.alertmanager, self.am_config = start_alertmanager(
-            self.manifests, self.workdir / "alertmanager", self.sinks, self.swaps, self.am_port)
+        if not self.replicas:
+            self.alertmanager, self.am_config = start_alertmanager(
+                self.manifests, self.workdir / "alertmanager", self.sinks, self.swaps, self.am_port)
+            self.alertmanagers = [self.alertmanager]
+            return
+        n = int(find_workload(self.manifests, "alertmanager")["spec"].get("replicas", 1))
+        self.gossip_ports = [free_port_tcp_udp() for _ in range(n)]
+        for i in range(n):
+            proc, self.am_config = start_alertmanager(
+                self.manifests, self.workdir / f"alertmanager-{i}", self.sinks, self.swaps,
+                self.port_of("alertmanager", i), cluster=swaps.ClusterMember(i, self.gossip_ports))
+            self.alertmanagers.append(proc)
+        self.alertmanager = self.alertmanagers[0]
 
     # ------------------------------------------------------------------ prometheus
     def _start_prometheus(self):
-        pdir = self.workdir / "prometheus"
+        n = int(find_workload(self.manifests, "prometheus")["spec"].get("replicas", 1)) if self.replicas else 1
+        for i in range(n):
+            self.prometheuses.append(self._start_prometheus_replica(i))
+        self.prometheus = self.prometheuses[0]
+
+    def _start_prometheus_replica(self, ordinal):
+        port = self.port_of("prometheus", ordinal)
+        pdir = self.workdir / ("prometheus" if ordinal == 0 else f"prometheus-{ordinal}")
         pod = PodFiles(self.manifests, "prometheus", "prometheus", pdir / "root")
         sa = pod.spec.get("serviceAccountName", "default")
         pod.automount_service_account(
@@ -348,13 +399,18 @@ class Stack:
                    f"where the kubelet mounts them")
         cfg_path = pod.local(flag(pod.args, "config.file"))
         cfg = yaml.safe_load(cfg_path.read_text())
-        local = swaps.Local(self.cp.server, self.net.url, self.prom_port, self.am_port, self.interval,
+        local = swaps.Local(self.cp.server, self.net.url, port, self.am_port, self.interval,
                             self.scrape_interval)
         cfg = pod.reroot_tree(swaps.prometheus_config(cfg, local, self.swaps))
         cfg_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+        if ordinal:
+            return self._run_prometheus(pod, pdir, cfg_path, port, ordinal)
         self.prom_config = cfg
         self.rule_files = [p for pattern in cfg.get("rule_files") or []
                            for p in sorted(Path("/").glob(pattern.lstrip("/")))]
+        return self._run_prometheus(pod, pdir, cfg_path, port, ordinal)
+
+    def _run_prometheus(self, pod, pdir, cfg_path, port, ordinal):
         data = pdir / "data"
         data.mkdir(parents=True, exist_ok=True)
         args = []
@@ -365,17 +421,19 @@ class Stack:
             if name == "config.file":
                 a = f"--config.file={cfg_path}"
             args.append(a)
-        args += [f"--web.listen-address=127.0.0.1:{self.prom_port}", f"--storage.tsdb.path={data}",
+        args += [f"--web.listen-address=127.0.0.1:{port}", f"--storage.tsdb.path={data}",
                  f"--rules.alert.resend-delay={RESEND_DELAY}"]
         self._swap(f"prometheus flags: --web.listen-address=127.0.0.1:<port>, --storage.tsdb.path=<tmp>, "
                    f"--rules.alert.resend-delay={RESEND_DELAY} (default 1m), --web.external-url dropped")
-        api_pod = self._api_pod(f"{pod.obj['metadata']['name']}-0")
-        self.prometheus = Process("prometheus", [tools.require("prometheus")] + args,
-                                  pdir / "prometheus.log", f"{self.prom_url}/-/ready",
-                                  env=pod.env(api_pod)).start()
+        name = f"{pod.obj['metadata']['name']}-{ordinal}"
+        api_pod = self._api_pod(name) or {"metadata": {"name": name}}
+        proc = Process(name if ordinal else "prometheus", [tools.require("prometheus")] + args,
+                       pdir / "prometheus.log", f"http://127.0.0.1:{port}/-/ready",
+                       env=pod.env(api_pod)).start()
         if pod.env():
-            self._swap(f"prometheus env: the container's env as the kubelet sets it for pod "
-                       f"{pod.obj['metadata']['name']}-0 ({', '.join(sorted(pod.env()))})")
+            self._swap(f"prometheus env: the container's env as the kubelet sets it for its pod "
+                       f"({pod.obj['metadata']['name']}-<ordinal>: {', '.join(sorted(pod.env()))})")
+        return proc
 
     def _api_pod(self, name):
         for p in self.cluster.snapshot.pods:

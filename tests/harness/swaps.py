@@ -3,6 +3,7 @@ configuration to run them on 127.0.0.1, and nothing else; each change is recorde
 Swaps list (Stack.swaps; the numbered list with reasons is the docstring of harness.stack)."""
 import copy
 import dataclasses
+import re
 import urllib.parse
 from pathlib import Path
 
@@ -155,3 +156,72 @@ def prometheus_config(cfg, local, swaps):
         _through_api(am, "alerting", local, swaps)
         _map_static(am, "alerting", local, swaps)
     return cfg
+
+
+# ---------------------------------------------------------------------------- alertmanager cluster
+@dataclasses.dataclass
+class ClusterMember:
+    """Member `ordinal` of an Alertmanager cluster on loopback: `ports[i]` is the gossip port
+    (TCP and UDP) of the member that plays the StatefulSet's pod i."""
+    ordinal: int
+    ports: list
+
+
+def alertmanager_cluster_flags(args, manifests, sts, member, swaps):
+    """The rendered Alertmanager arguments of the StatefulSet `sts`'s pod `member.ordinal` with only
+    the gossip addresses moved to loopback (swap 10b), each to the port of the pod it names:
+
+      --cluster.listen-address=<any>:<P>                 -> 127.0.0.1:<ports[ordinal]>
+      --cluster.advertise-address=$(POD_IP):<P>          -> 127.0.0.1:<ports[ordinal]>
+      --cluster.peer=<sts>-<i>.<serviceName>.<ns>.svc:<P> -> 127.0.0.1:<ports[i]>
+
+    A pod's stable DNS name through the headless Service becomes that member's loopback address,
+    its own included (in a pod the list names itself too; Alertmanager drops its own address).
+    Every other argument, --cluster.peer-timeout among them, is kept as rendered. Refuses
+    (ValueError) what would not form a cluster in Kubernetes: a peer that is not a pod of this
+    StatefulSet through its headless Service on the gossip port, a replica no peer names, a
+    serviceName that is not a headless Service publishing not-ready pods on that port (TCP and
+    UDP), or a missing listen/advertise address."""
+    md, spec = sts["metadata"], sts["spec"]
+    name, ns, replicas = md["name"], md.get("namespace", "default"), int(spec.get("replicas", 1))
+    headless = spec.get("serviceName", "")
+    flags = {}
+    for a in args:
+        key, _, value = a.partition("=")
+        flags.setdefault(key, []).append(value)
+    listen = (flags.get("--cluster.listen-address") or [""])[-1]
+    advertise = (flags.get("--cluster.advertise-address") or [""])[-1]
+    if not listen or not advertise:
+        raise ValueError(f"{name}: rendered without --cluster.listen-address/--cluster.advertise-address "
+                         f"({listen!r}, {advertise!r}): no gossip")
+    port = listen.rsplit(":", 1)[-1]
+    if advertise.rsplit(":", 1)[-1] != port or advertise.rsplit(":", 1)[0] != "$(POD_IP)":
+        raise ValueError(f"{name}: advertises {advertise!r}, not the pod's IP on the gossip port {port}")
+    svc = manifests.get("Service", headless)
+    svc_ports = {(p.get("protocol", "TCP"), str(p["port"])) for p in svc["spec"].get("ports") or []}
+    if (svc["spec"].get("clusterIP") != "None" or not svc["spec"].get("publishNotReadyAddresses")
+            or not {("TCP", port), ("UDP", port)} <= svc_ports):
+        raise ValueError(f"{name}: serviceName {headless} is not a headless Service publishing not-ready pods "
+                         f"on {port} TCP and UDP: {svc['spec']}")
+    peer = re.compile(rf"^{re.escape(name)}-(\d+)\.{re.escape(headless)}\.{re.escape(ns)}\.svc:{port}$")
+    named = []
+    out = []
+    for a in args:
+        key, _, value = a.partition("=")
+        if key in ("--cluster.listen-address", "--cluster.advertise-address"):
+            a = f"{key}=127.0.0.1:{member.ports[member.ordinal]}"
+        elif key == "--cluster.peer":
+            m = peer.match(value)
+            if not m or int(m.group(1)) >= replicas:
+                raise ValueError(f"{name}: --cluster.peer={value} is not one of its {replicas} pods through "
+                                 f"the headless Service {headless} on port {port}")
+            named.append(int(m.group(1)))
+            a = f"{key}=127.0.0.1:{member.ports[int(m.group(1))]}"
+        out.append(a)
+    if sorted(named) != list(range(replicas)):
+        raise ValueError(f"{name}: --cluster.peer names pods {sorted(named)}, not each of its {replicas} replicas once")
+    swaps.add("alertmanager cluster (each of the StatefulSet's replicas runs): --cluster.listen-address and "
+              "--cluster.advertise-address -> 127.0.0.1:<its gossip port>, each --cluster.peer "
+              "<statefulset>-<i>.<headless service>.<namespace>.svc:<port> -> 127.0.0.1:<gossip port of member i>; "
+              "every other --cluster.* flag as rendered")
+    return out

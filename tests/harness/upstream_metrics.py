@@ -119,6 +119,7 @@ SOURCES = {
             "alertmanager_config_last_reload_successful": ("gauge", set()),
             "alertmanager_cluster_members": ("gauge", set()),
             "alertmanager_cluster_enabled": ("gauge", set()),
+            "alertmanager_peer_position": ("gauge", set()),
         },
     },
 }
