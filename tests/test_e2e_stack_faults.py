@@ -160,9 +160,9 @@ def test_stopping_node_exporter_pages_the_monitoring_team(stack, stopped):
         got = {a["labels"].get("instance") for a in _firing(stack, "NodeExporterDown")}
         return got if healthy <= got else None
     stack.wait(instances, 40, what=f"NodeExporterDown firing for every Ready node's exporter {sorted(healthy)}")
-    # The NotReady node's exporter is explained by NodeNotReady (equal instance).
-    held = _am(stack, "NodeExporterDown", instance=NODE)
-    assert all(a["status"]["inhibitedBy"] for a in held), f"NodeExporterDown of {NODE}: {[a['status'] for a in held]}"
+    # (The NotReady node's exporter is not judged here: kube-state-metrics stops at the same
+    # moment, so NodeNotReady, which reads it, resolves; the real Alertmanager holds that
+    # inhibition in test_conformance_alertmanager.py.)
     got = _delivered(stack, ("NodeExporterDown", "node-exporter"), WARNING, 30 + 40)
     assert got, f"NodeExporterDown reached {deliveries(stack.sinks.received).get(('NodeExporterDown', 'node-exporter'))}, want {sorted(WARNING)}"
 
