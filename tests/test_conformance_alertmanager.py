@@ -367,6 +367,11 @@ BRIEF_INHIBITIONS = {
         {"MonitoringDaemonSetNotOnEveryNode"},
         {"namespace"},
     ),
+    "node-not-ready-explains-the-alerts-of-its-pods": (
+        {"NodeNotReady"},
+        {"PodDown", "PodRestartingTooOften", "HighCPUUsage", "HighMemoryUsage"},
+        {"node"},
+    ),
 }
 
 
@@ -543,6 +548,17 @@ STACK_INHIBITION_CASES = {
          _labels("LogCollectorDroppedLines"), _labels("JaegerSpansDropped")],
         {"LokiIngestionRefused/p5-loki", "LogCollectorSendFailures/p5-promtail", "LogCollectorDroppedLines/p5-promtail"},
     ),
+    "a NotReady node silences the alerts of its own pods, not of other nodes' or unplaced pods": (
+        [_labels("NodeNotReady"), _labels("PodDown"),
+         _labels("PodRestartingTooOften", service="worker", workload="worker", deployment="worker", pod="worker-5b6c-xk2p9"),
+         _labels("PodDown", service="frontend", workload="frontend", deployment="frontend", pod="frontend-6c7d-q8w2e",
+                 node="node-2"),
+         {k: v for k, v in _labels("PodDown", service="pending", workload="pending", deployment="pending",
+                                   pod="pending-5f6g-abcde").items() if k != "node"},
+         # a pod that is not Ready fails its scrapes: its PodDown, inhibited itself, still explains that
+         _labels("Phase5TargetDown", service="backend", pod=am.ALERTS["PodDown"]["pod"])],
+        {"PodDown/backend", "PodRestartingTooOften/worker", "Phase5TargetDown/backend"},
+    ),
     "Jaeger down silences its critical storage alert": (
         [_labels("MonitoringTargetDown", service="p5-jaeger", pod="p5-jaeger-0"), _labels("JaegerSpansDropped"),
          _labels("LogCollectorSendFailures")],
@@ -594,3 +610,28 @@ def test_stack_inhibitions_in_the_real_alertmanager(case, tmp_path):
         proc.stop()
     inhibited = {_alert_id(a["labels"]) for a in got if a["status"]["inhibitedBy"]}
     assert inhibited == want, f"{case}: inhibited {sorted(inhibited)}, want {sorted(want)}"
+
+
+def _for_seconds(duration):
+    import re
+    units = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
+    return sum(float(n) * units[u] for n, u in re.findall(r"(\d+)(ms|[smhdwy])", duration or "0s"))
+
+
+@pytest.mark.parametrize("values", params.profiles())
+def test_a_not_ready_node_fires_before_the_alerts_of_its_pods(values):
+    """Alertmanager inhibits only while the source fires: the node controller turns a NotReady
+    node's pods not ready at the same moment, so NodeNotReady's `for` must be shorter than the
+    `for` of every pod alert it explains, or the pods page first (as with its old 5m against
+    PodDown's 2m). Rendered rules, every profile."""
+    from harness import prometheus as prom
+    _, rules = prom.rendered(values)
+    alerts = {}
+    for text in rules.values():
+        alerts.update(prom.alerts(text))
+    node = _for_seconds(alerts["NodeNotReady"].get("for"))
+    (rule,) = [r for r in _inhibit_rules(render(values)) if _matched(r["source_matchers"]) == {"NodeNotReady"}
+               and "PodDown" in _matched(r["target_matchers"])]
+    late = {a: alerts[a].get("for") for a in _matched(rule["target_matchers"])
+            if _for_seconds(alerts[a].get("for")) <= node}
+    assert not late, f"NodeNotReady (for {alerts['NodeNotReady'].get('for')}) fires after the pod alerts it inhibits: {late}"

@@ -24,9 +24,11 @@ SCRAPE_LABELS = {"__name__", "namespace", "service", "pod", "le", "job", "instan
 EXPORTER_NAMES = set().union(*EXPORTER_METRICS.values())
 # Whole families that never come from a Phase 5 service: kube-state-metrics, cAdvisor,
 # node-exporter, the kubelet, postgres_exporter, redis_exporter, and the stack's own Prometheus
-# and Alertmanager (the monitoring-stack alerts). (kafka_ is NOT such a prefix:
+# and Alertmanager (the monitoring-stack alerts), and Prometheus' own ALERTS series (PodDown holds
+# on it while kube-state-metrics is blind). (kafka_ is NOT such a prefix:
 # kafka_consumer_lag is an application metric; kafka_exporter's names are in EXPORTER_NAMES.)
-NON_APPLICATION_PREFIXES = ("kube_", "container_", "node_", "kubelet_", "pg_", "redis_", "prometheus_", "alertmanager_")
+NON_APPLICATION_PREFIXES = ("kube_", "container_", "node_", "kubelet_", "pg_", "redis_", "prometheus_", "alertmanager_",
+                            "ALERTS")
 
 
 def doc_table(text):

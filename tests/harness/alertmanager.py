@@ -23,17 +23,18 @@ CONFIG_KEY = "alertmanager.yaml"
 CREDENTIAL_KEYS = ("slack-webhook-url", "smtp-password", "pagerduty-routing-key", "webhook-url", "watchdog-url")
 
 # Every alert of the brief with the labels its rule produces (alertname is added by
-# Prometheus). namespace/service are sample values; extra labels as the brief's table lists.
+# Prometheus). namespace/service are sample values; extra labels as the brief's table lists
+# (the pod alerts' `node`: kube_pod_info's, the node the pod runs on).
 NS = "phase5"
 ALERTS = {
     "HighErrorRate": {"severity": "critical", "category": "application", "service": "backend"},
     "HighResponseTime": {"severity": "warning", "category": "application", "service": "backend"},
     "PodDown": {"severity": "critical", "category": "kubernetes", "service": "backend",
-                "pod": "backend-7d9f-abcde", "deployment": "backend", "workload_kind": "Deployment", "workload": "backend"},
+                "pod": "backend-7d9f-abcde", "deployment": "backend", "workload_kind": "Deployment", "workload": "backend", "node": "node-1"},
     "HighCPUUsage": {"severity": "warning", "category": "kubernetes", "service": "backend",
-                     "pod": "backend-7d9f-abcde", "deployment": "backend", "workload_kind": "Deployment", "workload": "backend"},
+                     "pod": "backend-7d9f-abcde", "deployment": "backend", "workload_kind": "Deployment", "workload": "backend", "node": "node-1"},
     "HighMemoryUsage": {"severity": "warning", "category": "kubernetes", "service": "backend",
-                        "pod": "backend-7d9f-abcde", "deployment": "backend", "workload_kind": "Deployment", "workload": "backend"},
+                        "pod": "backend-7d9f-abcde", "deployment": "backend", "workload_kind": "Deployment", "workload": "backend", "node": "node-1"},
     "DatabaseConnectionPoolExhausted": {"severity": "critical", "category": "database", "service": "backend"},
     "KafkaConsumerLag": {"severity": "warning", "category": "kafka", "service": "recurring-task-agent",
                          "consumergroup": "recurring-task-agent", "topic": "task-events"},
@@ -42,7 +43,7 @@ ALERTS = {
                      "namespace": "monitoring", "instance": "node-1", "mountpoint": "/"},
     "PodRestartingTooOften": {"severity": "warning", "category": "kubernetes", "service": "backend",
                               "pod": "backend-7d9f-abcde", "deployment": "backend", "container": "backend",
-                              "workload_kind": "Deployment", "workload": "backend"},
+                              "workload_kind": "Deployment", "workload": "backend", "node": "node-1"},
     "DeploymentReplicaMismatch": {"severity": "warning", "category": "kubernetes", "service": "backend",
                                   "deployment": "backend", "workload_kind": "Deployment", "workload": "backend"},
     "HPAMaxedOut": {"severity": "warning", "category": "kubernetes", "service": "backend",

@@ -27,6 +27,7 @@ COMPONENTS = tuple(row["key"] for row in component_table())
 # runs Alloy: `alloy`).
 COMPONENT_NAMES = {row["key"]: row["name"] for row in component_table()}
 
+
 # The Kubernetes versions every render is validated against: the chart's floor and the newest.
 KUBE_MIN = "1.30.0"
 KUBE_MAX = "1.37.0"

@@ -10,7 +10,10 @@ What lives in the API server, and who decides what:
   Services annotated as docs/integration.md asks, HorizontalPodAutoscalers;
 - faults are API operations: a pod made not ready (the kwok stage pod-not-ready reacts to an
   annotation), a container's restart count reported in the pod's status (as a kubelet would),
-  a Deployment scaled beyond what the nodes hold, an HPA's maximum reached, a node drained.
+  a Deployment scaled beyond what the nodes hold, an HPA's maximum reached, a node drained, a
+  node reporting NotReady (the kwok stage node-not-ready reacts to an annotation; the node
+  lifecycle controller then taints it; its pods are marked not ready as that controller does
+  for a node gone silent, see set_node_not_ready).
 
 `Snapshot` is the list of every object the harness reads back (every second by `watch()`),
 from which the synthetic kube-state-metrics, cAdvisor and kubelet series are derived and the
@@ -33,6 +36,7 @@ _LISTS = {
     "statefulsets": "/apis/apps/v1/statefulsets",
     "daemonsets": "/apis/apps/v1/daemonsets",
     "hpas": "/apis/autoscaling/v2/horizontalpodautoscalers",
+    "pvcs": "/api/v1/persistentvolumeclaims",
 }
 
 
@@ -57,6 +61,7 @@ class Snapshot:
     statefulsets: list
     daemonsets: list
     hpas: list
+    pvcs: list
 
     def __post_init__(self):
         self._rs = {_key(r): r for r in self.replicasets}
@@ -82,6 +87,12 @@ class Snapshot:
                        if p["metadata"]["namespace"] == namespace and not p["metadata"].get("deletionTimestamp")
                        and self.owner(p) == (kind, name)),
                       key=lambda p: (p["metadata"]["creationTimestamp"], p["metadata"]["name"]))
+
+    def pvc(self, namespace, name):
+        for c in self.pvcs:
+            if (c["metadata"]["namespace"], c["metadata"]["name"]) == (namespace, name):
+                return c
+        return None
 
     def node_ip(self, node_name):
         for n in self.nodes:
@@ -199,6 +210,35 @@ class SimCluster:
         for s in statuses:
             s["restartCount"] = count
         self.patch(f"/api/v1/namespaces/{namespace}/pods/{pod}/status", {"status": {"containerStatuses": statuses}})
+
+    def set_node_not_ready(self, node, not_ready=True):
+        """kwok's node-not-ready stage reports the node's Ready condition False while the
+        annotation is there (node-up reports it Ready again once it is gone), as a kubelet
+        whose container runtime failed does; the real node lifecycle controller taints it.
+
+        Stand-in for one controller step: for a node that stops reporting, the node lifecycle
+        controller turns the Ready condition of every pod on it False (MarkPodsNotReady: Ready
+        only, ContainersReady untouched) once the node's Lease is older than its grace period.
+        kwok keeps renewing the Lease of every node it manages, so that never happens here; the
+        harness makes the same change through the pods' status subresource instead (kwok's
+        pod-ready-again leaves such a pod alone: it reverts only what pod-not-ready did)."""
+        self.patch(f"/api/v1/nodes/{node}",
+                   {"metadata": {"annotations": {"kwok.phase5.test/not-ready": "true" if not_ready else None}}})
+        if not not_ready:
+            return
+
+        def reported():
+            obj = self.cp.api(f"/api/v1/nodes/{node}")
+            return any(c["type"] == "Ready" and c["status"] == "False" for c in obj["status"].get("conditions") or [])
+        wait_until(reported, 30, f"node {node} reporting Ready False", every=0.5)
+        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        for p in self.cp.api(f"/api/v1/pods?fieldSelector=spec.nodeName%3D{node}")["items"]:
+            md = p["metadata"]
+            if md.get("deletionTimestamp") or p.get("status", {}).get("phase") != "Running":
+                continue
+            self.patch(f"/api/v1/namespaces/{md['namespace']}/pods/{md['name']}/status",
+                       {"status": {"conditions": [{"type": "Ready", "status": "False", "lastTransitionTime": now}]}},
+                       "strategic")
 
     def scale(self, namespace, deployment, replicas):
         self.patch(f"/apis/apps/v1/namespaces/{namespace}/deployments/{deployment}/scale",

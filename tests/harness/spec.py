@@ -71,5 +71,5 @@ ALERTS = {  # name: (severity, category, extra labels)
 }
 # Recording rules beyond the spec's 13: the pod owner join, and the services the cluster says
 # should be scraped with their teams (group phase5-service-discovery, issue 24).
-HELPER_RECORDING_RULES = ("pod:kube_pod_owner:workload", "service:phase5_expected:info",
+HELPER_RECORDING_RULES = ("pod:kube_pod_owner:workload", "pod:kube_pod_info:node_workload", "service:phase5_expected:info",
                           "service:phase5_category_fallback:info", "service:phase5_category:info")

@@ -21,7 +21,9 @@ Derived from the API server's objects, as the real programs derive them:
   the chart's kube-state-metrics pod (kube-state-metrics is not served by the Go module proxy:
   its names and labels are checked against its documented metrics, tests/harness/ksm.py);
 - kubelet/cAdvisor series per node for the pods placed on it (container_cpu_usage_seconds_total,
-  container_memory_working_set_bytes, ... with the pod-level container="" series).
+  container_memory_working_set_bytes, ... with the pod-level container="" series), and the
+  kubelet's volume stats of the claims those pods mount (capacity from the claim on the API
+  server; the used share is a knob, volume_used: no volume exists to measure).
 Node series come from the real node_exporter (harness.stack), not from here.
 
 Split by job: what the workload is (harness.workload_state), the metric families its pods serve
@@ -79,6 +81,10 @@ class Workload(MetricFamilies):
         # renders them (harness.ksm.allowlists; the Stack sets them): which labels and annotations
         # of the objects its kube_*_labels / kube_*_annotations series carry
         self.ksm_allowlists = {"labels": {}, "annotations": {}}
+        # (namespace, claim) -> used share of its capacity (a number, or a callable read at each
+        # scrape) the synthetic kubelet reports (workload_metrics._volume_stats)
+        self.volume_used = {}
+        self._ksm_stopped = None  # the kube-state-metrics stand-in's port once stop_ksm() ran
 
     def _baseline(self, service, replicas):
         return ServiceState(replicas=replicas)
@@ -203,7 +209,16 @@ class Workload(MetricFamilies):
         return local
 
     def ksm_port(self):
+        if self._ksm_stopped is not None:      # stopped: the address answers nothing
+            return self._ksm_stopped
         return self._http.ensure(("ksm",), self._ksm_exposition)
+
+    def stop_ksm(self):
+        """Stop the kube-state-metrics stand-in as its process would stop: its port closes and a
+        scrape of the pod's address is refused (the pod stays in the API server, as a crashed
+        container's pod does until its probes fail)."""
+        self._ksm_stopped = self.ksm_port()
+        self._http.close(("ksm",))
 
     def _ksm_exposition(self, path="/metrics"):
         """kube-state-metrics' answer for the current snapshot, built once per snapshot (as

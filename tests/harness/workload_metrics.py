@@ -10,6 +10,9 @@ from .manifests import quantity
 from .podserver import expose
 from .workload_state import BUCKETS, CONSUMER_TOPICS, CPU_LIMIT, MEM_LIMIT, PHASE5_SERVICES, ServiceState
 
+# The share of a claim's capacity the synthetic kubelet reports used when no scenario set one.
+DEFAULT_VOLUME_USED = 0.25
+
 
 class MetricFamilies:
     """Workload's metric families, one method per program it stands in for."""
@@ -323,19 +326,37 @@ class MetricFamilies:
                                 if p["spec"].get("nodeName") == node and p.get("status", {}).get("phase") == "Running"))
         up = GaugeMetricFamily("kubelet_node_name", "The node's name.", labels=("node",))
         up.add_metric((node,), 1)
-        # The volume stats of every PersistentVolumeClaim mounted by a running pod of the node
-        # (kubelet's volume_stats collector: namespace, persistentvolumeclaim), a quarter used.
+        return [pods, up] + self._volume_stats(node)
+
+    def _volume_stats(self, node):
+        """kubelet_volume_stats_capacity_bytes / _available_bytes (names and labels: the "kubelet"
+        table of harness.upstream_metrics; the kubelet's other volume series are not read) of the
+        PersistentVolumeClaims mounted by the pods running on `node`, as the kubelet reports the
+        volumes it mounts. Stand-in behaviour: the capacity is the claim's status.capacity on the
+        API server; the used share is not measured (no volume exists), it is the workload's knob
+        volume_used[(namespace, claim)] (default DEFAULT_VOLUME_USED)."""
+        snap = self.snapshot
         lab = ("namespace", "persistentvolumeclaim")
-        cap = GaugeMetricFamily("kubelet_volume_stats_capacity_bytes", "Capacity in bytes of the volume.", labels=lab)
+        cap = GaugeMetricFamily("kubelet_volume_stats_capacity_bytes", "Capacity of the volume in bytes.", labels=lab)
         avail = GaugeMetricFamily("kubelet_volume_stats_available_bytes", "Available bytes of the volume.", labels=lab)
-        claims = sorted({(p["metadata"]["namespace"], v["persistentVolumeClaim"]["claimName"])
-                         for p in (snap.pods if snap else [])
-                         if p["spec"].get("nodeName") == node and p.get("status", {}).get("phase") == "Running"
-                         for v in p["spec"].get("volumes") or [] if v.get("persistentVolumeClaim")})
-        for claim in claims:
-            cap.add_metric(claim, 10 * 2**30)
-            avail.add_metric(claim, 7.5 * 2**30)
-        return [pods, up, cap, avail]
+        seen = set()
+        for p in (snap.pods if snap else []):
+            if p["spec"].get("nodeName") != node or p.get("status", {}).get("phase") != "Running":
+                continue
+            ns = p["metadata"]["namespace"]
+            for v in p["spec"].get("volumes") or []:
+                claim = (v.get("persistentVolumeClaim") or {}).get("claimName")
+                pvc = snap.pvc(ns, claim) if claim else None
+                size = ((pvc or {}).get("status", {}).get("capacity") or {}).get("storage")
+                if not size or (ns, claim) in seen:
+                    continue
+                seen.add((ns, claim))
+                total = quantity(size)
+                share = self.volume_used.get((ns, claim), DEFAULT_VOLUME_USED)
+                share = share() if callable(share) else share
+                cap.add_metric((ns, claim), total)
+                avail.add_metric((ns, claim), total * (1 - share))
+        return [cap, avail]
 
     def _cadvisor_metrics(self, node):
         lab = ("namespace", "pod", "container", "id", "image", "name")
