@@ -251,3 +251,30 @@ def test_web_values_do_not_leak_between_components():
     assert "scheme" not in am or am["scheme"] == "http"
     assert "basic_auth" not in am and m.find("Secret", f"{REL}-alertmanager-web") is None
     assert "monitoring-stack-alertmanager" not in {j["job_name"] for j in _prom_config(m)["scrape_configs"]}
+
+
+# ----------------------------------------------------------------------------- the Ingress
+INGRESS = {"enabled": True, "hosts": ["prom.example.org"]}
+
+
+def test_an_ingress_without_authentication_is_refused_naming_the_values():
+    msg = render_error(set_values={"prometheus.ingress": INGRESS})
+    for named in ("prometheus.ingress.enabled", "global.web.prometheus.basicAuth.enabled",
+                  "prometheus.ingress.annotations", "prometheus.ingress.allowUnauthenticated"):
+        assert named in msg, msg
+
+
+@pytest.mark.parametrize("overrides", [
+    {"prometheus.ingress": {**INGRESS, "annotations": {"nginx.ingress.kubernetes.io/auth-url": "https://oauth2-proxy/oauth2/auth"}}},
+    {"prometheus.ingress": {**INGRESS, "annotations": {"traefik.ingress.kubernetes.io/router.middlewares": "monitoring-sso@kubernetescrd"}}},
+    {"prometheus.ingress": INGRESS, **on(basic=True)},
+    {"prometheus.ingress": {**INGRESS, "allowUnauthenticated": True}},
+], ids=["nginx-auth-url", "traefik-middleware", "own-basic-auth", "explicitly-open"])
+def test_an_ingress_with_authentication_or_explicitly_open_renders(overrides):
+    ing = render(set_values=overrides).get("Ingress", f"{REL}-prometheus")
+    assert ing["spec"]["rules"][0]["host"] == "prom.example.org"
+
+
+def test_tls_alone_does_not_count_as_authentication():
+    msg = render_error(set_values={"prometheus.ingress": INGRESS, **on(basic=False)})
+    assert "prometheus.ingress.allowUnauthenticated" in msg

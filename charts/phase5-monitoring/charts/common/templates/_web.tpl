@@ -281,3 +281,29 @@ spec:
 {{- end }}
 {{- end -}}
 {{- end -}}
+
+{{/*
+common.webIngressCheck: fails when a server component's Ingress is enabled with no authentication
+in front of what it exposes (Prometheus' query and admin APIs, Alertmanager's silences): neither
+its own basic auth (global.web.<component>.basicAuth.enabled), nor an authentication annotation
+in <component>.ingress.annotations (a key containing "auth", e.g.
+nginx.ingress.kubernetes.io/auth-url or alb.ingress.kubernetes.io/auth-type, or Traefik's
+router.middlewares), nor an explicit <component>.ingress.allowUnauthenticated: true.
+Usage: include "common.webIngressCheck" (dict "context" . "component" "prometheus")
+*/}}
+{{- define "common.webIngressCheck" -}}
+{{- $ctx := .context -}}
+{{- $ing := $ctx.Values.ingress | default dict -}}
+{{- if $ing.enabled -}}
+{{- $w := include "common.web" . | fromJson -}}
+{{- $annotated := false -}}
+{{- range $k, $_ := $ing.annotations | default dict -}}
+{{- if or (contains "auth" (lower $k)) (hasSuffix "router.middlewares" $k) -}}
+{{- $annotated = true -}}
+{{- end -}}
+{{- end -}}
+{{- if not (or $w.basicAuth $annotated $ing.allowUnauthenticated) -}}
+{{- fail (printf "%s.ingress.enabled: the Ingress would let anyone who reaches it use %s's API; turn on global.web.%s.basicAuth.enabled, or put authentication in front with %s.ingress.annotations (e.g. nginx.ingress.kubernetes.io/auth-url), or set %s.ingress.allowUnauthenticated: true (README, Authentication and TLS)" .component .component .component .component .component) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
