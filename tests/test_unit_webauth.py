@@ -278,3 +278,44 @@ def test_an_ingress_with_authentication_or_explicitly_open_renders(overrides):
 def test_tls_alone_does_not_count_as_authentication():
     msg = render_error(set_values={"prometheus.ingress": INGRESS, **on(basic=False)})
     assert "prometheus.ingress.allowUnauthenticated" in msg
+
+
+@pytest.mark.parametrize("key", ["global.web.prometheus.tls", "global.web.alertmanager.basicAuth",
+                                 "global.web.prometheus.basicAuth.users", "global.web.alertmanager.tls.certManager"])
+def test_a_nulled_web_key_renders_the_defaults(key):
+    """Helm keeps the default of a nulled key this deep in `global` (test_unit_removed_values
+    leaves these keys out for that reason): the render must be the default one."""
+    def shape(m):
+        return sorted((ident(o), tuple(c.get("args") or ()), yaml.safe_dump(c.get("readinessProbe")))
+                      for o in m if o["kind"] in ("StatefulSet", "Deployment", "ConfigMap") for c in containers(o)) + \
+            sorted(ident(o) for o in m)
+    assert shape(render(set_values={key: None})) == shape(render())
+
+
+# ----------------------------------------------------------------------------- the Thanos sidecar
+SIDECAR = {"prometheus.thanos.sidecar": {"enabled": True, "objstoreSecret": "thanos-objstore"}}
+
+
+def test_the_thanos_sidecar_reaches_prometheus_over_tls():
+    m = render(set_values={**SIDECAR, **on(basic=False)})
+    obj, side = _container(m, "StatefulSet", f"{REL}-prometheus", "thanos-sidecar")
+    assert "--prometheus.url=https://localhost:9090" in side["args"]
+    client = next(a.split("=", 1)[1] for a in side["args"] if a.startswith("--prometheus.http-client="))
+    tls = yaml.safe_load(client)["tls_config"]
+    assert tls["server_name"] == f"{REL}-prometheus.{NS}.svc"
+    assert tls["ca_file"] in _mounted_files(m, obj, side)
+
+
+def test_the_thanos_sidecar_with_basic_auth_is_refused_naming_both_values():
+    msg = render_error(set_values={**SIDECAR, **on()})
+    assert "prometheus.thanos.sidecar.enabled" in msg and "global.web.prometheus.basicAuth.enabled" in msg, msg
+
+
+def test_notes_say_https_and_where_the_ca_and_credentials_are(tmp_path):
+    from harness.render import NOTES_PROBE, notes, umbrella_copy
+    text = notes(umbrella_copy(tmp_path, NOTES_PROBE), set_values=on())
+    for c in COMPONENTS:
+        line = next(l for l in text.splitlines() if f"svc/{REL}-{c} " in l)
+        assert line.rstrip().endswith(f"-> https://localhost:{9090 if c == 'prometheus' else 9093}"), line
+        assert f"trust the CA in Secret {c}-tls, server name {REL}-{c}.{NS}.svc" in text
+        assert f"the user and password in Secret {c}-client" in text
