@@ -269,7 +269,7 @@ def test_ha_replicas_get_a_replica_label_dropped_from_alerts():
 
 def test_ingress_with_tls():
     objs = render(set_values={"prometheus.ingress": {
-        "enabled": True, "className": "nginx", "hosts": ["prom.example.com"],
+        "enabled": True, "className": "nginx", "hosts": ["prom.example.com"], "allowUnauthenticated": True,
         "tls": [{"secretName": "prom-tls", "hosts": ["prom.example.com"]}]}})
     ing = objs.get("Ingress", STS)
     assert ing["spec"]["tls"] == [{"secretName": "prom-tls", "hosts": ["prom.example.com"]}]

@@ -50,8 +50,10 @@ def _volume_files(manifests, volume):
 class PodFiles:
     """A rendered pod's container, its mounts laid out under `root`."""
 
-    def __init__(self, manifests, component, container, root):
-        self.obj = find_workload(manifests, component)
+    def __init__(self, manifests, component, container, root, obj=None):
+        """`obj`: a rendered Pod or workload to lay out instead of the component's workload
+        (the `helm test` pods)."""
+        self.obj = obj or find_workload(manifests, component)
         spec = pod_spec(self.obj)
         cont = [c for c in spec["containers"] if c["name"] == container]
         if not cont:

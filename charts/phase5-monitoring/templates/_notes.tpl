@@ -39,11 +39,19 @@ Access (run each in its own terminal):
 {{- end }}
 {{- if $c.prometheus.runs }}
 {{- $p := int $c.prometheus.ports.web.port }}
-  Prometheus    kubectl -n {{ $ns }} port-forward svc/{{ $name.prometheus }} {{ $p }}:{{ $p }}     -> http://localhost:{{ $p }}
+{{- $w := include "common.web" (dict "context" $ "component" "prometheus") | fromJson }}
+  Prometheus    kubectl -n {{ $ns }} port-forward svc/{{ $name.prometheus }} {{ $p }}:{{ $p }}     -> {{ $w.scheme }}://localhost:{{ $p }}
+{{- if $w.on }}
+                {{ if $w.tls }}TLS: trust the CA in Secret {{ $w.tlsSecret }}, server name {{ $w.serverName }}. {{ end }}{{ if $w.basicAuth }}Basic auth: the user and password in Secret {{ $w.clientSecret }}.{{ end }}
+{{- end }}
 {{- end }}
 {{- if $c.alertmanager.runs }}
 {{- $p := int $c.alertmanager.ports.web.port }}
-  Alertmanager  kubectl -n {{ $ns }} port-forward svc/{{ $name.alertmanager }} {{ $p }}:{{ $p }}   -> http://localhost:{{ $p }}
+{{- $w := include "common.web" (dict "context" $ "component" "alertmanager") | fromJson }}
+  Alertmanager  kubectl -n {{ $ns }} port-forward svc/{{ $name.alertmanager }} {{ $p }}:{{ $p }}   -> {{ $w.scheme }}://localhost:{{ $p }}
+{{- if $w.on }}
+                {{ if $w.tls }}TLS: trust the CA in Secret {{ $w.tlsSecret }}, server name {{ $w.serverName }}. {{ end }}{{ if $w.basicAuth }}Basic auth: the user and password in Secret {{ $w.clientSecret }}.{{ end }}
+{{- end }}
 {{- end }}
 {{- if $c.jaeger.runs }}
 {{- $p := int $c.jaeger.ports.query.port }}

@@ -20,7 +20,11 @@ Usage: include "grafana.datasourceUrl" (dict "context" . "component" "prometheus
 {{- if $ds.url -}}
 {{- trimSuffix "/" $ds.url -}}
 {{- else -}}
-{{- printf "http://%s:%s" (include "common.componentFullname" (dict "context" .context "component" .component)) (include "common.port" (list .component .port)) -}}
+{{- $scheme := "http" -}}
+{{- if eq .component "prometheus" -}}
+{{- $scheme = (include "common.web" (dict "context" .context "component" "prometheus") | fromJson).scheme -}}
+{{- end -}}
+{{- printf "%s://%s:%s" $scheme (include "common.componentFullname" (dict "context" .context "component" .component)) (include "common.port" (list .component .port)) -}}
 {{- end -}}
 {{- end -}}
 
