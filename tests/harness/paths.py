@@ -17,6 +17,7 @@ COMPONENTS = (
     "jaeger",
     "kube-state-metrics",
     "node-exporter",
+    "thanos",
 )
 
 # The Kubernetes versions every render is validated against: the chart's floor and the newest.

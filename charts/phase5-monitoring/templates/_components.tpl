@@ -59,6 +59,9 @@ Built once per render (common.memo) and shared by its readers.
   "node-exporter" (dict "name" "node-exporter"
     "ports" (dict "metrics" (dict "port" (dig "port" 9100 (index $v "node-exporter" | default dict)) "protocol" $tcp))
     "health" (dict "port" "metrics" "path" (include "common.healthPath" (list "node-exporter" "metrics"))))
+  "thanos" (dict "name" "thanos"
+    "ports" (dict "http" (dict "port" (include "common.port" (list "thanos" "http") | int) "protocol" $tcp) "grpc" (dict "port" (include "common.port" (list "thanos" "grpc") | int) "protocol" $tcp))
+    "health" (dict "port" "http" "path" (include "common.healthPath" (list "thanos" "ready"))))
 -}}
 {{- if $v.jaeger.enabled -}}
 {{- $_ := set $table.jaeger "receivers" (include "jaeger.receiverPorts" (dict "Values" $v.jaeger) | fromJsonArray) -}}
@@ -68,6 +71,8 @@ Built once per render (common.memo) and shared by its readers.
 {{- $_ = set $c "enabled" (index $v $key).enabled -}}
 {{- $_ = set $c "runs" (eq (include "phase5-monitoring.runs" (dict "context" $ "component" $key)) "true") -}}
 {{- end -}}
+{{- /* Thanos Query's Service is <release>-thanos-query (thanos.queryName): room for more Thanos components. */ -}}
+{{- $_ := set $table.thanos "service" (printf "%s-query" $table.thanos.service | trunc 63 | trimSuffix "-") -}}
 {{- toJson $table -}}
 {{- end -}}
 
@@ -75,5 +80,5 @@ Built once per render (common.memo) and shared by its readers.
 phase5-monitoring.componentOrder: the components in the order NOTES lists them.
 */}}
 {{- define "phase5-monitoring.componentOrder" -}}
-["prometheus","alertmanager","grafana","loki","promtail","jaeger","kube-state-metrics","node-exporter"]
+["prometheus","alertmanager","grafana","loki","promtail","jaeger","kube-state-metrics","node-exporter","thanos"]
 {{- end -}}

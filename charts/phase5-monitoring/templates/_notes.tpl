@@ -4,7 +4,8 @@ replaced by the existing kube-prometheus-stack in operator mode (global.operator
 Usage: include "phase5-monitoring.runs" (dict "context" $ "component" "prometheus")
 */}}
 {{- define "phase5-monitoring.runs" -}}
-{{- $replaced := list "prometheus" "alertmanager" "grafana" "kube-state-metrics" "node-exporter" -}}
+{{- /* thanos: kube-prometheus-stack users run their own Thanos (README, operator mode). */ -}}
+{{- $replaced := list "prometheus" "alertmanager" "grafana" "kube-state-metrics" "node-exporter" "thanos" -}}
 {{- if and (index .context.Values .component).enabled (not (and .context.Values.global.operator.enabled (has .component $replaced))) -}}true{{- end -}}
 {{- end -}}
 
@@ -21,7 +22,7 @@ phase5-monitoring {{ .Chart.Version }} is installed as release "{{ .Release.Name
 Components:
 {{- range $k := include "phase5-monitoring.componentOrder" . | fromJsonArray }}
 {{- $one := get $c $k }}
-  - {{ printf "%-19s" $k }} {{ if $one.runs }}{{ $one.service }}{{ else if $one.enabled }}the existing kube-prometheus-stack's (operator mode){{ else }}disabled{{ end }}
+  - {{ printf "%-19s" $k }} {{ if $one.runs }}{{ $one.service }}{{ else if and $one.enabled (eq $k "thanos") }}not rendered in operator mode (run your own Thanos){{ else if $one.enabled }}the existing kube-prometheus-stack's (operator mode){{ else }}disabled{{ end }}
 {{- end }}
 
 Access (run each in its own terminal):
@@ -39,6 +40,11 @@ Access (run each in its own terminal):
 {{- if $c.prometheus.runs }}
 {{- $p := int $c.prometheus.ports.web.port }}
   Prometheus    kubectl -n {{ $ns }} port-forward svc/{{ $name.prometheus }} {{ $p }}:{{ $p }}     -> http://localhost:{{ $p }}
+{{- end }}
+{{- if $c.thanos.runs }}
+{{- $p := int $c.thanos.ports.http.port }}
+  Thanos Query  kubectl -n {{ $ns }} port-forward svc/{{ $name.thanos }} {{ $p }}:{{ $p }}   -> http://localhost:{{ $p }}
+                (Grafana's Prometheus datasource; one replica's own UI: port-forward pod/{{ $name.prometheus }}-0 {{ int $c.prometheus.ports.web.port }})
 {{- end }}
 {{- if $c.alertmanager.runs }}
 {{- $p := int $c.alertmanager.ports.web.port }}
