@@ -148,3 +148,12 @@ def test_operator_mode_renders_no_thanos(tmp_path):
     assert not [o for o in objs if o["metadata"]["labels"].get("app.kubernetes.io/name") == "thanos"]
     text = notes(umbrella_copy(tmp_path, NOTES_PROBE), (), values)
     assert re.search(r"thanos\s+not rendered in operator mode", text), text
+
+
+def test_sidecars_missing_alert_expects_every_prometheus_replica(prod):
+    """ThanosQuerySidecarsMissing compares Query's sidecar connections with prometheus.replicas:
+    production's two replicas, not the default one (tests/rules covers the default's behaviour)."""
+    from harness import prometheus as prom
+    rules = prod.get("ConfigMap", "p5-prometheus-rules")["data"]["phase5-alerts.yaml"]
+    expr = prom.alerts(rules)["ThanosQuerySidecarsMissing"]["expr"]
+    assert re.search(r"\)\s*<\s*2\s*$", expr), expr
