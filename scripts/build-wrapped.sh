@@ -113,8 +113,16 @@ case "$kind" in
     # tag `tools` a dependency's own tools.go (go.elastic.co/apm imports a program) breaks it.
     # `go get` of the command adds exactly what the default build needs.
     go get "$module/cmd/thanos@$version" >/dev/null
+    # The build tags of upstream's own release build (.promu.yml: netgo, slicelabels). Without
+    # slicelabels Prometheus' labels package is its default string layout, which Thanos' labelpb
+    # casts as a slice: the sidecar then panics answering Query's first Info call (a negative
+    # message size in grpc's buffer pool).
+    src=$(go mod download -json "$module@$version" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+    tags=$(awk '/^  tags:/ {t = 1; next} t && /^    all:/ {a = 1; next} a && /^      - / {print $2; next} a {exit}' \
+           "$src/.promu.yml" | paste -sd, -)
+    [[ ",$tags," == *,slicelabels,* ]] || { echo "build-wrapped: no slicelabels tag in $module@$version's .promu.yml ('$tags')" >&2; exit 1; }
     # Without the stamp `thanos --version` prints an empty version.
-    go build -trimpath \
+    go build -trimpath -tags "$tags" \
       -ldflags "-s -w -X github.com/prometheus/common/version.Version=${version#v} -X github.com/prometheus/common/version.Branch=HEAD" \
       -o "$dest/thanos" "$module/cmd/thanos"
     ;;
