@@ -11,6 +11,8 @@
 #        scripts/build-wrapped.sh prometheus-operator VERSION DEST
 #                                                          prometheus-operator (cmd/operator; its nested
 #                                                          pkg/apis/monitoring and pkg/client pinned to VERSION)
+#        scripts/build-wrapped.sh thanos VERSION DEST      thanos (cmd/thanos; its go.mod's replace
+#                                                          block copied into the wrapper, version-stamped)
 #        scripts/build-wrapped.sh prometheus-operator-crds VERSION DEST CONTROLLER_GEN
 #                                                          the monitoring.coreos.com CRDs, generated from
 #                                                          pkg/apis/monitoring@VERSION by controller-gen
@@ -88,6 +90,42 @@ case "$kind" in
       -ldflags "-s -w -X github.com/prometheus/common/version.Version=${version#v} -X github.com/prometheus/common/version.Branch=HEAD" \
       -o "$dest/prometheus-operator" "$module/cmd/operator"
     ;;
+  thanos)
+    # Thanos' go.mod replaces a few third-party modules (forks, pins) with other published
+    # modules, which `go install pkg@version` refuses: the wrapper requires Thanos and copies
+    # its replace block verbatim (every target is a published module, none a local path).
+    module=github.com/thanos-io/thanos
+    gomod=$(go mod download -json "$module@$version" | sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",$/\1/p')
+    [[ -f "$gomod" ]] || { echo "build-wrapped: cannot download $module@$version" >&2; exit 1; }
+    if sed -n '/^replace (/,/^)/p' "$gomod" | awk '$2 == "=>" && $3 ~ /^\./ {found=1} END {exit !found}'; then
+      echo "build-wrapped: $module@$version replaces a module with a local path; the wrapper cannot copy that" >&2; exit 1
+    fi
+    {
+      echo "module phase5-monitoring/thanos-build"
+      echo
+      echo "go $(go env GOVERSION | sed 's/^go\([0-9]*\.[0-9]*\).*/\1/')"
+      echo
+      echo "require $module $version"
+      echo
+      sed -n '/^replace (/,/^)/p' "$gomod"
+    } > go.mod
+    # No tools.go, no `go mod tidy` and no `-tags tools`: tidy loads every build tag, and with the
+    # tag `tools` a dependency's own tools.go (go.elastic.co/apm imports a program) breaks it.
+    # `go get` of the command adds exactly what the default build needs.
+    go get "$module/cmd/thanos@$version" >/dev/null
+    # The build tags of upstream's own release build (.promu.yml: netgo, slicelabels). Without
+    # slicelabels Prometheus' labels package is its default string layout, which Thanos' labelpb
+    # casts as a slice: the sidecar then panics answering Query's first Info call (a negative
+    # message size in grpc's buffer pool).
+    src=$(go mod download -json "$module@$version" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+    tags=$(awk '/^  tags:/ {t = 1; next} t && /^    all:/ {a = 1; next} a && /^      - / {print $2; next} a {exit}' \
+           "$src/.promu.yml" | paste -sd, -)
+    [[ ",$tags," == *,slicelabels,* ]] || { echo "build-wrapped: no slicelabels tag in $module@$version's .promu.yml ('$tags')" >&2; exit 1; }
+    # Without the stamp `thanos --version` prints an empty version.
+    go build -trimpath -tags "$tags" \
+      -ldflags "-s -w -X github.com/prometheus/common/version.Version=${version#v} -X github.com/prometheus/common/version.Branch=HEAD" \
+      -o "$dest/thanos" "$module/cmd/thanos"
+    ;;
   prometheus-operator-crds)
     # Generated, never copied: controller-gen reads the API types of pkg/apis/monitoring in a
     # writable copy of the module (the module cache is read-only) and writes one CRD per kind.
@@ -103,5 +141,5 @@ case "$kind" in
     ls "$dest"/*.yaml >/dev/null
     ;;
   *)
-    echo "build-wrapped: unknown kind $kind (kubernetes|etcd|prometheus-operator|prometheus-operator-crds)" >&2; exit 2 ;;
+    echo "build-wrapped: unknown kind $kind (kubernetes|etcd|prometheus-operator|prometheus-operator-crds|thanos)" >&2; exit 2 ;;
 esac

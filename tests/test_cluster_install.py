@@ -55,8 +55,12 @@ def host_collectors(profile):
     return {"node-exporter", "promtail"} if profile == "promtail" else {"node-exporter", "alloy"}
 
 
-def values_args(profile):
+def values_args(profile, previous=False):
+    """--values/--set-json of a profile; previous: as the previous release takes it (harness.previous)."""
+    from harness.previous import previous_values
     files, sets = PROFILES[profile]
+    if previous:
+        files = previous_values(files)
     args = []
     for f in files:
         args += ["-f", str(f)]
@@ -94,7 +98,8 @@ def local_ns(local_cluster, request):
 
 
 def install(cluster, helm, release, namespace, profile, *extra, chart=UMBRELLA, wait=True, check=True):
-    args = ["upgrade", "--install", release, str(chart), "-n", namespace, *values_args(profile), *extra]
+    args = ["upgrade", "--install", release, str(chart), "-n", namespace,
+            *values_args(profile, previous=chart != UMBRELLA), *extra]
     if wait:
         args += ["--wait", "--timeout", "5m"]
     return cluster.helm(helm, *args, check=check)

@@ -58,6 +58,9 @@ VALUES = {
     "alertmanager.secrets.webhookUrl": "https://webhook.invalid/holdout",
     "alertmanager.route.groupWait": f"{GROUP_WAIT}s",
     "alertmanager.route.warning.groupWait": f"{GROUP_WAIT}s",
+    # Every component of the table on, Thanos Query too (off by default; it needs all three).
+    "thanos.enabled": True, "prometheus.thanos.sidecar.enabled": True,
+    "grafana.datasources.prometheus.thanosQuery": True,
 }
 KSM_SERIES = b'kube_pod_status_ready{namespace="monitoring",pod="p5-prometheus-0",uid="u",condition="true"} 1\n'
 

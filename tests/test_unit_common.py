@@ -391,6 +391,10 @@ def test_every_workload_takes_the_shared_pod_settings():
                 "priorityClassName": "monitoring-high", "imagePullSecrets": ["own"],
                 "podSecurityContext": {"fsGroup": 4242}}
     values = {c: settings for c in paths.COMPONENTS}
+    # Thanos Query (off by default) with the two values its switch needs.
+    values["thanos"] = {**settings, "enabled": True}
+    values["prometheus"] = {**settings, "thanos": {"sidecar": {"enabled": True}}}
+    values["grafana"] = {**settings, "datasources": {"prometheus": {"thanosQuery": True}}}
     values["global"] = {"imagePullSecrets": ["shared"]}
     workloads = render(set_values=values).workloads()
     seen, wrong = set(), []

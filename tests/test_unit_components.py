@@ -13,7 +13,10 @@ from harness.render import notes as render_notes
 
 pytestmark = pytest.mark.unit
 
-ALL_ON = {"networkPolicy.enabled": True, "alertmanager.replicas": 2}
+# The Thanos switch is three values (thanos.enabled and the two it needs, templates/thanos-switch.yaml).
+THANOS_ON = {"thanos.enabled": True, "prometheus.thanos.sidecar.enabled": True,
+             "grafana.datasources.prometheus.thanosQuery": True}
+ALL_ON = {"networkPolicy.enabled": True, "alertmanager.replicas": 2, **THANOS_ON}
 
 
 def _scratch(root):
@@ -50,7 +53,7 @@ def _pod_url(objs, name):
 
 def test_every_component_is_listed(scratch):
     assert set(table(scratch)) == {"prometheus", "alertmanager", "grafana", "loki", "promtail", "jaeger",
-                                   "kube-state-metrics", "node-exporter"}
+                                   "kube-state-metrics", "node-exporter", "thanos"}
 
 
 def test_listed_ports_are_the_services_ports(scratch):
@@ -184,7 +187,7 @@ def test_log_collector_is_named_for_what_it_runs(scratch, collector):
 
 # ---------------------------------------------------------------- name overrides are gone
 @pytest.mark.parametrize("component", ["prometheus", "alertmanager", "grafana", "loki", "promtail", "jaeger",
-                                       "kube-state-metrics", "node-exporter"])
+                                       "kube-state-metrics", "node-exporter", "thanos"])
 @pytest.mark.parametrize("key", ["nameOverride", "fullnameOverride"])
 def test_name_overrides_are_rejected_by_key(component, key):
     """Components address each other by fixed names (<release>-<component>) that no subchart
@@ -194,7 +197,7 @@ def test_name_overrides_are_rejected_by_key(component, key):
 
 
 @pytest.mark.parametrize("component", ["prometheus", "alertmanager", "grafana", "loki", "promtail", "jaeger",
-                                       "kube-state-metrics", "node-exporter"])
+                                       "kube-state-metrics", "node-exporter", "thanos"])
 def test_a_disabled_component_leaves_no_empty_selector(component):
     """A disabled subchart's values are not merged into the umbrella's: the list must still
     give every selector a name (the policies of the others still mention it)."""

@@ -91,6 +91,14 @@ def set_path(values, path, value):
     node[path[-1]] = value
 
 
+# Components off by default, with the values that switch them on: Helm validates a subchart's
+# values only while it is enabled, so the bad value is tried with the component running.
+SWITCHED_ON = {
+    "thanos": {"thanos.enabled": True, "prometheus.thanos.sidecar.enabled": True,
+               "grafana.datasources.prometheus.thanosQuery": True},
+}
+
+
 def check(comp, path, value, needle):
     """Oracle says invalid -> Helm must refuse, naming `needle`, without panicking."""
     doc = json.loads(json.dumps(load_values(paths.SUBCHARTS_DIR / comp)))
@@ -98,7 +106,7 @@ def check(comp, path, value, needle):
     schema = load_schema(paths.SUBCHARTS_DIR / comp)
     assume(not jsonschema.validators.validator_for(schema)(schema).is_valid(doc))
     key = ".".join((comp,) + path)
-    msg = render_error(set_values={key: value})
+    msg = render_error(set_values={**SWITCHED_ON.get(comp, {}), key: value})
     assert "panic" not in msg and "goroutine" not in msg, f"{key}={value!r} crashed Helm:\n{msg[:2000]}"
     assert needle in msg and comp in msg, f"{key}={value!r}: error does not name {needle!r}:\n{msg}"
 
@@ -156,7 +164,8 @@ def test_deleted_key(target, typed_as_set):
     required = not jsonschema.validators.validator_for(schema)(schema).is_valid(doc)
     key = ".".join((comp,) + path)
     try:
-        render_raw(set_strings={key: "null"}) if typed_as_set else render_raw(set_values={key: None})
+        on = {k: v for k, v in SWITCHED_ON.get(comp, {}).items() if k != key and key != f"{comp}.enabled"}
+        render_raw(set_values=on, set_strings={key: "null"}) if typed_as_set else render_raw(set_values={**on, key: None})
         assert not required, f"removing {key}: the schema requires it, yet Helm rendered"
         return
     except RenderError as err:

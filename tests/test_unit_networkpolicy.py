@@ -18,6 +18,7 @@ REL, NAMESPACE = "p5", "monitoring"
 # The log collector by what runs by default (Alloy; its values key is still `promtail`).
 PROM, AM, GRAFANA, LOKI, PROMTAIL, JAEGER, KSM = (
     "prometheus", "alertmanager", "grafana", "loki", "alloy", "jaeger", "kube-state-metrics")
+THANOS = "thanos"           # Thanos Query (switched on in the render below)
 HELM_TEST = "helm-test"     # the umbrella's `helm test` pods
 APP = Pod({"app.kubernetes.io/name": "backend"}, namespace="phase5-tasks", namespace_labels={"phase5": "app"})
 OTHER = Pod({"app": "random"}, namespace="default")
@@ -40,7 +41,10 @@ REQUIRED = [
     (APP, JAEGER, 6831, "UDP"), (APP, JAEGER, 6832, "UDP"), (APP, JAEGER, 14268, "TCP"),
     (AM, AM, 9094, "TCP"), (AM, AM, 9094, "UDP"), (AM, SLACK, 443, "TCP"), (AM, SLACK, 587, "TCP"),
     (HELM_TEST, GRAFANA, 3000, "TCP"), (HELM_TEST, JAEGER, 13133, "TCP"), (HELM_TEST, KSM, 8081, "TCP"),
-] + [(p, DNS, 53, proto) for p in (PROM, AM, GRAFANA, LOKI, PROMTAIL, JAEGER, KSM) for proto in ("UDP", "TCP")]
+    # Thanos Query: Grafana's datasource, scraped by Prometheus, reading the sidecars' StoreAPI.
+    (GRAFANA, THANOS, 10902, "TCP"), (PROM, THANOS, 10902, "TCP"), (THANOS, PROM, 10901, "TCP"),
+    (HELM_TEST, THANOS, 10902, "TCP"),
+] + [(p, DNS, 53, proto) for p in (PROM, AM, GRAFANA, LOKI, PROMTAIL, JAEGER, KSM, THANOS) for proto in ("UDP", "TCP")]
 
 # Flows that must never exist, whatever the table says.
 FORBIDDEN = [
@@ -55,6 +59,11 @@ FORBIDDEN = [
     (INTRUDER, PROMTAIL, 3101, "TCP"), (INTRUDER, PROM, 9090, "TCP"), (INTRUDER, GRAFANA, 3000, "TCP"),
     # Right peer, wrong port: rules name their ports.
     (GRAFANA, PROM, 22, "TCP"), (PROMTAIL, LOKI, 9095, "TCP"), (PROM, KSM, 22, "TCP"), (AM, SLACK, 80, "TCP"),
+    # Thanos Query reads the sidecars, not Prometheus' own API, and nothing outside; only
+    # Grafana, Prometheus and the UI namespaces reach it.
+    (THANOS, PROM, 9090, "TCP"), (THANOS, SLACK, 443, "TCP"), (THANOS, LOKI, 3100, "TCP"),
+    (APP, THANOS, 10902, "TCP"), (INTRUDER, THANOS, 10902, "TCP"), (INTRUDER, PROM, 10901, "TCP"),
+    (PROMTAIL, THANOS, 10902, "TCP"), (THANOS, THANOS, 10901, "TCP"),
 ]
 
 
@@ -68,6 +77,9 @@ def _name(flow):
 @pytest.fixture(scope="module")
 def rendered():
     return render(set_values={"networkPolicy.enabled": True,
+                              # Thanos Query with the two values its switch needs.
+                              "thanos.enabled": True, "prometheus.thanos.sidecar.enabled": True,
+                              "grafana.datasources.prometheus.thanosQuery": True,
                               "networkPolicy.ingressNamespaceSelector": {"phase5-monitoring/ui": "allowed"},
                               # As a user narrows it: the default 0.0.0.0/0 lets API clients reach any :443.
                               "networkPolicy.apiServerCIDRs": ["10.96.0.1/32"]}, namespace=NAMESPACE)

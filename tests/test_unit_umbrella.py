@@ -15,12 +15,16 @@ HEALTH = {
     "jaeger": ":13133/status",
     "kube-state-metrics": ":8081/readyz",
     "node-exporter": ":9100/metrics",
+    # Thanos Query's Service is <release>-thanos-query; off by default, rendered with its switch.
+    "thanos": "-query:10902/-/ready",
 }
+THANOS_ON = {"thanos.enabled": True, "prometheus.thanos.sidecar.enabled": True,
+             "grafana.datasources.prometheus.thanosQuery": True}
 
 
 def test_helm_test_pod_per_enabled_component():
     assert set(HEALTH) - {"alloy"} | {"promtail"} == set(paths.COMPONENTS)
-    pods = {p["metadata"]["name"]: p for p in render().of_kind("Pod")}
+    pods = {p["metadata"]["name"]: p for p in render(set_values=THANOS_ON).of_kind("Pod")}
     for component, suffix in HEALTH.items():
         pod = pods.get(f"p5-test-{component}")
         assert pod, f"no helm test pod for {component}; pods: {sorted(pods)}"

@@ -13,6 +13,7 @@ import pytest
 
 from harness import paths
 from harness.manifests import ident
+from harness.previous import previous_values
 from harness.render import render
 
 pytestmark = pytest.mark.unit
@@ -60,7 +61,7 @@ def vct_changes(values_files=(), set_values=None):
     """Names of the StatefulSets whose volumeClaimTemplates differ between the previous
     release and the working tree: a plain `helm upgrade` fails on each (deploy-monitoring.sh
     re-creates them with --cascade=orphan, keeping the PVCs)."""
-    old = render(values_files, set_values, chart=previous_release())
+    old = render(previous_values(values_files), set_values, chart=previous_release())
     new = render(values_files, set_values)
     return sorted(o["metadata"]["name"] for o in old.of_kind("StatefulSet")
                   if new.find("StatefulSet", o["metadata"]["name"]) is not None
@@ -113,7 +114,7 @@ def test_previous_release_is_older_than_current():
 @pytest.mark.parametrize("profile", [None, "dev", "production"])
 def test_no_immutable_field_changes(profile):
     values = (paths.PROFILES_DIR / f"{profile}.yaml",) if profile else ()
-    old = render(values, chart=previous_release())
+    old = render(previous_values(values), chart=previous_release())
     new = render(values)
     new_by_id = {ident(o): o for o in new}
     changed, lost = [], []

@@ -51,9 +51,10 @@ RELEASE_OF = {
 
 def rendered_tags():
     """{image name: {tags}} of every container the chart can run: the defaults, the Alloy
-    collector and the Thanos sidecar (the set Chart.yaml's artifacthub.io/images lists)."""
+    collector, the Thanos sidecar and Thanos Query (the set Chart.yaml's artifacthub.io/images lists)."""
     out = {}
-    for overrides in ({}, {"promtail.collector": "alloy", "prometheus.thanos.sidecar.enabled": True}):
+    for overrides in ({}, {"promtail.collector": "alloy", "prometheus.thanos.sidecar.enabled": True,
+                           "thanos.enabled": True, "grafana.datasources.prometheus.thanosQuery": True}):
         for obj in render(set_values=overrides):
             for c in containers(obj):
                 ref = c["image"].split("@", 1)[0]

@@ -67,6 +67,8 @@ ALERTS = {  # name: (severity, category, extra labels)
     "NodeNotReady": ("critical", "monitoring", ("node", "instance")),
     "NodeUnderPressure": ("warning", "monitoring", ("node", "condition", "instance")),
     "NodeUnschedulable": ("warning", "monitoring", ("node", "instance")),
+    # Issue 26: Thanos Query over the Prometheus replicas.
+    "ThanosQuerySidecarsMissing": ("warning", "monitoring", ("pod",)),
     "Watchdog": ("none", "meta", ()),
 }
 # Recording rules beyond the spec's 13: the pod owner join, and the services the cluster says

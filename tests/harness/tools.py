@@ -12,7 +12,7 @@ from .paths import BIN, ROOT
 
 TOOLS = ("helm", "helm4", "promtool", "prometheus", "amtool", "alertmanager", "jaeger", "checkov",
          "kubectl", "etcd", "kwok", "node_exporter", "registry", "cosign", "actionlint", "gpg",
-         "controller-gen", "prometheus-operator")
+         "controller-gen", "prometheus-operator", "thanos")
 
 
 def in_ci():

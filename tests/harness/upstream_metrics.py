@@ -108,6 +108,17 @@ SOURCES = {
             "prometheus_tsdb_retention_limit_bytes": ("gauge", set()),
         },
     },
+    "thanos": {
+        "version": "v0.42.4",
+        "chart": "thanos",
+        "where": "the real thanos binary's /metrics (Query with its sidecars, tests/test_e2e_thanos.py); the "
+                 "names in v0.42.4's pkg/query/endpointset.go (endpointSetNodeCollector) and pkg/gate",
+        "binary": True,
+        "metrics": {
+            "thanos_store_nodes_grpc_connections": ("gauge", {"external_labels", "store_type"}),
+            "thanos_query_concurrent_gate_queries_max": ("gauge", set()),
+        },
+    },
     "alertmanager": {
         "version": "v0.35.0",
         "chart": "alertmanager",

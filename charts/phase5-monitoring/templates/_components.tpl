@@ -8,7 +8,7 @@ tests/test_unit_components.py checks every port against the rendered Services.
 
 JSON object: component key (the subchart's key in values) -> its common.components row plus
   name:    app.kubernetes.io/name of its pods (the log collector: promtail or alloy),
-  service: its Service (<release>-<name>),
+  service: its Service (<release>-<name>, or <release>-<name>-<serviceSuffix>),
   enabled: the subchart is on,
   runs:    it runs its own workload (enabled, and not replaced by the existing
            kube-prometheus-stack in operator mode),
@@ -51,7 +51,7 @@ Built once per render (common.memo) and shared by its readers.
 {{- end -}}
 {{- $c := merge (dict "name" $name "ports" $ports "receivers" $receivers
   "health" (dict "port" $row.health.port "path" (include "common.healthPath" (list $name $row.health.path)))
-  "service" (include "common.componentFullname" (dict "context" $ "component" $name))
+  "service" (include "common.componentFullname" (dict "context" $ "component" (join "-" (compact (list $name ($row.serviceSuffix | default "")))))))
   "enabled" (dig "enabled" false $sub)
   "runs" (eq (include "phase5-monitoring.runs" (dict "context" $ "component" $row.key)) "true")) $row -}}
 {{- $_ := set $table $row.key $c -}}

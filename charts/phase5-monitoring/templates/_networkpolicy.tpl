@@ -99,6 +99,12 @@ ports are the peer's).
 {{- range $np.apiServerPorts }}{{ $ports = append $ports (dict "protocol" "TCP" "port" .) }}{{ end -}}
 {{- else if eq $key "receivers" -}}
 {{- range $np.receiverPorts }}{{ $ports = append $ports (dict "protocol" "TCP" "port" .) }}{{ end -}}
+{{- else if eq $key "extraEndpoints" -}}
+{{- $extra := list 10901 -}}
+{{- range (dig "query" "extraEndpoints" list $ctx.Values.thanos) -}}
+{{- with regexFind ":[0-9]+$" . | trimPrefix ":" }}{{ $extra = append $extra (int .) }}{{ end -}}
+{{- end -}}
+{{- range $extra | uniq }}{{ $ports = append $ports (dict "protocol" "TCP" "port" .) }}{{ end -}}
 {{- else if eq $key "enabledReceivers" -}}
 {{- range (get $.components $portOwner).receivers }}{{ $ports = append $ports (dict "protocol" .protocol "port" .port) }}{{ end -}}
 {{- else -}}

@@ -22,7 +22,7 @@ phase5-monitoring {{ .Chart.Version }} is installed as release "{{ .Release.Name
 Components:
 {{- range $k := include "phase5-monitoring.componentOrder" . | fromJsonArray }}
 {{- $one := get $c $k }}
-  - {{ printf "%-19s" $k }} {{ if $one.runs }}{{ $one.service }}{{ else if $one.enabled }}the existing kube-prometheus-stack's (operator mode){{ else }}disabled{{ end }}
+  - {{ printf "%-19s" $k }} {{ if $one.runs }}{{ $one.service }}{{ else if $one.enabled }}{{ $one.operatorText | default "the existing kube-prometheus-stack's (operator mode)" }}{{ else }}disabled{{ end }}
 {{- end }}
 
 Access (run each in its own terminal):
@@ -44,6 +44,11 @@ Access (run each in its own terminal):
 {{- if $w.on }}
                 {{ if $w.tls }}TLS: trust the CA in Secret {{ $w.tlsSecret }}, server name {{ $w.serverName }}. {{ end }}{{ if $w.basicAuth }}Basic auth: the user and password in Secret {{ $w.clientSecret }}.{{ end }}
 {{- end }}
+{{- end }}
+{{- if $c.thanos.runs }}
+{{- $p := int $c.thanos.ports.http.port }}
+  Thanos Query  kubectl -n {{ $ns }} port-forward svc/{{ $name.thanos }} {{ $p }}:{{ $p }}   -> http://localhost:{{ $p }}
+                (Grafana's Prometheus datasource; one replica's own UI: port-forward pod/{{ $name.prometheus }}-0 {{ int $c.prometheus.ports.web.port }})
 {{- end }}
 {{- if $c.alertmanager.runs }}
 {{- $p := int $c.alertmanager.ports.web.port }}

@@ -18,8 +18,10 @@ Row fields:
   receivers: (jaeger) the trace receivers, each switched by receivers.<receiver>.enabled;
   health:    {port: a key of ports, path: a key of common.healthPaths[name]} the `helm test`
              pod asks;
+  serviceSuffix: (optional) the Service is <release>-<name>-<serviceSuffix> (Thanos: -query);
   operator:  replaced (the existing kube-prometheus-stack runs it in operator mode: its workload
-             is not rendered) or runs (rendered in both modes);
+             is not rendered) or runs (rendered in both modes); operatorText: (optional) what
+             NOTES says of a replaced component instead of "the existing kube-prometheus-stack's";
   scrapeJob: the Prometheus job that scrapes its metrics (monitoring-stack, or a job of its own);
   networkPolicy: the flows its NetworkPolicy admits (common.networkPolicy reads them):
              ingress/egress: list of {peers, ports, when}; a peer is a component key, or one of
@@ -39,7 +41,8 @@ JSON, like common.ports: parsed with fromJson, and by the harness with json.load
  {"key": "prometheus", "name": "prometheus", "ports": {"web": "TCP"}, "health": {"port": "web", "path": "ready"},
   "operator": "replaced", "scrapeJob": "monitoring-stack",
   "networkPolicy": {
-   "ingress": [{"peers": ["grafana", "prometheus", "ingressNamespaces"], "ports": ["web", {"port": "thanosGrpc", "when": "prometheus.thanos.sidecar.enabled"}]}],
+   "ingress": [{"peers": ["grafana", "prometheus", "ingressNamespaces"], "ports": ["web", {"port": "thanosGrpc", "when": "prometheus.thanos.sidecar.enabled"}]},
+               {"peers": ["thanos"], "ports": [{"port": "thanosGrpc", "when": "prometheus.thanos.sidecar.enabled"}], "when": "thanos.enabled", "why": "Thanos Query reads each replica through its sidecar's StoreAPI."}],
    "egress": [{"peers": ["anywhere"], "ports": ["anyTCP"], "why": "Prometheus scrapes across the cluster (Phase 5 namespaces, kubelets, node-exporter on the host network), calls the API server and remote_write endpoints: its egress is open on TCP."}]}},
  {"key": "alertmanager", "name": "alertmanager", "ports": {"web": "TCP", "cluster": "TCP+UDP"}, "health": {"port": "web", "path": "ready"},
   "operator": "replaced", "scrapeJob": "monitoring-stack",
@@ -56,6 +59,7 @@ JSON, like common.ports: parsed with fromJson, and by the harness with json.load
               {"peers": ["loki"], "ports": ["web"]},
               {"peers": ["jaeger"], "ports": ["query"]},
               {"peers": ["alertmanager"], "ports": ["web"]},
+              {"peers": ["thanos"], "ports": ["http"], "when": "thanos.enabled", "why": "The Prometheus datasource is Thanos Query (grafana.datasources.prometheus.thanosQuery)."},
               {"peers": ["apiServer"], "ports": ["apiServer"], "when": "grafana.sidecar.dashboards.enabled", "why": "The dashboard sidecar lists and watches ConfigMaps."}]}},
  {"key": "loki", "name": "loki", "ports": {"web": "TCP"}, "health": {"port": "web", "path": "ready"},
   "operator": "runs", "scrapeJob": "monitoring-stack",
@@ -91,7 +95,13 @@ JSON, like common.ports: parsed with fromJson, and by the harness with json.load
    "egress": [{"peers": ["apiServer"], "ports": ["apiServer"]}]}},
  {"key": "node-exporter", "name": "node-exporter", "ports": {"metrics": "TCP"}, "portValues": {"metrics": "port"}, "health": {"port": "metrics", "path": "metrics"},
   "operator": "replaced", "scrapeJob": "node-exporter",
-  "networkPolicy": {"hostNetwork": true}}
+  "networkPolicy": {"hostNetwork": true}},
+ {"key": "thanos", "name": "thanos", "serviceSuffix": "query", "ports": {"http": "TCP", "grpc": "TCP"}, "health": {"port": "http", "path": "ready"},
+  "operator": "replaced", "operatorText": "not rendered in operator mode (run your own Thanos)", "scrapeJob": "monitoring-stack",
+  "networkPolicy": {
+   "ingress": [{"peers": ["grafana", "prometheus", "ingressNamespaces"], "ports": ["http"], "why": "Grafana's Prometheus datasource; Prometheus scrapes it."}],
+   "egress": [{"peers": ["prometheus"], "ports": ["thanosGrpc"], "why": "The Prometheus replicas' sidecars (StoreAPI)."},
+              {"peers": ["anywhere"], "ports": ["extraEndpoints"], "when": "thanos.query.extraEndpoints", "why": "thanos.query.extraEndpoints: anywhere, on their ports."}]}}
 ]
 {{- end -}}
 

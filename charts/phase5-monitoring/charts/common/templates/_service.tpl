@@ -7,7 +7,17 @@ Usage: include "common.headlessName" .
 {{- if not (and (kindIs "map" .) (hasKey . "Chart") (hasKey . "Release")) -}}
 {{- fail "common.headlessName: expects the chart's root context ($ or .)" -}}
 {{- end -}}
-{{- printf "%s-headless" (include "common.fullname" .) | trunc 63 | trimSuffix "-" -}}
+{{- include "common.componentHeadlessName" (dict "context" . "component" (include "common.name" .)) -}}
+{{- end -}}
+
+{{/*
+common.componentHeadlessName: the headless Service another component of this release gets
+(<release>-<component>-headless), e.g. Thanos Query's SRV lookup of the Prometheus sidecars.
+Usage: include "common.componentHeadlessName" (dict "context" . "component" "prometheus")
+*/}}
+{{- define "common.componentHeadlessName" -}}
+{{- include "common.args.require" (list "common.componentHeadlessName" . (list "context" "component")) -}}
+{{- printf "%s-headless" (include "common.componentFullname" (dict "context" .context "component" .component)) | trunc 63 | trimSuffix "-" -}}
 {{- end -}}
 
 {{/*

@@ -11,7 +11,8 @@ Usage: include "grafana.labels" .
 
 {{/*
 grafana.datasourceUrl: the URL of a provisioned datasource: the external one from
-datasources.<component>.url, else the in-chart Service of that component.
+datasources.<component>.url, else the in-chart Service of that component (for prometheus with
+datasources.prometheus.thanosQuery: the in-chart Thanos Query, which deduplicates the replicas).
 Usage: include "grafana.datasourceUrl" (dict "context" . "component" "prometheus" "port" "web")
 */}}
 {{- define "grafana.datasourceUrl" -}}
@@ -19,6 +20,9 @@ Usage: include "grafana.datasourceUrl" (dict "context" . "component" "prometheus
 {{- $ds := index .context.Values.datasources .component -}}
 {{- if $ds.url -}}
 {{- trimSuffix "/" $ds.url -}}
+{{- else if and (eq .component "prometheus") $ds.thanosQuery -}}
+{{- /* Thanos Query (the thanos subchart's <release>-thanos-query Service) over the replicas. */ -}}
+{{- printf "http://%s-query:%s" (include "common.componentFullname" (dict "context" .context "component" "thanos")) (include "common.port" (list "thanos" "http")) -}}
 {{- else -}}
 {{- $scheme := "http" -}}
 {{- if eq .component "prometheus" -}}

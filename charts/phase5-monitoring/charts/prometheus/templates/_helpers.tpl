@@ -13,7 +13,7 @@ Usage: include "prometheus.labels" .
 prometheus.alertRules: files/rules/phase5-alerts.yaml with the placeholders of the chart's
 templating scheme replaced (see the comment at the top of that file and the README):
 per alert ${threshold} ${for} ${severity} from .Values.alerts.<AlertName>, and the global
-${runbookBaseUrl} ${grafanaUrl} ${namespaceRegex} ${releaseNamespace}. Disabled alerts are
+${runbookBaseUrl} ${grafanaUrl} ${namespaceRegex} ${releaseNamespace} ${prometheusReplicas}. Disabled alerts are
 left out, as are alerts whose `requires` (a dotted path into .Values, e.g.
 scrape.kubeStateMetrics) is off, and groups left empty. Any placeholder left over fails the
 render.
@@ -32,7 +32,8 @@ render.
   "runbookBaseUrl" (trimSuffix "/" .Values.rules.runbookBaseUrl)
   "grafanaUrl" (trimSuffix "/" .Values.rules.grafanaUrl)
   "namespaceRegex" (include "prometheus.namespaceRegex" .)
-  "releaseNamespace" .Release.Namespace -}}
+  "releaseNamespace" .Release.Namespace
+  "prometheusReplicas" (int .Values.replicas) -}}
 {{- $groups := list -}}
 {{- range $group := $file.groups -}}
 {{- $rules := list -}}
