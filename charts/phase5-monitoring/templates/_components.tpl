@@ -51,7 +51,7 @@ Built once per render (common.memo) and shared by its readers.
 {{- end -}}
 {{- $c := merge (dict "name" $name "ports" $ports "receivers" $receivers
   "health" (dict "port" $row.health.port "path" (include "common.healthPath" (list $name $row.health.path)))
-  "service" (include "common.componentFullname" (dict "context" $ "component" (join "-" (compact (list $name ($row.serviceSuffix | default "")))))))
+  "service" (include "common.componentFullname" (dict "context" $ "component" (join "-" (compact (list $name ($row.serviceSuffix | default ""))))))
   "enabled" (dig "enabled" false $sub)
   "runs" (eq (include "phase5-monitoring.runs" (dict "context" $ "component" $row.key)) "true")) $row -}}
 {{- $_ := set $table $row.key $c -}}
