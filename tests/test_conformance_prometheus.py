@@ -54,7 +54,7 @@ def test_promtool_check_config_with_remote_write_and_external_alertmanagers(tmp_
     {"prometheus.scrape.keepAllSeries": True},
     {"prometheus.scrape.jobs.phase5-exporters.keep": ["pg_.*", "kafka_.*"],
      "prometheus.scrape.jobs.phase5-exporters.drop": ["pg_stat_statements_.*"],
-     "prometheus.scrape.jobs.kube-state-metrics.extraKeep": ["kube_pod_info", "kube_node_.*"],
+     "prometheus.scrape.jobs.kube-state-metrics.extraKeep": ["kube_pod_labels", "kube_node_.*"],
      "prometheus.scrape.kubelet.extraPodNamespaces": ["kube-system", "team-.*"],
      "prometheus.scrape.jobs.kubelet.limits": {"sampleLimit": 0, "labelLimit": 0, "bodySizeLimit": "0"}},
 ], ids=["keep-all-series", "keep-drop-extra-keep-and-no-limits"])

@@ -155,7 +155,7 @@ def test_infrastructure_jobs_keep_only_their_list():
         assert first["action"] == "keep" and first["source_labels"] == ["__name__"], f"{job}: {first}"
         assert set(first["regex"].split("|")) == set(lists[job]), job
     assert not _stored(jobs["cadvisor"], "container_network_receive_bytes_total", {"namespace": "phase5-prod"})
-    assert not _stored(jobs["kube-state-metrics"], "kube_pod_info")
+    assert not _stored(jobs["kube-state-metrics"], "kube_secret_info")
     assert not _stored(jobs["node-exporter"], "node_cpu_seconds_total")
 
 
@@ -182,11 +182,12 @@ def test_cadvisor_and_kubelet_store_pod_series_of_phase5_and_release_namespaces_
 
 
 def test_extra_keep_adds_to_a_jobs_list():
-    jobs = _jobs(_config(set_values={"prometheus.scrape.jobs.kube-state-metrics.extraKeep": ["kube_pod_info", "kube_node_.*"]}))
+    jobs = _jobs(_config(set_values={"prometheus.scrape.jobs.kube-state-metrics.extraKeep": ["kube_pod_labels", "kube_node_.*"]}))
     ksm = jobs["kube-state-metrics"]
-    assert _stored(ksm, "kube_pod_info") and _stored(ksm, "kube_node_info") and _stored(ksm, "kube_pod_owner")
+    assert not _stored(_jobs(_config())["kube-state-metrics"], "kube_pod_labels")   # not read: not kept by default
+    assert _stored(ksm, "kube_pod_labels") and _stored(ksm, "kube_node_info") and _stored(ksm, "kube_pod_owner")
     assert not _stored(ksm, "kube_secret_info")
-    assert not _stored(jobs["cadvisor"], "kube_pod_info", {"namespace": "phase5-prod"})   # one job only
+    assert not _stored(jobs["cadvisor"], "kube_pod_labels", {"namespace": "phase5-prod"})   # one job only
 
 
 def test_keep_all_series_switches_keep_lists_and_namespace_filter_off():
