@@ -299,8 +299,16 @@ def test_a_member_that_cannot_reach_its_peers_fires_the_split_alert(stack):
     positions = stack.wait(lambda: (lambda m: m if sorted(p for _, p in m.values()) == [0, 0, 1] else None)(
         _members(stack)), 60, what="the isolated member and the survivors' first member both at position 0")
     for url in _prom_urls(stack):
-        stack.wait(lambda u=url: any(a["labels"]["alertname"] == "AlertmanagerClusterSplit"
-                                     and a["labels"].get("service") == f"{stack.release}-alertmanager"
-                                     and float(a["value"]) == 2
-                                     for a in _json(f"{u}/api/v1/alerts")["data"]["alerts"] if a["state"] == "firing"),
-                   60, what=f"AlertmanagerClusterSplit (2 members at position 0: {positions}) firing on {url}")
+        try:
+            stack.wait(lambda u=url: any(a["labels"]["alertname"] == "AlertmanagerClusterSplit"
+                                         and a["labels"].get("service") == f"{stack.release}-alertmanager"
+                                         and float(a["value"]) == 2
+                                         for a in _json(f"{u}/api/v1/alerts")["data"]["alerts"] if a["state"] == "firing"),
+                       60, what=f"AlertmanagerClusterSplit (2 members at position 0: {positions}) firing on {url}")
+        except TimeoutError as e:
+            seen = {q: [(r["metric"], r["value"][1]) for r in _json(
+                        f"{url}/api/v1/query?" + urllib.parse.urlencode({"query": q}))["data"]["result"]]
+                    for q in ("alertmanager_peer_position", "alertmanager_cluster_enabled",
+                              'up{job="monitoring-stack"}')}
+            alerts = [(a["labels"]["alertname"], a["state"], a.get("value")) for a in _json(f"{url}/api/v1/alerts")["data"]["alerts"]]
+            raise TimeoutError(f"{e}; the series it reads: {seen}; alerts: {alerts}") from None
