@@ -287,17 +287,30 @@ def test_a_member_killed_while_alerts_fire_loses_and_repeats_nothing(stack):
 
 
 def test_a_member_that_cannot_reach_its_peers_fires_the_split_alert(stack):
-    """The killed pod comes back unable to reach its peers (its --cluster.peer addresses lead
-    nowhere): it counts itself first, as the survivors' first member does, and both notify.
-    The chart's AlertmanagerClusterSplit, evaluated by both replicas on the members' scraped
-    metrics, fires."""
+    """The killed pod comes back unable to reach its peers, and they unable to reach it: it counts
+    itself first, as the survivors' first member does, and both notify. The chart's
+    AlertmanagerClusterSplit, evaluated by both replicas on the members' scraped metrics, fires.
+
+    Both directions have to be cut, or gossip heals the split: the survivors keep the killed
+    member's gossip address, retry it as a failed peer (every --cluster.reconnect-interval, 10 s)
+    and re-join their --cluster.peer addresses (every 15 s). A member that came back on that
+    same address was pulled into the cluster within seconds, and with a newer peer name (a ULID)
+    it sorts last: position 2, no split. So it comes back as a recreated pod does, on a new
+    address (its own gossip port is a fresh one), and its --cluster.peer addresses lead nowhere;
+    the survivors' --cluster.peer for it still names the old address, which nothing serves now."""
     dead = next(i for i, p in enumerate(stack.alertmanagers) if not p.running())
-    nowhere = [port if i == dead else free_port_tcp_udp() for i, port in enumerate(stack.gossip_ports)]
+    nowhere = [free_port_tcp_udp() for _ in stack.gossip_ports]
+    assert not set(nowhere) & set(stack.gossip_ports), (nowhere, stack.gossip_ports)
     stack.alertmanagers[dead], _ = start_alertmanager(
         stack.manifests, stack.workdir / f"alertmanager-{dead}-isolated", stack.sinks, Swaps(),
         stack.port_of("alertmanager", dead), cluster=ClusterMember(dead, nowhere))
-    positions = stack.wait(lambda: (lambda m: m if sorted(p for _, p in m.values()) == [0, 0, 1] else None)(
-        _members(stack)), 60, what="the isolated member and the survivors' first member both at position 0")
+    isolated = f"http://127.0.0.1:{stack.port_of('alertmanager', dead)}"
+
+    def split():
+        m = _members(stack)
+        return m if sorted(p for _, p in m.values()) == [0, 0, 1] and m[isolated] == (1, 0) else None
+    positions = stack.wait(split, 60, what="the isolated member (alone, position 0) and the survivors' "
+                                            "first member both at position 0")
     for url in _prom_urls(stack):
         try:
             stack.wait(lambda u=url: any(a["labels"]["alertname"] == "AlertmanagerClusterSplit"
@@ -311,4 +324,7 @@ def test_a_member_that_cannot_reach_its_peers_fires_the_split_alert(stack):
                     for q in ("alertmanager_peer_position", "alertmanager_cluster_enabled",
                               'up{job="monitoring-stack"}')}
             alerts = [(a["labels"]["alertname"], a["state"], a.get("value")) for a in _json(f"{url}/api/v1/alerts")["data"]["alerts"]]
-            raise TimeoutError(f"{e}; the series it reads: {seen}; alerts: {alerts}") from None
+            raise TimeoutError(f"{e}; the members now (cluster members, position): {_members(stack)}; "
+                               f"the series it reads: {seen}; alerts: {alerts}") from None
+    # The split held while the alert fired: the isolated member is still alone.
+    assert split(), f"the split healed while the alert fired: {_members(stack)}"
