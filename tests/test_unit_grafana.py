@@ -72,7 +72,11 @@ EXTRA_PANELS = {
                         # issue 25: the stack, storage and node alerts link here; they show what those measure
                         "Monitoring Stack Health", "Volumes and Nodes",
                         # issue 27: ScrapeLimitExceeded links here; how close each job is to its limit
-                        "Scrape Size vs Limit"],
+                        "Scrape Size vs Limit",
+                        # issue 28: the spec's "HPA current/desired replicas" (Kubernetes metrics)
+                        "HPA Replicas (current, desired, max)"],
+    # issue 28: the spec's Redis "Hit/miss rates" and "Connected clients", Kafka "Topic partition counts"
+    "phase5-database": ["Redis Hit Ratio", "Redis Connected Clients", "Kafka Topic Partitions"],
 }
 
 # Metrics a panel may read. Recording rules (the brief's 13), the Phase 5 application
@@ -98,8 +102,10 @@ EXPORTER_METRICS = {
         "pg_database_size_bytes", "pg_stat_activity_count", "pg_stat_activity_max_tx_duration",
         "pg_stat_statements_seconds_total", "pg_stat_statements_calls_total",
     },
-    "redis_exporter": {"redis_up", "redis_memory_used_bytes", "redis_memory_max_bytes", "redis_commands_processed_total"},
-    "kafka_exporter": {"kafka_brokers", "kafka_topic_partition_current_offset", "kafka_consumergroup_lag"},
+    "redis_exporter": {"redis_up", "redis_memory_used_bytes", "redis_memory_max_bytes", "redis_commands_processed_total",
+                       "redis_keyspace_hits_total", "redis_keyspace_misses_total", "redis_connected_clients"},
+    "kafka_exporter": {"kafka_brokers", "kafka_topic_partition_current_offset", "kafka_consumergroup_lag",
+                       "kafka_topic_partitions", "kafka_consumergroup_current_offset"},
     "node-exporter": {
         "node_filesystem_avail_bytes", "node_filesystem_size_bytes",
         "node_network_receive_bytes_total", "node_network_transmit_bytes_total",
@@ -366,6 +372,32 @@ def test_a_step_naming_no_alert_fails_the_render(tmp_path):
     assert "phase5-overview.json" in msg and "prometheus.alerts.HighErrorRatio has no threshold" in msg, msg
     f.write_text(f.read_text().replace("${alerts.HighErrorRatio.threshold}", "${alert.HighErrorRate}"))
     assert 'threshold step "${alert.HighErrorRate}"' in render_error(chart=chart)
+
+
+def _recording_rules(objs):
+    """{recorded name: [expressions]} of the rendered rule files."""
+    out = {}
+    for text in objs.get("ConfigMap", "p5-prometheus-rules")["data"].values():
+        for g in (yaml.safe_load(text) or {}).get("groups", []):
+            for r in g["rules"]:
+                if "record" in r:
+                    out.setdefault(r["record"], []).append(r["expr"])
+    return out
+
+
+def test_every_metric_the_spec_lists_is_shown_by_a_panel(default_objs):
+    """Each item of the spec's "Metrics Collected" lists (spec.SPEC_METRICS) is read by some
+    panel, directly or through the recording rules a panel reads (issue 28)."""
+    records = _recording_rules(default_objs)
+    seen, todo = set(), [n for _, _, e in dash.panel_queries() for n in metric_names(e)]
+    while todo:
+        name = todo.pop()
+        if name not in seen:
+            seen.add(name)
+            todo += [n for e in records.get(name, []) for n in metric_names(e)]
+    missing = {item: [n for n in names if n not in seen] for item, names in spec.SPEC_METRICS.items()}
+    missing = {k: v for k, v in missing.items() if v}
+    assert not missing, f"spec metrics no panel shows (item: series): {missing}"
 
 
 def test_panel_queries_substitutes_variables():
