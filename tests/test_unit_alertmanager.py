@@ -409,3 +409,38 @@ def test_bad_values_fail_naming_key(overrides, needle):
     msg = render_error(set_values=overrides)
     assert needle in msg, msg
 
+
+
+# ---------------------------------------------------------------------------- Ingress (issue 28)
+def test_no_ingress_by_default():
+    assert not render().of_kind("Ingress")
+
+
+def test_ingress_with_tls_annotations_and_class():
+    """The chart's ingress helper, as for Prometheus, Grafana and Jaeger: the Service's web port,
+    TLS hosts defaulting to ingress.hosts, annotations and class as given."""
+    objs = render(set_values={"alertmanager.ingress": {
+        "enabled": True, "className": "nginx", "hosts": ["am.example.com"],
+        "annotations": {"nginx.ingress.kubernetes.io/auth-url": "https://oauth2-proxy/oauth2/auth"},
+        "tls": [{"secretName": "am-tls"}]}})
+    ing = objs.get("Ingress", "p5-alertmanager")
+    assert ing["spec"]["ingressClassName"] == "nginx"
+    assert ing["metadata"]["annotations"] == {"nginx.ingress.kubernetes.io/auth-url": "https://oauth2-proxy/oauth2/auth"}
+    assert ing["spec"]["tls"] == [{"secretName": "am-tls", "hosts": ["am.example.com"]}]
+    backend = ing["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]
+    assert backend == {"name": "p5-alertmanager", "port": {"name": "http-web"}}
+    svc = objs.get("Service", "p5-alertmanager")
+    assert "http-web" in {p["name"] for p in svc["spec"]["ports"]}, svc["spec"]["ports"]
+    assert svc["spec"].get("clusterIP") != "None", "the Ingress must reach the load-balanced Service"
+
+
+def test_ingress_needs_a_host():
+    msg = render_error(set_values={"alertmanager.ingress": {"enabled": True, "allowUnauthenticated": True}})
+    assert "alertmanager.ingress.hosts" in msg, msg
+
+
+def test_no_ingress_in_operator_mode():
+    from harness.operator import OPERATOR_VALUES
+    objs = render(set_values={**OPERATOR_VALUES, "alertmanager.ingress": {
+        "enabled": True, "hosts": ["am.example.com"], "allowUnauthenticated": True}})
+    assert not [i for i in objs.of_kind("Ingress") if "alertmanager" in i["metadata"]["name"]]

@@ -16,7 +16,7 @@ from harness import dashboards as dash
 from harness import grafana as gf
 from harness import ksm, params, paths, spec, upstream_metrics
 from harness.manifests import component, ident
-from harness.render import render, render_error, render_raw
+from harness.render import render, render_error, render_raw, umbrella_copy
 
 pytestmark = pytest.mark.unit
 
@@ -72,7 +72,11 @@ EXTRA_PANELS = {
                         # issue 25: the stack, storage and node alerts link here; they show what those measure
                         "Monitoring Stack Health", "Volumes and Nodes",
                         # issue 27: ScrapeLimitExceeded links here; how close each job is to its limit
-                        "Scrape Size vs Limit"],
+                        "Scrape Size vs Limit",
+                        # issue 28: the spec's "HPA current/desired replicas" (Kubernetes metrics)
+                        "HPA Replicas (current, desired, max)"],
+    # issue 28: the spec's Redis "Hit/miss rates" and "Connected clients", Kafka "Topic partition counts"
+    "phase5-database": ["Redis Hit Ratio", "Redis Connected Clients", "Kafka Topic Partitions"],
 }
 
 # Metrics a panel may read. Recording rules (the brief's 13), the Phase 5 application
@@ -98,8 +102,10 @@ EXPORTER_METRICS = {
         "pg_database_size_bytes", "pg_stat_activity_count", "pg_stat_activity_max_tx_duration",
         "pg_stat_statements_seconds_total", "pg_stat_statements_calls_total",
     },
-    "redis_exporter": {"redis_up", "redis_memory_used_bytes", "redis_memory_max_bytes", "redis_commands_processed_total"},
-    "kafka_exporter": {"kafka_brokers", "kafka_topic_partition_current_offset", "kafka_consumergroup_lag"},
+    "redis_exporter": {"redis_up", "redis_memory_used_bytes", "redis_memory_max_bytes", "redis_commands_processed_total",
+                       "redis_keyspace_hits_total", "redis_keyspace_misses_total", "redis_connected_clients"},
+    "kafka_exporter": {"kafka_brokers", "kafka_topic_partition_current_offset", "kafka_consumergroup_lag",
+                       "kafka_topic_partitions", "kafka_consumergroup_current_offset"},
     "node-exporter": {
         "node_filesystem_avail_bytes", "node_filesystem_size_bytes",
         "node_network_receive_bytes_total", "node_network_transmit_bytes_total",
@@ -253,8 +259,8 @@ def test_recording_rules_preferred_over_raw_series():
     assert RECORDING_RULES <= used, f"recording rules no panel shows: {sorted(RECORDING_RULES - used)}"
 
 
-def test_error_rate_panel_shows_the_5_percent_alert_threshold(boards):
-    p = next(p for p in dash.panels(boards["phase5-overview"]) if p["title"] == "Error Rate")
+def test_error_rate_panel_shows_the_alert_threshold(default_objs):
+    p = next(p for p in dash.panels(dash.rendered(default_objs)["phase5-overview"]) if p["title"] == "Error Rate")
     defaults = p["fieldConfig"]["defaults"]
     steps = [s.get("value") for s in defaults["thresholds"]["steps"]]
     assert 0.05 in steps, f"Error Rate thresholds {steps} lack 0.05 (HighErrorRate's 5%)"
@@ -262,6 +268,136 @@ def test_error_rate_panel_shows_the_5_percent_alert_threshold(boards):
     mode = defaults.get("custom", {}).get("thresholdsStyle", {}).get("mode", "off")
     assert mode != "off", "Error Rate does not draw its threshold"
     assert "service:http_requests_errors:ratio_rate5m" in p["targets"][0]["expr"]
+
+
+# ---------------------------------------------------------------- threshold lines follow the alerts
+
+# Every panel threshold step that stands for an alert (issue 28): (dashboard, panel title) ->
+# (alert, complement). The files say so with "${alerts.<Alert>.threshold}" (complement:
+# "${1 - alerts.<Alert>.threshold}", a success or used share against a failure or free share).
+ALERT_LINES = {
+    ("phase5-overview", "Error Rate"): ("HighErrorRate", False),
+    ("phase5-overview", "Response Time Percentiles (p50, p95, p99)"): ("HighResponseTime", False),
+    ("phase5-overview", "CPU Usage by Pod"): ("HighCPUUsage", False),
+    ("phase5-overview", "Memory Usage by Pod"): ("HighMemoryUsage", False),
+    ("phase5-overview", "Database Connection Pool"): ("DatabaseConnectionPoolExhausted", False),
+    ("phase5-overview", "Kafka Consumer Lag"): ("KafkaConsumerLag", False),
+    ("phase5-overview", "Volumes and Nodes"): ("PrometheusTSDBNearRetentionSize", False),
+    ("phase5-agents", "Kafka Event Processing Lag by Agent"): ("KafkaConsumerLag", False),
+    ("phase5-agents", "Reminder Delivery Success Rate"): ("ReminderDeliveryFailures", True),
+    ("phase5-database", "Disk Usage"): ("DiskSpaceLow", True),
+}
+# Three thresholds set away from their defaults, one of them a complement line.
+CUSTOM_THRESHOLDS = {"HighErrorRate": 0.125, "KafkaConsumerLag": 5000, "DiskSpaceLow": 0.25}
+_COMPARISON = re.compile(r"[<>]=?\s*(-?\d+(?:\.\d+)?(?:e[-+]?\d+)?)(?![\w.])")
+
+
+def _alert_defaults():
+    return yaml.safe_load((paths.SUBCHARTS_DIR / "prometheus" / "values.yaml").read_text())["alerts"]
+
+
+def _rendered_alert_constants(objs):
+    """{alert: [every constant its rendered expression compares with]}."""
+    cm = objs.get("ConfigMap", "p5-prometheus-rules")
+    out = {}
+    for text in cm["data"].values():
+        for g in (yaml.safe_load(text) or {}).get("groups", []):
+            for r in g["rules"]:
+                if "alert" in r:
+                    out[r["alert"]] = [float(c) for c in _COMPARISON.findall(r["expr"])]
+    return out
+
+
+def test_every_alert_line_of_the_dashboards_is_known(boards):
+    """The files' alert steps are exactly ALERT_LINES: a literal line beside an alert, or a new
+    alert step, shows up here."""
+    got = {(uid, title): (alert, comp) for uid, d in boards.items()
+           for title, _, _, alert, comp in dash.alert_steps(d)}
+    assert got == ALERT_LINES, f"alert steps of the files: {got}"
+    # A step that stands for an alert has no literal step beside it that could end on its wrong side.
+    for uid, d in boards.items():
+        for p in dash.panels(d):
+            if (uid, p["title"]) in ALERT_LINES:
+                for steps in dash.threshold_sets(p):
+                    if any(isinstance(s.get("value"), str) for s in steps):
+                        assert [s["value"] for s in steps][0] is None and len(steps) == 2, (
+                            f"{uid}/{p['title']}: steps {steps}: the base and the alert's step only")
+
+
+@pytest.mark.parametrize("custom", [{}, CUSTOM_THRESHOLDS], ids=["defaults", "three-custom"])
+def test_panel_threshold_lines_follow_the_rendered_alert_thresholds(boards, custom):
+    """One source: prometheus.alerts.<Alert>.threshold moves both the alert (its rendered
+    expression compares with it) and every panel step that stands for it."""
+    objs = render(set_values={f"prometheus.alerts.{a}.threshold": v for a, v in custom.items()})
+    shipped = dash.rendered(objs)
+    constants = _rendered_alert_constants(objs)
+    defaults = _alert_defaults()
+    problems = []
+    for uid, d in boards.items():
+        panels = {p["title"]: p for p in dash.panels(shipped[uid])}
+        for title, i, j, alert, comp in dash.alert_steps(d):
+            threshold = custom.get(alert, defaults[alert]["threshold"])
+            want = round(1 - threshold, 9) if comp else threshold
+            got = dash.threshold_sets(panels[title])[i][j]["value"]
+            if got != want:
+                problems.append(f"{uid}/{title}: step {got!r}, want {want!r} ({'1 - ' if comp else ''}{alert} {threshold})")
+            if threshold not in constants.get(alert, []):
+                problems.append(f"{alert}: rendered expression compares with {constants.get(alert)}, not {threshold}")
+    assert not problems, "\n".join(problems)
+    for alert, v in custom.items():
+        assert v != defaults[alert]["threshold"], f"{alert}: pick a custom value, not the default"
+
+
+def test_without_prometheus_the_alert_lines_are_left_out(boards):
+    """prometheus.enabled=false: no alert for a line to follow, so the alert steps are dropped and
+    everything else of the dashboards is as the files have it."""
+    shipped = dash.rendered(render(set_values={"prometheus.enabled": False}))
+    for uid, d in boards.items():
+        for p in dash.panels(shipped[uid]):
+            for steps in dash.threshold_sets(p):
+                assert all(not isinstance(s.get("value"), str) for s in steps), f"{uid}/{p['title']}: {steps}"
+        want = {(t, i) for t, i, _, _, _ in dash.alert_steps(d)}
+        files = {p["title"]: p for p in dash.panels(d)}
+        for p in dash.panels(shipped[uid]):
+            for i, steps in enumerate(dash.threshold_sets(p)):
+                dropped = len(dash.threshold_sets(files[p["title"]])[i]) - len(steps)
+                assert dropped == (1 if (p["title"], i) in want else 0), f"{uid}/{p['title']}: {steps}"
+
+
+def test_a_step_naming_no_alert_fails_the_render(tmp_path):
+    chart = umbrella_copy(tmp_path)
+    f = chart / "charts" / "grafana" / "files" / "dashboards" / "phase5-overview.json"
+    f.write_text(f.read_text().replace("${alerts.HighErrorRate.threshold}", "${alerts.HighErrorRatio.threshold}"))
+    msg = render_error(chart=chart)
+    assert "phase5-overview.json" in msg and "prometheus.alerts.HighErrorRatio has no threshold" in msg, msg
+    f.write_text(f.read_text().replace("${alerts.HighErrorRatio.threshold}", "${alert.HighErrorRate}"))
+    assert 'threshold step "${alert.HighErrorRate}"' in render_error(chart=chart)
+
+
+def _recording_rules(objs):
+    """{recorded name: [expressions]} of the rendered rule files."""
+    out = {}
+    for text in objs.get("ConfigMap", "p5-prometheus-rules")["data"].values():
+        for g in (yaml.safe_load(text) or {}).get("groups", []):
+            for r in g["rules"]:
+                if "record" in r:
+                    out.setdefault(r["record"], []).append(r["expr"])
+    return out
+
+
+def test_every_metric_the_spec_lists_is_shown_by_a_panel(default_objs):
+    """Each item of the spec's "Metrics Collected" lists (spec.SPEC_METRICS) is read by some
+    panel, directly or through the recording rules a panel reads (issue 28)."""
+    records = _recording_rules(default_objs)
+    seen, todo = set(), [n for _, _, e in dash.panel_queries() for n in metric_names(e)]
+    while todo:
+        name = todo.pop()
+        if name not in seen:
+            seen.add(name)
+            todo += [n for e in records.get(name, []) for n in metric_names(e)]
+    missing = {item: [n for n in names if n not in seen] for item, names in spec.SPEC_METRICS.items()}
+    missing = {k: v for k, v in missing.items() if v}
+    assert not missing, f"spec metrics no panel shows (item: series): {missing}"
 
 
 def test_panel_queries_substitutes_variables():
@@ -277,10 +413,18 @@ def test_panel_queries_substitutes_variables():
 
 def test_dashboards_configmap_carries_every_file(default_objs):
     cm = default_objs.get("ConfigMap", "p5-grafana-dashboards")
-    files = {f.name: f.read_text() for f in dash.DASHBOARDS_DIR.glob("*.json")}
+    files = {f.name: json.loads(f.read_text()) for f in dash.DASHBOARDS_DIR.glob("*.json")}
     assert set(cm["data"]) == set(files), f"ConfigMap keys {sorted(cm['data'])} != files {sorted(files)}"
-    for name, text in files.items():
-        assert json.loads(cm["data"][name]) == json.loads(text), f"{name} differs in the ConfigMap"
+    for name, d in files.items():
+        shipped = json.loads(cm["data"][name])
+        # The alert steps are set at render time (test_panel_threshold_lines_follow_...): blank
+        # them on both sides, the rest is the file.
+        steps = dash.alert_steps(d)
+        for board in (d, shipped):
+            panels = {p["title"]: p for p in dash.panels(board)}
+            for title, i, j, _, _ in steps:
+                dash.threshold_sets(panels[title])[i][j]["value"] = None
+        assert shipped == d, f"{name} differs in the ConfigMap"
 
 
 def _mounts(objs):

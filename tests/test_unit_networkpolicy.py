@@ -152,6 +152,11 @@ def test_ui_reachable_only_from_selected_namespaces(rendered, policies):
     for grafana in endpoints(rendered, GRAFANA):
         assert allowed(policies, ingress_ns, grafana, 3000)
         assert not allowed(policies, OTHER, grafana, 3000)
+    # Alertmanager's UI and API (alertmanager.ingress, issue 28): the same namespaces, its web port only.
+    for am in endpoints(rendered, AM):
+        assert allowed(policies, ingress_ns, am, 9093)
+        assert not allowed(policies, OTHER, am, 9093)
+        assert not allowed(policies, ingress_ns, am, 9094), "the cluster port is for the peers only"
 
 
 def test_every_release_pod_is_isolated(rendered, policies):

@@ -258,30 +258,46 @@ def test_web_values_do_not_leak_between_components():
 
 
 # ----------------------------------------------------------------------------- the Ingress
-INGRESS = {"enabled": True, "hosts": ["prom.example.org"]}
+# Prometheus (its query and admin APIs) and Alertmanager (silences mute pages, issue 28) are
+# refused behind an Ingress without authentication in front; the same values for both.
+INGRESS = {"enabled": True, "hosts": ["mon.example.org"]}
 
 
-def test_an_ingress_without_authentication_is_refused_naming_the_values():
-    msg = render_error(set_values={"prometheus.ingress": INGRESS})
-    for named in ("prometheus.ingress.enabled", "global.web.prometheus.basicAuth.enabled",
-                  "prometheus.ingress.annotations", "prometheus.ingress.allowUnauthenticated"):
+@pytest.mark.parametrize("comp", COMPONENTS)
+def test_an_ingress_without_authentication_is_refused_naming_the_values(comp):
+    msg = render_error(set_values={f"{comp}.ingress": INGRESS})
+    for named in (f"{comp}.ingress.enabled", f"global.web.{comp}.basicAuth.enabled",
+                  f"{comp}.ingress.annotations", f"{comp}.ingress.allowUnauthenticated"):
         assert named in msg, msg
 
 
+@pytest.mark.parametrize("comp", COMPONENTS)
 @pytest.mark.parametrize("overrides", [
-    {"prometheus.ingress": {**INGRESS, "annotations": {"nginx.ingress.kubernetes.io/auth-url": "https://oauth2-proxy/oauth2/auth"}}},
-    {"prometheus.ingress": {**INGRESS, "annotations": {"traefik.ingress.kubernetes.io/router.middlewares": "monitoring-sso@kubernetescrd"}}},
-    {"prometheus.ingress": INGRESS, **on(basic=True)},
-    {"prometheus.ingress": {**INGRESS, "allowUnauthenticated": True}},
+    lambda c: {f"{c}.ingress": {**INGRESS, "annotations": {"nginx.ingress.kubernetes.io/auth-url": "https://oauth2-proxy/oauth2/auth"}}},
+    lambda c: {f"{c}.ingress": {**INGRESS, "annotations": {"traefik.ingress.kubernetes.io/router.middlewares": "monitoring-sso@kubernetescrd"}}},
+    lambda c: {f"{c}.ingress": INGRESS, **on(basic=True)},
+    lambda c: {f"{c}.ingress": {**INGRESS, "allowUnauthenticated": True}},
 ], ids=["nginx-auth-url", "traefik-middleware", "own-basic-auth", "explicitly-open"])
-def test_an_ingress_with_authentication_or_explicitly_open_renders(overrides):
-    ing = render(set_values=overrides).get("Ingress", f"{REL}-prometheus")
-    assert ing["spec"]["rules"][0]["host"] == "prom.example.org"
+def test_an_ingress_with_authentication_or_explicitly_open_renders(comp, overrides):
+    objs = render(set_values=overrides(comp))
+    ing = objs.get("Ingress", f"{REL}-{comp}")
+    assert ing["spec"]["rules"][0]["host"] == "mon.example.org"
+    assert [i["metadata"]["name"] for i in objs.of_kind("Ingress")] == [f"{REL}-{comp}"], "only the one asked for"
 
 
-def test_tls_alone_does_not_count_as_authentication():
-    msg = render_error(set_values={"prometheus.ingress": INGRESS, **on(basic=False)})
-    assert "prometheus.ingress.allowUnauthenticated" in msg
+@pytest.mark.parametrize("comp", COMPONENTS)
+def test_tls_alone_does_not_count_as_authentication(comp):
+    msg = render_error(set_values={f"{comp}.ingress": INGRESS, **on(basic=False)})
+    assert f"{comp}.ingress.allowUnauthenticated" in msg
+
+
+def test_one_components_authentication_does_not_open_the_others_ingress():
+    """Prometheus' basic auth or annotation says nothing about Alertmanager's Ingress."""
+    web_prom_only = web(basic=True)
+    web_prom_only["alertmanager"]["basicAuth"]["enabled"] = False
+    msg = render_error(set_values={"global.web": web_prom_only, "alertmanager.ingress": INGRESS,
+                                   "prometheus.ingress": {**INGRESS, "allowUnauthenticated": True}})
+    assert "alertmanager.ingress.allowUnauthenticated" in msg, msg
 
 
 @pytest.mark.parametrize("key", ["global.web.prometheus.tls", "global.web.alertmanager.basicAuth",

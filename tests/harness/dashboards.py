@@ -6,7 +6,9 @@ promql_parser) can take them.
     for uid, title, expr in panel_queries():
         ...  # GET /api/v1/query?query=expr
 
-No Helm render is needed: the JSON files are what the chart ships verbatim.
+No Helm render is needed for the queries: the chart ships the files' queries verbatim. Only
+the threshold steps that follow an alert ("${alerts.<Alert>.threshold}", see alert_steps) are
+set at render time; rendered() reads the dashboards as a render ships them.
 """
 import json
 import re
@@ -36,6 +38,48 @@ def load():
     for f in sorted(DASHBOARDS_DIR.glob("*.json")):
         d = json.loads(f.read_text())
         out[d["uid"]] = d
+    return out
+
+
+def rendered(objs, name="p5-grafana-dashboards"):
+    """{uid: dashboard dict} as a render ships them (the chart's own Grafana's ConfigMap)."""
+    out = {}
+    for text in objs.get("ConfigMap", name)["data"].values():
+        d = json.loads(text)
+        out[d["uid"]] = d
+    return out
+
+
+# A threshold step that follows an alert's threshold (grafana.dashboards in the chart), or its
+# complement (1 - threshold) on a panel that shows the other share.
+ALERT_STEP = re.compile(r"^\$\{(?P<complement>1 - )?alerts\.(?P<alert>\w+)\.threshold\}$")
+
+
+def threshold_sets(panel):
+    """The threshold step lists of a panel: its defaults' and each override's, in order."""
+    fc = panel.get("fieldConfig") or {}
+    out = []
+    t = (fc.get("defaults") or {}).get("thresholds")
+    if t:
+        out.append(t.get("steps") or [])
+    for o in fc.get("overrides") or []:
+        for prop in o.get("properties") or []:
+            if prop.get("id") == "thresholds":
+                out.append(prop["value"].get("steps") or [])
+    return out
+
+
+def alert_steps(dashboard):
+    """[(panel title, set index, step index, alert, complement)] for every threshold step of a
+    dashboard file that follows an alert (its value "${alerts.<Alert>.threshold}" or
+    "${1 - alerts.<Alert>.threshold}")."""
+    out = []
+    for p in panels(dashboard):
+        for i, steps in enumerate(threshold_sets(p)):
+            for j, step in enumerate(steps):
+                m = ALERT_STEP.match(step.get("value")) if isinstance(step.get("value"), str) else None
+                if m:
+                    out.append((p["title"], i, j, m["alert"], bool(m["complement"])))
     return out
 
 

@@ -75,3 +75,45 @@ ALERTS = {  # name: (severity, category, extra labels)
 # should be scraped with their teams (group phase5-service-discovery, issue 24).
 HELPER_RECORDING_RULES = ("pod:kube_pod_owner:workload", "pod:kube_pod_info:node_workload", "service:phase5_expected:info",
                           "service:phase5_category_fallback:info", "service:phase5_category:info")
+
+# The spec's "Metrics Collected" lists, item by item: the series that show it (all of them must
+# be read by some dashboard panel, directly or through a recording rule the panel reads). Items
+# the spec names by metric map to that metric (a histogram to its bucket series); the others to
+# the upstream exporter series the chart reads for them (issue 28).
+SPEC_METRICS = {
+    # Application Metrics
+    "http_requests_total": ("http_requests_total",),
+    "http_request_duration_seconds": ("http_request_duration_seconds_bucket",),
+    "task_operations_total": ("task_operations_total",),
+    "reminder_delivery_total": ("reminder_delivery_total",),
+    "reminder_delivery_failed_total": ("reminder_delivery_failed_total",),
+    "audit_log_writes_total": ("audit_log_writes_total",),
+    "audit_log_errors_total": ("audit_log_errors_total",),
+    "websocket_connections_active": ("websocket_connections_active",),
+    "websocket_messages_sent_total": ("websocket_messages_sent_total",),
+    "websocket_messages_received_total": ("websocket_messages_received_total",),
+    # Infrastructure Metrics: Kubernetes (cAdvisor, kube-state-metrics)
+    "Pod CPU usage": ("container_cpu_usage_seconds_total",),
+    "Pod memory usage": ("container_memory_working_set_bytes",),
+    "Pod restart counts": ("kube_pod_container_status_restarts_total",),
+    "Deployment replica status": ("kube_deployment_spec_replicas", "kube_deployment_status_replicas_available"),
+    "HPA current/desired replicas": ("kube_horizontalpodautoscaler_status_current_replicas",
+                                     "kube_horizontalpodautoscaler_status_desired_replicas"),
+    # Database (the application's pool; postgres_exporter)
+    "database_connections_active": ("database_connections_active",),
+    "database_connections_idle": ("database_connections_idle",),
+    "database_connections_max": ("database_connections_max",),
+    "Query duration histograms": ("pg_stat_statements_seconds_total", "pg_stat_statements_calls_total"),
+    "Transaction rates (commits, rollbacks)": ("pg_stat_database_xact_commit", "pg_stat_database_xact_rollback"),
+    "Database size": ("pg_database_size_bytes",),
+    # Redis (redis_exporter)
+    "Redis memory usage": ("redis_memory_used_bytes",),
+    "Redis command rates": ("redis_commands_processed_total",),
+    "Redis hit/miss rates": ("redis_keyspace_hits_total", "redis_keyspace_misses_total"),
+    "Redis connected clients": ("redis_connected_clients",),
+    # Kafka (the agents' kafka_consumer_lag; kafka_exporter)
+    "kafka_consumer_lag": ("kafka_consumer_lag",),
+    "Kafka broker status": ("kafka_brokers",),
+    "Kafka messages in/out rates": ("kafka_topic_partition_current_offset", "kafka_consumergroup_current_offset"),
+    "Kafka topic partition counts": ("kafka_topic_partitions",),
+}

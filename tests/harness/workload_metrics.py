@@ -147,6 +147,8 @@ class MetricFamilies:
                                 labels=("topic", "partition"))
         lag = GaugeMetricFamily("kafka_consumergroup_lag", "Consumer group lag.",
                                 labels=("consumergroup", "topic", "partition"))
+        committed = GaugeMetricFamily("kafka_consumergroup_current_offset", "Current offset of a consumer group.",
+                                      labels=("consumergroup", "topic", "partition"))
         for tp in ("task-events", "reminders", "audit-events"):
             parts.add_metric((tp,), 3)
             for p in range(3):
@@ -156,7 +158,8 @@ class MetricFamilies:
             for tp in topics:
                 for p in range(3):
                     lag.add_metric((cg, tp, str(p)), (st.kafka_lag if st else 0) / 3)
-        return [b, parts, off, lag]
+                    committed.add_metric((cg, tp, str(p)), self._c.value(("kafka-committed", cg, tp, p), 14.0))
+        return [b, parts, off, lag, committed]
 
     def _ksm_metrics(self):
         """kube-state-metrics' series (names and labels of the pinned version, see

@@ -102,3 +102,139 @@ ALL
 {{- prepend $sc.namespaces .Release.Namespace | uniq | join "," -}}
 {{- end -}}
 {{- end -}}
+
+{{/*
+grafana.dashboards: the chart's dashboards (files/dashboards/*.json) as JSON {file name: dashboard},
+with each threshold step whose value is "${alerts.<Alert>.threshold}" set to that alert's
+threshold from `alerts` (the prometheus subchart's `alerts` values), and "${1 - alerts.<Alert>.threshold}"
+to its complement (a panel showing the success share of a failure-share alert, or used space of a
+free-space alert). One source: change prometheus.alerts.<Alert>.threshold and the alert and the
+panel's line move together. A subchart cannot read another subchart's values, so the umbrella
+(templates/grafana-dashboards.yaml) renders the dashboards and passes .Subcharts.prometheus.Values.alerts.
+With no Prometheus in the release (prometheus.enabled=false, or this subchart on its own) `alerts`
+is empty and those steps are left out: there is no alert for the line to follow. A step naming an
+alert that does not exist or has no threshold fails the render.
+Usage: include "grafana.dashboards" (dict "context" . "alerts" $alerts) | fromJson
+*/}}
+{{- define "grafana.dashboards" -}}
+{{- include "common.args.require" (list "grafana.dashboards" . (list "context" "alerts")) -}}
+{{- $out := dict -}}
+{{- range $path, $_ := .context.Files.Glob "files/dashboards/*.json" -}}
+{{- $d := $.context.Files.Get $path | fromJson -}}
+{{- range $p := $d.panels -}}
+{{- range $q := prepend ($p.panels | default list) $p -}}
+{{- include "grafana.panelThresholds" (dict "panel" $q "alerts" $.alerts "where" (printf "%s: panel %q" (base $path) $q.title)) -}}
+{{- end -}}
+{{- end -}}
+{{- $_ := set $out (base $path) $d -}}
+{{- end -}}
+{{- toJson $out -}}
+{{- end -}}
+
+{{/*
+grafana.panelThresholds: resolves the alert threshold steps of one panel in place (its defaults
+and its overrides' `thresholds` properties), see grafana.dashboards. Renders nothing.
+Usage: include "grafana.panelThresholds" (dict "panel" $panel "alerts" $alerts "where" "file: panel")
+*/}}
+{{- define "grafana.panelThresholds" -}}
+{{- include "common.args.require" (list "grafana.panelThresholds" . (list "panel" "alerts" "where")) -}}
+{{- $fc := .panel.fieldConfig | default dict -}}
+{{- $sets := list -}}
+{{- with ($fc.defaults | default dict).thresholds }}{{ $sets = append $sets . }}{{ end -}}
+{{- range $o := $fc.overrides | default list -}}
+{{- range $prop := $o.properties | default list -}}
+{{- if eq $prop.id "thresholds" }}{{ $sets = append $sets $prop.value }}{{ end -}}
+{{- end -}}
+{{- end -}}
+{{- $re := `^\$\{(1 - )?alerts\.([A-Za-z0-9]+)\.threshold\}$` -}}
+{{- range $t := $sets -}}
+{{- $steps := list -}}
+{{- range $s := $t.steps -}}
+{{- if not (kindIs "string" $s.value) -}}
+{{- $steps = append $steps $s -}}
+{{- else if not (regexMatch $re $s.value) -}}
+{{- fail (printf "grafana dashboards: %s: threshold step %q: a step value is a number, null, \"${alerts.<Alert>.threshold}\" or \"${1 - alerts.<Alert>.threshold}\"" $.where $s.value) -}}
+{{- else if $.alerts -}}
+{{- $name := regexReplaceAll $re $s.value "${2}" -}}
+{{- $a := index $.alerts $name -}}
+{{- if not (and (kindIs "map" $a) (hasKey $a "threshold") (not (kindIs "invalid" $a.threshold))) -}}
+{{- fail (printf "grafana dashboards: %s: threshold step %q: prometheus.alerts.%s has no threshold" $.where $s.value $name) -}}
+{{- end -}}
+{{- $v := $a.threshold -}}
+{{- if hasPrefix "${1 - " $s.value }}{{ $v = subf 1 $v }}{{ end -}}
+{{- $_ := set $s "value" $v -}}
+{{- $steps = append $steps $s -}}
+{{- end -}}
+{{- end -}}
+{{- $_ := set $t "steps" $steps -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+grafana.dashboardObjects: the ConfigMaps that carry the dashboards: the chart's own Grafana's
+(one ConfigMap, and one for dashboards.extra), or in operator mode (global.operator.enabled) one
+ConfigMap per dashboard labelled for the existing Grafana's dashboard sidecar, with the folder
+annotation and that Grafana's datasource UID. `alerts` as in grafana.dashboards.
+Usage: include "grafana.dashboardObjects" (dict "context" $grafanaContext "alerts" $alerts)
+*/}}
+{{- define "grafana.dashboardObjects" -}}
+{{- include "common.args.require" (list "grafana.dashboardObjects" . (list "context" "alerts")) -}}
+{{- $ctx := .context -}}
+{{- $boards := include "grafana.dashboards" . | fromJson -}}
+{{- if not (include "common.replaced" $ctx) }}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: {{ include "common.fullname" $ctx }}-dashboards
+  namespace: {{ $ctx.Release.Namespace }}
+  labels:
+    {{- include "grafana.labels" $ctx | nindent 4 }}
+data:
+  {{- /* Each dashboard as one line of JSON (the files stay indented for review). */}}
+  {{- range $name := keys $boards | sortAlpha }}
+  {{ $name }}: {{ get $boards $name | toJson | quote }}
+  {{- end }}
+{{- with $ctx.Values.dashboards.extra }}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: {{ include "common.fullname" $ctx }}-dashboards-extra
+  namespace: {{ $ctx.Release.Namespace }}
+  labels:
+    {{- include "grafana.labels" $ctx | nindent 4 }}
+data:
+  {{- range $name, $json := . }}
+  {{ printf "%s.json" $name }}: {{ $json | toJson }}
+  {{- end }}
+{{- end }}
+{{- end }}
+{{- if include "common.operatorMode" $ctx }}
+{{- $op := $ctx.Values.operator.dashboards }}
+{{- $dashboards := list }}
+{{- range $name := keys $boards | sortAlpha }}
+{{- $dashboards = append $dashboards (dict "name" (trimSuffix ".json" $name) "json" (get $boards $name | toPrettyJson) "folder" $ctx.Values.dashboards.folder) }}
+{{- end }}
+{{- range $name := keys $ctx.Values.dashboards.extra | sortAlpha }}
+{{- $dashboards = append $dashboards (dict "name" $name "json" (get $ctx.Values.dashboards.extra $name) "folder" $ctx.Values.dashboards.extraFolder) }}
+{{- end }}
+{{- range $d := $dashboards }}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: {{ printf "%s-dashboard-%s" (include "common.fullname" $ctx) $d.name | trunc 63 | trimSuffix "-" }}
+  namespace: {{ $ctx.Release.Namespace }}
+  labels:
+    {{- $labels := include "common.labels" (dict "context" $ctx "component" "dashboards") | fromYaml }}
+    {{- toYaml (merge (deepCopy $op.labels) $labels) | nindent 4 }}
+  {{- if $op.folderAnnotation }}
+  annotations:
+    {{ $op.folderAnnotation }}: {{ $d.folder | quote }}
+  {{- end }}
+data:
+  {{ printf "%s.json" $d.name }}: {{ replace "\"uid\": \"prometheus\"" (printf "\"uid\": %q" $op.datasourceUid) $d.json | toJson }}
+{{- end }}
+{{- end }}
+{{- end -}}
