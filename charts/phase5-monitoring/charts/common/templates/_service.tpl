@@ -27,6 +27,8 @@ StatefulSet find each other while they start.
 Usage: include "common.headlessService" (dict "context" . "component" (include "loki.component" .)
          "ports" (list (dict "name" "http-web" "port" 3100)))
   each port: name and port required, protocol optional (TCP); targetPort is the port's name.
+  optional "name": the app.kubernetes.io/name of a second workload of the chart (as for
+  common.selectorLabels); the Service is then <release>-<name>-headless.
 */}}
 {{- define "common.headlessService" -}}
 {{- include "common.args.require" (list "common.headlessService" . (list "context" "component" "ports")) -}}
@@ -37,15 +39,15 @@ Usage: include "common.headlessService" (dict "context" . "component" (include "
 apiVersion: v1
 kind: Service
 metadata:
-  name: {{ include "common.headlessName" $ctx }}
+  name: {{ if .name }}{{ include "common.componentHeadlessName" (dict "context" $ctx "component" .name) }}{{ else }}{{ include "common.headlessName" $ctx }}{{ end }}
   namespace: {{ $ctx.Release.Namespace }}
   labels:
-    {{- include "common.labels" (dict "context" $ctx "component" .component) | nindent 4 }}
+    {{- include "common.labels" (dict "context" $ctx "component" .component "name" .name) | nindent 4 }}
 spec:
   clusterIP: None
   publishNotReadyAddresses: true
   selector:
-    {{- include "common.selectorLabels" (dict "context" $ctx) | nindent 4 }}
+    {{- include "common.selectorLabels" (dict "context" $ctx "name" .name) | nindent 4 }}
   ports:
     {{- range $i, $p := .ports }}
     {{- if not (and (kindIs "map" $p) $p.name $p.port) }}
