@@ -89,7 +89,8 @@ def test_one_edit_of_a_port_reaches_every_place_that_uses_it(tmp_path):
     tpl.write_text(edited)
     values = {"networkPolicy.enabled": True, "prometheus.thanos.sidecar.enabled": True}
     objs, raw = render(set_values=values, chart=chart), render_raw((), values, chart=chart)[1]
-    assert np_ports(objs, "p5-prometheus") == {(9191, "TCP"), (10901, "TCP")}, np_ports(objs, "p5-prometheus")
+    # 10901/10902: the Thanos sidecar's StoreAPI and its metrics (scraped by Prometheus).
+    assert np_ports(objs, "p5-prometheus") == {(9191, "TCP"), (10901, "TCP"), (10902, "TCP")}, np_ports(objs, "p5-prometheus")
     egress = objs.get("NetworkPolicy", "p5-grafana")["spec"]["egress"]
     to_prom = [p["port"] for rule in egress for peer in rule.get("to", [])
                if peer.get("podSelector", {}).get("matchLabels", {}).get("app.kubernetes.io/name") == "prometheus"

@@ -51,6 +51,8 @@ REQUIRED = [
     (THANOS, STORE, 10901, "TCP"), (STORE, BUCKET, 443, "TCP"), (COMPACT, BUCKET, 443, "TCP"),
     (PROM, STORE, 10902, "TCP"), (PROM, COMPACT, 10902, "TCP"),
     (HELM_TEST, STORE, 10902, "TCP"), (HELM_TEST, COMPACT, 10902, "TCP"),
+    # Prometheus scrapes the sidecars beside it (their uploads: ThanosSidecarUploadFailing).
+    (PROM, PROM, 10902, "TCP"),
 ] + [(p, DNS, 53, proto) for p in (PROM, AM, GRAFANA, LOKI, PROMTAIL, JAEGER, KSM, THANOS, STORE, COMPACT)
      for proto in ("UDP", "TCP")]
 
@@ -78,6 +80,8 @@ FORBIDDEN = [
     (COMPACT, STORE, 10901, "TCP"), (PROM, STORE, 10901, "TCP"), (THANOS, BUCKET, 443, "TCP"),
     (STORE, PROM, 10901, "TCP"), (STORE, PROM, 9090, "TCP"), (COMPACT, PROM, 9090, "TCP"),
     (STORE, BUCKET, 80, "TCP"), (GRAFANA, COMPACT, 10902, "TCP"), (INTRUDER, COMPACT, 10902, "TCP"),
+    # The sidecars' HTTP port is for Prometheus' scrape only.
+    (GRAFANA, PROM, 10902, "TCP"), (THANOS, PROM, 10902, "TCP"), (INTRUDER, PROM, 10902, "TCP"),
 ]
 
 

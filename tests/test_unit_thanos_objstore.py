@@ -198,3 +198,21 @@ def test_notes_and_helm_test_pods_list_them(tmp_path, objs):
     for name in ("thanos-store", "thanos-compact"):
         url = pods[f"p5-test-{name}"]["spec"]["containers"][0]["command"][-1]
         assert url == f"http://p5-{name}:10902/-/ready", url
+
+
+def test_the_sidecars_are_scraped_one_target_per_replica(objs):
+    """ThanosSidecarUploadFailing reads the sidecars' own counter: the monitoring-stack job finds
+    them through the Prometheus headless Service (one endpoint per pod, not one balanced
+    ClusterIP), annotated with the port the sidecar's --http-address listens on."""
+    svc = objs.get("Service", "p5-prometheus-headless")
+    assert svc["spec"]["clusterIP"] == "None"
+    ann = svc["metadata"]["annotations"]
+    assert ann["prometheus.io/scrape"] == "true", ann
+    (port,) = [p for p in svc["spec"]["ports"] if str(p["port"]) == ann["prometheus.io/port"]]
+    sts = objs.get("StatefulSet", "p5-prometheus")
+    sidecar = next(c for c in containers(sts) if c["name"] == "thanos-sidecar")
+    (cport,) = [p for p in sidecar["ports"] if p["name"] == port["targetPort"]]
+    assert _flag(sidecar, "http-address").endswith(f":{cport['containerPort']}") and cport["containerPort"] == port["port"]
+    prom = objs.get("ConfigMap", "p5-prometheus")["data"]["prometheus.yml"]
+    drop = [ln for ln in prom.splitlines() if "p5-prometheus-headless" in ln]
+    assert not drop, f"the monitoring-stack job drops the sidecars' Service: {drop}"

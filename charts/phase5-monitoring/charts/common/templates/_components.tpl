@@ -49,7 +49,8 @@ JSON, like common.ports: parsed with fromJson, and by the harness with json.load
   "operator": "replaced", "scrapeJob": "monitoring-stack",
   "networkPolicy": {
    "ingress": [{"peers": ["grafana", "prometheus", "ingressNamespaces"], "ports": ["web", {"port": "thanosGrpc", "when": "prometheus.thanos.sidecar.enabled"}]},
-               {"peers": ["thanos"], "ports": [{"port": "thanosGrpc", "when": "prometheus.thanos.sidecar.enabled"}], "when": "thanos.enabled", "why": "Thanos Query reads each replica through its sidecar's StoreAPI."}],
+               {"peers": ["thanos"], "ports": [{"port": "thanosGrpc", "when": "prometheus.thanos.sidecar.enabled"}], "when": "thanos.enabled", "why": "Thanos Query reads each replica through its sidecar's StoreAPI."},
+               {"peers": ["prometheus"], "ports": [{"port": "thanosHttp", "when": "prometheus.thanos.sidecar.enabled"}], "when": "prometheus.thanos.sidecar.enabled", "why": "Prometheus scrapes the Thanos sidecars' metrics (block uploads)."}],
    "egress": [{"peers": ["anywhere"], "ports": ["anyTCP"], "why": "Prometheus scrapes across the cluster (Phase 5 namespaces, kubelets, node-exporter on the host network), calls the API server and remote_write endpoints: its egress is open on TCP."}]}},
  {"key": "alertmanager", "name": "alertmanager", "ports": {"web": "TCP", "cluster": "TCP+UDP"}, "health": {"port": "web", "path": "ready"},
   "operator": "replaced", "scrapeJob": "monitoring-stack",

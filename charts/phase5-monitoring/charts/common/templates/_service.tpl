@@ -29,6 +29,8 @@ Usage: include "common.headlessService" (dict "context" . "component" (include "
   each port: name and port required, protocol optional (TCP); targetPort is the port's name.
   optional "name": the app.kubernetes.io/name of a second workload of the chart (as for
   common.selectorLabels); the Service is then <release>-<name>-headless.
+  optional "annotations": a dict of annotations (e.g. common.metricsAnnotations | fromYaml, when
+  only this Service reaches a port to scrape: the Prometheus pods' Thanos sidecars).
 */}}
 {{- define "common.headlessService" -}}
 {{- include "common.args.require" (list "common.headlessService" . (list "context" "component" "ports")) -}}
@@ -43,6 +45,10 @@ metadata:
   namespace: {{ $ctx.Release.Namespace }}
   labels:
     {{- include "common.labels" (dict "context" $ctx "component" .component "name" .name) | nindent 4 }}
+  {{- with .annotations }}
+  annotations:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
 spec:
   clusterIP: None
   publishNotReadyAddresses: true
