@@ -61,6 +61,9 @@ VALUES = {
     # Every component of the table on, Thanos Query too (off by default; it needs all three).
     "thanos.enabled": True, "prometheus.thanos.sidecar.enabled": True,
     "grafana.datasources.prometheus.thanosQuery": True,
+    # and its Store Gateway and Compactor (rows thanos-store, thanos-compact of the table).
+    "thanos.objstoreSecret": "thanos-bucket", "thanos.storeGateway.enabled": True,
+    "thanos.compactor.enabled": True,
 }
 KSM_SERIES = b'kube_pod_status_ready{namespace="monitoring",pod="p5-prometheus-0",uid="u",condition="true"} 1\n'
 

@@ -16,7 +16,9 @@ pytestmark = pytest.mark.unit
 # The Thanos switch is three values (thanos.enabled and the two it needs, templates/thanos-switch.yaml).
 THANOS_ON = {"thanos.enabled": True, "prometheus.thanos.sidecar.enabled": True,
              "grafana.datasources.prometheus.thanosQuery": True}
-ALL_ON = {"networkPolicy.enabled": True, "alertmanager.replicas": 2, **THANOS_ON}
+# Thanos' Store Gateway and Compactor: rows of their own (thanos-store, thanos-compact; chart thanos).
+OBJSTORE_ON = {"thanos.objstoreSecret": "bucket", "thanos.storeGateway.enabled": True, "thanos.compactor.enabled": True}
+ALL_ON = {"networkPolicy.enabled": True, "alertmanager.replicas": 2, **THANOS_ON, **OBJSTORE_ON}
 
 
 def _scratch(root):
@@ -53,7 +55,7 @@ def _pod_url(objs, name):
 
 def test_every_component_is_listed(scratch):
     assert set(table(scratch)) == {"prometheus", "alertmanager", "grafana", "loki", "promtail", "jaeger",
-                                   "kube-state-metrics", "node-exporter", "thanos"}
+                                   "kube-state-metrics", "node-exporter", "thanos", "thanos-store", "thanos-compact"}
 
 
 def test_listed_ports_are_the_services_ports(scratch):
@@ -87,7 +89,8 @@ def test_one_edit_of_a_port_reaches_every_place_that_uses_it(tmp_path):
     tpl.write_text(edited)
     values = {"networkPolicy.enabled": True, "prometheus.thanos.sidecar.enabled": True}
     objs, raw = render(set_values=values, chart=chart), render_raw((), values, chart=chart)[1]
-    assert np_ports(objs, "p5-prometheus") == {(9191, "TCP"), (10901, "TCP")}, np_ports(objs, "p5-prometheus")
+    # 10901/10902: the Thanos sidecar's StoreAPI and its metrics (scraped by Prometheus).
+    assert np_ports(objs, "p5-prometheus") == {(9191, "TCP"), (10901, "TCP"), (10902, "TCP")}, np_ports(objs, "p5-prometheus")
     egress = objs.get("NetworkPolicy", "p5-grafana")["spec"]["egress"]
     to_prom = [p["port"] for rule in egress for peer in rule.get("to", [])
                if peer.get("podSelector", {}).get("matchLabels", {}).get("app.kubernetes.io/name") == "prometheus"
@@ -279,7 +282,7 @@ def test_a_ninth_component_reaches_every_consumer_from_its_table_row(tmp_path):
     from harness import paths
     chart = _with_fake_component(tmp_path)
     keys = [r["key"] for r in paths.component_table(chart)]
-    assert keys[keys.index("node-exporter") - 1] == "fake" and len(keys) == len(paths.COMPONENTS) + 1, keys
+    assert keys[keys.index("node-exporter") - 1] == "fake" and len(keys) == len(paths.component_table()) + 1, keys
     assert table(chart)["fake"]["service"] == "p5-fake"
 
     objs = render(set_values={"networkPolicy.enabled": True}, chart=chart)

@@ -19,6 +19,7 @@ REL, NAMESPACE = "p5", "monitoring"
 PROM, AM, GRAFANA, LOKI, PROMTAIL, JAEGER, KSM = (
     "prometheus", "alertmanager", "grafana", "loki", "alloy", "jaeger", "kube-state-metrics")
 THANOS = "thanos"           # Thanos Query (switched on in the render below)
+STORE, COMPACT = "thanos-store", "thanos-compact"   # Store Gateway and Compactor (likewise)
 HELM_TEST = "helm-test"     # the umbrella's `helm test` pods
 APP = Pod({"app.kubernetes.io/name": "backend"}, namespace="phase5-tasks", namespace_labels={"phase5": "app"})
 OTHER = Pod({"app": "random"}, namespace="default")
@@ -26,6 +27,7 @@ INTRUDER = Pod({"app": "intruder"}, namespace="monitoring")  # same namespace, n
 DNS = Pod({"k8s-app": "kube-dns"}, namespace="kube-system")
 API = External("10.96.0.1")
 SLACK = External("203.0.113.7")
+BUCKET = External("198.51.100.9")   # object storage (S3-compatible), inside networkPolicy.storageCIDRs
 
 # The flows the stack needs, written here by hand as the specification of what must work; the
 # chart renders its policies from the flows of its component table (common.components), and
@@ -44,7 +46,15 @@ REQUIRED = [
     # Thanos Query: Grafana's datasource, scraped by Prometheus, reading the sidecars' StoreAPI.
     (GRAFANA, THANOS, 10902, "TCP"), (PROM, THANOS, 10902, "TCP"), (THANOS, PROM, 10901, "TCP"),
     (HELM_TEST, THANOS, 10902, "TCP"),
-] + [(p, DNS, 53, proto) for p in (PROM, AM, GRAFANA, LOKI, PROMTAIL, JAEGER, KSM, THANOS) for proto in ("UDP", "TCP")]
+    # Object storage: Query reads the Store Gateway's StoreAPI; it and the Compactor read the
+    # bucket; Prometheus scrapes both; the `helm test` pods ask both.
+    (THANOS, STORE, 10901, "TCP"), (STORE, BUCKET, 443, "TCP"), (COMPACT, BUCKET, 443, "TCP"),
+    (PROM, STORE, 10902, "TCP"), (PROM, COMPACT, 10902, "TCP"),
+    (HELM_TEST, STORE, 10902, "TCP"), (HELM_TEST, COMPACT, 10902, "TCP"),
+    # Prometheus scrapes the sidecars beside it (their uploads: ThanosSidecarUploadFailing).
+    (PROM, PROM, 10902, "TCP"),
+] + [(p, DNS, 53, proto) for p in (PROM, AM, GRAFANA, LOKI, PROMTAIL, JAEGER, KSM, THANOS, STORE, COMPACT)
+     for proto in ("UDP", "TCP")]
 
 # Flows that must never exist, whatever the table says.
 FORBIDDEN = [
@@ -64,6 +74,14 @@ FORBIDDEN = [
     (THANOS, PROM, 9090, "TCP"), (THANOS, SLACK, 443, "TCP"), (THANOS, LOKI, 3100, "TCP"),
     (APP, THANOS, 10902, "TCP"), (INTRUDER, THANOS, 10902, "TCP"), (INTRUDER, PROM, 10901, "TCP"),
     (PROMTAIL, THANOS, 10902, "TCP"), (THANOS, THANOS, 10901, "TCP"),
+    # Only Query reads the Store Gateway's StoreAPI; Query itself never reaches the bucket; the
+    # Store Gateway and the Compactor call no other component.
+    (GRAFANA, STORE, 10901, "TCP"), (APP, STORE, 10901, "TCP"), (INTRUDER, STORE, 10901, "TCP"),
+    (COMPACT, STORE, 10901, "TCP"), (PROM, STORE, 10901, "TCP"), (THANOS, BUCKET, 443, "TCP"),
+    (STORE, PROM, 10901, "TCP"), (STORE, PROM, 9090, "TCP"), (COMPACT, PROM, 9090, "TCP"),
+    (STORE, BUCKET, 80, "TCP"), (GRAFANA, COMPACT, 10902, "TCP"), (INTRUDER, COMPACT, 10902, "TCP"),
+    # The sidecars' HTTP port is for Prometheus' scrape only.
+    (GRAFANA, PROM, 10902, "TCP"), (THANOS, PROM, 10902, "TCP"), (INTRUDER, PROM, 10902, "TCP"),
 ]
 
 
@@ -80,6 +98,9 @@ def rendered():
                               # Thanos Query with the two values its switch needs.
                               "thanos.enabled": True, "prometheus.thanos.sidecar.enabled": True,
                               "grafana.datasources.prometheus.thanosQuery": True,
+                              # Its Store Gateway and Compactor on object storage.
+                              "thanos.objstoreSecret": "bucket", "thanos.storeGateway.enabled": True,
+                              "thanos.compactor.enabled": True,
                               "networkPolicy.ingressNamespaceSelector": {"phase5-monitoring/ui": "allowed"},
                               # As a user narrows it: the default 0.0.0.0/0 lets API clients reach any :443.
                               "networkPolicy.apiServerCIDRs": ["10.96.0.1/32"]}, namespace=NAMESPACE)

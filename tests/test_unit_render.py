@@ -121,8 +121,9 @@ def test_each_component_switches_off():
     """Every component renders with the defaults, and `<name>.enabled: false` removes every
     object of that component and nothing else."""
     full = render()
-    # thanos is off by default and switched with two values of other subcharts: test_unit_thanos.py.
-    for key, component in ((k, c) for k, c in paths.COMPONENT_NAMES.items() if k != "thanos"):
+    # thanos (Query, Store Gateway, Compactor) is off by default and switched with two values of
+    # other subcharts: test_unit_thanos.py and test_unit_thanos_objstore.py.
+    for key, component in ((k, c) for k, c in paths.COMPONENT_NAMES.items() if not k.startswith("thanos")):
         assert full.by_component(component), f"{component} renders nothing with the defaults (enabled by default)"
         without = render(set_values={f"{key}.enabled": False})
         assert not without.by_component(component), f"{key}.enabled=false still renders it"

@@ -21,10 +21,11 @@ def component_table(chart=UMBRELLA):
     return json.loads(body[:body.index("{{- end -}}")])
 
 
-# Every component subchart, switched by `<key>.enabled` in the umbrella (common.components).
-COMPONENTS = tuple(row["key"] for row in component_table())
+# Every component subchart, switched by `<key>.enabled` in the umbrella (common.components; a
+# row with "chart" is a second workload of that subchart, e.g. thanos-store of thanos).
+COMPONENTS = tuple(dict.fromkeys(row.get("chart", row["key"]) for row in component_table()))
 # Each component's app.kubernetes.io/name with the defaults (the log collector, key `promtail`,
-# runs Alloy: `alloy`).
+# runs Alloy: `alloy`), one per row (thanos, thanos-store, thanos-compact).
 COMPONENT_NAMES = {row["key"]: row["name"] for row in component_table()}
 
 

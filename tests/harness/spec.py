@@ -69,6 +69,9 @@ ALERTS = {  # name: (severity, category, extra labels)
     "NodeUnschedulable": ("warning", "monitoring", ("node", "instance")),
     # Issue 26: Thanos Query over the Prometheus replicas.
     "ThanosQuerySidecarsMissing": ("warning", "monitoring", ("pod",)),
+    "ThanosQueryStoreGatewayMissing": ("warning", "monitoring", ("pod",)),
+    "ThanosSidecarUploadFailing": ("critical", "monitoring", ("pod",)),
+    "ThanosCompactHalted": ("warning", "monitoring", ("pod",)),
     "Watchdog": ("none", "meta", ()),
 }
 # Recording rules beyond the spec's 13: the pod owner join, and the services the cluster says

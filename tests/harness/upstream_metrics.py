@@ -119,6 +119,27 @@ SOURCES = {
             "thanos_query_concurrent_gate_queries_max": ("gauge", set()),
         },
     },
+    # Object storage (issue 26): the sidecar's uploads and the Compactor's halt, from the real
+    # binaries' /metrics in tests/test_e2e_thanos_objstore.py (sidecar uploading to a filesystem
+    # bucket; the Compactor run once over it).
+    "thanos-sidecar": {
+        "version": "v0.42.4",
+        "chart": "thanos",
+        "where": "the real thanos sidecar's /metrics (tests/test_e2e_thanos_objstore.py); v0.42.4's pkg/shipper/shipper.go",
+        "binary": True,
+        "metrics": {
+            "thanos_shipper_upload_failures_total": ("counter", set()),
+        },
+    },
+    "thanos-compact": {
+        "version": "v0.42.4",
+        "chart": "thanos",
+        "where": "the real thanos compact's /metrics (tests/test_e2e_thanos_objstore.py); v0.42.4's cmd/thanos/compact.go",
+        "binary": True,
+        "metrics": {
+            "thanos_compact_halted": ("gauge", set()),
+        },
+    },
     "alertmanager": {
         "version": "v0.35.0",
         "chart": "alertmanager",

@@ -9,7 +9,7 @@ tests/test_unit_components.py checks every port against the rendered Services.
 JSON object: component key (the subchart's key in values) -> its common.components row plus
   name:    app.kubernetes.io/name of its pods (the log collector: promtail or alloy),
   service: its Service (<release>-<name>, or <release>-<name>-<serviceSuffix>),
-  enabled: the subchart is on,
+  enabled: the subchart is on (and the row's switch, if it has one),
   runs:    it runs its own workload (enabled, and not replaced by the existing
            kube-prometheus-stack in operator mode),
   ports:   port key -> {port, protocol} (protocol TCP, or TCP+UDP for a port used with both),
@@ -30,7 +30,7 @@ Built once per render (common.memo) and shared by its readers.
 {{- $v := .Values -}}
 {{- $table := dict -}}
 {{- range $row := include "common.components" . | fromJsonArray -}}
-{{- $sub := index $v $row.key | default dict -}}
+{{- $sub := index $v ($row.chart | default $row.key) | default dict -}}
 {{- $name := $row.name -}}
 {{- with $row.nameValue -}}
 {{- $name = dig . $row.name $sub -}}
@@ -52,7 +52,7 @@ Built once per render (common.memo) and shared by its readers.
 {{- $c := merge (dict "name" $name "ports" $ports "receivers" $receivers
   "health" (dict "port" $row.health.port "path" (include "common.healthPath" (list $name $row.health.path)))
   "service" (include "common.componentFullname" (dict "context" $ "component" (join "-" (compact (list $name ($row.serviceSuffix | default ""))))))
-  "enabled" (dig "enabled" false $sub)
+  "enabled" (and (dig "enabled" false $sub) (eq (include "phase5-monitoring.np.when" (dict "context" $ "path" $row.switch)) "true"))
   "runs" (eq (include "phase5-monitoring.runs" (dict "context" $ "component" $row.key)) "true")) $row -}}
 {{- $_ := set $table $row.key $c -}}
 {{- end -}}

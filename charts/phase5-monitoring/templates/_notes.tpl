@@ -1,12 +1,14 @@
 {{/*
-phase5-monitoring.runs: "true" when component .component runs its own workload: enabled, and not
-replaced by the existing kube-prometheus-stack in operator mode (global.operator.enabled and
+phase5-monitoring.runs: "true" when component .component runs its own workload: enabled (its subchart,
+and the row's switch if it has one), and not replaced by the existing kube-prometheus-stack in operator mode (global.operator.enabled and
 operator = replaced in its common.components row).
 Usage: include "phase5-monitoring.runs" (dict "context" $ "component" "prometheus")
 */}}
 {{- define "phase5-monitoring.runs" -}}
-{{- $replaced := and .context.Values.global.operator.enabled (eq (include "common.component" .component | fromJson).operator "replaced") -}}
-{{- if and (dig "enabled" false (index .context.Values .component | default dict)) (not $replaced) -}}true{{- end -}}
+{{- $row := include "common.component" .component | fromJson -}}
+{{- $replaced := and .context.Values.global.operator.enabled (eq $row.operator "replaced") -}}
+{{- $switched := include "phase5-monitoring.np.when" (dict "context" .context "path" $row.switch) -}}
+{{- if and (dig "enabled" false (index .context.Values ($row.chart | default .component) | default dict)) $switched (not $replaced) -}}true{{- end -}}
 {{- end -}}
 
 {{/* The NOTES.txt text, as a define so tests can render it (helm template skips NOTES.txt). */}}

@@ -8,7 +8,14 @@ Chart.yaml dependencies); everything that lists components reads this table:
   - Prometheus' monitoring-stack job, which leaves out the components with a job of their own;
   - the test harness (tests/harness/paths.py reads this JSON from this file).
 Row fields:
-  key:       the subchart's key in values (and its chart name);
+  key:       the subchart's key in values (and its chart name), or, for a second workload of a
+             subchart, the component's own key (Thanos' Store Gateway and Compactor: thanos-store,
+             thanos-compact), with
+  chart:     (optional) the subchart it belongs to (default: key): its values, its operator-mode
+             switch and its `<chart>.enabled`;
+  switch:    (optional) the values path (umbrella values) that must be true too for it to run
+             (thanos.storeGateway.enabled): one subchart, several workloads, each its own name,
+             Service, `helm test` pod and NetworkPolicy;
   name:      app.kubernetes.io/name of its pods; nameValue: the subchart value that names what
              runs instead (the log collector: collector = promtail|alloy), name being its default;
   ports:     port key (in common.ports) -> protocol (TCP, or TCP+UDP for a port used with both):
@@ -42,7 +49,8 @@ JSON, like common.ports: parsed with fromJson, and by the harness with json.load
   "operator": "replaced", "scrapeJob": "monitoring-stack",
   "networkPolicy": {
    "ingress": [{"peers": ["grafana", "prometheus", "ingressNamespaces"], "ports": ["web", {"port": "thanosGrpc", "when": "prometheus.thanos.sidecar.enabled"}]},
-               {"peers": ["thanos"], "ports": [{"port": "thanosGrpc", "when": "prometheus.thanos.sidecar.enabled"}], "when": "thanos.enabled", "why": "Thanos Query reads each replica through its sidecar's StoreAPI."}],
+               {"peers": ["thanos"], "ports": [{"port": "thanosGrpc", "when": "prometheus.thanos.sidecar.enabled"}], "when": "thanos.enabled", "why": "Thanos Query reads each replica through its sidecar's StoreAPI."},
+               {"peers": ["prometheus"], "ports": [{"port": "thanosHttp", "when": "prometheus.thanos.sidecar.enabled"}], "when": "prometheus.thanos.sidecar.enabled", "why": "Prometheus scrapes the Thanos sidecars' metrics (block uploads)."}],
    "egress": [{"peers": ["anywhere"], "ports": ["anyTCP"], "why": "Prometheus scrapes across the cluster (Phase 5 namespaces, kubelets, node-exporter on the host network), calls the API server and remote_write endpoints: its egress is open on TCP."}]}},
  {"key": "alertmanager", "name": "alertmanager", "ports": {"web": "TCP", "cluster": "TCP+UDP"}, "health": {"port": "web", "path": "ready"},
   "operator": "replaced", "scrapeJob": "monitoring-stack",
@@ -101,7 +109,19 @@ JSON, like common.ports: parsed with fromJson, and by the harness with json.load
   "networkPolicy": {
    "ingress": [{"peers": ["grafana", "prometheus", "ingressNamespaces"], "ports": ["http"], "why": "Grafana's Prometheus datasource; Prometheus scrapes it."}],
    "egress": [{"peers": ["prometheus"], "ports": ["thanosGrpc"], "why": "The Prometheus replicas' sidecars (StoreAPI)."},
-              {"peers": ["anywhere"], "ports": ["extraEndpoints"], "when": "thanos.query.extraEndpoints", "why": "thanos.query.extraEndpoints: anywhere, on their ports."}]}}
+              {"peers": ["thanos-store"], "ports": ["grpc"], "when": "thanos.storeGateway.enabled", "why": "The Store Gateway (StoreAPI over the object storage blocks)."},
+              {"peers": ["anywhere"], "ports": ["extraEndpoints"], "when": "thanos.query.extraEndpoints", "why": "thanos.query.extraEndpoints: anywhere, on their ports."}]}},
+ {"key": "thanos-store", "chart": "thanos", "switch": "thanos.storeGateway.enabled", "name": "thanos-store", "ports": {"http": "TCP", "grpc": "TCP"}, "health": {"port": "http", "path": "ready"},
+  "operator": "replaced", "operatorText": "not rendered in operator mode (run your own Thanos)", "scrapeJob": "monitoring-stack",
+  "networkPolicy": {
+   "ingress": [{"peers": ["thanos"], "ports": ["grpc"], "why": "Thanos Query reads the bucket's blocks through the Store Gateway's StoreAPI."},
+               {"peers": ["prometheus"], "ports": ["http"], "why": "Prometheus scrapes it."}],
+   "egress": [{"peers": ["storage"], "ports": [443], "why": "Object storage (the bucket of thanos.objstoreSecret)."}]}},
+ {"key": "thanos-compact", "chart": "thanos", "switch": "thanos.compactor.enabled", "name": "thanos-compact", "ports": {"http": "TCP"}, "health": {"port": "http", "path": "ready"},
+  "operator": "replaced", "operatorText": "not rendered in operator mode (run your own Thanos)", "scrapeJob": "monitoring-stack",
+  "networkPolicy": {
+   "ingress": [{"peers": ["prometheus"], "ports": ["http"], "why": "Prometheus scrapes it."}],
+   "egress": [{"peers": ["storage"], "ports": [443], "why": "Object storage (the bucket of thanos.objstoreSecret)."}]}}
 ]
 {{- end -}}
 

@@ -2,16 +2,19 @@
 common.selectorLabels: the labels a selector matches. Name and instance only: they
 never change across upgrades (selectors are immutable).
 Usage: include "common.selectorLabels" (dict "context" .)
+  optional "name": the app.kubernetes.io/name of a second workload of the same chart (a row of
+  common.components with "chart"; e.g. thanos-store in the thanos chart), default common.name.
 */}}
 {{- define "common.selectorLabels" -}}
 {{- include "common.args.require" (list "common.selectorLabels" . (list "context")) -}}
-app.kubernetes.io/name: {{ include "common.name" .context }}
+app.kubernetes.io/name: {{ .name | default (include "common.name" .context) }}
 app.kubernetes.io/instance: {{ .context.Release.Name }}
 {{- end -}}
 
 {{/*
 common.labels: the standard labels every object carries.
 Usage: include "common.labels" (dict "context" . "component" "server")
+  optional "name": as for common.selectorLabels.
 */}}
 {{- define "common.labels" -}}
 {{- include "common.args.require" (list "common.labels" . (list "context" "component")) -}}
@@ -19,7 +22,7 @@ Usage: include "common.labels" (dict "context" . "component" "server")
 {{- fail "common.labels: argument \"component\" must not be empty" -}}
 {{- end -}}
 {{- $ctx := .context -}}
-{{ include "common.selectorLabels" (dict "context" $ctx) }}
+{{ include "common.selectorLabels" (dict "context" $ctx "name" .name) }}
 app.kubernetes.io/version: {{ default $ctx.Chart.Version $ctx.Chart.AppVersion | replace "+" "_" | trunc 63 | quote }}
 app.kubernetes.io/component: {{ .component }}
 app.kubernetes.io/part-of: phase5-monitoring

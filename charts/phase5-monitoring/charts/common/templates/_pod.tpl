@@ -6,7 +6,7 @@ Usage (under template:):
   metadata:
     {{- include "common.podMetadata" (dict "context" . "component" (include "loki.component" .)
           "annotations" (dict "checksum/config" (include "common.checksum" (dict "context" . "template" "/configmap.yaml")))) | nindent 4 }}
-  "annotations" is optional.
+  "annotations" is optional; so is "name" (as for common.selectorLabels).
 */}}
 {{- define "common.podMetadata" -}}
 {{- include "common.args.require" (list "common.podMetadata" . (list "context" "component")) -}}
@@ -16,7 +16,7 @@ Usage (under template:):
 {{- fail (printf "common.podMetadata: argument \"annotations\" must be a dict, got %s" (kindOf $annotations)) -}}
 {{- end -}}
 labels:
-  {{- include "common.labels" (dict "context" $ctx "component" .component) | nindent 2 }}
+  {{- include "common.labels" (dict "context" $ctx "component" .component "name" .name) | nindent 2 }}
   {{- with $ctx.Values.podLabels }}
   {{- toYaml . | nindent 2 }}
   {{- end }}

@@ -18,7 +18,9 @@ the whole render's instructions).
  "jaeger": {"query": 16686, "admin": 13133, "metrics": 8888, "otlpGrpc": 4317, "otlpHttp": 4318, "zipkin": 9411, "jaegerCompact": 6831, "jaegerBinary": 6832, "jaegerThriftHttp": 14268, "jaegerGrpc": 14250},
  "kube-state-metrics": {"metrics": 8080, "telemetry": 8081},
  "node-exporter": {"metrics": 9100},
- "thanos": {"http": 10902, "grpc": 10901}
+ "thanos": {"http": 10902, "grpc": 10901},
+ "thanos-store": {"http": 10902, "grpc": 10901},
+ "thanos-compact": {"http": 10902}
 }
 {{- end -}}
 
@@ -42,7 +44,9 @@ healthcheck extension serves (files/config.yaml). Components whose liveness prob
  "jaeger": {"live": "/status", "ready": "/status"},
  "kube-state-metrics": {"live": "/livez", "ready": "/readyz"},
  "node-exporter": {"live": "/", "ready": "/", "metrics": "/metrics"},
- "thanos": {"live": "/-/healthy", "ready": "/-/ready"}
+ "thanos": {"live": "/-/healthy", "ready": "/-/ready"},
+ "thanos-store": {"live": "/-/healthy", "ready": "/-/ready"},
+ "thanos-compact": {"live": "/-/healthy", "ready": "/-/ready"}
 }
 {{- end -}}
 

@@ -27,6 +27,10 @@ StatefulSet find each other while they start.
 Usage: include "common.headlessService" (dict "context" . "component" (include "loki.component" .)
          "ports" (list (dict "name" "http-web" "port" 3100)))
   each port: name and port required, protocol optional (TCP); targetPort is the port's name.
+  optional "name": the app.kubernetes.io/name of a second workload of the chart (as for
+  common.selectorLabels); the Service is then <release>-<name>-headless.
+  optional "annotations": a dict of annotations (e.g. common.metricsAnnotations | fromYaml, when
+  only this Service reaches a port to scrape: the Prometheus pods' Thanos sidecars).
 */}}
 {{- define "common.headlessService" -}}
 {{- include "common.args.require" (list "common.headlessService" . (list "context" "component" "ports")) -}}
@@ -37,15 +41,19 @@ Usage: include "common.headlessService" (dict "context" . "component" (include "
 apiVersion: v1
 kind: Service
 metadata:
-  name: {{ include "common.headlessName" $ctx }}
+  name: {{ if .name }}{{ include "common.componentHeadlessName" (dict "context" $ctx "component" .name) }}{{ else }}{{ include "common.headlessName" $ctx }}{{ end }}
   namespace: {{ $ctx.Release.Namespace }}
   labels:
-    {{- include "common.labels" (dict "context" $ctx "component" .component) | nindent 4 }}
+    {{- include "common.labels" (dict "context" $ctx "component" .component "name" .name) | nindent 4 }}
+  {{- with .annotations }}
+  annotations:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
 spec:
   clusterIP: None
   publishNotReadyAddresses: true
   selector:
-    {{- include "common.selectorLabels" (dict "context" $ctx) | nindent 4 }}
+    {{- include "common.selectorLabels" (dict "context" $ctx "name" .name) | nindent 4 }}
   ports:
     {{- range $i, $p := .ports }}
     {{- if not (and (kindIs "map" $p) $p.name $p.port) }}
