@@ -5,7 +5,7 @@ workload derives its series from the API server's objects instead (harness.workl
 table holds, for the pinned version (the chart's kube-state-metrics appVersion), the name, type
 and label names of each metric the chart's rules and dashboards read, as kube-state-metrics
 documents them in docs/metrics/ of that release (workload/pod, workload/deployment,
-workload/replicaset, workload/statefulset, workload/daemonset, workload/horizontalpodautoscaler, cluster/node,
+workload/replicaset, workload/job, workload/statefulset, workload/daemonset, workload/horizontalpodautoscaler, cluster/node,
 cluster/namespace, service/service). A test compares the series Prometheus scraped with it, so a misspelt name or
 a missing or extra label of the stand-in fails; test_unit_versions.py keeps VERSION equal to the
 image the chart runs. The metrics the chart read before issue 24 have at v2.20.0 the name, type
@@ -47,6 +47,7 @@ KSM_METRICS = {
     "kube_deployment_status_replicas_updated": ("gauge", {"namespace", "deployment"}),
     "kube_deployment_metadata_generation": ("gauge", {"namespace", "deployment"}),
     "kube_deployment_status_observed_generation": ("gauge", {"namespace", "deployment"}),
+    "kube_job_owner": ("gauge", {"namespace", "job_name", "owner_kind", "owner_name", "owner_is_controller"}),
     "kube_replicaset_owner": ("gauge", {"namespace", "replicaset", "owner_kind", "owner_name", "owner_is_controller"}),
     "kube_replicaset_spec_replicas": ("gauge", {"namespace", "replicaset"}),
     "kube_statefulset_labels": ("gauge", {"namespace", "statefulset"}),

@@ -36,6 +36,7 @@ _LISTS = {
     "statefulsets": "/apis/apps/v1/statefulsets",
     "daemonsets": "/apis/apps/v1/daemonsets",
     "hpas": "/apis/autoscaling/v2/horizontalpodautoscalers",
+    "jobs": "/apis/batch/v1/jobs",
     "pvcs": "/api/v1/persistentvolumeclaims",
 }
 
@@ -61,6 +62,7 @@ class Snapshot:
     statefulsets: list
     daemonsets: list
     hpas: list
+    jobs: list
     pvcs: list
 
     def __post_init__(self):

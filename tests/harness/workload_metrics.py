@@ -214,6 +214,13 @@ class MetricFamilies:
                 g("kube_replicaset_owner", ("namespace", "replicaset", "owner_kind", "owner_name", "owner_is_controller")
                   ).add_metric((ns, name, ref["kind"], ref["name"], str(bool(ref.get("controller"))).lower()), 1)
             g("kube_replicaset_spec_replicas", ("namespace", "replicaset")).add_metric((ns, name), r["spec"].get("replicas", 1))
+        for j in snap.jobs:
+            ns, name = j["metadata"]["namespace"], j["metadata"]["name"]
+            refs = j["metadata"].get("ownerReferences") or [{"kind": "<none>", "name": "<none>", "controller": "<none>"}]
+            for ref in refs:
+                ctl = ref.get("controller")
+                g("kube_job_owner", ("namespace", "job_name", "owner_kind", "owner_name", "owner_is_controller")
+                  ).add_metric((ns, name, ref["kind"], ref["name"], ctl if ctl == "<none>" else str(bool(ctl)).lower()), 1)
         for t in snap.statefulsets:
             ns, name, st = t["metadata"]["namespace"], t["metadata"]["name"], t.get("status", {})
             sl = ("namespace", "statefulset")
