@@ -30,6 +30,25 @@ def on(tls=True, basic=True, **extra):
     return {"global.web": web(tls, basic), **extra}
 
 
+def _sidecar_on(values_files):
+    """The profile runs the Thanos sidecar, which the chart refuses beside Prometheus' basic auth
+    (test_the_thanos_sidecar_with_basic_auth_is_refused_naming_both_values)."""
+    for f in values_files:
+        doc = yaml.safe_load(open(f)) or {}
+        if ((doc.get("prometheus") or {}).get("thanos") or {}).get("sidecar", {}).get("enabled"):
+            return True
+    return False
+
+
+def on_for(values_files):
+    """on() as far as the profile admits: TLS for both and basic auth for Alertmanager always,
+    basic auth for Prometheus unless the profile runs the Thanos sidecar."""
+    cfg = on()
+    if _sidecar_on(values_files):
+        cfg["global.web"]["prometheus"]["basicAuth"]["enabled"] = False
+    return cfg
+
+
 def _prom_config(m):
     return yaml.safe_load(m.get("ConfigMap", f"{REL}-prometheus")["data"]["prometheus.yml"])
 
@@ -94,27 +113,34 @@ def test_off_by_default_nothing_changes(values):
 # ----------------------------------------------------------------------------- on
 @pytest.mark.parametrize("values", params.profiles())
 def test_every_file_a_server_or_client_reads_is_mounted(values):
-    m = render(values, on())
+    cfg = on_for(values)
+    m = render(values, cfg)
     for c in COMPONENTS:
         obj, cont = _container(m, "StatefulSet", f"{REL}-{c}", c)
         files = _mounted_files(m, obj, cont)
         web_cfg = next(a.split("=", 1)[1] for a in cont["args"] if a.startswith("--web.config.file="))
         assert web_cfg in files
         body = yaml.safe_load(m.get("Secret", f"{REL}-{c}-web")["stringData"]["web-config.yml"])
-        assert body["basic_auth_users"] == {"p5": HASH}
+        if cfg["global.web"][c]["basicAuth"]["enabled"]:
+            assert body["basic_auth_users"] == {"p5": HASH}
+        else:
+            assert "basic_auth_users" not in body
         assert body["tls_server_config"]["min_version"] == "TLS12"
         for f in _file_refs(body):
             assert f in files, f"{c}: the web config reads {f}, not mounted; mounted: {sorted(files)}"
     obj, cont = _container(m, "StatefulSet", f"{REL}-prometheus", "prometheus")
     files = _mounted_files(m, obj, cont)
+    prom_basic = cfg["global.web"]["prometheus"]["basicAuth"]["enabled"]
     cfg = _prom_config(m)
     refs = [f for f in _file_refs({"a": cfg["alerting"], "s": cfg["scrape_configs"]}) if "/phase5-web/" in f]
-    assert len(refs) >= 9, refs      # alerting + two jobs: username, password, ca each
+    # alerting + two jobs: username, password, ca each (the Prometheus job: ca only, without its basic auth)
+    assert len(refs) >= (9 if prom_basic else 7), refs
     for f in refs:
         assert f in files, f"prometheus.yml reads {f}, not mounted; mounted: {sorted(files)}"
-    probe = cont["readinessProbe"]["exec"]["command"]
-    client_yml = next(a.split("=", 1)[1] for a in probe if a.startswith("--http.config.file="))
-    assert client_yml in files
+    if prom_basic:      # else an httpGet HTTPS probe (test_tls_only_probes_use_https_...)
+        probe = cont["readinessProbe"]["exec"]["command"]
+        client_yml = next(a.split("=", 1)[1] for a in probe if a.startswith("--http.config.file="))
+        assert client_yml in files
 
 
 def test_every_client_uses_https_the_ca_the_service_name_and_the_credentials():
@@ -176,7 +202,7 @@ def test_tls_only_probes_use_https_and_clients_send_no_credentials():
 def test_the_hashes_sit_in_secrets_only_and_no_credential_literal_appears(values):
     """test_unit_secrets' scan, on a render with the web config on."""
     problems = []
-    for obj in render(values, on()):
+    for obj in render(values, on_for(values)):
         if obj["kind"] != "Secret" and HASH in yaml.safe_dump(obj):
             problems.append(f"{ident(obj)} holds a bcrypt hash")
         if obj["kind"] == "ConfigMap":
