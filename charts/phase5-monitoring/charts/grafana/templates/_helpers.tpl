@@ -174,7 +174,8 @@ Usage: include "grafana.panelThresholds" (dict "panel" $panel "alerts" $alerts "
 grafana.dashboardObjects: the ConfigMaps that carry the dashboards: the chart's own Grafana's
 (one ConfigMap, and one for dashboards.extra), or in operator mode (global.operator.enabled) one
 ConfigMap per dashboard labelled for the existing Grafana's dashboard sidecar, with the folder
-annotation and that Grafana's datasource UID. `alerts` as in grafana.dashboards.
+annotation and that Grafana's datasource UID as the default of each dashboard's $datasource variable
+(every Prometheus panel and variable reads "${datasource}"). `alerts` as in grafana.dashboards.
 Usage: include "grafana.dashboardObjects" (dict "context" $grafanaContext "alerts" $alerts)
 */}}
 {{- define "grafana.dashboardObjects" -}}
@@ -214,10 +215,19 @@ data:
 {{- $op := $ctx.Values.operator.dashboards }}
 {{- $dashboards := list }}
 {{- range $name := keys $boards | sortAlpha }}
-{{- $dashboards = append $dashboards (dict "name" (trimSuffix ".json" $name) "json" (get $boards $name | toPrettyJson) "folder" $ctx.Values.dashboards.folder) }}
+{{- $board := get $boards $name | deepCopy }}
+{{- /* The dashboards' queries use the $datasource variable: its default becomes that Grafana's datasource. */}}
+{{- range $v := $board.templating.list }}
+{{- if and (eq $v.type "datasource") (ne (dig "current" "value" "" $v) $op.datasourceUid) }}
+{{- $_ := set $v "current" (dict "selected" false "text" $op.datasourceUid "value" $op.datasourceUid) }}
+{{- end }}
+{{- end }}
+{{- $dashboards = append $dashboards (dict "name" (trimSuffix ".json" $name) "json" ($board | toPrettyJson) "folder" $ctx.Values.dashboards.folder) }}
 {{- end }}
 {{- range $name := keys $ctx.Values.dashboards.extra | sortAlpha }}
-{{- $dashboards = append $dashboards (dict "name" $name "json" (get $ctx.Values.dashboards.extra $name) "folder" $ctx.Values.dashboards.extraFolder) }}
+{{- /* A user's own dashboard written for the chart's Grafana names its Prometheus datasource by uid. */}}
+{{- $json := replace "\"uid\": \"prometheus\"" (printf "\"uid\": %q" $op.datasourceUid) (get $ctx.Values.dashboards.extra $name) }}
+{{- $dashboards = append $dashboards (dict "name" $name "json" $json "folder" $ctx.Values.dashboards.extraFolder) }}
 {{- end }}
 {{- range $d := $dashboards }}
 ---
