@@ -56,6 +56,45 @@ when the Ingress is on, else empty (Grafana's default).
 {{- end -}}
 {{- end -}}
 
+{{/*
+grafana.oauthSecretPath: where Grafana's container reads the OAuth client secret (the key
+auth.genericOAuth.clientSecretKey of the existing Secret auth.genericOAuth.existingSecret, mounted
+read-only), for grafana.ini's `client_secret = $__file{...}`.
+*/}}
+{{- define "grafana.oauthSecretDir" -}}/etc/grafana/secrets/oauth{{- end -}}
+{{- define "grafana.oauthSecretPath" -}}
+{{- printf "%s/%s" (include "grafana.oauthSecretDir" .) .Values.auth.genericOAuth.clientSecretKey -}}
+{{- end -}}
+
+{{/*
+grafana.authChecks: fails the render for sign-in settings that would let the wrong people in or
+cannot work. Anonymous access ([auth.anonymous] from auth.anonymous, overridden by grafanaIni
+"auth.anonymous" and by GF_AUTH_ANONYMOUS_* literals in extraEnv, in Grafana's order of precedence)
+is refused with an org role other than Viewer; generic OAuth needs Grafana's public URL (rootUrl or
+an Ingress host), the provider redirects to <root_url>login/generic_oauth. Renders nothing.
+Usage: include "grafana.authChecks" .
+*/}}
+{{- define "grafana.authChecks" -}}
+{{- $anon := .Values.auth.anonymous -}}
+{{- $enabled := toString $anon.enabled -}}
+{{- $role := $anon.orgRole -}}
+{{- $where := "grafana.auth.anonymous" -}}
+{{- with index .Values.grafanaIni "auth.anonymous" -}}
+{{- if hasKey . "enabled" }}{{ $enabled = toString .enabled }}{{ $where = "grafana.grafanaIni.auth.anonymous" }}{{ end -}}
+{{- if hasKey . "org_role" }}{{ $role = toString .org_role }}{{ $where = "grafana.grafanaIni.auth.anonymous" }}{{ end -}}
+{{- end -}}
+{{- range .Values.extraEnv -}}
+{{- if and (eq .name "GF_AUTH_ANONYMOUS_ENABLED") (hasKey . "value") }}{{ $enabled = toString .value }}{{ $where = "grafana.extraEnv" }}{{ end -}}
+{{- if and (eq .name "GF_AUTH_ANONYMOUS_ORG_ROLE") (hasKey . "value") }}{{ $role = toString .value }}{{ $where = "grafana.extraEnv" }}{{ end -}}
+{{- end -}}
+{{- if and (eq (lower $enabled) "true") (ne (lower $role) "viewer") -}}
+{{- fail (printf "%s: anonymous access with org role %q lets everyone who reaches Grafana %s without a login; anonymous access may only be Viewer (grafana.auth.anonymous.orgRole), or sign users in (grafana.auth.genericOAuth)" $where $role (ternary "administer it" "edit dashboards and datasources" (eq (lower $role) "admin"))) -}}
+{{- end -}}
+{{- if and .Values.auth.genericOAuth.enabled (not (include "grafana.rootUrl" .)) -}}
+{{- fail "grafana.auth.genericOAuth.enabled: the identity provider redirects to Grafana's public URL (<root_url>login/generic_oauth), which is unknown: set grafana.rootUrl, or grafana.ingress.enabled with grafana.ingress.hosts" -}}
+{{- end -}}
+{{- end -}}
+
 {{/* grafana.secretName: the Secret holding the admin user, password and secret_key. */}}
 {{- define "grafana.secretName" -}}
 {{- default (include "common.fullname" .) .Values.admin.existingSecret -}}
@@ -244,7 +283,7 @@ metadata:
     {{ $op.folderAnnotation }}: {{ $d.folder | quote }}
   {{- end }}
 data:
-  {{ printf "%s.json" $d.name }}: {{ replace "\"uid\": \"prometheus\"" (printf "\"uid\": %q" $op.datasourceUid) $d.json | toJson }}
+  {{ printf "%s.json" $d.name }}: {{ $d.json | toJson }}
 {{- end }}
 {{- end }}
 {{- end -}}
