@@ -24,7 +24,8 @@ Proved: every Grafana panel query gives through Query the same series (label set
 Prometheus alone (deduplicated: no prometheus_replica, no second copy; Query shows the replicas'
 other external labels, here cluster="phase5", on the series a panel does not aggregate away, so
 those are set aside before comparing), and a Query without the
-replica label fails that very comparison; while replica 0 is stopped and restarted, a range
+replica label fails that very comparison; the dashboards' $cluster variable lists that cluster
+through Query and selecting it keeps every panel's series; while replica 0 is stopped and restarted, a range
 query through Query has every target at every step, never with doubled samples, where
 replica 0 alone has a hole."""
 import json
@@ -250,6 +251,46 @@ def test_every_panel_query_through_query_is_deduplicated(ha):
     assert len(with_data) > len(queries) // 2, f"only {len(with_data)} of {len(queries)} panel queries have data"
     problems = panel_differences(ha, ha.query_url)
     assert not problems, f"{len(problems)} of {len(queries)} panel queries:\n" + "\n".join(problems)
+
+
+def test_the_cluster_variable_selects_the_external_label_through_query(ha):
+    """Issue 28: the dashboards' $cluster variable (label_values(up, cluster)) lists, through Query,
+    the cluster external label the sidecars add (prometheus.externalLabels.cluster), and every panel
+    query with that cluster selected returns through Query the series it returns with All (.*).
+    Prometheus alone has no cluster label on its series (external labels only leave it): the variable
+    finds nothing there and Grafana keeps All, which test_e2e_pipeline proves returns data."""
+    cluster = ha.shared_labels.get("cluster")
+    assert cluster, f"the production profile's Prometheus has no cluster external label: {ha.shared_labels}"
+    (_, _, selector, label), *_ = [q for q in dashboards.variable_queries() if q[1] == "cluster"]
+
+    def label_values(base):
+        return _get(f"{base}/api/v1/label/{label}/values?" + urllib.parse.urlencode({"match[]": selector}))["data"]
+    assert label_values(ha.query_url) == [cluster], "the $cluster variable's query through Query"
+    assert label_values(ha.stack.prom_url) == [], "Prometheus alone has a cluster label on its series"
+    at = time.time() - 5
+    every = dashboards.panel_queries(macros=MACROS)
+    one = dashboards.panel_queries(variables={"cluster": cluster}, macros=MACROS)
+    other = dashboards.panel_queries(variables={"cluster": "no-such-cluster"}, macros=MACROS)
+    problems, with_data, filtered = [], 0, 0
+    for (uid, title, e_all), (_, _, e_one), (_, _, e_other) in zip(every, one, other):
+        result = query(ha.query_url, e_all, at)
+        want, got = _series(result), _series(query(ha.query_url, e_one, at))
+        with_data += bool(want)
+        if got != want:
+            problems.append(f"{uid} / {title}: {len(got)} series with cluster={cluster}, {len(want)} with All\n    {e_one}")
+        # Another cluster selected: nothing left but an `or vector(0)` fallback.
+        if not _fallback_only(result):
+            filtered += 1
+            if not _fallback_only(query(ha.query_url, e_other, at)):
+                problems.append(f"{uid} / {title}: keeps data with cluster=no-such-cluster\n    {e_other}")
+    assert with_data > len(every) // 2, f"only {with_data} of {len(every)} panel queries have data through Query"
+    assert filtered > len(every) // 3, f"only {filtered} of {len(every)} panel queries show more than a zero fallback"
+    assert not problems, f"{len(problems)} of {len(every)} panel queries:\n" + "\n".join(problems)
+
+
+def _fallback_only(result):
+    """Nothing, or only what `or vector(0)` adds (no labels, value 0)."""
+    return all(not r["metric"] and float(r["value"][1]) == 0 for r in result)
 
 
 def test_without_the_replica_label_the_comparison_fails(ha):

@@ -189,29 +189,113 @@ def test_dashboard_has_namespace_and_service_variables(boards, uid):
     names = {v["name"]: v for v in boards[uid]["templating"]["list"]}
     for var in ("namespace", "service"):
         assert var in names, f"{uid}: no ${var} template variable; has {sorted(names)}"
-        assert names[var]["datasource"]["uid"] == "prometheus", f"{uid}: ${var} not on the prometheus datasource"
+        assert names[var]["datasource"] == dash.DATASOURCE, f"{uid}: ${var} not on the $datasource variable"
         assert names[var].get("includeAll") and names[var].get("allValue") == ".*", f"{uid}: ${var} has no All (.*)"
     used = " ".join(t["expr"] for _, t in dash.prometheus_targets(boards[uid]))
     assert "$namespace" in used, f"{uid}: no panel filters on $namespace"
 
 
 def test_every_target_uses_a_provisioned_datasource(boards, default_objs):
+    """Every datasource a dashboard names, through its $datasource variable's default where it uses
+    the variable, is provisioned with that type."""
     provisioned = gf.datasources(default_objs)
     assert set(DATASOURCE_UIDS) <= set(provisioned)
     bad = []
     for uid, d in boards.items():
+        var = dash.datasource_variable(d)
+        if var is not None and provisioned.get(var["current"]["value"], {}).get("type") != var["query"]:
+            bad.append(f"{uid}: $datasource defaults to {var['current']['value']!r}, not a provisioned {var['query']} datasource")
         for v in d["templating"]["list"]:
-            if "datasource" in v and v["datasource"]["uid"] not in provisioned:
+            if "datasource" in v and dash.resolve_datasource(d, v["datasource"]) not in provisioned:
                 bad.append(f"{uid}: variable {v['name']}: datasource {v['datasource']}")
         for p in dash.panels(d):
             for ds in [p.get("datasource")] + [t.get("datasource") for t in p.get("targets", [])]:
                 if ds is None:
                     continue
-                if ds.get("uid") not in provisioned:
+                ds_uid = dash.resolve_datasource(d, ds)
+                if ds_uid not in provisioned:
                     bad.append(f"{uid}/{p['title']}: datasource uid {ds.get('uid')!r} is not provisioned")
-                elif provisioned[ds["uid"]]["type"] != ds.get("type"):
-                    bad.append(f"{uid}/{p['title']}: datasource type {ds.get('type')!r} != {provisioned[ds['uid']]['type']!r}")
+                elif provisioned[ds_uid]["type"] != ds.get("type"):
+                    bad.append(f"{uid}/{p['title']}: datasource type {ds.get('type')!r} != {provisioned[ds_uid]['type']!r}")
     assert not bad, "\n".join(bad)
+
+
+@pytest.mark.parametrize("uid", SPEC_DASHBOARDS)
+def test_dashboard_has_datasource_and_cluster_variables(boards, uid):
+    """Issue 28: a datasource variable (Prometheus datasources, default the chart's) and a cluster
+    variable (the `cluster` label Prometheus adds from prometheus.externalLabels.cluster) whose All
+    is ".*", before the variables that depend on them."""
+    variables = boards[uid]["templating"]["list"]
+    names = [v["name"] for v in variables]
+    assert names[:2] == ["datasource", "cluster"], f"{uid}: variables {names}"
+    ds, cluster = variables[0], variables[1]
+    assert ds["type"] == "datasource" and ds["query"] == "prometheus", f"{uid}: $datasource {ds}"
+    assert ds["current"]["value"] == DATASOURCE_UIDS["prometheus"] and not ds.get("multi") and not ds.get("includeAll")
+    assert cluster["type"] == "query" and cluster["datasource"] == dash.DATASOURCE, f"{uid}: $cluster {cluster}"
+    assert cluster["includeAll"] and cluster["allValue"] == ".*", f"{uid}: $cluster has no All (.*)"
+    assert cluster["current"]["value"] == ["$__all"], f"{uid}: $cluster does not default to All"
+    (_, var, selector, label), = [q for q in dash.variable_queries() if q[0] == uid and q[1] == "cluster"]
+    assert label == "cluster" and selector == "up", f"{uid}: $cluster reads label_values({selector}, {label})"
+    # The label the variable lists is the one Prometheus adds to what leaves it.
+    external = yaml.safe_load((paths.SUBCHARTS_DIR / "prometheus" / "values.yaml").read_text())["externalLabels"]
+    assert "cluster" in external, f"prometheus.externalLabels has no cluster label: {external}"
+    for v in variables[2:]:
+        assert v["type"] != "query" or 'cluster=~"$cluster"' in v["query"]["query"], \
+            f"{uid}: ${v['name']} does not follow $cluster: {v['query']['query']}"
+
+
+def _cluster_matchers(expr):
+    """(selectors, those with the cluster matcher) of an expression with $cluster still in it."""
+    tree = promql_parser.parse(dash.substitute(expr, {"cluster": "CLUSTER"}))
+    sels, matched = [], []
+
+    def pre(node):
+        if isinstance(node, promql_parser.VectorSelector):
+            sels.append(node)
+            if any(m.name == "cluster" and m.value == "CLUSTER" and m.op == promql_parser.MatchOp.Re
+                   for m in node.matchers.matchers):
+                matched.append(node)
+    promql_parser.walk(tree, pre)
+    return sels, matched
+
+
+def test_every_prometheus_query_reads_the_datasource_and_cluster_variables(boards):
+    """No fixed Prometheus uid is left in a panel, target or variable, and every vector selector of
+    every panel query carries cluster=~"$cluster" (a regex match: its All, ".*", also matches series
+    without the label, so every query keeps its data where no cluster label exists)."""
+    bad = []
+    for uid, d in boards.items():
+        for v in d["templating"]["list"]:
+            if v.get("datasource", {}).get("type") == "prometheus" and v["datasource"] != dash.DATASOURCE:
+                bad.append(f"{uid}: variable {v['name']}: {v['datasource']}")
+        for p in dash.panels(d):
+            for ds in [p.get("datasource")] + [t.get("datasource") for t in p.get("targets", [])]:
+                if ds and ds.get("type") == "prometheus" and ds != dash.DATASOURCE:
+                    bad.append(f"{uid}/{p['title']}: datasource {ds}")
+        for p, t in dash.prometheus_targets(d):
+            sels, matched = _cluster_matchers(t["expr"])
+            if not sels or len(sels) != len(matched):
+                bad.append(f"{uid}/{p['title']}: {len(sels) - len(matched)} of {len(sels)} selectors lack cluster=~\"$cluster\": {t['expr']}")
+    assert not bad, "\n".join(bad)
+
+
+def test_cluster_check_catches_a_selector_without_the_matcher():
+    sels, matched = _cluster_matchers('sum(a{cluster=~"$cluster"}) / sum(b{job="x"})')
+    assert len(sels) == 2 and len(matched) == 1
+    sels, matched = _cluster_matchers('a{cluster="$cluster"}')      # an equality would lose unlabelled series
+    assert len(sels) == 1 and not matched
+
+
+def test_rendered_dashboards_keep_the_grafana_variables(boards, default_objs):
+    """The render resolves only the alert threshold steps: "${datasource}", $cluster and the other
+    Grafana variables reach Grafana unchanged (grafana.dashboards matches only "${alerts.<Alert>...}")."""
+    shipped = dash.rendered(default_objs)
+    for uid, d in boards.items():
+        r = shipped[uid]
+        assert r["templating"] == d["templating"], f"{uid}: the render changed the variables"
+        for p, q in zip(dash.panels(d), dash.panels(r)):
+            assert q.get("datasource") == p.get("datasource") and q.get("targets") == p.get("targets"), \
+                f"{uid}/{p['title']}: the render changed the queries or datasources"
 
 
 def test_every_panel_query_parses_as_promql():
@@ -768,7 +852,7 @@ def test_grafana_ini_credential_rejected():
     assert "admin_password" in msg, msg
 
 
-_FSTYPE = re.compile(r'node_filesystem_\w+\{fstype!~"([^"]*)"\}')
+_FSTYPE = re.compile(r'node_filesystem_\w+\{(?:[^}"]*"[^"]*"\s*,\s*)*fstype!~"([^"]*)"[^}]*\}')
 
 
 def test_disk_panel_excludes_the_filesystem_types_disk_space_low_excludes():

@@ -17,8 +17,9 @@ DOC = ROOT / "docs" / "integration.md"
 HEADER = re.compile(r"^\|\s*Metric\s*\|\s*Type\s*\|\s*Labels your code sets\s*\|\s*Read by\s*\|\s*$")
 TYPES = {"counter", "gauge", "histogram"}
 HISTOGRAM_SUFFIXES = ("_bucket", "_sum", "_count")
-# Labels Prometheus adds at scrape time (or histogram_quantile needs): not the service's to set.
-SCRAPE_LABELS = {"__name__", "namespace", "service", "pod", "le", "job", "instance"}
+# Labels Prometheus adds at scrape time (or histogram_quantile needs), and `cluster`, the external
+# label (prometheus.externalLabels) the dashboards' $cluster variable filters on: not the service's to set.
+SCRAPE_LABELS = {"__name__", "namespace", "service", "pod", "le", "job", "instance", "cluster"}
 
 # The exporter allow-lists the Grafana tests keep (upstream names, e.g. pg_*, kafka_brokers, up).
 EXPORTER_NAMES = set().union(*EXPORTER_METRICS.values())

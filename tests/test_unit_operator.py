@@ -263,7 +263,10 @@ def test_sidecar_labels_folder_and_datasource_are_configurable():
                 for v in node:
                     walk(v)
         walk(dash)
-        assert uids == {"kps-prom"}, f"{cm['metadata']['name']}: Prometheus datasource uids {uids}"
+        # Every Prometheus query reads the $datasource variable, whose default is that Grafana's uid.
+        assert uids == {"${datasource}"}, f"{cm['metadata']['name']}: Prometheus datasource uids {uids}"
+        var = dashboards.datasource_variable(dash)
+        assert var["current"]["value"] == "kps-prom", f"{cm['metadata']['name']}: $datasource defaults to {var['current']}"
 
 
 def test_notes_explain_operator_mode_and_the_matcher_strategy(tmp_path):

@@ -19,6 +19,9 @@ CREDENTIAL_KEY = re.compile(r"(?i)^(.*password|secretkey|secretaccesskey|accessk
 CONFIG_LINE = re.compile(r"(?i)^\s*[\"']?([\w-]*(password|secret|token|api_?key|access_?key|webhook_url|routing_key)[\w-]*)[\"']?\s*[:=]\s*(.+?)\s*$")
 REFERENCE = re.compile(r"^(\"|')?(\$\{[^}]+\}|\$__(file|env)\{[^}]+\}|/[\w./-]+|\"\"|''|null|~)?(\"|')?$")
 ENV_NAME = re.compile(r"(?i)(password|secret|token|api_?key|access_?key)")
+# Settings whose names match CONFIG_LINE but hold no credential: OAuth2's token endpoint (Grafana's
+# [auth.generic_oauth] token_url).
+NOT_CREDENTIALS = {"token_url"}
 
 
 def is_credential(key):
@@ -68,15 +71,33 @@ def test_every_credential_accepts_an_existing_secret():
     assert not missing, f"credentials without an existingSecret beside them: {missing}"
 
 
-@pytest.mark.parametrize("values", params.profiles())
-def test_no_credential_literal_in_configmaps_or_env(values):
-    problems = []
-    for obj in render(values):
+# Settings that bring more credentials into play, rendered on top of every profile's scan: Grafana's
+# generic OAuth (its client secret comes from an existing Secret, read through $__file{}).
+CREDENTIAL_SETTINGS = {
+    "grafana-oauth": {"grafana.auth.genericOAuth": {
+        "enabled": True, "clientId": "grafana", "existingSecret": "grafana-oauth",
+        "authUrl": "https://sso.example.com/authorize", "tokenUrl": "https://sso.example.com/token",
+        "apiUrl": "https://sso.example.com/userinfo"}, "grafana.rootUrl": "https://grafana.example.com/"},
+}
+
+
+# The credential settings a scan must meet in the ConfigMaps (or it could pass by finding none).
+CREDENTIAL_LINES = {"grafana-oauth": "client_secret"}
+
+
+@pytest.mark.parametrize("values,settings", [pytest.param(p.values[0], None, id=p.id) for p in params.profiles()] + [
+    pytest.param((), settings, id=name) for name, settings in CREDENTIAL_SETTINGS.items()])
+def test_no_credential_literal_in_configmaps_or_env(request, values, settings):
+    problems, seen = [], set()
+    for obj in render(values, settings):
         if obj["kind"] == "ConfigMap":
             for key, body in (obj.get("data") or {}).items():
                 for n, line in enumerate(str(body).splitlines(), 1):
                     m = CONFIG_LINE.match(line)
-                    if m and not m.group(1).lower().endswith(("_file", "file", "key_id_key", "passwordkey")) \
+                    if m:
+                        seen.add(m.group(1).lower())
+                    if m and m.group(1).lower() not in NOT_CREDENTIALS \
+                            and not m.group(1).lower().endswith(("_file", "file", "key_id_key", "passwordkey")) \
                             and not REFERENCE.match(m.group(3)):
                         problems.append(f"{ident(obj)} {key}:{n}: {line.strip()}")
         for c in containers(obj):
@@ -84,3 +105,5 @@ def test_no_credential_literal_in_configmaps_or_env(values):
                 if "value" in env and ENV_NAME.search(env["name"]) and env["value"] and not env["name"].endswith("__FILE"):
                     problems.append(f"{ident(obj)} {c['name']}: env {env['name']} is a literal")
     assert not problems, "\n".join(problems)
+    expected = CREDENTIAL_LINES.get(request.node.callspec.id)
+    assert expected is None or expected in seen, f"the scan met no {expected} setting; credential lines {sorted(seen)}"

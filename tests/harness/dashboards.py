@@ -26,8 +26,15 @@ MACROS = {
     "__range_s": "3600",
     "__range_ms": "3600000",
 }
-# The dashboards' template variables, as "All" (their allValue) by default.
-VARIABLES = {"namespace": ".*", "service": ".*"}
+# The dashboards' template variables as Grafana fills them by default: namespace, service and
+# cluster "All" (their allValue); datasource the chart's Prometheus datasource (its uid). A multi-value
+# variable with includeAll whose query finds no value at all is set to All too (Grafana's scenes
+# MultiValueVariable), so `cluster` is ".*" also where no series carries a cluster label: Prometheus
+# adds prometheus.externalLabels.cluster only to what leaves it (Thanos sidecar, federation, remote
+# write), and cluster=~".*" matches a series without the label.
+VARIABLES = {"namespace": ".*", "service": ".*", "cluster": ".*", "datasource": "prometheus"}
+# The datasource every Prometheus panel, target and query variable names: the $datasource variable.
+DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
 
 _VAR = re.compile(r"\$\{(\w+)(?::[^}]*)?\}|\$(\w+)|\[\[(\w+)\]\]")
 
@@ -104,6 +111,26 @@ def substitute(expr, variables=None, macros=None):
         return values[name]
 
     return _VAR.sub(repl, expr)
+
+
+def datasource_variable(dashboard):
+    """The dashboard's datasource template variable (type datasource), or None."""
+    return next((v for v in dashboard.get("templating", {}).get("list", []) if v.get("type") == "datasource"), None)
+
+
+def resolve_datasource(dashboard, ds):
+    """The datasource uid Grafana uses for a panel's or target's `datasource`: a "${var}"/"$var" uid is
+    the default (current value) of that datasource variable; any other uid is itself."""
+    uid = (ds or {}).get("uid")
+    m = _VAR.fullmatch(uid or "")
+    if not m:
+        return uid
+    name = m.group(1) or m.group(2) or m.group(3)
+    var = next((v for v in dashboard.get("templating", {}).get("list", [])
+                if v.get("name") == name and v.get("type") == "datasource"), None)
+    if var is None:
+        raise KeyError(f"{dashboard.get('uid')}: datasource {uid} names no datasource variable")
+    return var["current"]["value"]
 
 
 def prometheus_targets(dashboard):

@@ -66,20 +66,26 @@ def undescribed_keys(values, schema, root=None, path=""):
     return out
 
 
-def loose_objects(schema, root=None, path="#"):
+# Keywords whose schema adds conditions to the object of the schema they sit in (draft-07 if/then/else),
+# whose keys that schema already closes: not objects of their own.
+CONDITIONS = {"if", "then", "else"}
+
+
+def loose_objects(schema, root=None, path="#", condition=False):
     """Object schemas that do not close their keys: neither additionalProperties false,
-    nor a typed map (additionalProperties: {schema}), nor marked x-subchart/x-passthrough."""
+    nor a typed map (additionalProperties: {schema}), nor marked x-subchart/x-passthrough
+    (nor the if/then/else conditions of an object schema, which close nothing themselves)."""
     root = root if root is not None else schema
     out = []
     if isinstance(schema, dict):
         is_object = schema.get("type") == "object" or "properties" in schema
-        if is_object and "additionalProperties" not in schema and not (
+        if is_object and not condition and "additionalProperties" not in schema and not (
             {"x-subchart", "x-passthrough"} & schema.keys()
         ):
             out.append(path)
         for k, v in schema.items():
             if isinstance(v, (dict, list)):
-                out += loose_objects(v, root, f"{path}/{k}")
+                out += loose_objects(v, root, f"{path}/{k}", condition=k in CONDITIONS and "properties" in schema)
     elif isinstance(schema, list):
         for i, v in enumerate(schema):
             out += loose_objects(v, root, f"{path}/{i}")

@@ -56,6 +56,45 @@ when the Ingress is on, else empty (Grafana's default).
 {{- end -}}
 {{- end -}}
 
+{{/*
+grafana.oauthSecretPath: where Grafana's container reads the OAuth client secret (the key
+auth.genericOAuth.clientSecretKey of the existing Secret auth.genericOAuth.existingSecret, mounted
+read-only), for grafana.ini's `client_secret = $__file{...}`.
+*/}}
+{{- define "grafana.oauthSecretDir" -}}/etc/grafana/secrets/oauth{{- end -}}
+{{- define "grafana.oauthSecretPath" -}}
+{{- printf "%s/%s" (include "grafana.oauthSecretDir" .) .Values.auth.genericOAuth.clientSecretKey -}}
+{{- end -}}
+
+{{/*
+grafana.authChecks: fails the render for sign-in settings that would let the wrong people in or
+cannot work. Anonymous access ([auth.anonymous] from auth.anonymous, overridden by grafanaIni
+"auth.anonymous" and by GF_AUTH_ANONYMOUS_* literals in extraEnv, in Grafana's order of precedence)
+is refused with an org role other than Viewer; generic OAuth needs Grafana's public URL (rootUrl or
+an Ingress host), the provider redirects to <root_url>login/generic_oauth. Renders nothing.
+Usage: include "grafana.authChecks" .
+*/}}
+{{- define "grafana.authChecks" -}}
+{{- $anon := .Values.auth.anonymous -}}
+{{- $enabled := toString $anon.enabled -}}
+{{- $role := $anon.orgRole -}}
+{{- $where := "grafana.auth.anonymous" -}}
+{{- with index .Values.grafanaIni "auth.anonymous" -}}
+{{- if hasKey . "enabled" }}{{ $enabled = toString .enabled }}{{ $where = "grafana.grafanaIni.auth.anonymous" }}{{ end -}}
+{{- if hasKey . "org_role" }}{{ $role = toString .org_role }}{{ $where = "grafana.grafanaIni.auth.anonymous" }}{{ end -}}
+{{- end -}}
+{{- range .Values.extraEnv -}}
+{{- if and (eq .name "GF_AUTH_ANONYMOUS_ENABLED") (hasKey . "value") }}{{ $enabled = toString .value }}{{ $where = "grafana.extraEnv" }}{{ end -}}
+{{- if and (eq .name "GF_AUTH_ANONYMOUS_ORG_ROLE") (hasKey . "value") }}{{ $role = toString .value }}{{ $where = "grafana.extraEnv" }}{{ end -}}
+{{- end -}}
+{{- if and (eq (lower $enabled) "true") (ne (lower $role) "viewer") -}}
+{{- fail (printf "%s: anonymous access with org role %q lets everyone who reaches Grafana %s without a login; anonymous access may only be Viewer (grafana.auth.anonymous.orgRole), or sign users in (grafana.auth.genericOAuth)" $where $role (ternary "administer it" "edit dashboards and datasources" (eq (lower $role) "admin"))) -}}
+{{- end -}}
+{{- if and .Values.auth.genericOAuth.enabled (not (include "grafana.rootUrl" .)) -}}
+{{- fail "grafana.auth.genericOAuth.enabled: the identity provider redirects to Grafana's public URL (<root_url>login/generic_oauth), which is unknown: set grafana.rootUrl, or grafana.ingress.enabled with grafana.ingress.hosts" -}}
+{{- end -}}
+{{- end -}}
+
 {{/* grafana.secretName: the Secret holding the admin user, password and secret_key. */}}
 {{- define "grafana.secretName" -}}
 {{- default (include "common.fullname" .) .Values.admin.existingSecret -}}
@@ -174,7 +213,8 @@ Usage: include "grafana.panelThresholds" (dict "panel" $panel "alerts" $alerts "
 grafana.dashboardObjects: the ConfigMaps that carry the dashboards: the chart's own Grafana's
 (one ConfigMap, and one for dashboards.extra), or in operator mode (global.operator.enabled) one
 ConfigMap per dashboard labelled for the existing Grafana's dashboard sidecar, with the folder
-annotation and that Grafana's datasource UID. `alerts` as in grafana.dashboards.
+annotation and that Grafana's datasource UID as the default of each dashboard's $datasource variable
+(every Prometheus panel and variable reads "${datasource}"). `alerts` as in grafana.dashboards.
 Usage: include "grafana.dashboardObjects" (dict "context" $grafanaContext "alerts" $alerts)
 */}}
 {{- define "grafana.dashboardObjects" -}}
@@ -214,10 +254,19 @@ data:
 {{- $op := $ctx.Values.operator.dashboards }}
 {{- $dashboards := list }}
 {{- range $name := keys $boards | sortAlpha }}
-{{- $dashboards = append $dashboards (dict "name" (trimSuffix ".json" $name) "json" (get $boards $name | toPrettyJson) "folder" $ctx.Values.dashboards.folder) }}
+{{- $board := get $boards $name | deepCopy }}
+{{- /* The dashboards' queries use the $datasource variable: its default becomes that Grafana's datasource. */}}
+{{- range $v := $board.templating.list }}
+{{- if and (eq $v.type "datasource") (ne (dig "current" "value" "" $v) $op.datasourceUid) }}
+{{- $_ := set $v "current" (dict "selected" false "text" $op.datasourceUid "value" $op.datasourceUid) }}
+{{- end }}
+{{- end }}
+{{- $dashboards = append $dashboards (dict "name" (trimSuffix ".json" $name) "json" ($board | toPrettyJson) "folder" $ctx.Values.dashboards.folder) }}
 {{- end }}
 {{- range $name := keys $ctx.Values.dashboards.extra | sortAlpha }}
-{{- $dashboards = append $dashboards (dict "name" $name "json" (get $ctx.Values.dashboards.extra $name) "folder" $ctx.Values.dashboards.extraFolder) }}
+{{- /* A user's own dashboard written for the chart's Grafana names its Prometheus datasource by uid. */}}
+{{- $json := replace "\"uid\": \"prometheus\"" (printf "\"uid\": %q" $op.datasourceUid) (get $ctx.Values.dashboards.extra $name) }}
+{{- $dashboards = append $dashboards (dict "name" $name "json" $json "folder" $ctx.Values.dashboards.extraFolder) }}
 {{- end }}
 {{- range $d := $dashboards }}
 ---
@@ -234,7 +283,7 @@ metadata:
     {{ $op.folderAnnotation }}: {{ $d.folder | quote }}
   {{- end }}
 data:
-  {{ printf "%s.json" $d.name }}: {{ replace "\"uid\": \"prometheus\"" (printf "\"uid\": %q" $op.datasourceUid) $d.json | toJson }}
+  {{ printf "%s.json" $d.name }}: {{ $d.json | toJson }}
 {{- end }}
 {{- end }}
 {{- end -}}
