@@ -79,6 +79,26 @@ def test_log_alerts_reach_their_team_and_severity_receivers(rendered):
     assert not problems, "\n".join(problems)
 
 
+# What the spec's routing says each starter log alert of each app must reach (written by hand, not
+# derived from the rules: a rule that lost its team would route consistently, and wrongly).
+EXPECTED = {
+    ("AuditWriteFailureLogged", "audit-agent"): ["slack-audit"] + CRITICAL,
+    ("ErrorLogBurst", "audit-agent"): ["slack-audit"] + WARNING,
+    ("ErrorLogBurst", "notification-agent"): ["slack-notification"] + WARNING,
+    ("ErrorLogBurst", "reminder-agent"): ["slack-notification"] + WARNING,
+    ("ErrorLogBurst", "backend"): WARNING,
+}
+
+
+def test_the_starter_log_alerts_reach_the_teams_the_spec_names(rendered):
+    objs, config_file = rendered
+    found = {(alert, labels["app"]): labels for alert, labels in _label_sets(objs)}
+    assert set(EXPECTED) <= set(found), f"label sets the rules produce: {sorted(found)}"
+    problems = [f"{key}: amtool routes {found[key]} to {got}, want {want}"
+                for key, want in EXPECTED.items() if (got := am.routes_test(config_file, found[key])) != want]
+    assert not problems, "\n".join(problems)
+
+
 def test_a_log_alert_is_inhibited_like_a_metric_alert(rendered):
     """A warning log alert of a service is muted while a critical alert of that service fires
     (the rendered inhibit rules; Alertmanager's semantics, harness.alertmanager.matches)."""
