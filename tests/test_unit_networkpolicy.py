@@ -53,6 +53,8 @@ REQUIRED = [
     (HELM_TEST, STORE, 10902, "TCP"), (HELM_TEST, COMPACT, 10902, "TCP"),
     # Prometheus scrapes the sidecars beside it (their uploads: ThanosSidecarUploadFailing).
     (PROM, PROM, 10902, "TCP"),
+    # Loki's ruler sends the log alerts to every Alertmanager pod (issue 28; loki.ruler.enabled).
+    (LOKI, AM, 9093, "TCP"),
 ] + [(p, DNS, 53, proto) for p in (PROM, AM, GRAFANA, LOKI, PROMTAIL, JAEGER, KSM, THANOS, STORE, COMPACT)
      for proto in ("UDP", "TCP")]
 
@@ -248,3 +250,14 @@ def test_every_flow_of_the_component_table_is_allowed(rendered, policies):
         assert flow not in forbidden, f"the component table states a forbidden flow {_name(flow)}"
         for s, d in _pairs(rendered, flow):
             assert allowed(policies, s, d, *flow[2:]), f"{_name(flow)} from the component table is blocked"
+
+
+def test_loki_reaches_alertmanager_only_while_its_ruler_runs():
+    """Loki -> Alertmanager exists for the ruler's alerts (flow `when: loki.ruler.enabled` in the
+    component table): with the ruler off it is denied again."""
+    off = render(set_values={"networkPolicy.enabled": True, "loki.ruler.enabled": False}, namespace=NAMESPACE)
+    pols = off.of_kind("NetworkPolicy")
+    for p in pols:
+        p["metadata"].setdefault("namespace", NAMESPACE)
+    for s, d in [(s, d) for s in endpoints(off, LOKI) for d in endpoints(off, AM)]:
+        assert not allowed(pols, s, d, 9093, "TCP"), "Loki reaches Alertmanager with its ruler off"

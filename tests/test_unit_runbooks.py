@@ -9,11 +9,13 @@ import yaml
 from harness import prometheus as prom
 from harness import spec
 from harness.paths import ROOT
+from harness.render import render
 
 pytestmark = pytest.mark.unit
 
 RUNBOOKS = ROOT / "docs" / "runbooks"
 VALUES = ROOT / "charts" / "phase5-monitoring" / "charts" / "prometheus" / "values.yaml"
+LOKI_VALUES = ROOT / "charts" / "phase5-monitoring" / "charts" / "loki" / "values.yaml"
 COMPARISONS = {">", "<", ">=", "<=", "==", "!="}
 
 
@@ -64,10 +66,26 @@ def test_thresholds_helper_reads_comparisons():
 
 
 @pytest.fixture(scope="module")
-def all_alerts():
-    """Every alert of every rendered rule file (the SLO file's ErrorBudgetBurn included)."""
+def loki_alerts():
+    """Every alert of the Loki ruler's rendered rule files (LogQL; issue 28)."""
+    cm = render().get("ConfigMap", "p5-loki-rules")
+    found = {}
+    for text in (cm.get("data") or {}).values():
+        for g in yaml.safe_load(text)["groups"]:
+            found.update({r["alert"]: r for r in g["rules"] if "alert" in r})
+    assert found, "the Loki ruler renders no alert"
+    return found
+
+
+@pytest.fixture(scope="module")
+def all_alerts(loki_alerts):
+    """Every alert of every rendered rule file (the SLO file's ErrorBudgetBurn included), the
+    Loki ruler's log alerts too."""
     _, rules = prom.rendered()
-    return {name: rule for text in rules.values() for name, rule in prom.alerts(text).items()}
+    found = {name: rule for text in rules.values() for name, rule in prom.alerts(text).items()}
+    clash = set(found) & set(loki_alerts)
+    assert not clash, f"alert names used by Prometheus and by Loki's ruler: {sorted(clash)}"
+    return {**found, **loki_alerts}
 
 
 def test_every_alert_links_to_an_existing_runbook(all_alerts, base_url):
@@ -130,4 +148,37 @@ def test_runbooks_name_the_alert_values(alerts):
         keys = set(re.findall(r"^      (\w+):", block.group(1), re.M))
         if keys != set(values[name]):
             problems.append(f"{name}: runbook tunes {sorted(keys)}, values.yaml has {sorted(values[name])}")
+    assert not problems, "\n".join(problems)
+
+
+def test_log_alert_runbooks_state_the_rendered_facts(loki_alerts):
+    """The Loki ruler's alerts (LogQL): the same facts as the metric alerts' runbooks (severity,
+    for, the rendered expression; the threshold the expression compares with), and a Tune block
+    with the loki.ruler.alerts.<Name> keys the values file has."""
+    values = yaml.safe_load(LOKI_VALUES.read_text())["ruler"]["alerts"]
+    problems = []
+    for name, rule in loki_alerts.items():
+        path = RUNBOOKS / f"{name}.md"
+        if not path.is_file():
+            problems.append(f"{name}: no runbook")
+            continue
+        text = path.read_text()
+        if not text.startswith(f"# {name}\n"):
+            problems.append(f"{name}: runbook does not start with '# {name}'")
+        if fact(text, "Severity") != rule["labels"]["severity"]:
+            problems.append(f"{name}: Severity row says {fact(text, 'Severity')!r}, the rule has {rule['labels']['severity']!r}")
+        if fact(text, "For") != rule.get("for", "none"):
+            problems.append(f"{name}: For row says {fact(text, 'For')!r}, the rule has {rule.get('for')!r}")
+        compared = re.findall(r"\)\s*(?:>|<|>=|<=|==|!=)\s*([0-9.]+)", rule["expr"])
+        if [f"{float(c):g}" for c in compared] != [fact(text, "Threshold")]:
+            problems.append(f"{name}: Threshold row says {fact(text, 'Threshold')!r}, the expression compares with {compared}")
+        if squash(rule["expr"]) not in squash(text):
+            problems.append(f"{name}: runbook does not quote the rendered expression: {squash(rule['expr'])}")
+        block = re.search(rf"^      {name}:\n((?:        .*\n)+)", text, re.M)
+        if not block:
+            problems.append(f"{name}: no `loki.ruler.alerts.{name}` block in the runbook")
+        else:
+            keys = set(re.findall(r"^        (\w+):", block.group(1), re.M))
+            if keys != set(values[name]):
+                problems.append(f"{name}: runbook tunes {sorted(keys)}, values.yaml has {sorted(values[name])}")
     assert not problems, "\n".join(problems)

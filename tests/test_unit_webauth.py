@@ -26,8 +26,13 @@ def web(tls=True, basic=True, **tls_extra):
             for c in COMPONENTS}
 
 
+# Loki's ruler refuses Alertmanager basic auth (it takes the password only as a literal in its
+# config; test_unit_loki_ruler.py): the renders with it on run without the ruler.
+RULER_OFF = {"loki.ruler.enabled": False}
+
+
 def on(tls=True, basic=True, **extra):
-    return {"global.web": web(tls, basic), **extra}
+    return {"global.web": web(tls, basic), **(RULER_OFF if basic else {}), **extra}
 
 
 def _sidecar_on(values_files):
@@ -222,7 +227,7 @@ def test_cert_manager_certificate_names_what_the_clients_verify():
     values = web()
     for c in COMPONENTS:
         values[c]["tls"] = {"enabled": True, "secretName": "", "certManager": {"issuerName": "ca", "issuerKind": "ClusterIssuer"}}
-    m = render(set_values={"global.web": values})
+    m = render(set_values={"global.web": values, **RULER_OFF})
     for c in COMPONENTS:
         cert = m.get("Certificate", f"{REL}-{c}-web-tls")
         assert cert["spec"]["secretName"] == f"{REL}-{c}-web-tls"
@@ -257,7 +262,7 @@ def _without(path, value=None):
     for k in head:
         node = node[k]
     node[last] = value if value is not None else ""
-    return {"global.web": v}
+    return {"global.web": v, **RULER_OFF}
 
 
 @pytest.mark.parametrize("overrides,named", [

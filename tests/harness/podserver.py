@@ -1,10 +1,13 @@
 """The synthetic pods' HTTP servers (harness.workload): one 127.0.0.1 port per pod or node,
 served from one event loop, answering /metrics from a collect(path) function, and a status
-instead when a gate says the pod would not answer."""
+instead when a gate says the pod would not answer. A collect made by expose(fn, openmetrics=True)
+negotiates the format as prometheus_client does in a real Python service: OpenMetrics text (the
+only text format that carries exemplars) when the scraper's Accept header asks for it, else the
+Prometheus text format."""
 import asyncio
 import threading
 
-from prometheus_client.exposition import generate_latest
+from prometheus_client.exposition import choose_encoder, generate_latest
 from prometheus_client.registry import CollectorRegistry
 
 from .aioloop import LoopThread
@@ -19,11 +22,24 @@ class _Collector:
         return self._fn()
 
 
-def expose(fn):
-    """A collect(path) -> bytes serving fn()'s families whatever the path."""
+TEXT_FORMAT = "text/plain; version=0.0.4"
+
+
+def expose(fn, openmetrics=False):
+    """A collect(path) -> bytes serving fn()'s families whatever the path, in the Prometheus text
+    format. openmetrics=True: the collect also has .negotiate(path, accept) -> (bytes, content
+    type), prometheus_client's own choice of format for that Accept header (choose_encoder)."""
     reg = CollectorRegistry(auto_describe=False)
     reg.register(_Collector(fn))
-    return lambda path="/metrics": generate_latest(reg)
+
+    def collect(path="/metrics"):
+        return generate_latest(reg)
+    if openmetrics:
+        def negotiate(path, accept):
+            encoder, content_type = choose_encoder(accept or "")
+            return encoder(reg), content_type
+        collect.negotiate = negotiate
+    return collect
 
 
 class PodServers:
@@ -61,18 +77,26 @@ class PodServers:
                         if not line:
                             break
                         path = line.split(b" ")[1].decode() if b" " in line else "/"
-                        close = False
+                        close, accept = False, ""
                         while (h := await reader.readline()) not in (b"\r\n", b"\n", b""):
                             close = close or h.lower().startswith(b"connection:") and b"close" in h.lower()
+                            if h.lower().startswith(b"accept:"):
+                                accept = h.split(b":", 1)[1].decode(errors="replace").strip()
                         refused = gate() if gate else None
+                        ctype = TEXT_FORMAT
                         if refused:
                             body, status = b"pod not ready\n", refused
                         elif path.split("?")[0] in ("/", "/-/healthy", "/healthz"):
                             body, status = b"ok\n", "200 OK"
                         else:
-                            body = await asyncio.get_running_loop().run_in_executor(None, collect, path)
+                            run = asyncio.get_running_loop().run_in_executor
+                            negotiate = getattr(collect, "negotiate", None)
+                            if negotiate:
+                                body, ctype = await run(None, negotiate, path, accept)
+                            else:
+                                body = await run(None, collect, path)
                             status = "200 OK"
-                        writer.write(f"HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\n"
+                        writer.write(f"HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\n"
                                      f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
                         await writer.drain()
                         if close:       # the pod network asks for one request per connection

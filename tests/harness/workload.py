@@ -7,7 +7,8 @@ The workload is real objects in the e2e stack's API server (objects(); harness.s
   each with a HorizontalPodAutoscaler; every pod serves the application metrics of the contract
   (http_requests_total, http_request_duration_seconds, task_operations_total, reminder_delivery_*,
   audit_log_*, websocket_*, database_connections_*, kafka_consumer_lag,
-  recurring_task_generated_total);
+  recurring_task_generated_total), negotiating OpenMetrics with the scraper as prometheus_client
+  does, with a trace-id exemplar on the latency histogram when ServiceState.exemplar is set;
 - StatefulSets (e.g. postgres): cAdvisor and kube-state-metrics series only;
 - the exporters of the data tier as Deployments + annotated Services: postgres_exporter,
   redis_exporter, kafka_exporter, upstream metric names.
@@ -203,7 +204,9 @@ class Workload(MetricFamilies):
                 continue
             for i, pod in enumerate(self.pod_objects(svc)):
                 name = pod["metadata"]["name"]
-                port = self._http.ensure(("app", name), expose(lambda svc=svc, name=name: self._app_metrics(svc, name)),
+                # OpenMetrics when the scraper asks (Prometheus does): the latency exemplars
+                port = self._http.ensure(("app", name), expose(lambda svc=svc, name=name: self._app_metrics(svc, name),
+                                                               openmetrics=True),
                                            gate=lambda svc=svc, name=name: self._gate(svc, name))
                 local[(self.namespace, name)] = {APP_PORT: port}
         for kind, svc, port in EXPORTERS:

@@ -4,6 +4,7 @@ from the API server's objects, and the kubelet/cAdvisor series per node. A mixin
 it reads the workload's state (self.state, self.snapshot, self.pods(), self._c)."""
 from prometheus_client.core import (CounterMetricFamily, GaugeMetricFamily,
                                     HistogramMetricFamily)
+from prometheus_client.samples import Exemplar
 
 from . import ksm
 from .manifests import quantity
@@ -12,6 +13,8 @@ from .workload_state import BUCKETS, CONSUMER_TOPICS, CPU_LIMIT, MEM_LIMIT, PHAS
 
 # The share of a claim's capacity the synthetic kubelet reports used when no scenario set one.
 DEFAULT_VOLUME_USED = 0.25
+# The exemplar label holding the trace id, as the OpenTelemetry SDKs and docs/integration.md name it.
+TRACE_ID_LABEL = "trace_id"
 
 
 class MetricFamilies:
@@ -44,6 +47,12 @@ class MetricFamilies:
             top = max(top, v)
             mono.append((le, top))
         mono[-1] = ("+Inf", max(cnt, top))
+        if st.exemplar:
+            # the request's trace id on the first bucket its latency falls in (OpenMetrics:
+            # one exemplar per bucket, its value within the bucket's bounds)
+            trace_id, seconds = st.exemplar
+            at = next((k for k, (le, _) in enumerate(mono) if le == "+Inf" or seconds <= float(le)), len(mono) - 1)
+            mono[at] = (*mono[at], Exemplar({TRACE_ID_LABEL: trace_id}, seconds))
         dur.add_metric((), mono, self._c.value((pod_key, "dur_sum"), st.req_rate * _mean(st.latency)))
         tasks = CounterMetricFamily("task_operations", "Task operations.", labels=("operation", "status"))
         for op in ("create", "update", "complete", "delete"):

@@ -41,6 +41,9 @@ class ServiceState:
     failing_scrapes: int = 0         # the first N pods are Ready but their /metrics answers 503
     exports_metrics: bool = True     # False: /metrics answers 200 with none of the application series
     kind: str = "Deployment"         # or "StatefulSet" (pods <name>-0, -1, ...; no app targets)
+    # An exemplar on the latency histogram (OpenMetrics exposition only), as an instrumented
+    # service attaches the trace id of a request it observed: (trace id, observed seconds), or None.
+    exemplar: tuple = None
 
 
 class _Counters:

@@ -102,6 +102,17 @@ NOTE: node-exporter holds host port {{ int (index $c "node-exporter").ports.metr
       its install refuses a taken port instead of leaving the pods Pending.
 {{- end }}
 {{- end }}
+{{- $ruler := (.Values.loki | default dict).ruler | default dict }}
+{{- if and .Values.loki.enabled $ruler.enabled (not $ruler.alertmanagerUrl) (not .Values.global.operator.enabled) (not .Values.alertmanager.enabled) }}
+
+WARNING: Loki's ruler sends the log alerts to this release's Alertmanager, which is off
+         (alertmanager.enabled=false): set loki.ruler.alertmanagerUrl, or loki.ruler.enabled=false.
+{{- end }}
+{{- if and .Values.loki.enabled $ruler.enabled (not $ruler.alertmanagerUrl) .Values.global.operator.enabled }}
+
+NOTE: Loki's ruler (log alerts) is off in operator mode until loki.ruler.alertmanagerUrl names your
+      Alertmanager (e.g. http://<kube-prometheus-stack>-alertmanager.<namespace>.svc:9093).
+{{- end }}
 {{- range $w := include "phase5-monitoring.deprecations" . | fromJsonArray }}
 
 WARNING: {{ $w }}

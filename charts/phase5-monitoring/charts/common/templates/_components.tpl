@@ -56,6 +56,7 @@ JSON, like common.ports: parsed with fromJson, and by the harness with json.load
   "operator": "replaced", "scrapeJob": "monitoring-stack",
   "networkPolicy": {
    "ingress": [{"peers": ["prometheus", "grafana", "ingressNamespaces"], "ports": ["web"]},
+               {"peers": ["loki"], "ports": ["web"], "when": "loki.ruler.enabled", "why": "Loki's ruler sends the log alerts."},
                {"peers": ["alertmanager"], "ports": ["cluster"]}],
    "egress": [{"peers": ["alertmanager"], "ports": ["cluster"]},
               {"peers": ["receivers"], "ports": ["receivers"], "why": "Receivers: Slack/PagerDuty/webhooks over HTTPS, e-mail over SMTP."}]}},
@@ -73,7 +74,8 @@ JSON, like common.ports: parsed with fromJson, and by the harness with json.load
   "operator": "runs", "scrapeJob": "monitoring-stack",
   "networkPolicy": {
    "ingress": [{"peers": ["promtail", "grafana", "prometheus"], "ports": ["web"]}],
-   "egress": [{"peers": ["storage"], "ports": [443], "why": "Object storage (S3-compatible) when configured."}]}},
+   "egress": [{"peers": ["storage"], "ports": [443], "why": "Object storage (S3-compatible) when configured."},
+              {"peers": ["alertmanager"], "ports": ["web"], "when": "loki.ruler.enabled", "why": "The ruler sends the log alerts to every Alertmanager pod."}]}},
  {"key": "promtail", "name": "alloy", "nameValue": "collector", "ports": {"metrics": "TCP"}, "health": {"port": "metrics", "path": "ready"},
   "operator": "runs", "scrapeJob": "monitoring-stack",
   "networkPolicy": {
