@@ -83,8 +83,8 @@ def test_spans_become_span_metric_series_in_prometheus(traffic):
         assert m.get("span_name") == OPERATION and m.get("span_kind") == "SPAN_KIND_SERVER", m
         assert m.get(DIMENSION_LABEL) == "GET", f"dimension {DIMENSION} not a label: {m}"
         assert m.get("job") == "monitoring-stack" and m.get("service") == f"{traffic.release}-jaeger-headless", m
-    les = {s["metric"]["le"] for s in traffic.query(f'{LATENCY}{{service_name="{SERVICE}"}}')}
-    assert les == {"5", "50", "500", "+Inf"}, f"buckets {sorted(les)}, values {BUCKETS}"
+    les = {float(s["metric"]["le"]) for s in traffic.query(f'{LATENCY}{{service_name="{SERVICE}"}}')}
+    assert les == {5.0, 50.0, 500.0, math.inf}, f"buckets {sorted(les)}, values {BUCKETS}"
 
 
 def test_what_nobody_reads_is_not_stored(traffic):
