@@ -3,6 +3,7 @@ Jaeger binary (tools.versions pins it), on 127.0.0.1 only: `jaeger validate` for
 defaults, every profile and every storage backend; then a live process per profile that
 listens on every configured port, answers its health check, takes a span over OTLP/HTTP
 and Zipkin and returns it from the query API, and serves its own metrics."""
+import re
 import socket
 import urllib.request
 
@@ -32,6 +33,18 @@ STORAGE_VARIANTS = [
                   ("otlpGrpc", "jaegerCompact", "jaegerBinary", "jaegerThriftHttp", "jaegerGrpc")}, id="otlp-http-and-zipkin-only"),
     pytest.param({"jaeger.receivers.otlpHttp.corsAllowedOrigins": ["https://app.example.com"],
                   "jaeger.query.basePath": "/jaeger"}, id="cors-and-base-path"),
+    # Service performance monitoring: dimensions and buckets of the values; Thanos Query; the
+    # release's Prometheus behind TLS and basic auth (the basicauth extension, the CA file).
+    pytest.param({"jaeger.spanMetrics.dimensions": ["http.request.method", "messaging.system"],
+                  "jaeger.spanMetrics.histogramBuckets": ["1ms", "1.5s", "1m"],
+                  "thanos.enabled": True, "prometheus.thanos.sidecar.enabled": True,
+                  "grafana.datasources.prometheus.thanosQuery": True,
+                  "jaeger.spanMetrics.prometheus.thanosQuery": True}, id="spm-dimensions-thanos"),
+    pytest.param({"global.web.prometheus": {
+        "tls": {"enabled": True, "secretName": "prometheus-tls"},
+        "basicAuth": {"enabled": True, "users": {"p5": "$2b$10$" + "a" * 53},
+                      "clientSecret": "prometheus-client"}}}, id="spm-prometheus-web-auth"),
+    pytest.param({"jaeger.spanMetrics.enabled": False}, id="spm-off"),
 ]
 
 
@@ -43,7 +56,15 @@ def binary():
 def _validate(binary, config, tmp_path):
     cfg, _ = jh.localize(config)
     path = tmp_path / "config.yaml"
-    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    text = yaml.safe_dump(cfg, sort_keys=False)
+    # ${file:...} references (the Prometheus login, mounted from a Secret in the pod) are resolved
+    # by validate too: the same file names under tmp_path, with dummy content.
+    for ref in sorted(set(re.findall(r"\$\{file:(/[^}]+)\}", text))):
+        local = tmp_path / "files" / ref.lstrip("/")
+        local.parent.mkdir(parents=True, exist_ok=True)
+        local.write_text("dummy")
+        text = text.replace(f"${{file:{ref}}}", f"${{file:{local}}}")
+    path.write_text(text)
     proc = jh.validate(binary, path, env={"JAEGER_STORAGE_PASSWORD": "from-secret"})
     assert proc.returncode == 0, f"jaeger validate rejected the rendered config:\n{proc.stderr}\n{path.read_text()}"
 
@@ -67,6 +88,18 @@ def test_validate_catches_a_broken_config(binary, tmp_path):
     path.write_text(yaml.safe_dump(cfg))
     proc = jh.validate(binary, path)
     assert proc.returncode != 0 and "kafka" in proc.stderr, proc.stderr
+
+
+def test_validate_checks_the_span_metrics_connector(binary, tmp_path):
+    """`jaeger validate` reads the connector's settings (the variants above are checked, not
+    passed through): a key the spanmetrics connector does not have is rejected."""
+    cfg = jh.rendered_config(render())
+    cfg["connectors"]["spanmetrics"]["no_such_setting"] = 1
+    cfg, _ = jh.localize(cfg)
+    path = tmp_path / "broken.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    proc = jh.validate(binary, path)
+    assert proc.returncode != 0 and "no_such_setting" in proc.stderr, proc.stderr
 
 
 def _bound(port, kind):

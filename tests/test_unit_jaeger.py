@@ -151,7 +151,8 @@ def test_pipeline_wiring(values):
         f"ConfigMap/{NAME}: pipeline receivers {pipe['receivers']} != configured {sorted(cfg['receivers'])}")
     assert set(pipe["processors"]) <= set(cfg["processors"]), f"undefined processors in {pipe['processors']}"
     assert pipe["processors"][0] == "memory_limiter", f"memory_limiter must run first: {pipe['processors']}"
-    assert pipe["exporters"] == ["jaeger_storage_exporter"], pipe["exporters"]
+    assert pipe["exporters"][0] == "jaeger_storage_exporter", pipe["exporters"]
+    assert set(pipe["exporters"]) <= {"jaeger_storage_exporter", "spanmetrics"}, pipe["exporters"]
     store = cfg["exporters"]["jaeger_storage_exporter"]["trace_storage"]
     assert store in j.backends(), f"exporter writes to {store!r}, backends are {sorted(j.backends())}"
     assert cfg["extensions"]["jaeger_query"]["storage"]["traces"] == store, "query reads another store"
@@ -299,7 +300,7 @@ def test_no_credential_in_configmap(values):
     text = jaeger(values).configmap["data"]["config.yaml"]
     for line in text.splitlines():
         if "password:" in line:
-            assert "${env:" in line, f"ConfigMap/{NAME}: literal password line {line.strip()!r}"
+            assert "${env:" in line or "${file:" in line, f"ConfigMap/{NAME}: literal password line {line.strip()!r}"
 
 
 @pytest.mark.parametrize("overrides,needle", [
@@ -429,3 +430,169 @@ def test_variants_valid_for_kubernetes(overrides):
             except kubernetes_validate.ValidationError as e:
                 errors.append(f"{kube} {ident(obj)}: {e.message} at {'/'.join(map(str, e.path))}")
     assert not errors, "\n".join(errors)
+
+
+# --- service performance monitoring (spanMetrics, the Monitor tab) ----------------------------
+
+HEADLESS = f"{NAME}-headless"
+HASH = "$2b$10$" + "a" * 53
+THANOS_ON = {"thanos.enabled": True, "prometheus.thanos.sidecar.enabled": True,
+             "grafana.datasources.prometheus.thanosQuery": True}
+
+
+def _backend(j):
+    """The Prometheus metric backend the query extension reads (None when none)."""
+    name = j.config["extensions"]["jaeger_query"]["storage"].get("metrics")
+    if name is None:
+        return None
+    return j.config["extensions"]["jaeger_storage"]["metric_backends"][name]["prometheus"]
+
+
+@pytest.mark.parametrize("values", params.profiles())
+def test_span_metrics_connector_is_wired_into_the_pipelines(values):
+    """The spanmetrics connector is an exporter of the traces pipeline (it sees every span that
+    is stored) and the receiver of a metrics pipeline that ends in the Prometheus exporter on
+    0.0.0.0:8889, the http-spm port of the container and of the headless Service the
+    monitoring-stack job scrapes (its annotations name that port); the query extension reads a
+    Prometheus metric backend."""
+    j = jaeger(values)
+    cfg = j.config
+    assert "spanmetrics" in j.pipeline()["exporters"], j.pipeline()
+    assert "spanmetrics" in cfg["connectors"], sorted(cfg.get("connectors") or {})
+    mp = cfg["service"]["pipelines"]["metrics/spanmetrics"]
+    assert mp == {"receivers": ["spanmetrics"], "exporters": ["prometheus/spanmetrics"]}, mp
+    assert cfg["exporters"]["prometheus/spanmetrics"]["endpoint"] == "0.0.0.0:8889"
+    assert j.container_ports()["http-spm"] == (8889, "TCP")
+    assert "http-spm" not in j.service_ports(), "the main Service's ports are the contract's"
+    svc = j.objs.get("Service", HEADLESS)
+    assert [(p["name"], p["port"], p["targetPort"]) for p in svc["spec"]["ports"]] == [("http-spm", 8889, "http-spm")]
+    ann = svc["metadata"]["annotations"]
+    assert (ann["prometheus.io/scrape"], ann["prometheus.io/port"]) == ("true", "8889"), ann
+    assert svc["spec"]["selector"] == j.service["spec"]["selector"]
+    assert _backend(j) is not None, "jaeger_query reads no metrics backend"
+
+
+def test_the_names_jaeger_reads_are_the_names_the_connector_writes():
+    """Jaeger's Prometheus reader (reader.go, v1.76.0) asks for <metric_namespace>_calls_total
+    and <metric_namespace>_duration_milliseconds_bucket with normalize_calls/normalize_duration
+    and latency_unit ms; the connector's namespace, with the Prometheus exporter's translation
+    (dots to underscores, _total on counters, the unit's long name on the histogram), gives the
+    same names (the e2e tier sees them stored and read)."""
+    j = jaeger()
+    conn, be = j.config["connectors"]["spanmetrics"], _backend(j)
+    exported = conn["namespace"].replace(".", "_")
+    assert be["metric_namespace"] == exported, (be, conn)
+    assert (conn["histogram"]["unit"], be["latency_unit"]) == ("ms", "ms")
+    assert be["normalize_calls"] is True and be["normalize_duration"] is True
+    from harness import series_inventory as inv
+    names = {n for _, e in inv.jaeger_spm_expressions(j.objs) for s in inv.selectors(e) for n in s.names}
+    assert names == {f"{exported}_calls_total", f"{exported}_duration_milliseconds_bucket"}, names
+
+
+def test_dimensions_buckets_and_limits_follow_the_values():
+    j = jaeger(set_values={"jaeger.spanMetrics.dimensions": ["http.request.method", "messaging.system"],
+                           "jaeger.spanMetrics.histogramBuckets": ["1ms", "20ms", "1.5s", "1m"],
+                           "jaeger.spanMetrics.cardinalityLimit": 200, "jaeger.spanMetrics.metricsExpiration": "2m",
+                           "jaeger.spanMetrics.flushInterval": "30s"})
+    conn = j.config["connectors"]["spanmetrics"]
+    assert conn["dimensions"] == [{"name": "http.request.method"}, {"name": "messaging.system"}], conn
+    assert conn["histogram"]["explicit"]["buckets"] == ["1ms", "20ms", "1.5s", "1m"], conn["histogram"]
+    assert conn["aggregation_cardinality_limit"] == 200
+    assert conn["metrics_expiration"] == "2m" and conn["metrics_flush_interval"] == "30s"
+    assert j.config["exporters"]["prometheus/spanmetrics"]["metric_expiration"] == "2m"
+    assert conn["aggregation_temporality"] == "AGGREGATION_TEMPORALITY_CUMULATIVE", "Prometheus needs cumulative"
+    default = jaeger().config["connectors"]["spanmetrics"]
+    assert "dimensions" not in default, "no dimension beyond the four unless asked"
+    assert default["histogram"]["explicit"]["buckets"][0] == "5ms"
+
+
+def test_metrics_backend_is_the_release_prometheus_or_thanos_query():
+    assert _backend(jaeger())["endpoint"] == "http://p5-prometheus:9090"
+    thanos = jaeger(set_values={**THANOS_ON, "jaeger.spanMetrics.prometheus.thanosQuery": True})
+    assert _backend(thanos)["endpoint"] == "http://p5-thanos-query:10902"
+    # thanos on, Jaeger not told: the Prometheus Service (one replica at a time), still valid
+    assert _backend(jaeger(set_values=THANOS_ON))["endpoint"] == "http://p5-prometheus:9090"
+    ext = jaeger(set_values={"jaeger.spanMetrics.prometheus.url": "https://prom.example.com:9443/"})
+    assert _backend(ext)["endpoint"] == "https://prom.example.com:9443"
+
+
+@pytest.mark.parametrize("values", params.profiles())
+def test_profiles_read_through_thanos_when_they_run_it(values):
+    thanos = any((yaml.safe_load(open(f)) or {}).get("thanos", {}).get("enabled") for f in values)
+    want = "http://p5-thanos-query:10902" if thanos else "http://p5-prometheus:9090"
+    assert _backend(jaeger(values))["endpoint"] == want
+
+
+def test_off_leaves_no_connector_exporter_port_or_service():
+    j = jaeger(set_values={"jaeger.spanMetrics.enabled": False})
+    cfg = j.config
+    assert "connectors" not in cfg and "prometheus/spanmetrics" not in cfg["exporters"]
+    assert list(cfg["service"]["pipelines"]) == ["traces"] and "spanmetrics" not in j.pipeline()["exporters"]
+    assert "metric_backends" not in cfg["extensions"]["jaeger_storage"]
+    assert "metrics" not in cfg["extensions"]["jaeger_query"]["storage"]
+    assert "http-spm" not in j.container_ports() and not j.objs.find("Service", HEADLESS)
+
+
+def test_operator_mode_reads_only_a_given_prometheus():
+    """In operator mode the existing kube-prometheus-stack's Prometheus has no name the chart
+    knows: service performance monitoring stays off unless spanMetrics.prometheus.url names it."""
+    op = {"global.operator.enabled": True}
+    assert _backend(jaeger(set_values=op)) is None
+    assert "connectors" not in jaeger(set_values=op).config
+    url = "http://kube-prometheus-stack-prometheus.monitoring:9090"
+    on = jaeger(set_values={**op, "jaeger.spanMetrics.prometheus.url": url})
+    assert _backend(on)["endpoint"] == url and on.objs.find("Service", HEADLESS)
+
+
+def test_prometheus_web_auth_is_followed():
+    """global.web.prometheus (TLS and basic auth): the backend speaks HTTPS, verifies with the CA
+    and the name of Prometheus' certificate, and logs in through the basicauth extension reading
+    the client Secret's mounted files (Jaeger's Prometheus backend takes `tls` and an
+    `auth.authenticator`; the basicauth extension of v0.140.1 takes username/password only, so they
+    come from the collector's ${file:...} provider reading the mounted files).
+    No credential in the ConfigMap."""
+    web = {"prometheus": {"tls": {"enabled": True, "secretName": "prometheus-tls"},
+                          "basicAuth": {"enabled": True, "users": {"p5": HASH}, "clientSecret": "prometheus-client"}}}
+    j = jaeger(set_values={"global.web": web})
+    be = _backend(j)
+    assert be["endpoint"] == "https://p5-prometheus:9090", be
+    assert be["tls"] == {"ca_file": "/etc/phase5-web/prometheus/ca.crt",
+                         "server_name_override": "p5-prometheus.monitoring.svc"}, be["tls"]
+    auth = be["auth"]["authenticator"]
+    assert auth in j.config["service"]["extensions"] and auth.startswith("basicauth/")
+    assert j.config["extensions"][auth] == {"client_auth": {
+        "username": "${file:/etc/phase5-web/prometheus/username}",
+        "password": "${file:/etc/phase5-web/prometheus/password}"}}
+    mounts = {m["name"]: m["mountPath"] for m in j.container["volumeMounts"]}
+    assert mounts.get("web-client-prometheus") == "/etc/phase5-web/prometheus", mounts
+    vol = {v["name"]: v for v in j.pod["volumes"]}["web-client-prometheus"]
+    secrets = {s["secret"]["name"]: {i["path"] for i in s["secret"]["items"]} for s in vol["projected"]["sources"]}
+    assert secrets["prometheus-tls"] == {"ca.crt"} and secrets["prometheus-client"] == {"username", "password"}, secrets
+    assert HASH not in j.configmap["data"]["config.yaml"]
+    tls_only = jaeger(set_values={"global.web": {"prometheus": {"tls": {"enabled": True, "secretName": "prometheus-tls"}}}})
+    assert "auth" not in _backend(tls_only) and not any(k.startswith("basicauth") for k in tls_only.config["extensions"])
+    assert "web-client-prometheus" not in {v["name"] for v in jaeger().pod["volumes"]}
+
+
+@pytest.mark.parametrize("overrides,needle", [
+    pytest.param({"jaeger.spanMetrics.histogramBuckets": ["50ms", "10ms"]}, "jaeger.spanMetrics.histogramBuckets", id="descending"),
+    pytest.param({"jaeger.spanMetrics.histogramBuckets": ["1s", "1000ms"]}, "jaeger.spanMetrics.histogramBuckets", id="equal"),
+    pytest.param({"jaeger.spanMetrics.histogramBuckets": ["0ms", "10ms"]}, "jaeger.spanMetrics.histogramBuckets", id="zero"),
+    pytest.param({"jaeger.spanMetrics.histogramBuckets": ["1h"]}, "/spanMetrics/histogramBuckets/0", id="hour-unit"),
+    pytest.param({"jaeger.spanMetrics.histogramBuckets": []}, "/spanMetrics/histogramBuckets", id="no-bucket"),
+    pytest.param({"jaeger.spanMetrics.dimensions": ["service.name"]}, "/spanMetrics/dimensions/0", id="reserved-dimension"),
+    pytest.param({"jaeger.spanMetrics.dimensions": ["http method"]}, "/spanMetrics/dimensions/0", id="bad-dimension"),
+    pytest.param({"jaeger.spanMetrics.cardinalityLimit": 0}, "/spanMetrics/cardinalityLimit", id="no-limit"),
+    pytest.param({"jaeger.spanMetrics.metricsExpiration": "1d"}, "/spanMetrics/metricsExpiration", id="expiration-unit"),
+    pytest.param({"jaeger.spanMetrics.prometheus.url": "prometheus:9090"}, "/spanMetrics/prometheus/url", id="url-no-scheme"),
+    pytest.param({"jaeger.spanMetrics.namespace": "x"}, "namespace", id="unknown-key"),
+    pytest.param({"jaeger.spanMetrics.prometheus.thanosQuery": True}, "thanos.enabled", id="thanos-query-without-thanos"),
+])
+def test_bad_span_metrics_values_fail_naming_key(overrides, needle):
+    msg = render_error(set_values=overrides)
+    assert needle in msg, msg
+
+
+def test_without_the_release_prometheus_a_given_url_is_read():
+    j = jaeger(set_values={"prometheus.enabled": False, "jaeger.spanMetrics.prometheus.url": "http://prom.example.com"})
+    assert _backend(j)["endpoint"] == "http://prom.example.com"

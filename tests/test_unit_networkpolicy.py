@@ -55,6 +55,9 @@ REQUIRED = [
     (PROM, PROM, 10902, "TCP"),
     # Loki's ruler sends the log alerts to every Alertmanager pod (issue 28; loki.ruler.enabled).
     (LOKI, AM, 9093, "TCP"),
+    # Jaeger's Monitor tab (jaeger.spanMetrics, on by default): Prometheus scrapes the span
+    # metrics, Jaeger queries them from the Prometheus Service (thanosQuery is not set here).
+    (PROM, JAEGER, 8889, "TCP"), (JAEGER, PROM, 9090, "TCP"),
 ] + [(p, DNS, 53, proto) for p in (PROM, AM, GRAFANA, LOKI, PROMTAIL, JAEGER, KSM, THANOS, STORE, COMPACT)
      for proto in ("UDP", "TCP")]
 
@@ -62,7 +65,7 @@ REQUIRED = [
 FORBIDDEN = [
     (PROMTAIL, PROM, 9090, "TCP"), (GRAFANA, KSM, 8080, "TCP"), (KSM, PROM, 9090, "TCP"),
     (APP, LOKI, 3100, "TCP"), (APP, KSM, 8080, "TCP"), (OTHER, PROMTAIL, 3101, "TCP"),
-    (LOKI, SLACK, 80, "TCP"), (JAEGER, PROM, 9090, "TCP"), (GRAFANA, SLACK, 443, "TCP"),
+    (LOKI, SLACK, 80, "TCP"), (GRAFANA, SLACK, 443, "TCP"),
     (AM, PROM, 9090, "TCP"), (PROMTAIL, SLACK, 443, "TCP"), (APP, JAEGER, 16686, "TCP"),
     (HELM_TEST, SLACK, 443, "TCP"), (PROMTAIL, GRAFANA, 3000, "TCP"),
     # Grafana calls the API server only when its dashboard sidecar runs (off by default).
@@ -84,6 +87,11 @@ FORBIDDEN = [
     (STORE, BUCKET, 80, "TCP"), (GRAFANA, COMPACT, 10902, "TCP"), (INTRUDER, COMPACT, 10902, "TCP"),
     # The sidecars' HTTP port is for Prometheus' scrape only.
     (GRAFANA, PROM, 10902, "TCP"), (THANOS, PROM, 10902, "TCP"), (INTRUDER, PROM, 10902, "TCP"),
+    # Span metrics: only Prometheus scrapes them; Jaeger reads the Prometheus it is told to (here
+    # the Service, not Thanos Query), on its web port only, and nothing outside.
+    (APP, JAEGER, 8889, "TCP"), (GRAFANA, JAEGER, 8889, "TCP"), (INTRUDER, JAEGER, 8889, "TCP"),
+    (JAEGER, THANOS, 10902, "TCP"), (JAEGER, PROM, 10901, "TCP"), (JAEGER, PROM, 10902, "TCP"),
+    (JAEGER, SLACK, 443, "TCP"), (JAEGER, LOKI, 3100, "TCP"),
 ]
 
 
@@ -261,3 +269,37 @@ def test_loki_reaches_alertmanager_only_while_its_ruler_runs():
         p["metadata"].setdefault("namespace", NAMESPACE)
     for s, d in [(s, d) for s in endpoints(off, LOKI) for d in endpoints(off, AM)]:
         assert not allowed(pols, s, d, 9093, "TCP"), "Loki reaches Alertmanager with its ruler off"
+
+
+def _policies(**set_values):
+    objs = render(set_values={"networkPolicy.enabled": True, **set_values}, namespace=NAMESPACE)
+    pols = objs.of_kind("NetworkPolicy")
+    for p in pols:
+        p["metadata"].setdefault("namespace", NAMESPACE)
+    return objs, pols
+
+
+@pytest.mark.parametrize("case", ["thanos-query", "off", "external-url"])
+def test_span_metrics_flows_follow_where_jaeger_reads(case):
+    """jaeger.spanMetrics: through Thanos Query (thanosQuery) Jaeger reaches Query's HTTP port and
+    no longer Prometheus; switched off, neither the query nor the scrape of 8889 is admitted;
+    with an external url, Jaeger reaches that URL's port anywhere and no Prometheus of the release."""
+    prom_url = External("192.0.2.10")
+    values = {
+        "thanos-query": {"thanos.enabled": True, "prometheus.thanos.sidecar.enabled": True,
+                         "grafana.datasources.prometheus.thanosQuery": True,
+                         "jaeger.spanMetrics.prometheus.thanosQuery": True},
+        "off": {"jaeger.spanMetrics.enabled": False},
+        "external-url": {"jaeger.spanMetrics.prometheus.url": "https://prom.example.com:9443"},
+    }[case]
+    objs, pols = _policies(**values)
+    want = {
+        "thanos-query": [((JAEGER, THANOS, 10902), True), ((JAEGER, PROM, 9090), False), ((PROM, JAEGER, 8889), True)],
+        "off": [((JAEGER, PROM, 9090), False), ((PROM, JAEGER, 8889), False), ((PROM, JAEGER, 8888), True)],
+        "external-url": [((JAEGER, prom_url, 9443), True), ((JAEGER, prom_url, 443), False),
+                         ((JAEGER, PROM, 9090), False), ((PROM, JAEGER, 8889), True)],
+    }[case]
+    for (src, dst, port), expect in want:
+        for s, d in _pairs(objs, (src, dst, port, "TCP")):
+            assert allowed(pols, s, d, port, "TCP") == expect, \
+                f"{case}: {_name((src, dst, port, 'TCP'))} is {'blocked' if expect else 'allowed'}"

@@ -124,7 +124,7 @@ def test_every_series_a_rule_or_panel_reads_is_stored_by_its_job(values):
     metric_relabel_configs of the job that stores it (the Phase 5 jobs store everything)."""
     config = _config(values)
     jobs = _jobs(config)
-    items = inv.inventory([inv.prom.rendered(values)])
+    items = inv.inventory([inv.rendered(values)])
     problems = []
     for name, s in sorted(items.items()):
         owners = [j for j in jobs if j in inv.PHASE5_JOBS] if s.job == inv.PHASE5_JOB else [s.job]
@@ -257,3 +257,38 @@ def test_readme_states_the_jobs_and_default_limits():
     example = yaml.safe_load(section.split("```yaml", 1)[1].split("```", 1)[0])["prometheus"]["scrape"]["jobs"]
     for job, v in example.items():
         assert v["limits"] == values[job]["limits"], f"README example limits of {job}: {v['limits']}, default {values[job]['limits']}"
+
+
+# ------------------------------------------------------------------------------ other readers
+SPM_SERIES = {"traces_span_metrics_calls_total", "traces_span_metrics_duration_milliseconds_bucket"}
+
+
+def test_jaegers_monitor_tab_is_a_reader_of_the_span_metrics(inventory):
+    """Jaeger's Monitor tab (jaeger.spanMetrics) reads the span metrics from Prometheus: the
+    inventory declares its queries (harness.series_inventory.CONSUMERS, the PromQL of Jaeger's
+    Prometheus reader built from the rendered metric backend), so the monitoring-stack job keeps
+    the two series, with the labels those queries need."""
+    for name in SPM_SERIES:
+        s = inventory.get(name)
+        assert s is not None, f"{name}: not in the inventory; readers of traces_*: " \
+                              f"{ {n: v.readers for n, v in inventory.items() if n.startswith('traces_')} }"
+        assert s.job == "monitoring-stack", (name, s.job)
+        assert any(r.startswith("jaeger ") for r in s.readers), s.readers
+        assert {"service_name", "span_kind"} <= s.labels, s.labels
+    assert "le" in inventory["traces_span_metrics_duration_milliseconds_bucket"].labels
+    assert "status_code" in inventory["traces_span_metrics_calls_total"].labels
+    assert SPM_SERIES <= set(inv.committed_keep_lists()["monitoring-stack"])
+    job = _jobs(_config())["monitoring-stack"]
+    for name in SPM_SERIES:
+        assert _stored(job, name, {"service_name": "phase5-backend"}), f"{name} is dropped by monitoring-stack"
+    # what no one reads stays out: the exporter's target_info and the calls counter's siblings
+    assert not _stored(job, "target_info") and not _stored(job, "traces_span_metrics_duration_milliseconds_sum")
+
+
+def test_jaeger_reads_nothing_with_service_performance_monitoring_off():
+    """The consumer follows the render: no metric backend, no reads (the break this guards: a
+    declared reader that does not follow the Jaeger configuration)."""
+    items = inv.inventory([inv.rendered(set_values={"jaeger.spanMetrics.enabled": False})])
+    jaeger_read = sorted(n for n, s in items.items() if any(r.startswith("jaeger ") for r in s.readers))
+    assert not jaeger_read, jaeger_read
+    assert not inv.consumer_expressions(render(set_values={"jaeger.enabled": False}))

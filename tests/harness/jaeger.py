@@ -6,8 +6,10 @@
         traces = wait_for_trace(j.url("http-query"), "phase5-backend", trace_id)
 
 localize() rewrites every listener of the configuration (receivers, query, health check,
-metrics reader) to 127.0.0.1 on a free port; the process (harness.process.Process, in the
-harness's one cleanup set) is always stopped on exit.
+metrics reader, the span metrics' Prometheus exporter) to 127.0.0.1 on a free port, and the
+Prometheus URL of the metrics backend (the Monitor tab's, jaeger.spanMetrics) to the one the
+caller runs (`metrics_backend`), else to a 127.0.0.1 port nothing listens on; the process
+(harness.process.Process, in the harness's one cleanup set) is always stopped on exit.
 """
 import contextlib
 import copy
@@ -18,6 +20,7 @@ import socket
 import subprocess
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 
 import yaml
@@ -39,6 +42,7 @@ LISTENERS = {
     "http-query": (("extensions", "jaeger_query", "http"), socket.SOCK_STREAM),
     "grpc-query": (("extensions", "jaeger_query", "grpc"), socket.SOCK_STREAM),
     "http-admin": (("extensions", "healthcheckv2", "http"), socket.SOCK_STREAM),
+    "http-spm": (("exporters", "prometheus/spanmetrics"), socket.SOCK_STREAM),
 }
 
 
@@ -60,8 +64,16 @@ def _node(cfg, path):
     return cfg
 
 
-def localize(config):
-    """A copy of the configuration with every listener on 127.0.0.1:<free port>.
+def metric_backend_urls(config):
+    """{backend name: endpoint} of the Prometheus metric backends (jaeger_storage.metric_backends)."""
+    backends = _node(config, ("extensions", "jaeger_storage", "metric_backends")) or {}
+    return {name: b["prometheus"]["endpoint"] for name, b in backends.items() if (b or {}).get("prometheus")}
+
+
+def localize(config, metrics_backend=None):
+    """A copy of the configuration with every listener on 127.0.0.1:<free port>, and the
+    Prometheus metric backends' endpoint = `metrics_backend` (a URL on 127.0.0.1; default: a free
+    port nothing listens on, for runs that do not query metrics).
 
     Returns (config, ports) where ports maps the chart's port names to the chosen ports
     (only listeners present in the configuration), plus "http-metrics".
@@ -69,6 +81,9 @@ def localize(config):
     in the chart cannot silently bind 0.0.0.0 in a test.
     """
     cfg = copy.deepcopy(config)
+    for name in metric_backend_urls(cfg):
+        cfg["extensions"]["jaeger_storage"]["metric_backends"][name]["prometheus"]["endpoint"] = (
+            metrics_backend or f"http://127.0.0.1:{free_port()}")
     ports = {}
     for name, (path, kind) in LISTENERS.items():
         node = _node(cfg, path)
@@ -89,7 +104,8 @@ def localize(config):
 def _check_no_wildcard(node, path=""):
     if isinstance(node, dict):
         for k, v in node.items():
-            if k in ("endpoint", "host") and isinstance(v, str) and not v.startswith("127.0.0.1"):
+            local = v.split("://", 1)[-1] if isinstance(v, str) else v   # a client URL (metric backend)
+            if k in ("endpoint", "host") and isinstance(v, str) and not local.startswith("127.0.0.1"):
                 raise ValueError(f"localize: {path}/{k}={v!r} is not rewritten to 127.0.0.1")
             _check_no_wildcard(v, f"{path}/{k}")
     elif isinstance(node, list):
@@ -121,11 +137,12 @@ def _get(url, timeout=2.0):
 
 
 @contextlib.contextmanager
-def run_jaeger(binary, config, tmp_path, env=None, health_timeout=60.0):
+def run_jaeger(binary, config, tmp_path, env=None, health_timeout=60.0, metrics_backend=None):
     """Start `binary --config <localized config>` and yield a Jaeger once its health check
     answers 200; stop it on exit however the block ends. `config` is the parsed rendered
-    configuration. The OTEL_* variables of this environment are not passed on."""
-    cfg, ports = localize(config)
+    configuration; `metrics_backend`: the Prometheus URL its metric backend queries (localize).
+    The OTEL_* variables of this environment are not passed on."""
+    cfg, ports = localize(config, metrics_backend)
     cfg_path = tmp_path / "jaeger-config.yaml"
     cfg_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
     process = Process("jaeger", [os.path.abspath(binary), f"--config={cfg_path}"], tmp_path / "jaeger.log",
@@ -150,8 +167,9 @@ def validate(binary, config_path, env=None, timeout=60):
                           text=True, timeout=timeout, env=penv)
 
 
-def otlp_span_json(service, span_name="GET /api/tasks", trace_id=None, attributes=None):
-    """One span in OTLP/JSON (ids hex, times in ns as strings)."""
+def otlp_span_json(service, span_name="GET /api/tasks", trace_id=None, attributes=None, error=False):
+    """One SERVER span in OTLP/JSON (ids hex, times in ns as strings), 5 ms long; `error`: its
+    status is STATUS_CODE_ERROR."""
     trace_id = trace_id or secrets.token_hex(16)
     now = time.time_ns()
     attrs = [{"key": k, "value": {"stringValue": str(v)}} for k, v in (attributes or {}).items()]
@@ -168,7 +186,7 @@ def otlp_span_json(service, span_name="GET /api/tasks", trace_id=None, attribute
                     "startTimeUnixNano": str(now - 5_000_000),
                     "endTimeUnixNano": str(now),
                     "attributes": attrs,
-                    "status": {},
+                    "status": {"code": 2} if error else {},
                 }],
             }],
         }],
@@ -180,11 +198,12 @@ def send_otlp_span(otlp_http_url, service, span_name="GET /api/tasks", attribute
     return send_otlp_traces(otlp_http_url, service, 1, span_name, attributes)[0]
 
 
-def send_otlp_traces(otlp_http_url, service, count, span_name="GET /api/tasks", attributes=None):
-    """POST `count` one-span traces in one OTLP/HTTP JSON request; returns their trace ids."""
+def send_otlp_traces(otlp_http_url, service, count, span_name="GET /api/tasks", attributes=None, errors=0):
+    """POST `count` one-span traces in one OTLP/HTTP JSON request, the first `errors` of them
+    failed (status ERROR); returns their trace ids."""
     ids, body = [], None
-    for _ in range(count):
-        trace_id, one = otlp_span_json(service, span_name, attributes=attributes)
+    for i in range(count):
+        trace_id, one = otlp_span_json(service, span_name, attributes=attributes, error=i < errors)
         ids.append(trace_id)
         if body is None:
             body = one
@@ -246,3 +265,12 @@ def wait_for_trace(query_url, service, trace_id, timeout=20.0):
         return trace
     raise AssertionError(f"trace {trace_id} of {service} not returned by {query_url}/api/traces "
                          f"within {timeout}s; got {[t.get('traceID') for t in seen]}")
+
+
+def metrics_api(query_url, kind, services, **params):
+    """GET <query_url>/api/metrics/<kind> (calls, latencies, errors, minstep: the Monitor tab's
+    calls), with service=<each of services> and the other params; returns the decoded JSON
+    (a MetricFamily: {"name", "type", "help", "metrics": [{"labels", "metricPoints"}]})."""
+    q = [("service", s) for s in services] + [(k, str(v)) for k, v in params.items()]
+    status, body = _get(f"{query_url}/api/metrics/{kind}?{urllib.parse.urlencode(q)}", timeout=10)
+    return json.loads(body)

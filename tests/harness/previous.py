@@ -9,6 +9,7 @@ import yaml
 NEW_VALUES = {
     "thanos": "issue 26: the thanos subchart (Thanos Query), on in values/production.yaml",
     "grafana.datasources.prometheus.thanosQuery": "issue 26: Grafana's datasource on Thanos Query",
+    "jaeger.spanMetrics": "issue 28: Jaeger's Monitor tab (service performance monitoring) reading Thanos Query",
 }
 
 

@@ -27,6 +27,14 @@ packages; with an empty Go build cache (module cache warm) its build took 182 s,
 (10 MB binary). promtool shares most of those packages, so after `make tools` it would be cheap,
 but on a fresh machine it is three more minutes of CI's 90 for what promql-parser already does.
 
+Programs other than Prometheus' rules and Grafana read series too. Each is declared here as a
+CONSUMER: a function of a render returning [(reader, expr)], the PromQL it sends, built from the
+rendered configuration of that program. Jaeger's Monitor tab (jaeger.spanMetrics) is one: its
+Prometheus metrics reader (internal/storage/metricstore/prometheus/metricstore/reader.go of
+jaegertracing/jaeger v1.76.0) asks for <metric_namespace>_calls[_total] and
+<metric_namespace>_duration[_milliseconds]_bucket by service_name, span_name, span_kind,
+status_code and le, so those series are "read" like a rule's and kept by the monitoring-stack job.
+
 Dashboard queries have Grafana's macros and template variables substituted first
 (harness.dashboards.substitute: $__rate_interval -> 1m, $namespace -> .*, ...), as the e2e tier
 does before running them.
@@ -72,6 +80,7 @@ JOB_PREFIXES = (
     ("jaeger_", "monitoring-stack"),
     ("grafana_", "monitoring-stack"),
     ("thanos_", "monitoring-stack"),
+    ("traces_span_metrics_", "monitoring-stack"),   # Jaeger's span metrics (jaeger.spanMetrics)
 )
 
 # Series no target exposes: Prometheus writes them.
@@ -194,6 +203,53 @@ def dashboard_expressions():
     return out
 
 
+def jaeger_spm_expressions(objs, release="p5"):
+    """[(reader, expr)]: the three queries Jaeger's Monitor tab sends (calls, latencies, errors;
+    reader.go of jaegertracing/jaeger v1.76.0, spanKind=server, groupByOperation=true) to the
+    Prometheus of the rendered Jaeger's metric backend; none when Jaeger or its metrics backend is
+    not rendered. The metric names follow the backend's settings as the reader builds them."""
+    try:
+        cm = objs.get("ConfigMap", f"{release}-jaeger")
+    except (KeyError, LookupError):
+        return []
+    cfg = yaml.safe_load(cm["data"]["config.yaml"])
+    backends = ((cfg.get("extensions") or {}).get("jaeger_storage") or {}).get("metric_backends") or {}
+    out = []
+    for name, b in sorted(backends.items()):
+        p = b.get("prometheus")
+        if p is None:
+            continue
+        ns = p.get("metric_namespace", "traces_span_metrics")
+        calls = f"{ns}_calls" + ("_total" if p.get("normalize_calls") else "")
+        unit = {"ms": "milliseconds", "s": "seconds"}[p.get("latency_unit", "ms")]
+        latency = f"{ns}_duration" + (f"_{unit}" if p.get("normalize_duration") else "")
+        sel = 'service_name =~ "phase5-backend", span_kind =~ "SPAN_KIND_SERVER"'
+        by = "service_name,span_name"
+        err = f'sum(rate({calls}{{service_name =~ "phase5-backend", status_code = "STATUS_CODE_ERROR", ' \
+              f'span_kind =~ "SPAN_KIND_SERVER"}}[10m])) by ({by})'
+        out += [
+            (f"jaeger {name}: calls", f"sum(rate({calls}{{{sel}}}[10m])) by ({by})"),
+            (f"jaeger {name}: latencies", f"histogram_quantile(0.95, sum(rate({latency}_bucket{{{sel}}}[10m])) by ({by},le))"),
+            (f"jaeger {name}: errors", f"{err} / sum(rate({calls}{{{sel}}}[10m])) by ({by})"),
+        ]
+    return out
+
+
+# Programs that read series from Prometheus besides its rules and Grafana: f(render) -> [(reader, expr)].
+CONSUMERS = (jaeger_spm_expressions,)
+
+
+def consumer_expressions(objs):
+    return [e for f in CONSUMERS for e in f(objs)]
+
+
+def rendered(values_files=(), set_values=None):
+    """(prometheus.yml, rule files, consumers' [(reader, expr)]) of one render."""
+    from .render import render
+    config, rules = prom.rendered(values_files, set_values)
+    return config, rules, consumer_expressions(render(values_files, set_values))
+
+
 def values_sets():
     """The values the inventory renders with: the defaults, every profile in values/ and every
     ci/*-values.yaml scenario (an alert or job one of them switches on reads what it reads too)."""
@@ -201,17 +257,18 @@ def values_sets():
 
 
 def renders():
-    """(prometheus.yml, rule files) of each of values_sets()."""
-    return [prom.rendered(v) for v in values_sets()]
+    """rendered() of each of values_sets()."""
+    return [rendered(v) for v in values_sets()]
 
 
 def inventory(rendered=None):
-    """{metric: Series} over the renders (default: renders()) and the dashboards.
+    """{metric: Series} over the renders (default: renders(); each a rendered() triple) and the
+    dashboards.
     Raises ValueError for a selector without a metric name (no keep-list can hold it)."""
     rendered = renders() if rendered is None else rendered
     exprs, recorded = [], set()
-    for _, rules in rendered:
-        exprs += rule_expressions(rules)
+    for _, rules, consumers in rendered:
+        exprs += rule_expressions(rules) + list(consumers)
         recorded |= recorded_names(rules)
     exprs += dashboard_expressions()
     out = {}
@@ -243,7 +300,8 @@ def keep_lists(inv=None):
 HEADER = """\
 # GENERATED by scripts/series_inventory.py --write from the series the chart reads: every rule,
 # alert and SLO rule the chart renders (defaults, values/*.yaml, ci/*-values.yaml) and every Grafana
-# panel and variable query, parsed as PromQL (tests/harness/series_inventory.py). Do not edit:
+# panel and variable query, and the queries of the other readers (CONSUMERS there: Jaeger's
+# Monitor tab), parsed as PromQL (tests/harness/series_inventory.py). Do not edit:
 # a unit test fails when this file and the inventory differ. files/prometheus.yml keeps only
 # these metric names (plus scrape.jobs.<job>.extraKeep) for each job; README "What Prometheus stores".
 """

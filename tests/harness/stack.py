@@ -70,8 +70,11 @@ node_exporter
      node-exporter pod's address routes to it.
 
 Jaeger (Stack(jaeger=True))
- 12. Every listener (OTLP gRPC/HTTP, Zipkin, legacy receivers, query, health, metrics) ->
-     127.0.0.1:<free port>, by the jaeger helper's harness.jaeger.localize; nothing else.
+ 12. Every listener (OTLP gRPC/HTTP, Zipkin, legacy receivers, query, health, metrics, the span
+     metrics' exporter) -> 127.0.0.1:<free port>, by the jaeger helper's harness.jaeger.localize.
+ 12b. The Monitor tab's metrics backend (jaeger.spanMetrics): its rendered endpoint must be the
+     release's Prometheus Service (http://<release>-prometheus:<web port>); it is pointed at the
+     local Prometheus that plays that Service (replica 0). Nothing else.
 
 Render inputs, not swaps: Grafana, Loki and the log collector are rendered off (NOT_RUN: their
 programs cannot run here), Jaeger on only when started; `for` durations are shortened only
@@ -338,9 +341,19 @@ class Stack:
         cfg = jh.rendered_config(self.manifests, f"{self.release}-jaeger")
         jdir = self.workdir / "jaeger"
         jdir.mkdir(parents=True, exist_ok=True)
-        self.jaeger = self._exit.enter_context(jh.run_jaeger(tools.require("jaeger"), cfg, jdir))
-        self._swap("jaeger: every listener (receivers, query, health, metrics) -> 127.0.0.1:<free port> "
-                   "(harness.jaeger.localize)")
+        backend = None
+        for name, url in jh.metric_backend_urls(cfg).items():
+            svc = self.manifests.get("Service", f"{self.release}-prometheus")
+            web = next(p["port"] for p in svc["spec"]["ports"] if p["name"] == "http-web")
+            want = f"http://{svc['metadata']['name']}:{web}"
+            if url != want:
+                raise AssertionError(f"jaeger metric backend {name}: {url}, not the release's Prometheus Service {want}")
+            backend = f"http://127.0.0.1:{self.prom_port}"
+            self._swap(f"jaeger: the metrics backend {url} (the Prometheus Service) -> the local Prometheus")
+        self.jaeger = self._exit.enter_context(jh.run_jaeger(tools.require("jaeger"), cfg, jdir,
+                                                             metrics_backend=backend))
+        self._swap("jaeger: every listener (receivers, query, health, metrics, span metrics) -> "
+                   "127.0.0.1:<free port> (harness.jaeger.localize)")
 
     # ------------------------------------------------------------------ node_exporter
     def _start_node_exporter(self):

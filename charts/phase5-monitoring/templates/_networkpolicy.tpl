@@ -40,16 +40,21 @@ podSelector:
 
 {{/*
 phase5-monitoring.np.when: "true" when the values path .path (dots between keys, umbrella
-values) is set and true, or when there is no path.
+values) is set and true, or when there is no path. A path starting with "!" holds when the value
+is unset or false; a list of paths holds when each of them does.
 */}}
 {{- define "phase5-monitoring.np.when" -}}
-{{- if not .path -}}true{{- else -}}
-{{- $cur := .context.Values -}}
-{{- range $k := splitList "." .path -}}
+{{- $ok := true -}}
+{{- $paths := .path -}}
+{{- if not (kindIs "slice" $paths) -}}{{- $paths = compact (list $paths) -}}{{- end -}}
+{{- range $path := $paths -}}
+{{- $cur := $.context.Values -}}
+{{- range $k := splitList "." (trimPrefix "!" $path) -}}
 {{- if kindIs "map" $cur -}}{{- $cur = get $cur $k -}}{{- else -}}{{- $cur = "" -}}{{- end -}}
 {{- end -}}
-{{- if $cur -}}true{{- end -}}
+{{- if eq (hasPrefix "!" $path) (not (empty $cur)) -}}{{- $ok = false -}}{{- end -}}
 {{- end -}}
+{{- if $ok -}}true{{- end -}}
 {{- end -}}
 
 {{/*
@@ -105,6 +110,12 @@ ports are the peer's).
 {{- with regexFind ":[0-9]+$" . | trimPrefix ":" }}{{ $extra = append $extra (int .) }}{{ end -}}
 {{- end -}}
 {{- range $extra | uniq }}{{ $ports = append $ports (dict "protocol" "TCP" "port" .) }}{{ end -}}
+{{- else if eq $key "spanMetricsUrl" -}}
+{{- /* jaeger.spanMetrics.prometheus.url: its port, else the scheme's. */ -}}
+{{- $url := dig "spanMetrics" "prometheus" "url" "" ($ctx.Values.jaeger | default dict) -}}
+{{- $hostPort := regexReplaceAll "^https?://([^/]+).*$" $url "${1}" -}}
+{{- $p := regexFind ":[0-9]+$" $hostPort | trimPrefix ":" | default (ternary "443" "80" (hasPrefix "https:" $url)) -}}
+{{- $ports = append $ports (dict "protocol" "TCP" "port" (int $p)) -}}
 {{- else if eq $key "enabledReceivers" -}}
 {{- range (get $.components $portOwner).receivers }}{{ $ports = append $ports (dict "protocol" .protocol "port" .port) }}{{ end -}}
 {{- else -}}

@@ -37,9 +37,10 @@ Row fields:
              no to:); a port is a port key of common.ports (ingress: this component's; egress:
              the peer's) with the protocol its row gives, "enabledReceivers" (this component's
              enabled receivers), a number (TCP), "apiServer"/"receivers" (TCP port lists from
-             the networkPolicy values), "anyTCP", or {port, when} for a port that exists only
+             the networkPolicy values), "anyTCP", "spanMetricsUrl" (the port of jaeger.spanMetrics.prometheus.url), or {port, when} for a port that exists only
              when the values path `when` is true; when on a flow: a values path (umbrella
-             values) that must be true for the flow to exist; why: the comment it renders with. hostNetwork: the pods run on the host
+             values) that must be true for the flow to exist ("!path": unset or false; a list:
+             each of them); why: the comment it renders with. hostNetwork: the pods run on the host
              network, where NetworkPolicies do not apply (no policy is rendered).
 JSON, like common.ports: parsed with fromJson, and by the harness with json.loads.
 */}}
@@ -50,7 +51,8 @@ JSON, like common.ports: parsed with fromJson, and by the harness with json.load
   "networkPolicy": {
    "ingress": [{"peers": ["grafana", "prometheus", "ingressNamespaces"], "ports": ["web", {"port": "thanosGrpc", "when": "prometheus.thanos.sidecar.enabled"}]},
                {"peers": ["thanos"], "ports": [{"port": "thanosGrpc", "when": "prometheus.thanos.sidecar.enabled"}], "when": "thanos.enabled", "why": "Thanos Query reads each replica through its sidecar's StoreAPI."},
-               {"peers": ["prometheus"], "ports": [{"port": "thanosHttp", "when": "prometheus.thanos.sidecar.enabled"}], "when": "prometheus.thanos.sidecar.enabled", "why": "Prometheus scrapes the Thanos sidecars' metrics (block uploads)."}],
+               {"peers": ["prometheus"], "ports": [{"port": "thanosHttp", "when": "prometheus.thanos.sidecar.enabled"}], "when": "prometheus.thanos.sidecar.enabled", "why": "Prometheus scrapes the Thanos sidecars' metrics (block uploads)."},
+               {"peers": ["jaeger"], "ports": ["web"], "when": ["jaeger.enabled", "jaeger.spanMetrics.enabled", "!jaeger.spanMetrics.prometheus.thanosQuery", "!jaeger.spanMetrics.prometheus.url"], "why": "Jaeger's Monitor tab reads the span metrics (jaeger.spanMetrics)."}],
    "egress": [{"peers": ["anywhere"], "ports": ["anyTCP"], "why": "Prometheus scrapes across the cluster (Phase 5 namespaces, kubelets, node-exporter on the host network), calls the API server and remote_write endpoints: its egress is open on TCP."}]}},
  {"key": "alertmanager", "name": "alertmanager", "ports": {"web": "TCP", "cluster": "TCP+UDP"}, "health": {"port": "web", "path": "ready"},
   "operator": "replaced", "scrapeJob": "monitoring-stack",
@@ -96,8 +98,11 @@ JSON, like common.ports: parsed with fromJson, and by the harness with json.load
   "networkPolicy": {
    "ingress": [{"peers": ["appNamespaces"], "ports": ["enabledReceivers"], "why": "Traces from the Phase 5 services."},
                {"peers": ["grafana", "ingressNamespaces"], "ports": ["query"]},
-               {"peers": ["prometheus"], "ports": ["metrics", "admin"]}],
-   "egress": [{"peers": ["storage"], "ports": [9200, 9042], "why": "Elasticsearch/OpenSearch (9200) or Cassandra (9042) storage when configured."}]}},
+               {"peers": ["prometheus"], "ports": ["metrics", "admin", {"port": "spanMetrics", "when": "jaeger.spanMetrics.enabled"}]}],
+   "egress": [{"peers": ["storage"], "ports": [9200, 9042], "why": "Elasticsearch/OpenSearch (9200) or Cassandra (9042) storage when configured."},
+              {"peers": ["prometheus"], "ports": ["web"], "when": ["jaeger.enabled", "jaeger.spanMetrics.enabled", "!jaeger.spanMetrics.prometheus.thanosQuery", "!jaeger.spanMetrics.prometheus.url"], "why": "The Monitor tab's span metrics, from the release's Prometheus."},
+              {"peers": ["thanos"], "ports": ["http"], "when": ["jaeger.enabled", "jaeger.spanMetrics.enabled", "jaeger.spanMetrics.prometheus.thanosQuery", "!jaeger.spanMetrics.prometheus.url"], "why": "The Monitor tab's span metrics, through Thanos Query (jaeger.spanMetrics.prometheus.thanosQuery)."},
+              {"peers": ["anywhere"], "ports": ["spanMetricsUrl"], "when": ["jaeger.spanMetrics.enabled", "jaeger.spanMetrics.prometheus.url"], "why": "The Monitor tab's span metrics, from jaeger.spanMetrics.prometheus.url."}]}},
  {"key": "kube-state-metrics", "name": "kube-state-metrics", "ports": {"metrics": "TCP", "telemetry": "TCP"}, "health": {"port": "telemetry", "path": "ready"},
   "operator": "replaced", "scrapeJob": "kube-state-metrics",
   "networkPolicy": {
@@ -109,7 +114,8 @@ JSON, like common.ports: parsed with fromJson, and by the harness with json.load
  {"key": "thanos", "name": "thanos", "serviceSuffix": "query", "ports": {"http": "TCP", "grpc": "TCP"}, "health": {"port": "http", "path": "ready"},
   "operator": "replaced", "operatorText": "not rendered in operator mode (run your own Thanos)", "scrapeJob": "monitoring-stack",
   "networkPolicy": {
-   "ingress": [{"peers": ["grafana", "prometheus", "ingressNamespaces"], "ports": ["http"], "why": "Grafana's Prometheus datasource; Prometheus scrapes it."}],
+   "ingress": [{"peers": ["grafana", "prometheus", "ingressNamespaces"], "ports": ["http"], "why": "Grafana's Prometheus datasource; Prometheus scrapes it."},
+               {"peers": ["jaeger"], "ports": ["http"], "when": ["jaeger.enabled", "jaeger.spanMetrics.enabled", "jaeger.spanMetrics.prometheus.thanosQuery", "!jaeger.spanMetrics.prometheus.url"], "why": "Jaeger's Monitor tab reads the span metrics through Query (jaeger.spanMetrics.prometheus.thanosQuery)."}],
    "egress": [{"peers": ["prometheus"], "ports": ["thanosGrpc"], "why": "The Prometheus replicas' sidecars (StoreAPI)."},
               {"peers": ["thanos-store"], "ports": ["grpc"], "when": "thanos.storeGateway.enabled", "why": "The Store Gateway (StoreAPI over the object storage blocks)."},
               {"peers": ["anywhere"], "ports": ["extraEndpoints"], "when": "thanos.query.extraEndpoints", "why": "thanos.query.extraEndpoints: anywhere, on their ports."}]}},

@@ -15,7 +15,7 @@ the whole render's instructions).
  "grafana": {"web": 3000, "sidecarHealth": 8080},
  "loki": {"web": 3100, "grpc": 9095},
  "promtail": {"metrics": 3101},
- "jaeger": {"query": 16686, "admin": 13133, "metrics": 8888, "otlpGrpc": 4317, "otlpHttp": 4318, "zipkin": 9411, "jaegerCompact": 6831, "jaegerBinary": 6832, "jaegerThriftHttp": 14268, "jaegerGrpc": 14250},
+ "jaeger": {"query": 16686, "admin": 13133, "metrics": 8888, "spanMetrics": 8889, "otlpGrpc": 4317, "otlpHttp": 4318, "zipkin": 9411, "jaegerCompact": 6831, "jaegerBinary": 6832, "jaegerThriftHttp": 14268, "jaegerGrpc": 14250},
  "kube-state-metrics": {"metrics": 8080, "telemetry": 8081},
  "node-exporter": {"metrics": 9100},
  "thanos": {"http": 10902, "grpc": 10901},

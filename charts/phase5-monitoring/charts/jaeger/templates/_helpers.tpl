@@ -38,6 +38,19 @@ jaeger.ports: every port of the pod and Service: query UI, enabled receivers, ad
 {{- end -}}
 
 {{/*
+jaeger.containerPorts: jaeger.ports plus, when service performance monitoring is on, http-spm
+(the span metrics' Prometheus exporter), which only the headless Service exposes (the main
+Service's ports are the stack's contract).
+*/}}
+{{- define "jaeger.containerPorts" -}}
+{{- $ports := include "jaeger.ports" . | fromJsonArray -}}
+{{- if include "jaeger.spm" . | fromJson -}}
+{{- $ports = append $ports (dict "name" "http-spm" "port" (include "common.port" (list "jaeger" "spanMetrics") | int) "protocol" "TCP") -}}
+{{- end -}}
+{{- toJson $ports -}}
+{{- end -}}
+
+{{/*
 jaeger.receiverNames: the collector receiver IDs (otlp, zipkin, jaeger) of the enabled
 receivers, in pipeline order, as a JSON list. Fails when every receiver is off: a
 pipeline without receivers does not start.
@@ -100,4 +113,63 @@ reads ${env:...}) or "" (memory, or no user name).
 {{- fail "jaeger.storage.auth.username is set but neither storage.auth.password nor storage.auth.existingSecret: give the password through a Secret" -}}
 {{- end -}}
 {{- $_ := include "jaeger.receiverNames" . -}}
+{{- $_ := include "jaeger.spm" . -}}
 {{- end -}}
+
+{{/*
+jaeger.spm: the effective service performance monitoring settings (spanMetrics), as JSON, or
+"{}" when it is off. On when spanMetrics.enabled, except in operator mode without
+spanMetrics.prometheus.url (the existing kube-prometheus-stack's Prometheus has no name this
+chart knows). Fields:
+  url:      the Prometheus API Jaeger's metrics backend queries: spanMetrics.prometheus.url, else
+            the release's Thanos Query (thanosQuery), else the release's Prometheus Service with
+            the scheme of global.web.prometheus;
+  inChart:  the URL is the release's Prometheus Service (its web auth/TLS applies);
+  thanos:   the URL is the release's Thanos Query;
+  tls, basicAuth: global.web.prometheus asks for them (inChart only);
+  serverName: the name Prometheus' certificate holds;
+  buckets:  the histogram bounds in milliseconds (float), checked ascending.
+Usage: include "jaeger.spm" . | fromJson
+*/}}
+{{- define "jaeger.spm" -}}
+{{- $s := .Values.spanMetrics -}}
+{{- $op := include "common.operatorMode" . -}}
+{{- if and $s.enabled (or (not $op) $s.prometheus.url) -}}
+{{- $out := dict "inChart" false "thanos" false "tls" false "basicAuth" false -}}
+{{- if $s.prometheus.url -}}
+{{- $_ := set $out "url" (trimSuffix "/" $s.prometheus.url) -}}
+{{- else if $s.prometheus.thanosQuery -}}
+{{- $_ := set $out "thanos" true -}}
+{{- $_ := set $out "url" (printf "http://%s-query:%s" (include "common.componentFullname" (dict "context" . "component" "thanos")) (include "common.port" (list "thanos" "http"))) -}}
+{{- else -}}
+{{- $w := include "common.web" (dict "context" . "component" "prometheus") | fromJson -}}
+{{- $_ := set $out "inChart" true -}}
+{{- $_ := set $out "tls" $w.tls -}}
+{{- $_ := set $out "basicAuth" $w.basicAuth -}}
+{{- $_ := set $out "serverName" $w.serverName -}}
+{{- $_ := set $out "url" (printf "%s://%s:%s" $w.scheme (include "common.componentFullname" (dict "context" . "component" "prometheus")) (include "common.port" (list "prometheus" "web"))) -}}
+{{- end -}}
+{{- $ms := list -}}
+{{- $last := -1.0 -}}
+{{- range $b := $s.histogramBuckets -}}
+{{- $n := regexFind "^[0-9]+(\\.[0-9]+)?" $b | float64 -}}
+{{- $unit := trimPrefix (regexFind "^[0-9]+(\\.[0-9]+)?" $b) $b -}}
+{{- $v := mulf $n (get (dict "ms" 1.0 "s" 1000.0 "m" 60000.0) $unit) -}}
+{{- if le $v $last -}}
+{{- fail (printf "jaeger.spanMetrics.histogramBuckets: bucket bounds must be ascending and distinct, got %s after a bound of %vms (%s)" $b $last (join ", " $s.histogramBuckets)) -}}
+{{- end -}}
+{{- if eq $v 0.0 -}}
+{{- fail (printf "jaeger.spanMetrics.histogramBuckets: %s is not a positive duration" $b) -}}
+{{- end -}}
+{{- $last = $v -}}
+{{- $ms = append $ms $v -}}
+{{- end -}}
+{{- $_ := set $out "buckets" $ms -}}
+{{- toJson $out -}}
+{{- else -}}
+{}
+{{- end -}}
+{{- end -}}
+
+{{/* jaeger.spmAuthenticator: the basicauth extension Jaeger's metrics backend logs in with. */}}
+{{- define "jaeger.spmAuthenticator" -}}basicauth/prometheus{{- end -}}
