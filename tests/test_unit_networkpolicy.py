@@ -460,3 +460,19 @@ def test_operator_mode_guards_what_runs():
     for s_ in endpoints(objs, PROMTAIL):
         for d in endpoints(objs, LOKI):
             assert allowed(pols, s_, d, 3100), "the log collector cannot push to Loki in operator mode"
+
+
+@pytest.mark.parametrize("values", [
+    {"networkPolicy.ingressCIDRs": ["192.0.2.0/24"], "networkPolicy.extraEgress": {"grafana": EXTRA_EGRESS},
+     "networkPolicy.extraIngress": {"loki": EXTRA_INGRESS}},
+    {"global.operator.enabled": True, "networkPolicy.ingressNamespaceSelector": {"monitoring.example.org/stack": "kps"}},
+], ids=["widened", "operator"])
+def test_widened_policies_are_valid_kubernetes(values):
+    """The policies with the user's rules and CIDRs appended, and operator mode's, are valid
+    NetworkPolicies for Kubernetes (strict: an unknown field fails), as the profiles' are
+    (tests/test_unit_render.py)."""
+    import kubernetes_validate
+    from harness import paths
+    for pol in render(set_values=values).of_kind("NetworkPolicy"):
+        for version in (paths.KUBE_MIN, paths.KUBE_MAX):
+            kubernetes_validate.validate(pol, version, strict=True)
