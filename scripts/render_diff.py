@@ -34,7 +34,9 @@ WIDE = {
     "jaeger": {"ingress": {"enabled": True, "tls": [{"secretName": "j-tls", "hosts": ["jaeger.phase5.local"]}]}},
     "alertmanager": {"pagerduty": {"enabled": True}, "webhook": {"enabled": True},
                      "watchdog": {"enabled": True}},
-    "networkPolicy": {"enabled": True},
+    "networkPolicy": {"ingressCIDRs": ["192.0.2.0/24"],
+                      "extraEgress": {"grafana": [{"to": [{"ipBlock": {"cidr": "198.51.100.0/24"}}],
+                                                   "ports": [{"protocol": "TCP", "port": 443}]}]}},
     "global": {"imageRegistry": "mirror.example.org", "imagePullSecrets": ["pull"],
                "commonLabels": {"team": "sre"}, "storageClass": "fast"},
 }
@@ -45,8 +47,8 @@ CASES = {
     "wide": [WIDE],
     "promtail": [{"promtail": {"collector": "promtail"}}],
     "operator": [{"global": {"operator": {"enabled": True}}}],
-    "names": [{"prometheus": {"fullnameOverride": "prom"}, "grafana": {"nameOverride": "graf"},
-               "networkPolicy": {"enabled": True}}],
+    "names": [{"prometheus": {"fullnameOverride": "prom"}, "grafana": {"nameOverride": "graf"}}],
+    "no-networkpolicy": [{"networkPolicy": {"enabled": False}}],
 }
 
 

@@ -39,7 +39,8 @@ PROFILES = {
     # The end-of-life collector, still selectable: the kind values with Promtail instead of the
     # default Alloy (a --set, not a values file per collector).
     "promtail": ([UMBRELLA / "ci" / "kind-values.yaml"], {"promtail.collector": "promtail"}),
-    "networkpolicy": ([], {"networkPolicy.enabled": True}),
+    # NetworkPolicies are on in every profile above; the one path without them, explicitly off.
+    "no-networkpolicy": ([], {"networkPolicy.enabled": False}),
 }
 # How the API server refuses a volumeClaimTemplate change (the wording differs by version).
 IMMUTABLE = re.compile(r"spec\.volumeClaimTemplates: Invalid value: .*field is immutable|"

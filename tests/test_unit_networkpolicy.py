@@ -3,12 +3,15 @@ stack needs, evaluated with Kubernetes' NetworkPolicy semantics (harness/netpol.
 
 The chart's endpoints are its rendered pods: a flow names a component (or the `helm test`
 pods) and the test takes the labels of that component's pod template from the same render as
-the policies, so a label the policies select on and the pods lack fails here."""
+the policies, so a label the policies select on and the pods lack fails here. The policies are
+on by default (networkPolicy.enabled): every render here is the default-on one, and the flows
+are checked for the chart defaults and every profile in values/ too."""
 import pytest
 
+from harness import params
 from harness.manifests import component
 from harness.netpol import External, Pod, allowed
-from harness.render import render, render_raw
+from harness.render import render, render_error, render_raw
 
 pytestmark = pytest.mark.unit
 
@@ -46,6 +49,10 @@ REQUIRED = [
     # Thanos Query: Grafana's datasource, scraped by Prometheus, reading the sidecars' StoreAPI.
     (GRAFANA, THANOS, 10902, "TCP"), (PROM, THANOS, 10902, "TCP"), (THANOS, PROM, 10901, "TCP"),
     (HELM_TEST, THANOS, 10902, "TCP"),
+    # The `helm test` pods ask the Services by name.
+    (HELM_TEST, DNS, 53, "UDP"), (HELM_TEST, DNS, 53, "TCP"),
+    # Prometheus' HA replicas scrape each other (the monitoring-stack job).
+    (PROM, PROM, 9090, "TCP"),
     # Object storage: Query reads the Store Gateway's StoreAPI; it and the Compactor read the
     # bucket; Prometheus scrapes both; the `helm test` pods ask both.
     (THANOS, STORE, 10901, "TCP"), (STORE, BUCKET, 443, "TCP"), (COMPACT, BUCKET, 443, "TCP"),
@@ -104,7 +111,10 @@ def _name(flow):
 
 @pytest.fixture(scope="module")
 def rendered():
-    return render(set_values={"networkPolicy.enabled": True,
+    """networkPolicy.enabled at its default (on); beside the defaults: HA replicas (Prometheus
+    scraping its peer, Alertmanager's gossip), Thanos with its object-storage components and
+    narrowed selectors."""
+    return render(set_values={"prometheus.replicas": 2, "alertmanager.replicas": 2,
                               # Thanos Query with the two values its switch needs.
                               "thanos.enabled": True, "prometheus.thanos.sidecar.enabled": True,
                               "grafana.datasources.prometheus.thanosQuery": True,
@@ -155,8 +165,71 @@ def endpoints(rendered, e, peer=None):
     return [Pod(lb, namespace=NAMESPACE) for lb in labels]
 
 
-def test_off_by_default():
-    assert not render().of_kind("NetworkPolicy")
+def _open_pods(objs):
+    """The release's pods the render's default deny leaves open (in either direction)."""
+    deny = objs.get("NetworkPolicy", f"{REL}-default-deny")
+    deny["metadata"].setdefault("namespace", NAMESPACE)
+    return {name: p.labels for name, p in release_pods(objs).items()
+            if allowed([deny], OTHER, p, 1) or allowed([deny], p, SLACK, 443)}
+
+
+@pytest.mark.parametrize("values_files", params.profiles())
+def test_on_by_default_in_every_profile(values_files):
+    """The defaults and every profile (values/, ci/*-values.yaml) render the default deny and
+    isolate every pod of the release: no profile loses the policies, dev only widens them."""
+    objs = render(values_files, namespace=NAMESPACE)
+    names = {p["metadata"]["name"] for p in objs.of_kind("NetworkPolicy")}
+    assert {f"{REL}-default-deny", f"{REL}-allow-dns"} <= names, names
+    open_pods = _open_pods(objs)
+    assert not open_pods, f"pods no NetworkPolicy isolates: {open_pods}"
+
+
+def test_off_only_when_asked():
+    """networkPolicy.enabled: false renders none (NOTES warns, tests/test_unit_notes.py)."""
+    assert not render(set_values={"networkPolicy.enabled": False}).of_kind("NetworkPolicy")
+
+
+def _present(objs, e):
+    """Endpoint e runs in this render (a component's pods, or the `helm test` pods)."""
+    if not isinstance(e, str):
+        return True
+    if e == HELM_TEST:
+        return bool(_test_pods(objs))
+    return any(component(w) == e for w in objs.workloads() if w["kind"] in ("Deployment", "StatefulSet", "DaemonSet"))
+
+
+def _listens(objs, e, port):
+    """Endpoint e's pods declare a container listening on port (anything not a component of the
+    release counts as listening): a profile without the Thanos sidecar needs no flow to 10902."""
+    if not isinstance(e, str) or e == HELM_TEST:
+        return True
+    return any(p["containerPort"] == port for w in objs.workloads()
+               if w["kind"] in ("Deployment", "StatefulSet", "DaemonSet") and component(w) == e
+               for c in w["spec"]["template"]["spec"]["containers"] for p in c.get("ports") or [])
+
+
+@pytest.mark.parametrize("values_files", params.profiles())
+def test_profile_flows(values_files):
+    """Each profile's own default-on render: every required flow between the components it
+    runs is allowed, and every forbidden flow between two pods of the release is denied.
+    (Flows from other namespaces' pods or to external addresses are the main render's: the
+    profiles keep ingressNamespaceSelector at every namespace and apiServerCIDRs at 0.0.0.0/0.)"""
+    objs = render(values_files, namespace=NAMESPACE)
+    pols = objs.of_kind("NetworkPolicy")
+    for p in pols:
+        p["metadata"].setdefault("namespace", NAMESPACE)
+    for flow in REQUIRED:
+        src, dst = flow[:2]
+        if not (_present(objs, src) and _present(objs, dst) and _listens(objs, dst, flow[2])):
+            continue
+        for s_, d in _pairs(objs, flow):
+            assert allowed(pols, s_, d, *flow[2:]), f"{_name(flow)} is blocked in this profile"
+    for flow in FORBIDDEN:
+        src, dst = flow[:2]
+        if not (isinstance(src, str) and isinstance(dst, str) and _present(objs, src) and _present(objs, dst)):
+            continue
+        for s_, d in _pairs(objs, flow):
+            assert not allowed(pols, s_, d, *flow[2:]), f"{_name(flow)} is allowed in this profile"
 
 
 def _pairs(rendered, flow):
@@ -206,7 +279,7 @@ def test_every_release_pod_is_isolated(rendered, policies):
 def test_dashboard_sidecar_reaches_the_api_server_and_nothing_more():
     """With Grafana's dashboard sidecar on, Grafana's pod may reach the API server (the sidecar
     lists and watches ConfigMaps), still not the outside world."""
-    objs = render(set_values={"networkPolicy.enabled": True, "networkPolicy.apiServerCIDRs": ["10.96.0.1/32"],
+    objs = render(set_values={"networkPolicy.apiServerCIDRs": ["10.96.0.1/32"],
                               "grafana.sidecar.dashboards.enabled": True}, namespace=NAMESPACE)
     pols = objs.of_kind("NetworkPolicy")
     for p in pols:
@@ -226,7 +299,7 @@ def _table_flows(rendered):
     import tempfile
     with tempfile.TemporaryDirectory() as tmp:
         chart = umbrella_copy(tmp, ("zz-components.yaml", 'components: {{ include "phase5-monitoring.components" . }}\n'))
-        docs, _ = render_raw((), {"networkPolicy.enabled": True}, chart=chart, namespace=NAMESPACE,
+        docs, _ = render_raw((), {}, chart=chart, namespace=NAMESPACE,
                              show_only=("templates/zz-components.yaml",))
     resolved = docs[0]["components"]
     flows = []
@@ -271,7 +344,7 @@ def test_loki_reaches_alertmanager_only_while_its_ruler_runs():
         assert not allowed(pols, s, d, 9093, "TCP"), "Loki reaches Alertmanager with its ruler off"
 
 
-def _policies(**set_values):
+def _render_policies(**set_values):
     objs = render(set_values={"networkPolicy.enabled": True, **set_values}, namespace=NAMESPACE)
     pols = objs.of_kind("NetworkPolicy")
     for p in pols:
@@ -292,7 +365,7 @@ def test_span_metrics_flows_follow_where_jaeger_reads(case):
         "off": {"jaeger.spanMetrics.enabled": False},
         "external-url": {"jaeger.spanMetrics.prometheus.url": "https://prom.example.com:9443"},
     }[case]
-    objs, pols = _policies(**values)
+    objs, pols = _render_policies(**values)
     want = {
         "thanos-query": [((JAEGER, THANOS, 10902), True), ((JAEGER, PROM, 9090), False), ((PROM, JAEGER, 8889), True)],
         "off": [((JAEGER, PROM, 9090), False), ((PROM, JAEGER, 8889), False), ((PROM, JAEGER, 8888), True)],
@@ -303,3 +376,158 @@ def test_span_metrics_flows_follow_where_jaeger_reads(case):
         for s, d in _pairs(objs, (src, dst, port, "TCP")):
             assert allowed(pols, s, d, port, "TCP") == expect, \
                 f"{case}: {_name((src, dst, port, 'TCP'))} is {'blocked' if expect else 'allowed'}"
+
+
+def _policies(objs):
+    pols = objs.of_kind("NetworkPolicy")
+    for p in pols:
+        p["metadata"].setdefault("namespace", NAMESPACE)
+    return pols
+
+
+# The UIs and APIs an ingress controller or a client outside the release may reach, and what
+# stays inside: (endpoint, port, protocol).
+UIS = [(GRAFANA, 3000, "TCP"), (PROM, 9090, "TCP"), (AM, 9093, "TCP"), (JAEGER, 16686, "TCP"), (THANOS, 10902, "TCP")]
+INSIDE = [(LOKI, 3100, "TCP"), (KSM, 8080, "TCP"), (AM, 9094, "TCP"), (AM, 9094, "UDP"),
+          (PROMTAIL, 3101, "TCP"), (JAEGER, 8888, "TCP"), (STORE, 10901, "TCP"), (COMPACT, 10902, "TCP")]
+THANOS_ALL = {"thanos.enabled": True, "prometheus.thanos.sidecar.enabled": True,
+              "grafana.datasources.prometheus.thanosQuery": True, "thanos.objstoreSecret": "bucket",
+              "thanos.storeGateway.enabled": True, "thanos.compactor.enabled": True}
+
+
+def test_ingress_cidrs_reach_the_uis_only():
+    """networkPolicy.ingressCIDRs: an address outside the pod network (an ingress controller on
+    the host network, a Grafana outside the cluster) reaches the UIs and APIs, nothing else;
+    without it, it reaches none of them."""
+    outside = External("192.0.2.10")
+    for cidrs, want in (([], False), (["192.0.2.0/24"], True)):
+        objs = render(set_values={**THANOS_ALL, "networkPolicy.ingressCIDRs": cidrs}, namespace=NAMESPACE)
+        pols = _policies(objs)
+        for e, port, proto in UIS:
+            for d in endpoints(objs, e):
+                assert allowed(pols, outside, d, port, proto) == want, \
+                    f"{outside.ip} -> {e}:{port}/{proto} with ingressCIDRs {cidrs}: expected {'allowed' if want else 'denied'}"
+        for e, port, proto in INSIDE:
+            for d in endpoints(objs, e):
+                assert not allowed(pols, outside, d, port, proto), f"{outside.ip} -> {e}:{port}/{proto} with ingressCIDRs {cidrs}"
+
+
+# An identity provider on 8443: a port no policy of the chart opens to any address (443 is
+# Loki's, the Store Gateway's and Alertmanager's, to storageCIDRs and receiverCIDRs).
+EXTRA_EGRESS = [{"to": [{"ipBlock": {"cidr": "198.51.100.0/24"}}], "ports": [{"protocol": "TCP", "port": 8443}]}]
+EXTRA_INGRESS = [{"from": [{"namespaceSelector": {"matchLabels": {"team": "logs"}}}], "ports": [{"protocol": "TCP", "port": 3100}]}]
+
+
+def test_extra_rules_widen_one_component():
+    """networkPolicy.extraEgress/extraIngress add the user's rules to the named component's
+    policy (Grafana to its identity provider, a namespace reading Loki): that component gains
+    exactly them, keeps the chart's flows, and no other component gains anything."""
+    idp = External("198.51.100.20")
+    logs = Pod({"app": "logcli"}, namespace="logs", namespace_labels={"team": "logs"})
+    objs = render(set_values={"networkPolicy.extraEgress": {"grafana": EXTRA_EGRESS},
+                              "networkPolicy.extraIngress": {"loki": EXTRA_INGRESS}}, namespace=NAMESPACE)
+    pols = _policies(objs)
+    base = _policies(render(namespace=NAMESPACE))
+    for g in endpoints(objs, GRAFANA):
+        assert not allowed(base, g, idp, 8443), "Grafana reaches the identity provider without the extra rule"
+        assert allowed(pols, g, idp, 8443), "networkPolicy.extraEgress.grafana is not applied"
+        assert not allowed(pols, g, idp, 80), "the extra rule's ports are not kept"
+        for p in endpoints(objs, PROM):
+            assert allowed(pols, g, p, 9090), "an extra rule removed the chart's own flow Grafana -> Prometheus"
+    for lk in endpoints(objs, LOKI):
+        assert not allowed(base, logs, lk, 3100)
+        assert allowed(pols, logs, lk, 3100), "networkPolicy.extraIngress.loki is not applied"
+        assert not allowed(pols, OTHER, lk, 3100)
+        assert not allowed(pols, lk, idp, 8443), "Grafana's extra egress reached Loki's policy"
+    for e in (AM, PROMTAIL, JAEGER, KSM):
+        for s_ in endpoints(objs, e):
+            assert not allowed(pols, s_, idp, 8443), f"Grafana's extra egress reached {e}"
+
+
+@pytest.mark.parametrize("key", ["extraEgress.node-exporter", "extraIngress.grafanna"])
+def test_extra_rules_name_a_component_with_a_policy(key):
+    """A key that names no component with a policy (a typo, node-exporter on the host network)
+    would widen nothing: the render fails naming it."""
+    msg = render_error((), {f"networkPolicy.{key}": EXTRA_EGRESS if key.startswith("extraEgress") else EXTRA_INGRESS})
+    assert f"networkPolicy.{key}" in msg and "grafana" in msg, msg
+
+
+def test_extra_rule_fields_are_schema_checked():
+    """A misspelt rule field (`form` for `from`) is refused at render time naming the value: a
+    rule whose `from` went missing would admit its ports from everywhere."""
+    msg = render_error((), {"networkPolicy.extraIngress": {"loki": [{"form": [{"podSelector": {}}], "ports": [{"port": 3100}]}]}})
+    assert "networkPolicy" in msg and "extraIngress" in msg and "form" in msg, msg
+
+
+def test_tls_ports_are_admitted():
+    """With TLS and basic auth on Prometheus and Alertmanager (global.web), the ports their
+    containers listen on are the ones the chart's clients are admitted to, each from every
+    client that uses it: the web config serves HTTPS on the same ports. A port the web config
+    might add (an HTTPS listener beside the HTTP one) has no clients here and fails."""
+    hash_ = "$2b$10$" + "a" * 53
+    web = {c: {"tls": {"enabled": True, "secretName": f"{c}-tls"},
+               "basicAuth": {"enabled": True, "users": {"p5": hash_}, "clientSecret": f"{c}-client"}}
+           for c in ("prometheus", "alertmanager")}
+    objs = render(set_values={"global.web": web, "alertmanager.replicas": 2, "prometheus.replicas": 2},
+                  namespace=NAMESPACE)
+    pols = _policies(objs)
+    # (component, port, protocol) -> the clients that use it.
+    clients = {(PROM, 9090, "TCP"): (GRAFANA, PROM, HELM_TEST),
+               (AM, 9093, "TCP"): (PROM, GRAFANA, HELM_TEST),
+               (AM, 9094, "TCP"): (AM,), (AM, 9094, "UDP"): (AM,)}
+    for e in (PROM, AM):
+        w = next(w for w in objs.workloads() if component(w) == e and w["kind"] == "StatefulSet")
+        listening = {(e, p["containerPort"], p.get("protocol", "TCP"))
+                     for c in w["spec"]["template"]["spec"]["containers"] for p in c.get("ports") or []}
+        assert listening == {k for k in clients if k[0] == e}, f"{e} with TLS on listens on {sorted(listening)}"
+    for (e, port, proto), srcs in clients.items():
+        for src in srcs:
+            for a in endpoints(objs, src, peer=e):
+                for d in endpoints(objs, e):
+                    assert allowed(pols, a, d, port, proto), f"{src} -> {e}:{port}/{proto} (TLS on) is blocked"
+    for d in endpoints(objs, AM):
+        assert not allowed(pols, OTHER, d, 9094, "TCP"), "the gossip port is open to any pod"
+        for src in (GRAFANA, PROM):
+            for a in endpoints(objs, src):
+                assert not allowed(pols, a, d, 9094, "TCP"), f"{src} reaches the gossip port"
+
+
+def test_operator_mode_guards_what_runs():
+    """Operator mode (global.operator.enabled) keeps the policies on: Loki, the log collector and
+    Jaeger (what the release still runs) get theirs, the replaced components none, and the
+    existing kube-prometheus-stack's Prometheus and Grafana reach them from the namespaces of
+    networkPolicy.ingressNamespaceSelector, on the ports the chart's own would use."""
+    selector = {"monitoring.example.org/stack": "kps"}
+    kps_prom = Pod({"app.kubernetes.io/name": "prometheus"}, namespace="kps", namespace_labels=selector)
+    kps_grafana = Pod({"app.kubernetes.io/name": "grafana"}, namespace="kps", namespace_labels=selector)
+    elsewhere = Pod({"app.kubernetes.io/name": "prometheus"}, namespace="team-a")
+    objs = render(set_values={"global.operator.enabled": True, "networkPolicy.ingressNamespaceSelector": selector},
+                  namespace=NAMESPACE)
+    pols = _policies(objs)
+    names = {p["metadata"]["name"] for p in pols}
+    assert {f"{REL}-loki", f"{REL}-alloy", f"{REL}-jaeger", f"{REL}-default-deny"} <= names, names
+    assert not names & {f"{REL}-{c}" for c in (PROM, AM, GRAFANA, KSM, THANOS)}, names
+    for e, port, src in ((LOKI, 3100, kps_prom), (LOKI, 3100, kps_grafana), (PROMTAIL, 3101, kps_prom),
+                         (JAEGER, 8888, kps_prom), (JAEGER, 16686, kps_grafana)):
+        for d in endpoints(objs, e):
+            assert allowed(pols, src, d, port), f"the existing stack's {src.labels} cannot reach {e}:{port}"
+            assert not allowed(pols, elsewhere, d, port), f"{e}:{port} is open to namespaces outside the selector"
+    for s_ in endpoints(objs, PROMTAIL):
+        for d in endpoints(objs, LOKI):
+            assert allowed(pols, s_, d, 3100), "the log collector cannot push to Loki in operator mode"
+
+
+@pytest.mark.parametrize("values", [
+    {"networkPolicy.ingressCIDRs": ["192.0.2.0/24"], "networkPolicy.extraEgress": {"grafana": EXTRA_EGRESS},
+     "networkPolicy.extraIngress": {"loki": EXTRA_INGRESS}},
+    {"global.operator.enabled": True, "networkPolicy.ingressNamespaceSelector": {"monitoring.example.org/stack": "kps"}},
+], ids=["widened", "operator"])
+def test_widened_policies_are_valid_kubernetes(values):
+    """The policies with the user's rules and CIDRs appended, and operator mode's, are valid
+    NetworkPolicies for Kubernetes (strict: an unknown field fails), as the profiles' are
+    (tests/test_unit_render.py)."""
+    import kubernetes_validate
+    from harness import paths
+    for pol in render(set_values=values).of_kind("NetworkPolicy"):
+        for version in (paths.KUBE_MIN, paths.KUBE_MAX):
+            kubernetes_validate.validate(pol, version, strict=True)

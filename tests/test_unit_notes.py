@@ -57,6 +57,18 @@ def test_warnings_follow_profile(notes_chart):
     assert "emptyDir" not in prod and "NetworkPolicies are off" not in prod
 
 
+def test_networkpolicies_off_warns(notes_chart):
+    """NetworkPolicies are on by default (and in every profile): NOTES says nothing; turned off,
+    it warns and names what any pod can then reach."""
+    assert "NetworkPolicies are off" not in notes(notes_chart)
+    assert "NetworkPolicies are off" not in notes(notes_chart, (paths.PROFILES_DIR / "dev.yaml",))
+    text = notes(notes_chart, **{"networkPolicy.enabled": False})
+    assert "WARNING: NetworkPolicies are off (networkPolicy.enabled=false)" in text, text
+    for svc in ("p5-prometheus", "p5-alertmanager", "p5-grafana", "p5-loki", "p5-jaeger"):
+        assert svc in text.split("NetworkPolicies are off")[1], f"the warning does not name {svc}:\n{text}"
+    assert "p5-node-exporter" not in text.split("NetworkPolicies are off")[1], "node-exporter runs on the host network"
+
+
 def test_host_port_note_for_a_second_release(notes_chart):
     assert "node-exporter holds host port 9100 on every node" in notes(notes_chart)
     assert "holds host port 9101" in notes(notes_chart, **{"node-exporter.port": 9101})

@@ -78,11 +78,6 @@ def test_the_default_selector_label_is_kube_prometheus_stacks():
             assert o["metadata"]["labels"]["release"] == "kube-prometheus-stack", o["metadata"]
 
 
-def test_network_policies_refuse_operator_mode_naming_the_key():
-    msg = render_error((), {**OPERATOR_VALUES, "networkPolicy.enabled": True})
-    assert "networkPolicy.enabled" in msg and "global.operator.enabled" in msg, msg
-
-
 @pytest.mark.parametrize("values", [{"global.operator.enabled": "yes"},
                                     {"global.operator.selectorLabels": {"release": 1}},
                                     {"global.operator.selectro": {}}],

@@ -61,3 +61,43 @@ def test_only_the_pods_that_read_the_api_mount_a_token_as_the_ksm_readme_says():
     mounted = {component(w) for w in objs.workloads() if pod_spec(w).get("automountServiceAccountToken") is not False}
     assert mounted == {"prometheus", "alloy", "kube-state-metrics"}, \
         f"pods mounting their ServiceAccount token: {sorted(mounted)}; the kube-state-metrics README names three"
+
+
+# README's NetworkPolicies table: row -> the component key of common.components.
+NP_ROWS = {"Prometheus": "prometheus", "Alertmanager": "alertmanager", "Grafana": "grafana", "Loki": "loki",
+           "the log collector (Alloy or Promtail)": "alloy", "Jaeger": "jaeger", "kube-state-metrics": "kube-state-metrics",
+           "Thanos Query": "thanos", "Thanos Store Gateway": "thanos-store", "Thanos Compactor": "thanos-compact"}
+
+
+def _np_rows():
+    text = README.read_text().split("\n## NetworkPolicies\n", 1)[1].split("\n## ", 1)[0]
+    table = text.split("| pods |", 1)[1].split("\n\n", 1)[0]
+    rows = [[c.strip() for c in line.strip().strip("|").split("|")] for line in table.splitlines()[2:]
+            if line.startswith("|")]
+    return {r[0]: (r[1], r[2]) for r in rows}
+
+
+def _numbers(cell):
+    return {int(n) for n in re.findall(r"\b\d{2,5}\b", cell)}
+
+
+def test_networkpolicy_table_states_the_rendered_ports():
+    """Each row of README's NetworkPolicies table names exactly the ports its component's
+    rendered policy admits (everything switched on: the Thanos components, the dashboard
+    sidecar), and the ports it names for egress are the rendered ones (the API server's,
+    from networkPolicy.apiServerPorts, stand as "the API server")."""
+    objs = render(set_values={"thanos.enabled": True, "prometheus.thanos.sidecar.enabled": True,
+                              "grafana.datasources.prometheus.thanosQuery": True, "thanos.objstoreSecret": "bucket",
+                              "thanos.storeGateway.enabled": True, "thanos.compactor.enabled": True,
+                              "grafana.sidecar.dashboards.enabled": True})
+    rows = _np_rows()
+    assert set(NP_ROWS) <= set(rows), f"README's NetworkPolicies table lacks rows {set(NP_ROWS) - set(rows)}"
+    api = {443, 6443}
+    for row, key in NP_ROWS.items():
+        spec = objs.get("NetworkPolicy", f"p5-{key}")["spec"]
+        ports = lambda d: {p["port"] for rule in spec.get(d) or [] for p in rule.get("ports") or [] if "port" in p}
+        admit, reach = rows[row]
+        assert _numbers(admit) == ports("ingress"), \
+            f"README row {row!r} admits {sorted(_numbers(admit))}, the policy {sorted(ports('ingress'))}"
+        assert _numbers(reach) <= ports("egress") and ports("egress") - api <= _numbers(reach), \
+            f"README row {row!r} reaches {sorted(_numbers(reach))}, the policy {sorted(ports('egress'))}"

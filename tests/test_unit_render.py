@@ -117,6 +117,10 @@ def test_selectors_use_only_selector_labels(values):
     assert not problems, "\n".join(problems)
 
 
+# Components on the host network: no NetworkPolicy of their own (it would not apply).
+HOST_NETWORK = {r["key"] for r in paths.component_table() if (r.get("networkPolicy") or {}).get("hostNetwork")}
+
+
 def test_each_component_switches_off():
     """Every component renders with the defaults, and `<name>.enabled: false` removes every
     object of that component and nothing else."""
@@ -127,9 +131,14 @@ def test_each_component_switches_off():
         assert full.by_component(component), f"{component} renders nothing with the defaults (enabled by default)"
         without = render(set_values={f"{key}.enabled": False})
         assert not without.by_component(component), f"{key}.enabled=false still renders it"
-        # Everything else stays, except the component's own `helm test` pod.
-        others = {ident(o) for o in full if o not in full.by_component(component)} - {f"Pod/p5-test-{component}"}
-        assert others <= {ident(o) for o in without}, f"disabling {component} removed other objects"
+        # Everything else stays, except the component's own `helm test` pod and its own
+        # NetworkPolicy (the umbrella's, on by default), which go with it.
+        own = {f"Pod/p5-test-{component}"} | ({f"NetworkPolicy/p5-{component}"} if key not in HOST_NETWORK else set())
+        assert own <= {ident(o) for o in full}, f"{component}: no {own - {ident(o) for o in full}} with the defaults"
+        others = {ident(o) for o in full if o not in full.by_component(component)} - own
+        assert others <= {ident(o) for o in without}, \
+            f"disabling {component} removed other objects: {sorted(others - {ident(o) for o in without})}"
+        assert not own & {ident(o) for o in without}, f"{key}.enabled=false keeps {own & {ident(o) for o in without}}"
 
 
 def test_global_common_labels_reach_every_object():

@@ -61,7 +61,9 @@ is unset or false; a list of paths holds when each of them does.
 phase5-monitoring.np.rule: one ingress or egress rule of a component's NetworkPolicy from a flow
 of its common.components row ({peers, ports}; see there): the peers as from/to, the ports with
 their protocols. .owner is the component whose policy it is (ingress ports are its ports; egress
-ports are the peer's).
+ports are the peer's). A peer component that operator mode replaces (enabled, not running: the
+existing kube-prometheus-stack's Prometheus or Grafana scrapes and queries from its namespace)
+is the namespaces of networkPolicy.ingressNamespaceSelector and ingressCIDRs.
 */}}
 {{- define "phase5-monitoring.np.rule" -}}
 {{- $ctx := .context -}}
@@ -75,6 +77,7 @@ ports are the peer's).
 {{- range $p := $flow.peers -}}
 {{- if eq $p "ingressNamespaces" -}}
 {{- $peers = concat $peers (include "phase5-monitoring.np.ingressNamespaces" (dict "selector" $np.ingressNamespaceSelector) | fromYamlArray) -}}
+{{- range $np.ingressCIDRs }}{{ $peers = append $peers (dict "ipBlock" (dict "cidr" .)) }}{{ end -}}
 {{- else if eq $p "appNamespaces" -}}
 {{- $peers = concat $peers (include "phase5-monitoring.np.ingressNamespaces" (dict "selector" $np.appNamespaceSelector) | fromYamlArray) -}}
 {{- else if eq $p "apiServer" -}}
@@ -84,9 +87,17 @@ ports are the peer's).
 {{- else if eq $p "storage" -}}
 {{- range $np.storageCIDRs }}{{ $peers = append $peers (dict "ipBlock" (dict "cidr" .)) }}{{ end -}}
 {{- else if ne $p "anywhere" -}}
-{{- $peers = concat $peers (include "phase5-monitoring.np.peer" (dict "name" (get $.components $p).name "release" $rel) | fromYamlArray) -}}
+{{- $peer := get $.components $p -}}
+{{- if and $peer.enabled (not $peer.runs) -}}
+{{- /* Replaced in operator mode: the existing kube-prometheus-stack's pods, in its own namespace. */ -}}
+{{- $peers = concat $peers (include "phase5-monitoring.np.ingressNamespaces" (dict "selector" $np.ingressNamespaceSelector) | fromYamlArray) -}}
+{{- range $np.ingressCIDRs }}{{ $peers = append $peers (dict "ipBlock" (dict "cidr" .)) }}{{ end -}}
+{{- else -}}
+{{- $peers = concat $peers (include "phase5-monitoring.np.peer" (dict "name" $peer.name "release" $rel) | fromYamlArray) -}}
 {{- end -}}
 {{- end -}}
+{{- end -}}
+{{- $peers = uniq $peers -}}
 {{- $ports := list -}}
 {{- range $entry := $flow.ports -}}
 {{- $key := $entry -}}

@@ -118,8 +118,17 @@ NOTE: Loki's ruler (log alerts) is off in operator mode until loki.ruler.alertma
 WARNING: {{ $w }}
 {{- end }}
 {{- if not .Values.networkPolicy.enabled }}
+{{- $open := list }}
+{{- range $k := include "phase5-monitoring.componentOrder" . | fromJsonArray }}
+{{- $one := get $c $k }}
+{{- if and $one.runs (not (dig "networkPolicy" "hostNetwork" false $one)) }}{{ $open = append $open $one.service }}{{ end }}
+{{- end }}
 
-NOTE: NetworkPolicies are off (networkPolicy.enabled=false); values/production.yaml turns them on.
+WARNING: NetworkPolicies are off (networkPolicy.enabled=false): any pod in the cluster reaches
+         every port of {{ join ", " $open }}.
+         Unless policies of your own guard namespace {{ $ns }}, turn them on (the default) and
+         widen them where needed: networkPolicy.ingressNamespaceSelector, ingressCIDRs,
+         extraIngress, extraEgress (README, "NetworkPolicies").
 {{- end }}
 
 {{- end -}}

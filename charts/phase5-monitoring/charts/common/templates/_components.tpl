@@ -32,7 +32,8 @@ Row fields:
   scrapeJob: the Prometheus job that scrapes its metrics (monitoring-stack, or a job of its own);
   networkPolicy: the flows its NetworkPolicy admits (common.networkPolicy reads them):
              ingress/egress: list of {peers, ports, when}; a peer is a component key, or one of
-             "ingressNamespaces" / "appNamespaces" (the namespaceSelector values), "apiServer",
+             "ingressNamespaces" / "appNamespaces" (the namespaceSelector values; ingressNamespaces
+             also networkPolicy.ingressCIDRs), "apiServer",
              "receivers", "storage" (ipBlocks from networkPolicy values), "anywhere" (egress with
              no to:); a port is a port key of common.ports (ingress: this component's; egress:
              the peer's) with the protocol its row gives, "enabledReceivers" (this component's
