@@ -208,6 +208,23 @@ def _listens(objs, e, port):
                for c in w["spec"]["template"]["spec"]["containers"] for p in c.get("ports") or [])
 
 
+def _jaeger_queries(objs):
+    """Where Jaeger's metric backend (jaeger.spanMetrics, the Monitor tab) sends its queries, as
+    its rendered configuration says: "prometheus" (the release's Prometheus Service), "thanos"
+    (Thanos Query's) or None (off, or another URL)."""
+    cm = next((o for o in objs.of_kind("ConfigMap") if component(o) == JAEGER), None)
+    body = "\n".join((cm or {}).get("data", {}).values())
+    for key, svc in (("prometheus", f"{REL}-prometheus:9090"), ("thanos", f"{REL}-thanos-query:10902")):
+        if f'endpoint: "http://{svc}"' in body or f'endpoint: "https://{svc}"' in body:
+            return key
+    return None
+
+
+# Flows that exist only where Jaeger's Monitor tab reads from (test_span_metrics_flows_...):
+# required / forbidden by the profile's rendered metric backend.
+SPM_FLOWS = {(JAEGER, PROM, 9090, "TCP"): "prometheus", (JAEGER, THANOS, 10902, "TCP"): "thanos"}
+
+
 @pytest.mark.parametrize("values_files", params.profiles())
 def test_profile_flows(values_files):
     """Each profile's own default-on render: every required flow between the components it
@@ -222,14 +239,21 @@ def test_profile_flows(values_files):
         src, dst = flow[:2]
         if not (_present(objs, src) and _present(objs, dst) and _listens(objs, dst, flow[2])):
             continue
+        if flow in SPM_FLOWS and _jaeger_queries(objs) != SPM_FLOWS[flow]:
+            continue        # the profile's Monitor tab reads elsewhere
         for s_, d in _pairs(objs, flow):
             assert allowed(pols, s_, d, *flow[2:]), f"{_name(flow)} is blocked in this profile"
     for flow in FORBIDDEN:
         src, dst = flow[:2]
         if not (isinstance(src, str) and isinstance(dst, str) and _present(objs, src) and _present(objs, dst)):
             continue
+        if flow in SPM_FLOWS and _jaeger_queries(objs) == SPM_FLOWS[flow]:
+            flow_needed = True      # the profile's Monitor tab reads there: required, not forbidden
+        else:
+            flow_needed = False
         for s_, d in _pairs(objs, flow):
-            assert not allowed(pols, s_, d, *flow[2:]), f"{_name(flow)} is allowed in this profile"
+            assert allowed(pols, s_, d, *flow[2:]) == flow_needed, \
+                f"{_name(flow)} is {'blocked' if flow_needed else 'allowed'} in this profile"
 
 
 def _pairs(rendered, flow):
@@ -468,8 +492,9 @@ def test_tls_ports_are_admitted():
     web = {c: {"tls": {"enabled": True, "secretName": f"{c}-tls"},
                "basicAuth": {"enabled": True, "users": {"p5": hash_}, "clientSecret": f"{c}-client"}}
            for c in ("prometheus", "alertmanager")}
-    objs = render(set_values={"global.web": web, "alertmanager.replicas": 2, "prometheus.replicas": 2},
-                  namespace=NAMESPACE)
+    # Loki's ruler refuses Alertmanager basic auth (test_unit_loki_ruler.py): off here.
+    objs = render(set_values={"global.web": web, "alertmanager.replicas": 2, "prometheus.replicas": 2,
+                              "loki.ruler.enabled": False}, namespace=NAMESPACE)
     pols = _policies(objs)
     # (component, port, protocol) -> the clients that use it.
     clients = {(PROM, 9090, "TCP"): (GRAFANA, PROM, HELM_TEST),
