@@ -27,7 +27,7 @@ the whole render's instructions).
 {{/*
 common.healthPaths: every HTTP path a probe or a `helm test` pod asks a component, the one place
 a health path is written, next to the ports it is asked on. live: the liveness probe; ready: the
-readiness and startup probes and the `helm test` pod; thanosReady: the Thanos sidecar's readiness;
+readiness and startup probes and the `helm test` pod; thanosLive/thanosReady: the Thanos sidecar's probes;
 sidecar: Grafana's dashboard sidecar (k8s-sidecar's /healthz, on grafana's sidecarHealth port);
 metrics: where the node-exporter test pod reads metrics. Jaeger's path is also the one its
 healthcheck extension serves (files/config.yaml). Components whose liveness probe is a TCP check
@@ -35,7 +35,7 @@ healthcheck extension serves (files/config.yaml). Components whose liveness prob
 */}}
 {{- define "common.healthPaths" -}}
 {
- "prometheus": {"live": "/-/healthy", "ready": "/-/ready", "thanosReady": "/-/ready"},
+ "prometheus": {"live": "/-/healthy", "ready": "/-/ready", "thanosLive": "/-/healthy", "thanosReady": "/-/ready"},
  "alertmanager": {"live": "/-/healthy", "ready": "/-/ready"},
  "grafana": {"live": "/api/health", "ready": "/api/health", "sidecar": "/healthz"},
  "loki": {"ready": "/ready"},
