@@ -23,6 +23,7 @@ from harness import params, paths
 from harness.manifests import containers
 from harness.promql import metric_names
 from harness.render import render, render_error
+from test_unit_grafana import _recording_rules
 
 pytestmark = pytest.mark.unit
 
@@ -93,16 +94,6 @@ def test_phase5_jobs_accept_openmetrics(values):
         protocols = _protocols(config, jobs[name])
         assert "OpenMetricsText1.0.0" in protocols, \
             f"{values}: job {name} scrapes with {protocols}: no OpenMetrics, so no exemplars"
-
-
-def _recording_rules(objs):
-    out = {}
-    for text in objs.get("ConfigMap", "p5-prometheus-rules")["data"].values():
-        for g in (yaml.safe_load(text) or {}).get("groups", []):
-            for r in g["rules"]:
-                if "record" in r:
-                    out.setdefault(r["record"], []).append(r["expr"])
-    return out
 
 
 def _buckets(expr, records, depth=0):

@@ -108,30 +108,40 @@ def test_no_runbook_without_an_alert(all_alerts):
     assert not orphans, f"runbooks for alerts the chart does not render: {orphans}"
 
 
+def _runbook_facts(name, rule, problems):
+    """The facts every alert's runbook states, metric or log alert: its title, the rule's
+    severity and `for`, the rendered expression quoted. Appends what is wrong to `problems`;
+    returns the runbook's text (None without a runbook)."""
+    path = RUNBOOKS / f"{name}.md"
+    if not path.is_file():
+        problems.append(f"{name}: no runbook")
+        return None
+    text = path.read_text()
+    if not text.startswith(f"# {name}\n"):
+        problems.append(f"{name}: runbook does not start with '# {name}'")
+    severity = rule["labels"]["severity"]
+    if fact(text, "Severity") != severity:
+        problems.append(f"{name}: Severity row says {fact(text, 'Severity')!r}, the rule has {severity!r}")
+    duration = rule.get("for", "none")
+    if fact(text, "For") != duration:
+        problems.append(f"{name}: For row says {fact(text, 'For')!r}, the rule has {duration!r}")
+    if squash(rule["expr"]) not in squash(text):
+        problems.append(f"{name}: runbook does not quote the rendered expression: {squash(rule['expr'])}")
+    return text
+
+
 def test_runbooks_state_the_rendered_threshold_severity_and_duration(alerts):
     problems = []
     for name, rule in alerts.items():
-        path = RUNBOOKS / f"{name}.md"
-        if not path.is_file():
-            problems.append(f"{name}: no runbook")
+        text = _runbook_facts(name, rule, problems)
+        if text is None:
             continue
-        text = path.read_text()
-        if not text.startswith(f"# {name}\n"):
-            problems.append(f"{name}: runbook does not start with '# {name}'")
-        severity = rule["labels"]["severity"]
-        if fact(text, "Severity") != severity:
-            problems.append(f"{name}: Severity row says {fact(text, 'Severity')!r}, the rule has {severity!r}")
         want = thresholds(rule["expr"])
         got = fact(text, "Threshold")
         if want and got not in want:
             problems.append(f"{name}: Threshold row says {got!r}, the rendered expression compares with {want}")
         if not want and got != "none":
             problems.append(f"{name}: Threshold row says {got!r}, the rendered expression has no threshold (want 'none')")
-        duration = rule.get("for", "none")
-        if fact(text, "For") != duration:
-            problems.append(f"{name}: For row says {fact(text, 'For')!r}, the rule has {duration!r}")
-        if squash(rule["expr"]) not in squash(text):
-            problems.append(f"{name}: runbook does not quote the rendered expression: {squash(rule['expr'])}")
     assert not problems, "\n".join(problems)
 
 
@@ -158,22 +168,12 @@ def test_log_alert_runbooks_state_the_rendered_facts(loki_alerts):
     values = yaml.safe_load(LOKI_VALUES.read_text())["ruler"]["alerts"]
     problems = []
     for name, rule in loki_alerts.items():
-        path = RUNBOOKS / f"{name}.md"
-        if not path.is_file():
-            problems.append(f"{name}: no runbook")
+        text = _runbook_facts(name, rule, problems)
+        if text is None:
             continue
-        text = path.read_text()
-        if not text.startswith(f"# {name}\n"):
-            problems.append(f"{name}: runbook does not start with '# {name}'")
-        if fact(text, "Severity") != rule["labels"]["severity"]:
-            problems.append(f"{name}: Severity row says {fact(text, 'Severity')!r}, the rule has {rule['labels']['severity']!r}")
-        if fact(text, "For") != rule.get("for", "none"):
-            problems.append(f"{name}: For row says {fact(text, 'For')!r}, the rule has {rule.get('for')!r}")
         compared = re.findall(r"\)\s*(?:>|<|>=|<=|==|!=)\s*([0-9.]+)", rule["expr"])
         if [f"{float(c):g}" for c in compared] != [fact(text, "Threshold")]:
             problems.append(f"{name}: Threshold row says {fact(text, 'Threshold')!r}, the expression compares with {compared}")
-        if squash(rule["expr"]) not in squash(text):
-            problems.append(f"{name}: runbook does not quote the rendered expression: {squash(rule['expr'])}")
         block = re.search(rf"^      {name}:\n((?:        .*\n)+)", text, re.M)
         if not block:
             problems.append(f"{name}: no `loki.ruler.alerts.{name}` block in the runbook")

@@ -12,6 +12,7 @@ import pytest
 
 from harness.manifests import containers, pod_spec
 from harness.render import NOTES_PROBE, notes, render, render_error, umbrella_copy
+from test_unit_thanos import _flag
 
 pytestmark = pytest.mark.unit
 
@@ -30,12 +31,6 @@ def objs():
 def _one(objs, kind, name):
     (c,) = containers(objs.get(kind, name))
     return c
-
-
-def _flag(container, name):
-    values = [a.split("=", 1)[1] for a in container["args"] if a.startswith(f"--{name}=")]
-    assert len(values) == 1, f"--{name} given {len(values)} times: {container['args']}"
-    return values[0]
 
 
 def _store(objs):
