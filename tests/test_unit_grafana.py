@@ -291,7 +291,7 @@ def test_rendered_dashboards_keep_the_grafana_variables(boards, default_objs):
     Grafana variables reach Grafana unchanged (grafana.dashboards matches only "${alerts.<Alert>...}")."""
     shipped = dash.rendered(default_objs)
     for uid, d in boards.items():
-        r = shipped[uid]
+        r, d = shipped[uid], dash.with_expr_defaults(d)     # the query placeholders: test_panel_queries_compare_...
         assert r["templating"] == d["templating"], f"{uid}: the render changed the variables"
         for p, q in zip(dash.panels(d), dash.panels(r)):
             assert q.get("datasource") == p.get("datasource") and q.get("targets") == p.get("targets"), \
@@ -447,6 +447,64 @@ def test_panel_threshold_lines_follow_the_rendered_alert_thresholds(boards, cust
         assert v != defaults[alert]["threshold"], f"{alert}: pick a custom value, not the default"
 
 
+# Queries that count what is past an alert's threshold (issue 28: no literal beside an alert):
+# (dashboard, panel title) -> alert. The files write "${alerts.<Alert>.threshold:<default>}".
+ALERT_QUERIES = {
+    ("phase5-overview", "Monitoring Stack Health"): "LokiCompactorNotRunning",
+    ("phase5-overview", "Volumes and Nodes"): "PersistentVolumeFillingUp",
+}
+CUSTOM_QUERY_THRESHOLDS = {"LokiCompactorNotRunning": 7200, "PersistentVolumeFillingUp": 0.2}
+
+
+def test_every_alert_query_of_the_dashboards_is_known_and_defaults_to_the_alerts_default(boards):
+    """The files' query placeholders are exactly ALERT_QUERIES, and each default (what a release
+    without Prometheus renders, and what the e2e tier queries) is the alert's default threshold."""
+    defaults = _alert_defaults()
+    got = {(uid, title): alert for uid, d in boards.items() for title, alert, _ in dash.alert_exprs(d)}
+    assert got == ALERT_QUERIES, f"alert placeholders in the files' queries: {got}"
+    for uid, d in boards.items():
+        for title, alert, default in dash.alert_exprs(d):
+            assert float(default) == defaults[alert]["threshold"], \
+                f"{uid}/{title}: default {default}, prometheus.alerts.{alert}.threshold {defaults[alert]['threshold']}"
+
+
+@pytest.mark.parametrize("values,want", [
+    ({}, None),
+    ({f"prometheus.alerts.{a}.threshold": v for a, v in CUSTOM_QUERY_THRESHOLDS.items()}, CUSTOM_QUERY_THRESHOLDS),
+    ({"prometheus.enabled": False}, None),
+], ids=["defaults", "custom", "no-prometheus"])
+def test_panel_queries_compare_with_the_rendered_alert_thresholds(boards, values, want):
+    """One source for queries too: the rendered query compares with the alert's threshold (and the
+    rendered alert with the same number), the default without Prometheus; nothing of the
+    placeholder reaches Grafana."""
+    defaults = _alert_defaults()
+    objs = render(set_values=values)
+    shipped = dash.rendered(objs)
+    constants = _rendered_alert_constants(objs) if "prometheus.enabled" not in values else {}
+    for (uid, title), alert in ALERT_QUERIES.items():
+        threshold = (want or {}).get(alert, defaults[alert]["threshold"])
+        panel = next(p for p in dash.panels(shipped[uid]) if p["title"] == title)
+        exprs = [t["expr"] for _, t in dash.prometheus_targets({"panels": [panel]})]
+        compared = [float(c) for e in exprs for c in _COMPARISON.findall(e)]
+        assert threshold in compared, f"{uid}/{title}: queries {exprs} do not compare with {threshold}"
+        if constants:
+            assert threshold in constants[alert], f"{alert}: rendered expression compares with {constants[alert]}"
+    text = json.dumps(shipped)
+    assert "${alerts." not in text, "a placeholder reached Grafana"
+
+
+def test_a_query_placeholder_naming_no_alert_or_no_default_fails_the_render(tmp_path):
+    chart = umbrella_copy(tmp_path)
+    f = chart / "charts" / "grafana" / "files" / "dashboards" / "phase5-overview.json"
+    f.write_text(f.read_text().replace("${alerts.LokiCompactorNotRunning.threshold:10800}",
+                                       "${alerts.LokiCompactorRunning.threshold:10800}"))
+    msg = render_error(chart=chart)
+    assert "prometheus.alerts.LokiCompactorRunning has no threshold" in msg, msg
+    f.write_text(f.read_text().replace("${alerts.LokiCompactorRunning.threshold:10800}",
+                                       "${alerts.LokiCompactorNotRunning.threshold}"))
+    assert "a query placeholder is" in render_error(chart=chart)
+
+
 def test_without_prometheus_the_alert_lines_are_left_out(boards):
     """prometheus.enabled=false: no alert for a line to follow, so the alert steps are dropped and
     everything else of the dashboards is as the files have it."""
@@ -516,8 +574,9 @@ def test_dashboards_configmap_carries_every_file(default_objs):
     assert set(cm["data"]) == set(files), f"ConfigMap keys {sorted(cm['data'])} != files {sorted(files)}"
     for name, d in files.items():
         shipped = json.loads(cm["data"][name])
+        d = dash.with_expr_defaults(d)
         # The alert steps are set at render time (test_panel_threshold_lines_follow_...): blank
-        # them on both sides, the rest is the file.
+        # them on both sides, the rest is the file (its query placeholders at their defaults).
         steps = dash.alert_steps(d)
         for board in (d, shipped):
             panels = {p["title"]: p for p in dash.panels(board)}

@@ -99,10 +99,32 @@ def panels(dashboard):
     return out
 
 
+# A number a query compares with that follows an alert's threshold (grafana.exprThresholds in the
+# chart): the render puts the alert's threshold there, or the default when there is no Prometheus.
+ALERT_EXPR = re.compile(r"\$\{alerts\.(?P<alert>[A-Za-z0-9]+)\.threshold:(?P<default>[0-9][0-9.eE+-]*)\}")
+
+
+def alert_exprs(dashboard):
+    """[(panel title, alert, default)] for every query placeholder of a dashboard file."""
+    return [(p["title"], m["alert"], m["default"]) for p, t in prometheus_targets(dashboard)
+            for m in ALERT_EXPR.finditer(t["expr"])]
+
+
+def with_expr_defaults(dashboard):
+    """A copy of a dashboard file with each query placeholder as a default render writes it (the
+    alert's default threshold): what the chart ships for it with the default values."""
+    d = json.loads(json.dumps(dashboard))
+    for _, t in prometheus_targets(d):
+        t["expr"] = ALERT_EXPR.sub(lambda m: m["default"], t["expr"])
+    return d
+
+
 def substitute(expr, variables=None, macros=None):
-    """expr with $var, ${var}, ${var:fmt}, [[var]] and $__macros replaced.
+    """expr with $var, ${var}, ${var:fmt}, [[var]] and $__macros replaced, and each alert
+    threshold placeholder by its default (the alert's default threshold, as the render writes it).
     An unknown variable raises KeyError (a typo in a dashboard must not pass)."""
     values = {**MACROS, **VARIABLES, **(macros or {}), **(variables or {})}
+    expr = ALERT_EXPR.sub(lambda m: m["default"], expr)
 
     def repl(m):
         name = m.group(1) or m.group(2) or m.group(3)

@@ -163,11 +163,46 @@ Usage: include "grafana.dashboards" (dict "context" . "alerts" $alerts) | fromJs
 {{- range $p := $d.panels -}}
 {{- range $q := prepend ($p.panels | default list) $p -}}
 {{- include "grafana.panelThresholds" (dict "panel" $q "alerts" $.alerts "where" (printf "%s: panel %q" (base $path) $q.title)) -}}
+{{- range $t := $q.targets | default list -}}
+{{- if and (kindIs "string" $t.expr) (contains "${alerts." $t.expr) -}}
+{{- $_ := set $t "expr" (include "grafana.exprThresholds" (dict "expr" $t.expr "alerts" $.alerts "where" (printf "%s: panel %q" (base $path) $q.title))) -}}
+{{- end -}}
+{{- end -}}
 {{- end -}}
 {{- end -}}
 {{- $_ := set $out (base $path) $d -}}
 {{- end -}}
 {{- toJson $out -}}
+{{- end -}}
+
+{{/*
+grafana.exprThresholds: a panel query that counts what is past an alert's threshold (Loki's
+compactor late, volumes nearly full) writes the number as "${alerts.<Alert>.threshold:<default>}":
+the alert's rendered threshold replaces it, or, with no Prometheus in the release (no alert to
+follow), the default the file gives (a test keeps it equal to prometheus.alerts.<Alert>.threshold's
+default). Anything else starting "${alerts." fails the render: Grafana would receive it verbatim.
+Usage: include "grafana.exprThresholds" (dict "expr" $expr "alerts" $alerts "where" "file: panel")
+*/}}
+{{- define "grafana.exprThresholds" -}}
+{{- include "common.args.require" (list "grafana.exprThresholds" . (list "expr" "alerts" "where")) -}}
+{{- $re := `\$\{alerts\.([A-Za-z0-9]+)\.threshold:([0-9][0-9.eE+-]*)\}` -}}
+{{- $out := .expr -}}
+{{- range $m := regexFindAll $re .expr -1 -}}
+{{- $v := regexReplaceAll $re $m "${2}" -}}
+{{- if $.alerts -}}
+{{- $name := regexReplaceAll $re $m "${1}" -}}
+{{- $a := index $.alerts $name -}}
+{{- if not (and (kindIs "map" $a) (hasKey $a "threshold") (not (kindIs "invalid" $a.threshold))) -}}
+{{- fail (printf "grafana dashboards: %s: query placeholder %q: prometheus.alerts.%s has no threshold" $.where $m $name) -}}
+{{- end -}}
+{{- $v = toString $a.threshold -}}
+{{- end -}}
+{{- $out = replace $m $v $out -}}
+{{- end -}}
+{{- if contains "${alerts." $out -}}
+{{- fail (printf "grafana dashboards: %s: a query placeholder is \"${alerts.<Alert>.threshold:<default number>}\": %s" $.where .expr) -}}
+{{- end -}}
+{{- $out -}}
 {{- end -}}
 
 {{/*
