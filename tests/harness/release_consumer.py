@@ -38,8 +38,11 @@ KEY_NAME = "Phase5 Release Test"
 COSIGN_PASSWORD = "throwaway-test-password"
 DEV_VALUES = paths.PROFILES_DIR / "dev.yaml"
 # The package is a few hundred files of text: a budget that catches build output or tests
-# slipping in (a .tgz inside, the harness, node_modules) long before a user notices.
-PACKAGE_BUDGET = 256 * 1024
+# slipping in (a .tgz inside, the harness, node_modules) long before a user notices. 0.6.0 is
+# 284 KB (the Thanos Store Gateway and Compactor, Jaeger SPM, Loki's ruler, Grafana sign-in and
+# the dashboards' variables; the schemas are the largest files): 384 KiB still fails on a
+# packaged copy of the chart inside itself.
+PACKAGE_BUDGET = 384 * 1024
 # What a chart needs, relative to the umbrella and to each subchart (charts/<name>/).
 CHART_FILES = ("Chart.yaml", "values.yaml", "values.schema.json", "README.md", "LICENSE",
                ".helmignore", "templates/*", "files/*")
