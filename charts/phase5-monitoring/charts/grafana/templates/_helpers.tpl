@@ -176,6 +176,17 @@ Usage: include "grafana.dashboards" (dict "context" . "alerts" $alerts) | fromJs
 {{- end -}}
 
 {{/*
+grafana.requireThreshold: fails the render, naming `what`, unless prometheus.alerts.<name> (in
+`alerts`) has a threshold. Renders nothing.
+*/}}
+{{- define "grafana.requireThreshold" -}}
+{{- $a := index .alerts .name -}}
+{{- if not (and (kindIs "map" $a) (hasKey $a "threshold") (not (kindIs "invalid" $a.threshold))) -}}
+{{- fail (printf "grafana dashboards: %s: prometheus.alerts.%s has no threshold" .what .name) -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
 grafana.exprThresholds: a panel query that counts what is past an alert's threshold (Loki's
 compactor late, volumes nearly full) writes the number as "${alerts.<Alert>.threshold:<default>}":
 the alert's rendered threshold replaces it, or, with no Prometheus in the release (no alert to
@@ -191,11 +202,8 @@ Usage: include "grafana.exprThresholds" (dict "expr" $expr "alerts" $alerts "whe
 {{- $v := regexReplaceAll $re $m "${2}" -}}
 {{- if $.alerts -}}
 {{- $name := regexReplaceAll $re $m "${1}" -}}
-{{- $a := index $.alerts $name -}}
-{{- if not (and (kindIs "map" $a) (hasKey $a "threshold") (not (kindIs "invalid" $a.threshold))) -}}
-{{- fail (printf "grafana dashboards: %s: query placeholder %q: prometheus.alerts.%s has no threshold" $.where $m $name) -}}
-{{- end -}}
-{{- $v = toString $a.threshold -}}
+{{- include "grafana.requireThreshold" (dict "alerts" $.alerts "name" $name "what" (printf "%s: query placeholder %q" $.where $m)) -}}
+{{- $v = toString (index $.alerts $name).threshold -}}
 {{- end -}}
 {{- $out = replace $m $v $out -}}
 {{- end -}}
@@ -230,11 +238,8 @@ Usage: include "grafana.panelThresholds" (dict "panel" $panel "alerts" $alerts "
 {{- fail (printf "grafana dashboards: %s: threshold step %q: a step value is a number, null, \"${alerts.<Alert>.threshold}\" or \"${1 - alerts.<Alert>.threshold}\"" $.where $s.value) -}}
 {{- else if $.alerts -}}
 {{- $name := regexReplaceAll $re $s.value "${2}" -}}
-{{- $a := index $.alerts $name -}}
-{{- if not (and (kindIs "map" $a) (hasKey $a "threshold") (not (kindIs "invalid" $a.threshold))) -}}
-{{- fail (printf "grafana dashboards: %s: threshold step %q: prometheus.alerts.%s has no threshold" $.where $s.value $name) -}}
-{{- end -}}
-{{- $v := $a.threshold -}}
+{{- include "grafana.requireThreshold" (dict "alerts" $.alerts "name" $name "what" (printf "%s: threshold step %q" $.where $s.value)) -}}
+{{- $v := (index $.alerts $name).threshold -}}
 {{- if hasPrefix "${1 - " $s.value }}{{ $v = subf 1 $v }}{{ end -}}
 {{- $_ := set $s "value" $v -}}
 {{- $steps = append $steps $s -}}
