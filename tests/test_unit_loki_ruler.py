@@ -8,9 +8,12 @@ reference's `ruler` block and the alerting page of v3.7):
   single-tenant Loki), keeps its scratch files (`rule_path`) and WAL on the Loki volume, and sends
   to this release's Alertmanager: DNS SRV discovery of its headless Service (the host form Loki's
   notifier demands, `_<port name>._tcp.<name>`, on a port that Service has), every replica; over
-  HTTPS with the CA and Service name when global.web.alertmanager.tls is on; refused, naming the
-  values, with basic auth; off (no block, no ConfigMap, no mount) when disabled, and in operator
-  mode without loki.ruler.alertmanagerUrl;
+  HTTPS with the CA and Service name when global.web.alertmanager.tls is on; with basic auth, the
+  user name and password of global.web.alertmanager.basicAuth.clientSecret through the environment
+  (`-config.expand-env`: the ConfigMap holds only `${VAR}` references, the StatefulSet sets each
+  from the Secret; the expansion is checked with a stand-in of Loki's, drone/envsubst, see
+  _expand_env); off (no block, no ConfigMap, no mount) when disabled, and in operator mode without
+  loki.ruler.alertmanagerUrl;
 - the rule files parse as Loki rule files (groups -> rules with alert/expr/for/labels/
   annotations, Prometheus' rule file format), every alert carries `severity` and `category`
   (a static label, or one its expression sets with label_replace) and links to its runbook, and
@@ -150,18 +153,52 @@ def test_ruler_speaks_https_to_a_tls_alertmanager():
     assert not any(k == "tls.key" for _, k, _ in items), "the Alertmanager's private key reaches Loki"
 
 
-def test_ruler_refuses_alertmanager_basic_auth():
-    msg = render_error(set_values={"global.web.alertmanager.basicAuth.enabled": True,
-                                   "global.web.alertmanager.basicAuth.users": {"p5": "$2y$12$" + "a" * 53},
-                                   "global.web.alertmanager.basicAuth.clientSecret": "am-client"})
-    assert "loki.ruler" in msg and "global.web.alertmanager.basicAuth" in msg, msg
+WEB_BASIC = {"global.web.alertmanager.basicAuth.enabled": True,
+             "global.web.alertmanager.basicAuth.users": {"p5": "$2y$12$" + "a" * 53},
+             "global.web.alertmanager.basicAuth.clientSecret": "am-client"}
+ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def _expand_env(text, env):
+    """Loki 3.7 with -config.expand-env (pkg/util/cfg/files.go) runs the whole file through
+    drone/envsubst before parsing it: `${NAME}` becomes the variable's value, verbatim, and the
+    result is not expanded again. A stand-in for the one form this chart writes; any other `$` in
+    the file would be envsubst's to interpret, so the test refuses it."""
+    rest = ENV_REF.sub("", text)
+    assert "$" not in rest, f"a `$` Loki's env expansion would interpret: {rest[rest.index('$') - 40:][:80]!r}"
+    return ENV_REF.sub(lambda m: env[m.group(1)], text)
+
+
+def _secret_env(objs):
+    (c,) = containers(objs.get("StatefulSet", NAME))
+    return {e["name"]: e.get("valueFrom", {}).get("secretKeyRef") for e in c.get("env") or []}
+
+
+@pytest.mark.parametrize("password", ["s3cr3t", "a: b # c", "'\"\\ ${X} |- >", "*anchor", "- [x]", "  leading spaces"])
+def test_ruler_logs_in_to_a_basic_auth_alertmanager_from_the_client_secret(password):
+    objs = render(set_values={**WEB_BASIC, **WEB_TLS})
+    text = objs.get("ConfigMap", NAME)["data"]["loki.yaml"]
+    assert password not in text
+    env = _secret_env(objs)
+    refs = set(ENV_REF.findall(text))
+    assert refs <= set(env), f"${{...}} in loki.yaml the StatefulSet does not set: {sorted(refs - set(env))}"
+    assert env["ALERTMANAGER_USERNAME"] == {"name": "am-client", "key": "username"}, env
+    assert env["ALERTMANAGER_PASSWORD"] == {"name": "am-client", "key": "password"}, env
+    values = {"ALERTMANAGER_USERNAME": "p5", "ALERTMANAGER_PASSWORD": password}
+    client = yaml.safe_load(_expand_env(text, values))["ruler"]["alertmanager_client"]
+    assert client["basic_auth_username"] == "p5" and client["basic_auth_password"] == password, client
+    assert set(client) <= CLIENT_KEYS and client["tls_server_name"] == "p5-alertmanager.monitoring.svc", client
+
+
+def test_no_alertmanager_login_without_basic_auth(objs):
+    assert not {"ALERTMANAGER_USERNAME", "ALERTMANAGER_PASSWORD"} & set(_secret_env(objs))
+    assert "basic_auth_password" not in (_config(objs)["ruler"].get("alertmanager_client") or {})
 
 
 def test_basic_auth_with_the_ruler_off_renders():
-    objs = render(set_values={"loki.ruler.enabled": False, "global.web.alertmanager.basicAuth.enabled": True,
-                              "global.web.alertmanager.basicAuth.users": {"p5": "$2y$12$" + "a" * 53},
-                              "global.web.alertmanager.basicAuth.clientSecret": "am-client"})
+    objs = render(set_values={"loki.ruler.enabled": False, **WEB_BASIC})
     assert "ruler" not in _config(objs)
+    assert "ALERTMANAGER_PASSWORD" not in _secret_env(objs)
 
 
 def test_ruler_off_leaves_nothing_behind():

@@ -58,20 +58,23 @@ loki.rulerDir: where the rule files are mounted; Loki's local rule storage reads
 loki.alertmanager: how the ruler reaches Alertmanager, as JSON {url, discovery, tls, serverName,
 caDir}: loki.ruler.alertmanagerUrl as given (no discovery, no TLS settings), else this release's
 Alertmanager: every pod through the DNS SRV records of its headless Service (port http-web), over
-HTTPS with its CA (mounted by common.webClientVolume) when global.web.alertmanager.tls is on. With
-global.web.alertmanager.basicAuth on the render fails: Loki (ruler.alertmanager_client) takes the
-password only as a literal in its configuration, which is a ConfigMap.
+HTTPS with its CA (mounted by common.webClientVolume) when global.web.alertmanager.tls is on, and
+with global.web.alertmanager.basicAuth the user name and password of its clientSecret as
+{basicAuth: {secret, usernameKey, passwordKey}}: Loki (ruler.alertmanager_client) takes them only
+as values in its configuration, so the ConfigMap holds ${ALERTMANAGER_USERNAME} and
+${ALERTMANAGER_PASSWORD} and the StatefulSet sets both from the Secret (-config.expand-env).
 */}}
 {{- define "loki.alertmanager" -}}
 {{- if .Values.ruler.alertmanagerUrl -}}
 {{- toJson (dict "url" .Values.ruler.alertmanagerUrl "discovery" false "tls" false) -}}
 {{- else -}}
 {{- $w := include "common.web" (dict "context" . "component" "alertmanager") | fromJson -}}
-{{- if $w.basicAuth -}}
-{{- fail "loki.ruler.enabled with global.web.alertmanager.basicAuth.enabled: Loki's ruler takes the Alertmanager password only as a literal in its configuration (a ConfigMap), which this chart never writes; set loki.ruler.enabled=false, or loki.ruler.alertmanagerUrl to an Alertmanager the ruler may reach without a password (TLS alone, global.web.alertmanager.tls, works with the in-chart one)" -}}
-{{- end -}}
 {{- $srv := printf "_http-web._tcp.%s.%s.svc" (include "common.componentHeadlessName" (dict "context" . "component" "alertmanager")) .Release.Namespace -}}
-{{- toJson (dict "url" (printf "%s://%s" $w.scheme $srv) "discovery" true "tls" $w.tls "serverName" $w.serverName "caDir" (include "common.webClientDir" "alertmanager")) -}}
+{{- $out := dict "url" (printf "%s://%s" $w.scheme $srv) "discovery" true "tls" $w.tls "serverName" $w.serverName "caDir" (include "common.webClientDir" "alertmanager") -}}
+{{- if $w.basicAuth -}}
+{{- $_ := set $out "basicAuth" (dict "secret" $w.clientSecret "usernameKey" $w.usernameKey "passwordKey" $w.passwordKey) -}}
+{{- end -}}
+{{- toJson $out -}}
 {{- end -}}
 {{- end -}}
 
