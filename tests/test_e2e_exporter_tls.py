@@ -88,9 +88,10 @@ def test_plain_http_a_wrong_ca_and_no_credentials_get_no_metrics(stack, componen
     assert status == 200 and b"node_exporter_build_info" in body, (status, body[:200])
 
 
-def test_node_exporter_with_basic_auth_probes_are_tcp_and_tls_only_would_be_https(stack):
+def test_node_exporter_probe_with_basic_auth_connects_to_the_port_served(stack):
     """The kubelet cannot send credentials without writing them in the pod spec: with basic auth
-    on, the rendered probes connect on the metrics port, which the real process listens on."""
+    on, the rendered probes connect on the metrics port, which the real process listens on (TLS
+    alone: HTTPS probes, test_unit_webauth)."""
     probe = stack.pods["node-exporter"].container["readinessProbe"]
     assert probe["tcpSocket"] == {"port": "http-metrics"}, probe
     socket.create_connection(("127.0.0.1", stack.ports["node-exporter"]), timeout=5).close()
