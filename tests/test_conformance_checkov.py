@@ -1,5 +1,8 @@
-"""Conformance tier: checkov on the rendered manifests of the defaults and every profile.
-Zero findings, except those in ci/checkov-skips.yaml, each with a written reason."""
+"""Conformance tier: checkov on the rendered manifests of the defaults and every profile, and of
+the production profile with every web config on (global.web: TLS and basic auth for Prometheus,
+Alertmanager, node-exporter and kube-state-metrics: their Secrets, the mounts, the exec/TCP
+probes and the helm-test pods' shell). Zero findings, except those in ci/checkov-skips.yaml,
+each with a written reason."""
 import json
 import re
 import subprocess
@@ -13,6 +16,17 @@ from harness.render import render_raw
 pytestmark = pytest.mark.conformance
 
 SKIPS = yaml.safe_load((paths.ROOT / "ci" / "checkov-skips.yaml").read_text())
+_HASH = "$2b$10$" + "a" * 53
+# Renders beside the profiles: id -> (values files, set values).
+VARIANTS = {
+    "production-web-on": ((paths.PROFILES_DIR / "production.yaml",), {
+        "global.web": {c: {"tls": {"enabled": True, "secretName": f"{c}-tls"},
+                           "basicAuth": {"enabled": c != "prometheus",     # the profile's Thanos sidecar refuses it
+                                         "users": {"p5": _HASH}, "clientSecret": f"{c}-client"}}
+                       for c in ("prometheus", "alertmanager", "node-exporter", "kube-state-metrics")},
+        "loki.ruler.enabled": False}),      # Loki's ruler refuses Alertmanager basic auth
+}
+RENDERS = [p.id for p in params.profiles()] + list(VARIANTS)
 
 
 def skipped(check_id, resource, kinds):
@@ -31,11 +45,10 @@ def test_every_skip_has_a_reason():
 def findings(tmp_path_factory):
     checkov = tools.require("checkov")
     out = {}
-    for p in params.profiles():
-        values = p.values[0]
-        name = p.id
+    renders = [(p.id, p.values[0], None) for p in params.profiles()] + [(k, *v) for k, v in VARIANTS.items()]
+    for name, values, set_values in renders:
         d = tmp_path_factory.mktemp(f"checkov-{name}")
-        docs, text = render_raw(values, namespace="monitoring")
+        docs, text = render_raw(values, set_values, namespace="monitoring")
         (d / "all.yaml").write_text(text)
         kinds = {doc.get("kind") for doc in docs}
         proc = subprocess.run([checkov, "-d", str(d), "--framework", "kubernetes", "--compact", "--quiet",
@@ -48,7 +61,7 @@ def findings(tmp_path_factory):
     return out
 
 
-@pytest.mark.parametrize("profile", [p.id for p in params.profiles()])
+@pytest.mark.parametrize("profile", RENDERS)
 def test_no_unexplained_findings(findings, profile):
     kinds, found = findings[profile]
     bad = [f"{cid} {res}: {name}" for cid, res, name in found if not skipped(cid, res, kinds)]

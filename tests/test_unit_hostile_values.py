@@ -185,6 +185,92 @@ def test_over_long_names(target, extra):
     check(comp, path, "a" * (node["maxLength"] + extra), "/" + "/".join(path))
 
 
+# ----------------------------------------------------------------------------- global.web
+# The web config of the exporter-toolkit servers (Prometheus, Alertmanager, node-exporter,
+# kube-state-metrics) sits under `global`, which the generators above leave out: its own
+# targets, judged by the umbrella's schema; Helm must refuse naming the path under /global/web.
+WEB_COMPONENTS = ("prometheus", "alertmanager", "node-exporter", "kube-state-metrics")
+
+
+def _web_targets():
+    root = load_schema(paths.UMBRELLA)
+    web = resolve(resolve(root["properties"]["global"], root)["properties"]["web"], root)
+    out = []
+
+    def visit(node, path):
+        node = resolve(node, root)
+        out.append((path, node))
+        for key, sub in (node.get("properties") or {}).items():
+            visit(sub, path + (key,))
+    for comp, sub in web["properties"].items():
+        visit(sub, ("global", "web", comp))
+    return out
+
+
+WEB = _web_targets()
+WEB_OBJECTS = [t for t in WEB if t[1].get("additionalProperties") is False]
+WEB_TYPED = [t for t in WEB if t[1].get("type") in WRONG]
+WEB_PATTERNED = [t for t in WEB if t[1].get("type") == "string" and ("pattern" in t[1] or "enum" in t[1])]
+WEB_NAMES = [t for t in WEB if t[1].get("maxLength")]
+
+
+def check_web(path, value, needle):
+    """Oracle (the umbrella's schema) says invalid -> Helm refuses naming `needle`, no panic."""
+    doc = json.loads(json.dumps(load_values(paths.UMBRELLA)))
+    set_path(doc, path, value)
+    schema = load_schema(paths.UMBRELLA)
+    assume(not jsonschema.validators.validator_for(schema)(schema).is_valid(doc))
+    key = ".".join(path)
+    msg = render_error(set_values={key: value})
+    assert "panic" not in msg and "goroutine" not in msg, f"{key}={value!r} crashed Helm:\n{msg[:2000]}"
+    assert needle in msg, f"{key}={value!r}: error does not name {needle!r}:\n{msg}"
+
+
+@SETTINGS
+@given(st.sampled_from(WEB_OBJECTS), st.text(string.ascii_lowercase, min_size=3, max_size=12))
+def test_web_unknown_key(target, word):
+    path, node = target
+    key = "zz" + word
+    check_web(path + (key,), True, key)
+
+
+@SETTINGS
+@given(st.sampled_from(WEB_TYPED), st.data())
+def test_web_wrong_type(target, data):
+    path, node = target
+    check_web(path, data.draw(st.sampled_from(WRONG[node["type"]])), "/" + "/".join(path))
+
+
+@SETTINGS
+@given(st.sampled_from(WEB_PATTERNED), st.sampled_from(["Not_A_Name", "-lead", "a b", "💥", "ca.crt/../key", "cluster"]))
+def test_web_malformed_strings(target, value):
+    path, _ = target
+    check_web(path, value, "/" + "/".join(path))
+
+
+@SETTINGS
+@given(st.sampled_from(WEB_NAMES), st.integers(1, 200))
+def test_web_over_long_names(target, extra):
+    path, node = target
+    check_web(path, "a" * (node["maxLength"] + extra), "/" + "/".join(path))
+
+
+@SETTINGS
+@given(st.sampled_from(WEB_COMPONENTS), st.from_regex(r"[a-z][a-z0-9]{0,10}", fullmatch=True),
+       st.text(min_size=1, max_size=40))
+def test_web_a_password_in_place_of_a_bcrypt_hash_is_refused(comp, user, password):
+    """basicAuth.users takes bcrypt hashes only: whatever else a user types there (a password)
+    is refused naming the entry, before it could reach the web config Secret."""
+    check_web(("global", "web", comp, "basicAuth", "users"), {user: password},
+              f"/global/web/{comp}/basicAuth/users/{user}")
+
+
+def test_web_generators_cover_every_web_component():
+    for pool, what in ((WEB_OBJECTS, "objects"), (WEB_TYPED, "typed leaves"), (WEB_PATTERNED, "patterned strings"),
+                       (WEB_NAMES, "names")):
+        assert {t[0][2] for t in pool} == set(WEB_COMPONENTS), f"global.web {what}: components missing"
+
+
 def test_generators_cover_every_component():
     for pool, what in ((OBJECTS, "objects"), (TYPED, "typed leaves"), (RANGED, "ranged numbers"),
                        (DEFAULT_KEYS, "keys of the defaults")):

@@ -484,14 +484,16 @@ def test_extra_rule_fields_are_schema_checked():
 
 
 def test_tls_ports_are_admitted():
-    """With TLS and basic auth on Prometheus and Alertmanager (global.web), the ports their
-    containers listen on are the ones the chart's clients are admitted to, each from every
-    client that uses it: the web config serves HTTPS on the same ports. A port the web config
-    might add (an HTTPS listener beside the HTTP one) has no clients here and fails."""
+    """With TLS and basic auth on Prometheus, Alertmanager and kube-state-metrics (global.web),
+    the ports their containers listen on are the ones the chart's clients are admitted to, each
+    from every client that uses it: the web config serves HTTPS on the same ports. A port the web
+    config might add (an HTTPS listener beside the HTTP one) has no clients here and fails.
+    node-exporter (global.web.node-exporter too) runs on the host network, where no policy
+    applies: its port is held to the Service by test_unit_components."""
     hash_ = "$2b$10$" + "a" * 53
     web = {c: {"tls": {"enabled": True, "secretName": f"{c}-tls"},
                "basicAuth": {"enabled": True, "users": {"p5": hash_}, "clientSecret": f"{c}-client"}}
-           for c in ("prometheus", "alertmanager")}
+           for c in ("prometheus", "alertmanager", "kube-state-metrics", "node-exporter")}
     # Loki's ruler refuses Alertmanager basic auth (test_unit_loki_ruler.py): off here.
     objs = render(set_values={"global.web": web, "alertmanager.replicas": 2, "prometheus.replicas": 2,
                               "loki.ruler.enabled": False}, namespace=NAMESPACE)
@@ -499,9 +501,10 @@ def test_tls_ports_are_admitted():
     # (component, port, protocol) -> the clients that use it.
     clients = {(PROM, 9090, "TCP"): (GRAFANA, PROM, HELM_TEST),
                (AM, 9093, "TCP"): (PROM, GRAFANA, HELM_TEST),
-               (AM, 9094, "TCP"): (AM,), (AM, 9094, "UDP"): (AM,)}
-    for e in (PROM, AM):
-        w = next(w for w in objs.workloads() if component(w) == e and w["kind"] == "StatefulSet")
+               (AM, 9094, "TCP"): (AM,), (AM, 9094, "UDP"): (AM,),
+               (KSM, 8080, "TCP"): (PROM,), (KSM, 8081, "TCP"): (PROM, HELM_TEST)}
+    for e in (PROM, AM, KSM):
+        w = next(w for w in objs.workloads() if component(w) == e and w["kind"] in ("StatefulSet", "Deployment"))
         listening = {(e, p["containerPort"], p.get("protocol", "TCP"))
                      for c in w["spec"]["template"]["spec"]["containers"] for p in c.get("ports") or []}
         assert listening == {k for k in clients if k[0] == e}, f"{e} with TLS on listens on {sorted(listening)}"

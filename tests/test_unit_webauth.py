@@ -18,12 +18,17 @@ pytestmark = pytest.mark.unit
 HASH = "$2b$10$" + "a" * 53
 REL, NS = "p5", "monitoring"
 COMPONENTS = ("prometheus", "alertmanager")
+# The scrape targets of the stack that serve the same web config (node-exporter's
+# --web.config.file, kube-state-metrics' --tls-config): section "the exporters" below.
+EXPORTERS = ("node-exporter", "kube-state-metrics")
 
 
-def web(tls=True, basic=True, **tls_extra):
+def web(tls=True, basic=True, components=COMPONENTS + EXPORTERS, **tls_extra):
+    """global.web with every server on (the exporters too, so every render of this module with
+    the web config on, the no-credential scan's included, carries theirs)."""
     return {c: {"tls": {"enabled": tls, "secretName": f"{c}-tls", **tls_extra},
                 "basicAuth": {"enabled": basic, "users": {"p5": HASH}, "clientSecret": f"{c}-client"}}
-            for c in COMPONENTS}
+            for c in components}
 
 
 # Loki's ruler refuses Alertmanager basic auth (it takes the password only as a literal in its
@@ -332,7 +337,8 @@ def test_one_components_authentication_does_not_open_the_others_ingress():
 
 
 @pytest.mark.parametrize("key", ["global.web.prometheus.tls", "global.web.alertmanager.basicAuth",
-                                 "global.web.prometheus.basicAuth.users", "global.web.alertmanager.tls.certManager"])
+                                 "global.web.prometheus.basicAuth.users", "global.web.alertmanager.tls.certManager",
+                                 "global.web.node-exporter.tls", "global.web.kube-state-metrics.basicAuth"])
 def test_a_nulled_web_key_renders_the_defaults(key):
     """Helm keeps the default of a nulled key this deep in `global` (test_unit_removed_values
     leaves these keys out for that reason): the render must be the default one."""
@@ -370,3 +376,151 @@ def test_notes_say_https_and_where_the_ca_and_credentials_are(tmp_path):
         assert line.rstrip().endswith(f"-> https://localhost:{9090 if c == 'prometheus' else 9093}"), line
         assert f"trust the CA in Secret {c}-tls, server name {REL}-{c}.{NS}.svc" in text
         assert f"the user and password in Secret {c}-client" in text
+
+
+# ----------------------------------------------------------------------------- the exporters
+# node-exporter and kube-state-metrics serve the same web config (README, "Authentication and
+# TLS", the exporters): their own flag, Prometheus' node-exporter and kube-state-metrics jobs,
+# their probes and helm-test pods follow. The real node_exporter runs it in
+# tests/test_e2e_exporter_tls.py (and stands in for kube-state-metrics' exporter-toolkit there).
+# workload kind, container, the config flag, (probe, port name, health path key) each.
+EXPORTER_PODS = {
+    "node-exporter": ("DaemonSet", "node-exporter", "--web.config.file",
+                      (("livenessProbe", "http-metrics", "live"), ("readinessProbe", "http-metrics", "ready"))),
+    "kube-state-metrics": ("Deployment", "kube-state-metrics", "--tls-config",
+                           (("livenessProbe", "http-metrics", "live"), ("readinessProbe", "http-telemetry", "ready"))),
+}
+HEALTH = {"node-exporter": {"live": "/", "ready": "/"}, "kube-state-metrics": {"live": "/livez", "ready": "/readyz"}}
+TEST_URL = {"node-exporter": "{s}://p5-node-exporter:9100/metrics", "kube-state-metrics": "{s}://p5-kube-state-metrics:8081/readyz"}
+
+
+def exporters_on(tls=True, basic=True):
+    return {"global.web": web(tls, basic, components=EXPORTERS)}
+
+
+def _job(m, c):
+    return next(j for j in _prom_config(m)["scrape_configs"] if j["job_name"] == c)
+
+
+@pytest.mark.parametrize("values", params.profiles())
+def test_exporters_off_by_default_plain_http(values):
+    m = render(values)
+    for c, (kind, cont_name, flag, probes) in EXPORTER_PODS.items():
+        assert m.find("Secret", f"{REL}-{c}-web") is None
+        _, cont = _container(m, kind, f"{REL}-{c}", cont_name)
+        assert not [a for a in cont["args"] if a.startswith(flag)], cont["args"]
+        for probe, port, key in probes:
+            assert cont[probe]["httpGet"] == {"path": HEALTH[c][key], "port": port}, (c, probe, cont[probe])
+        job = _job(m, c)
+        assert job.get("scheme", "http") == "http" and "tls_config" not in job and "basic_auth" not in job, job
+        cmd = m.get("Pod", f"{REL}-test-{c}")["spec"]["containers"][0]["command"]
+        assert cmd[-1] == TEST_URL[c].format(s="http"), cmd
+
+
+@pytest.mark.parametrize("values", params.profiles())
+def test_exporters_every_file_a_server_or_client_reads_is_mounted(values):
+    m = render(values, exporters_on())
+    _, prom = _container(m, "StatefulSet", f"{REL}-prometheus", "prometheus")
+    prom_files = _mounted_files(m, m.get("StatefulSet", f"{REL}-prometheus"), prom)
+    for c, (kind, cont_name, flag, _) in EXPORTER_PODS.items():
+        obj, cont = _container(m, kind, f"{REL}-{c}", cont_name)
+        files = _mounted_files(m, obj, cont)
+        cfg_file = next(a.split("=", 1)[1] for a in cont["args"] if a.startswith(flag + "="))
+        assert cfg_file in files, (c, cfg_file, sorted(files))
+        body = yaml.safe_load(m.get("Secret", f"{REL}-{c}-web")["stringData"]["web-config.yml"])
+        assert body["basic_auth_users"] == {"p5": HASH} and body["tls_server_config"]["min_version"] == "TLS12"
+        for f in _file_refs(body):
+            assert f in files, f"{c}: its web config reads {f}, not mounted; mounted: {sorted(files)}"
+        refs = list(_file_refs(_job(m, c)))
+        assert len(refs) == 3, refs     # ca_file, username_file, password_file
+        for f in refs:
+            assert f in prom_files, f"Prometheus' {c} job reads {f}, not mounted; mounted: {sorted(prom_files)}"
+        pod = m.get("Pod", f"{REL}-test-{c}")
+        test_files = _mounted_files(m, pod, pod["spec"]["containers"][0])
+        script = pod["spec"]["containers"][0]["command"][-1]
+        for f in (f"/etc/phase5-web/{c}/username", f"/etc/phase5-web/{c}/password"):
+            assert f"cat {f}" in script and f in test_files, (script, sorted(test_files))
+
+
+def test_exporter_jobs_scrape_https_verifying_the_name_the_certificate_holds():
+    """scheme https, the CA, server_name = the Service's DNS name, which the cert-manager
+    Certificate lists among its dnsNames (a user's own certificate must hold it too: README).
+    node-exporter's targets are node addresses (host network), so the name is what is verified."""
+    values = web(basic=False, components=EXPORTERS)
+    for c in EXPORTERS:
+        values[c]["tls"] = {"enabled": True, "secretName": "", "certManager": {"issuerName": "ca", "issuerKind": "Issuer"}}
+    m = render(set_values={"global.web": values})
+    for c, (kind, _, _, _) in EXPORTER_PODS.items():
+        job = _job(m, c)
+        assert job["scheme"] == "https", job
+        assert job["tls_config"] == {"ca_file": f"/etc/phase5-web/{c}/ca.crt", "server_name": f"{REL}-{c}.{NS}.svc"}
+        assert "basic_auth" not in job
+        cert = m.get("Certificate", f"{REL}-{c}-web-tls")
+        assert job["tls_config"]["server_name"] in cert["spec"]["dnsNames"], cert["spec"]["dnsNames"]
+        assert cert["spec"]["secretName"] == f"{REL}-{c}-web-tls"
+        vols = {v["name"]: v for v in pod_spec(m.get(kind, f"{REL}-{c}"))["volumes"]}
+        assert vols["web-tls"]["secret"]["secretName"] == f"{REL}-{c}-web-tls"
+        # The job still keeps its Service's metrics port only (kube-state-metrics: not the telemetry port).
+        keep = [r for r in job["relabel_configs"] if r.get("source_labels") == ["__meta_kubernetes_endpointslice_port_name"]]
+        assert keep == [{"source_labels": ["__meta_kubernetes_endpointslice_port_name"], "regex": "http-metrics", "action": "keep"}]
+    assert _job(m, "kube-state-metrics")["honor_labels"] is True
+
+
+def test_exporter_probes_https_with_tls_tcp_with_basic_auth():
+    """TLS: the kubelet's httpGet with scheme HTTPS on the same path and port (kube-state-metrics'
+    --tls-config covers both its ports). Basic auth: exporter-toolkit asks for credentials on
+    every path and the images hold no client, so a TCP connect on the same port."""
+    tls_only, both = render(set_values=exporters_on(basic=False)), render(set_values=exporters_on())
+    for c, (kind, cont_name, _, probes) in EXPORTER_PODS.items():
+        _, cont = _container(tls_only, kind, f"{REL}-{c}", cont_name)
+        for probe, port, key in probes:
+            assert cont[probe]["httpGet"] == {"path": HEALTH[c][key], "port": port, "scheme": "HTTPS"}, (c, probe)
+        _, cont = _container(both, kind, f"{REL}-{c}", cont_name)
+        for probe, port, _ in probes:
+            assert cont[probe]["tcpSocket"] == {"port": port} and "httpGet" not in cont[probe], (c, probe)
+        assert cont["ports"] == _container(render(), kind, f"{REL}-{c}", cont_name)[1]["ports"], "same ports with TLS on"
+
+
+def test_exporter_helm_test_pods_ask_over_https_with_the_credentials_read_at_run_time():
+    tls_only, both = render(set_values=exporters_on(basic=False)), render(set_values=exporters_on())
+    for c in EXPORTERS:
+        cmd = tls_only.get("Pod", f"{REL}-test-{c}")["spec"]["containers"][0]["command"]
+        assert cmd[0] == "wget" and cmd[-1] == TEST_URL[c].format(s="https"), cmd
+        cmd = both.get("Pod", f"{REL}-test-{c}")["spec"]["containers"][0]["command"]
+        assert cmd[:2] == ["sh", "-c"] and cmd[2].endswith(" " + TEST_URL[c].format(s="https")), cmd
+        assert '--header "Authorization: Basic $(' in cmd[2], cmd
+
+
+def test_exporter_web_values_do_not_leak():
+    """node-exporter's web config says nothing about kube-state-metrics', nor about Prometheus'
+    and Alertmanager's."""
+    m = render(set_values={"global.web": web(components=("node-exporter",))})
+    assert _job(m, "node-exporter")["scheme"] == "https"
+    assert "tls_config" not in _job(m, "kube-state-metrics") and m.find("Secret", f"{REL}-kube-state-metrics-web") is None
+    assert not [j["job_name"] for j in _prom_config(m)["scrape_configs"] if j["job_name"].startswith("monitoring-stack-")]
+    _, prom = _container(m, "StatefulSet", f"{REL}-prometheus", "prometheus")
+    assert [v["name"] for v in prom["volumeMounts"] if v["name"].startswith("web-")] == ["web-client-node-exporter"]
+
+
+def _exporter_without(c, path, value=""):
+    v = web(components=(c,))
+    node = v[c]
+    *head, last = path.split(".")
+    for k in head:
+        node = node[k]
+    node[last] = value
+    return {"global.web": v}
+
+
+@pytest.mark.parametrize("overrides,named", [
+    (_exporter_without("node-exporter", "tls.secretName"), "global.web.node-exporter.tls.secretName"),
+    (_exporter_without("kube-state-metrics", "basicAuth.users", {}), "global.web.kube-state-metrics.basicAuth.users"),
+    (_exporter_without("node-exporter", "basicAuth.clientSecret"), "global.web.node-exporter.basicAuth.clientSecret"),
+    (_exporter_without("kube-state-metrics", "basicAuth.users", {"p5": "plain-password"}), "/global/web/kube-state-metrics/basicAuth/users/p5"),
+    ({**exporters_on(), "global.operator.enabled": True}, "global.web.node-exporter: operator mode"),
+    ({**exporters_on(), "node-exporter.enabled": False}, "node-exporter.enabled is false"),
+    ({**exporters_on(), "kube-state-metrics.enabled": False}, "kube-state-metrics.enabled is false"),
+], ids=["tls-no-secret", "no-users", "no-client-secret", "plain-password", "operator-mode", "node-exporter-off", "ksm-off"])
+def test_exporter_bad_input_fails_naming_the_value(overrides, named):
+    msg = render_error(set_values=overrides)
+    assert named in msg, msg

@@ -1,8 +1,13 @@
 {{/*
-Authentication and TLS of Prometheus' and Alertmanager's own HTTP endpoints (exporter-toolkit's
-web config, `--web.config.file`), from global.web.<component>: global because every client of
-that endpoint lives in another subchart (Prometheus -> Alertmanager, Grafana -> Prometheus, the
-umbrella's `helm test` pods), and globals are the only values every subchart sees.
+Authentication and TLS of the stack's own HTTP endpoints that serve exporter-toolkit's web config:
+Prometheus and Alertmanager (`--web.config.file`), node-exporter (`--web.config.file`) and
+kube-state-metrics (`--tls-config`, the same file format, for both its ports), from
+global.web.<component>: global because every client of that endpoint lives in another subchart
+(Prometheus -> Alertmanager and its scrape jobs, Grafana -> Prometheus, the umbrella's `helm test`
+pods), and globals are the only values every subchart sees.
+
+common.webComponents: the components that have a global.web.<component> entry, as JSON.
+Usage: include "common.webComponents" . | fromJsonArray
 
 common.web: the effective settings of one server component, as JSON; fails naming the value
 when a switch is on without what it needs, or in operator mode (the existing
@@ -10,14 +15,20 @@ kube-prometheus-stack runs that component: its own web settings apply there).
 Usage: include "common.web" (dict "context" . "component" "alertmanager") | fromJson
 Fields: tls, basicAuth (booleans), on (either), scheme, serverName (the Service's DNS name the
 certificate must hold), tlsSecret, caKey, clientSecret, usernameKey, passwordKey, users,
-webSecret (the chart's Secret holding web-config.yml and client.yml), certManager (issuer or {}).
+webSecret (the chart's Secret holding web-config.yml and client.yml), certManager (issuer or {}),
+configFlag (the server's flag that takes the web config file).
 */}}
+{{- define "common.webComponents" -}}
+["prometheus", "alertmanager", "node-exporter", "kube-state-metrics"]
+{{- end -}}
+
 {{- define "common.web" -}}
 {{- include "common.args.require" (list "common.web" . (list "context" "component")) -}}
 {{- $ctx := .context -}}
 {{- $c := .component -}}
-{{- if not (has $c (list "prometheus" "alertmanager")) -}}
-{{- fail (printf "common.web: component must be prometheus or alertmanager, got %q" $c) -}}
+{{- $known := include "common.webComponents" . | fromJsonArray -}}
+{{- if not (has $c $known) -}}
+{{- fail (printf "common.web: component must be one of %s, got %q" (join ", " $known) $c) -}}
 {{- end -}}
 {{- $v := dig "web" $c dict ($ctx.Values.global | default dict) -}}
 {{- $tls := dig "tls" dict $v -}}
@@ -28,6 +39,7 @@ webSecret (the chart's Secret holding web-config.yml and client.yml), certManage
 {{- $_ := set $out "scheme" (ternary "https" "http" $out.tls) -}}
 {{- $_ := set $out "serverName" (printf "%s.%s.svc" $fullname $ctx.Release.Namespace) -}}
 {{- $_ := set $out "webSecret" (printf "%s-web" $fullname) -}}
+{{- $_ := set $out "configFlag" (ternary "--tls-config" "--web.config.file" (eq $c "kube-state-metrics")) -}}
 {{- $issuer := dig "certManager" "issuerName" "" $tls -}}
 {{- $_ := set $out "certManager" (ternary (dict "name" $issuer "kind" (dig "certManager" "issuerKind" "Issuer" $tls)) dict (ne $issuer "")) -}}
 {{- $_ := set $out "tlsSecret" (dig "secretName" "" $tls | default (ternary (printf "%s-web-tls" $fullname) "" (ne $issuer ""))) -}}
@@ -37,7 +49,8 @@ webSecret (the chart's Secret holding web-config.yml and client.yml), certManage
 {{- $_ := set $out "usernameKey" (dig "usernameKey" "username" $ba) -}}
 {{- $_ := set $out "passwordKey" (dig "passwordKey" "password" $ba) -}}
 {{- if and $out.on (dig "operator" "enabled" false ($ctx.Values.global | default dict)) -}}
-{{- fail (printf "global.web.%s: operator mode (global.operator.enabled) uses the existing kube-prometheus-stack's %s, whose web settings are its own (its %sSpec.web); unset global.web.%s.tls.enabled and basicAuth.enabled" $c $c $c $c) -}}
+{{- $theirs := get (dict "prometheus" "its prometheusSpec.web" "alertmanager" "its alertmanagerSpec.web" "node-exporter" "its prometheus-node-exporter subchart's values" "kube-state-metrics" "its kube-state-metrics subchart's values") $c -}}
+{{- fail (printf "global.web.%s: operator mode (global.operator.enabled) uses the existing kube-prometheus-stack's %s, whose web settings are its own (%s); unset global.web.%s.tls.enabled and basicAuth.enabled" $c $c $theirs $c) -}}
 {{- end -}}
 {{- if and $out.tls (not $out.tlsSecret) -}}
 {{- fail (printf "global.web.%s.tls.enabled: set global.web.%s.tls.secretName (an existing kubernetes.io/tls Secret with tls.crt, tls.key and %s) or global.web.%s.tls.certManager.issuerName" $c $c $out.caKey $c) -}}
@@ -140,14 +153,15 @@ Usage: include "common.webClientVolumeMount" (dict "context" . "component" "prom
 
 {{/*
 common.webServerArgs / common.webServerVolumeMounts / common.webServerVolumes: what the server's
-own container gets when its web config is on (else empty): --web.config.file, the chart's web
-Secret and the TLS Secret mounted under common.webServerDir.
+own container gets when its web config is on (else empty): its config flag (--web.config.file,
+kube-state-metrics' --tls-config), the chart's web Secret and the TLS Secret mounted under
+common.webServerDir.
 Usage: include "common.webServerArgs" (dict "context" . "component" "prometheus")
 */}}
 {{- define "common.webServerArgs" -}}
 {{- $w := include "common.web" . | fromJson -}}
 {{- if $w.on -}}
-- --web.config.file={{ include "common.webServerDir" .component }}/config/web-config.yml
+- {{ $w.configFlag }}={{ include "common.webServerDir" .component }}/config/web-config.yml
 {{- end -}}
 {{- end -}}
 
@@ -187,8 +201,8 @@ health path. Without basic auth: httpGet, scheme HTTPS when TLS is on (the kubel
 verify the certificate). With basic auth exporter-toolkit asks for credentials on EVERY path,
 /-/ready and /-/healthy included, and a kubelet httpGet probe can carry them only as a literal
 header in the pod spec (a credential in the spec): Prometheus then probes with its own promtool
-and the client config (exec), Alertmanager (its image has no client that only checks health)
-with a TCP connect.
+and the client config (exec), the others (Alertmanager, node-exporter, kube-state-metrics: their
+images have no client that only checks health) with a TCP connect.
 Usage: include "common.webServerProbe" (dict "context" . "component" "prometheus" "path" "ready" "port" "http-web")
 */}}
 {{- define "common.webServerProbe" -}}

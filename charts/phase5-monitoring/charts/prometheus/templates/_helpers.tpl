@@ -584,3 +584,31 @@ metric_relabel_configs:
   {{- toYaml . | nindent 2 }}
 {{- end }}
 {{- end -}}
+
+{{/*
+prometheus.webTargets: the servers behind a web config (common.webComponents) whose client files
+(common.webClientVolume) the Prometheus container mounts, as JSON: itself and Alertmanager
+(self-scrape, alert delivery), node-exporter and kube-state-metrics while their jobs are on
+(scrape.nodeExporter, scrape.kubeStateMetrics). Each mounts nothing while its web config is off.
+Usage: include "prometheus.webTargets" . | fromJsonArray
+*/}}
+{{- define "prometheus.webTargets" -}}
+{{- $targets := list "prometheus" "alertmanager" -}}
+{{- if .Values.scrape.nodeExporter -}}{{- $targets = append $targets "node-exporter" -}}{{- end -}}
+{{- if .Values.scrape.kubeStateMetrics -}}{{- $targets = append $targets "kube-state-metrics" -}}{{- end -}}
+{{- toJson $targets -}}
+{{- end -}}
+
+{{/*
+prometheus.webScrape: the http_config lines of a scrape job whose target serves a web config
+(global.web.<component>): scheme, basic_auth and tls_config (common.webClientConfig, the files
+under common.webClientDir); nothing while it is off (plain http, the default).
+Usage: include "prometheus.webScrape" (dict "context" . "component" "node-exporter") | nindent 4
+*/}}
+{{- define "prometheus.webScrape" -}}
+{{- $w := include "common.web" . | fromJson -}}
+{{- if $w.on -}}
+scheme: {{ $w.scheme }}
+{{- include "common.webClientConfig" . }}
+{{- end -}}
+{{- end -}}

@@ -1,0 +1,233 @@
+"""The chart's RENDERED node-exporter and kube-state-metrics web config (global.web.node-exporter,
+global.web.kube-state-metrics: TLS and basic auth) served for real on 127.0.0.1, and scraped by a
+real Prometheus with the node-exporter and kube-state-metrics jobs the chart renders.
+
+What a user creates is made here as the README says (harness.webstack's helpers): a throwaway CA,
+one server certificate per component naming its Service (<release>-<component>.<ns>.svc, the
+jobs' server_name) and 127.0.0.1, the kubernetes.io/tls Secrets, the client Secrets and the
+bcrypt hash in basicAuth.users. They join the rendered objects, and harness.podfiles lays out
+every volume as mounted.
+
+Processes:
+  - node-exporter: the real node_exporter (bin/, the chart's image version) with the DaemonSet's
+    rendered arguments, its web config among them; hostPath mounts are this machine's /proc,
+    /sys and / (as on a node).
+  - kube-state-metrics: a STAND-IN. kube-state-metrics is not served by the Go module proxy
+    (docs, DESIGN) and cannot run here. Its web config (`--tls-config`, one file for its
+    metrics and telemetry ports, kube-state-metrics v2.20.0 pkg/app/server.go) is read by
+    exporter-toolkit's web.ListenAndServe; kube-state-metrics v2.20.0 links exporter-toolkit
+    v0.17.1 (its go.mod), and so does node_exporter v1.12.1. So a second real node_exporter
+    serves the file the chart renders for kube-state-metrics, through the very library version
+    kube-state-metrics reads it with, and Prometheus scrapes it with the rendered
+    kube-state-metrics job: what is proven is the web config file and the job's client side,
+    not kube-state-metrics' metrics (tests/harness/ksm.py holds those). The flag name and the
+    library version are held to kube-state-metrics v2.20.0 by KSM_WEB (test_e2e_exporter_tls).
+
+What is swapped, and nothing else (self.swaps):
+  1. Every absolute path into a mount (arguments, the web config, prometheus.yml) re-rooted
+     under the pod's local tree; listen addresses -> 127.0.0.1:<free port>.
+  2. No API server here: prometheus.yml keeps the node-exporter and kube-state-metrics jobs;
+     their endpointslice discovery becomes a static target at the local port carrying the labels
+     that role gives the rendered Service's endpoint (service name, namespace, port name, node
+     name). scheme, tls_config (CA, server_name) and basic_auth are the rendered ones.
+  3. Extra jobs, each the rendered job with ONE thing broken (plain http, another CA, another
+     server name, no credentials), scraping the same process: their `up` must be 0.
+Everything started is stopped by stop(), also when start() fails.
+"""
+import copy
+from pathlib import Path
+
+import yaml
+
+from . import tools
+from .manifests import Manifests
+from .podfiles import PodFiles, flag
+from .polling import wait_until
+from .ports import free_port
+from .process import Process
+from .render import render_raw
+from .swaps import Swaps
+from .webstack import PASSWORD, USER, Client, _secret, bcrypt_hash, issue, make_ca, pem
+
+EXPORTERS = ("node-exporter", "kube-state-metrics")
+# kube-state-metrics v2.20.0 (the chart's image): the flag that takes the web config
+# (docs/developer/cli-arguments.md: "--tls-config string   Path to the TLS configuration file"),
+# the servers it applies to (pkg/app/server.go: metricsFlags and telemetryFlags both set
+# WebConfigFile to it) and the exporter-toolkit version that reads it (go.mod).
+KSM_WEB = {"version": "v2.20.0", "flag": "--tls-config", "servers": ("metrics", "telemetry"),
+           "exporter_toolkit": "v0.17.1"}
+# The deliberate breaks of swap 3: job suffix -> what is changed in the rendered job.
+BROKEN = {
+    "plain-http": lambda job, wrong_ca: job.update(scheme="http"),
+    "other-ca": lambda job, wrong_ca: job["tls_config"].update(ca_file=wrong_ca),
+    "other-name": lambda job, wrong_ca: job["tls_config"].update(server_name="other.monitoring.svc"),
+    "no-credentials": lambda job, wrong_ca: job.pop("basic_auth"),
+}
+
+
+def web_values(release, password_hash, basic_auth=True):
+    return {c: {"tls": {"enabled": True, "secretName": f"{release}-{c}-tls"},
+                "basicAuth": {"enabled": basic_auth, "users": {USER: password_hash},
+                              "clientSecret": f"{release}-{c}-client"}} for c in EXPORTERS}
+
+
+class ExporterTLSStack:
+    def __init__(self, workdir, release="p5", namespace="monitoring"):
+        self.workdir = Path(workdir)
+        self.release, self.namespace = release, namespace
+        self.swaps = Swaps()
+        self.procs = {}
+        self.ports = {}
+        self.prometheus = None
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self):
+        try:
+            self._make_user_objects()
+            self.ports = {c: free_port() for c in (*EXPORTERS, "prometheus")}
+            for c in EXPORTERS:
+                self._start_exporter(c)
+            self._start_prometheus()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self):
+        for p in (self.prometheus, *self.procs.values()):
+            if p:
+                p.stop()
+
+    def client(self, component, cafile=None):
+        return Client(f"https://127.0.0.1:{self.ports[component]}", cafile or self.ca_file)
+
+    def prom(self):
+        return Client(f"http://127.0.0.1:{self.ports['prometheus']}", None)
+
+    def wait(self, predicate, timeout, what):
+        return wait_until(predicate, timeout, what, every=0.5, retry=(ConnectionError, OSError, RuntimeError))
+
+    # ------------------------------------------------------------------ setup
+    def _make_user_objects(self):
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.ca = make_ca("phase5 test CA")
+        self.ca_file = self.workdir / "ca.crt"
+        self.ca_file.write_bytes(pem(self.ca[1]))
+        self.wrong_ca_file = self.workdir / "wrong-ca.crt"
+        self.wrong_ca_file.write_bytes(pem(make_ca("another CA")[1]))
+        self.values = {"global.web": web_values(self.release, bcrypt_hash(PASSWORD)),
+                       "grafana.enabled": False, "loki.enabled": False, "promtail.enabled": False,
+                       "jaeger.enabled": False, "alertmanager.enabled": False,
+                       "prometheus.alerting.inCluster.enabled": False}
+        docs, _ = render_raw((), self.values, release=self.release, namespace=self.namespace)
+        user = []
+        for c in EXPORTERS:
+            svc = f"{self.release}-{c}"
+            crt, key = issue(self.ca, [f"{svc}.{self.namespace}.svc", svc, f"{svc}.{self.namespace}"])
+            user.append(_secret(f"{svc}-tls", self.namespace, {"tls.crt": crt, "tls.key": key,
+                                                             "ca.crt": pem(self.ca[1])}, "kubernetes.io/tls"))
+            user.append(_secret(f"{svc}-client", self.namespace, {"username": USER, "password": PASSWORD}))
+        self.manifests = Manifests(docs + user)
+
+    def _rerooted_args(self, pod, args, drop):
+        out = []
+        for a in args:
+            name, _, value = a.partition("=")
+            if name.lstrip("-") in drop:
+                continue
+            if name in ("--web.config.file", KSM_WEB["flag"]):
+                path = pod.local(value)
+                path.write_text(yaml.safe_dump(pod.reroot_tree(yaml.safe_load(path.read_text())), sort_keys=False))
+            out.append(f"{name}={pod.reroot(value)}" if value else a)
+        return out
+
+    def _ready(self, component):
+        client = self.client(component)
+        return lambda: client.request("/metrics")[0] == 200
+
+    def _start_exporter(self, c):
+        cdir = self.workdir / c
+        container = "node-exporter" if c == "node-exporter" else "kube-state-metrics"
+        pod = PodFiles(self.manifests, c, container, cdir / "root")
+        self.pods = getattr(self, "pods", {})
+        self.pods[c] = pod
+        listen = f"--web.listen-address=127.0.0.1:{self.ports[c]}"
+        if c == "node-exporter":
+            args = self._rerooted_args(pod, pod.args, ("web.listen-address",)) + [listen]
+            self.swaps.add("node_exporter: the DaemonSet's arguments re-rooted (hostPath = this machine's "
+                           "/proc, /sys, /), --web.listen-address=127.0.0.1:<port>")
+        else:
+            rendered = flag(pod.args, KSM_WEB["flag"].lstrip("-"))
+            if rendered is None:
+                raise LookupError(f"kube-state-metrics: no {KSM_WEB['flag']}= in the rendered args {pod.args}")
+            web_cfg = pod.local(rendered)
+            self._rerooted_args(pod, [f"{KSM_WEB['flag']}={rendered}"], ())
+            args = [f"--web.config.file={web_cfg}", listen]
+            self.swaps.add("kube-state-metrics: STAND-IN, a real node_exporter serving the rendered --tls-config "
+                           "file (exporter-toolkit v0.17.1, as kube-state-metrics v2.20.0)")
+        self.procs[c] = Process(c, [tools.require("node_exporter")] + args, cdir / f"{c}.log",
+                                self._ready(c)).start()
+
+    def _static(self, job, c):
+        svc = self.manifests.get("Service", f"{self.release}-{c}")
+        labels = {"__meta_kubernetes_namespace": self.namespace,
+                  "__meta_kubernetes_service_name": svc["metadata"]["name"],
+                  "__meta_kubernetes_endpointslice_port_name": "http-metrics",
+                  "__meta_kubernetes_endpointslice_endpoint_node_name": "node-1"}
+        del job["kubernetes_sd_configs"]
+        job["static_configs"] = [{"targets": [f"127.0.0.1:{self.ports[c]}"], "labels": labels}]
+
+    def _start_prometheus(self):
+        pdir = self.workdir / "prometheus"
+        pod = PodFiles(self.manifests, "prometheus", "prometheus", pdir / "root")
+        self.prom_pod = pod
+        cfg_path = pod.local(flag(pod.args, "config.file"))
+        cfg = yaml.safe_load(cfg_path.read_text())
+        self.rendered_jobs = {j["job_name"]: copy.deepcopy(j) for j in cfg["scrape_configs"]}
+        cfg["global"].update(scrape_interval="1s", scrape_timeout="1s", evaluation_interval="1s")
+        cfg.pop("rule_files", None)
+        cfg.pop("alerting", None)
+        jobs = []
+        for c in EXPORTERS:
+            job = copy.deepcopy(self.rendered_jobs[c])
+            self._static(job, c)
+            jobs.append(job)
+            for name, brk in BROKEN.items():
+                bad = copy.deepcopy(job)
+                bad["job_name"] = f"{c}-{name}"
+                brk(bad, str(self.wrong_ca_file))
+                jobs.append(bad)
+        cfg["scrape_configs"] = jobs
+        self.swaps.add("prometheus: only the node-exporter and kube-state-metrics jobs (endpointslice -> a static "
+                       "target with the Service's labels at the local port) and one broken copy of each per "
+                       f"{sorted(BROKEN)}; no rules, no alerting; 1s intervals")
+        cfg_path.write_text(yaml.safe_dump(pod.reroot_tree(cfg), sort_keys=False))
+        self.prometheus_config = cfg
+        data = pdir / "data"
+        data.mkdir(parents=True, exist_ok=True)
+        args = [a for a in self._rerooted_args(pod, pod.args, ("web.listen-address", "storage.tsdb.path",
+                                                                "web.external-url"))]
+        args += [f"--web.listen-address=127.0.0.1:{self.ports['prometheus']}", f"--storage.tsdb.path={data}"]
+        self.prometheus = Process("prometheus", [tools.require("prometheus")] + args, pdir / "prometheus.log",
+                                  f"http://127.0.0.1:{self.ports['prometheus']}/-/ready").start()
+
+    # ------------------------------------------------------------------ what tests read
+    def targets(self):
+        """{job name: (health, lastError)} of Prometheus' active targets."""
+        got = self.prom().json("/api/v1/targets?state=active")["data"]["activeTargets"]
+        return {t["scrapePool"]: (t["health"], t["lastError"]) for t in got}
+
+    def test_pod(self, component):
+        """The rendered `helm test` pod's command with its mounts laid out, the Service address
+        pointed at the local process: (argv, PodFiles)."""
+        obj = self.manifests.get("Pod", f"{self.release}-test-{component}")
+        pod = PodFiles(self.manifests, component, "check", self.workdir / f"test-{component}" / "root", obj=obj)
+        svc = self.manifests.get("Service", f"{self.release}-{component}")
+        argv = []
+        for a in pod.container["command"]:
+            for p in svc["spec"]["ports"]:
+                a = a.replace(f"://{svc['metadata']['name']}:{p['port']}/", f"://127.0.0.1:{self.ports[component]}/")
+            for mp in pod.mounts:
+                a = a.replace(f"{mp}/", f"{pod.reroot(mp)}/")
+            argv.append(a)
+        return argv, pod
