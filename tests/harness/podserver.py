@@ -5,6 +5,7 @@ negotiates the format as prometheus_client does in a real Python service: OpenMe
 only text format that carries exemplars) when the scraper's Accept header asks for it, else the
 Prometheus text format."""
 import asyncio
+import ssl
 import threading
 
 from prometheus_client.exposition import choose_encoder, generate_latest
@@ -62,9 +63,12 @@ class PodServers:
         self._loop = LoopThread("workload").start()
         return self
 
-    def ensure(self, key, collect, gate=None):
+    def ensure(self, key, collect, gate=None, tls=None, auth=None):
         """The local port serving `key`, started on first call: GET / (and the health paths)
-        answers ok, any other path collect(path); gate() returning a status refuses with it."""
+        answers ok, any other path collect(path); gate() returning a status refuses with it.
+        tls: an ssl.SSLContext to serve HTTPS with. auth: auth(method, path, headers) -> None
+        to go on, or (status line, body) to answer instead, asked before anything else for every
+        request (headers: lower-cased names); it may block (it runs off the event loop)."""
         with self._lock:
             if key in self._servers:
                 return self._servers[key][0]
@@ -76,20 +80,25 @@ class PodServers:
                         line = await reader.readline()
                         if not line:
                             break
+                        method = line.split(b" ")[0].decode(errors="replace")
                         path = line.split(b" ")[1].decode() if b" " in line else "/"
-                        close, accept = False, ""
+                        close, headers = False, {}
                         while (h := await reader.readline()) not in (b"\r\n", b"\n", b""):
                             close = close or h.lower().startswith(b"connection:") and b"close" in h.lower()
-                            if h.lower().startswith(b"accept:"):
-                                accept = h.split(b":", 1)[1].decode(errors="replace").strip()
-                        refused = gate() if gate else None
+                            name, _, value = h.decode(errors="replace").partition(":")
+                            headers[name.strip().lower()] = value.strip()
+                        accept = headers.get("accept", "")
+                        run = asyncio.get_running_loop().run_in_executor
+                        denied = await run(None, auth, method, path, headers) if auth else None
+                        refused = gate() if gate and not denied else None
                         ctype = TEXT_FORMAT
-                        if refused:
+                        if denied:
+                            (status, body), ctype = denied, "text/plain; charset=utf-8"
+                        elif refused:
                             body, status = b"pod not ready\n", refused
                         elif path.split("?")[0] in ("/", "/-/healthy", "/healthz"):
                             body, status = b"ok\n", "200 OK"
                         else:
-                            run = asyncio.get_running_loop().run_in_executor
                             negotiate = getattr(collect, "negotiate", None)
                             if negotiate:
                                 body, ctype = await run(None, negotiate, path, accept)
@@ -101,12 +110,13 @@ class PodServers:
                         await writer.drain()
                         if close:       # the pod network asks for one request per connection
                             break
-                except (ConnectionError, asyncio.IncompleteReadError):
+                except (ConnectionError, asyncio.IncompleteReadError, ssl.SSLError):
                     pass
                 finally:
                     writer.close()
 
-            self._servers[key] = (port, self._loop.call(asyncio.start_server(handle, "127.0.0.1", port, reuse_address=True)))
+            self._servers[key] = (port, self._loop.call(asyncio.start_server(
+                handle, "127.0.0.1", port, reuse_address=True, ssl=tls)))
             return port
 
     def close(self, key):
