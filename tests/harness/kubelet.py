@@ -6,7 +6,7 @@ does with its KubeletConfiguration defaults (pkg/kubelet/apis/config/v1beta1/def
 authentication.anonymous.enabled false, authentication.webhook.enabled true, authorization.mode
 Webhook; kubernetes docs "Kubelet authentication/authorization"). A stand-in: the series behind
 the door are synthetic (harness.workload_metrics); the door is held to the kubelet's source by
-tests/test_conformance_kubelet_auth.py.
+tests/test_e2e_kubelet.py.
 
 Serving certificate (KubeletDoor(serving=...)), one per node:
   SELF_SIGNED  the kubelet's default (no serverTLSBootstrap, no --tls-cert-file): client-go's

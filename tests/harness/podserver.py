@@ -50,6 +50,7 @@ class PodServers:
         self._lock = threading.Lock()
         self._loop = None         # harness.aioloop.LoopThread serving the pods
         self._servers = {}        # key -> (local port, asyncio server)
+        self._conns = {}          # key -> the open connections' writers
 
     def __contains__(self, key):
         return key in self._servers
@@ -75,6 +76,7 @@ class PodServers:
             port = free_port()
 
             async def handle(reader, writer):
+                self._conns.setdefault(key, set()).add(writer)
                 try:
                     while True:
                         line = await reader.readline()
@@ -113,11 +115,20 @@ class PodServers:
                 except (ConnectionError, asyncio.IncompleteReadError, ssl.SSLError):
                     pass
                 finally:
+                    self._conns.get(key, set()).discard(writer)
                     writer.close()
 
             self._servers[key] = (port, self._loop.call(asyncio.start_server(
                 handle, "127.0.0.1", port, reuse_address=True, ssl=tls)))
             return port
+
+    def drop_connections(self, key):
+        """Close the open connections of `key`'s server (as a restarted process would): clients
+        connect again, and a TLS server's new certificate is what they meet."""
+        def drop():
+            for w in list(self._conns.get(key, ())):
+                w.close()
+        self._loop.loop.call_soon_threadsafe(drop)
 
     def close(self, key):
         with self._lock:

@@ -254,6 +254,12 @@ class Workload(MetricFamilies):
         return self._http.ensure(("kubelet", node), self._kubelet(node),
                                  tls=door.server_context(node, ip), auth=door.gate(node))
 
+    def rotate_kubelet_certificate(self, node, ip, serving):
+        """`node`'s stand-in kubelet serves a new certificate (harness.kubelet SELF_SIGNED or
+        CLUSTER_CA) and drops its open connections, as a kubelet restarted with it would."""
+        self.kubelet_door.rotate(node, ip, serving)
+        self._http.drop_connections(("kubelet", node))
+
     def _gate(self, svc, name):
         """None when the pod serves its metrics, else the HTTP status it answers."""
         st = self.state[svc]
