@@ -3,7 +3,8 @@ served from one event loop, answering /metrics from a collect(path) function, an
 instead when a gate says the pod would not answer. A collect made by expose(fn, openmetrics=True)
 negotiates the format as prometheus_client does in a real Python service: OpenMetrics text (the
 only text format that carries exemplars) when the scraper's Accept header asks for it, else the
-Prometheus text format."""
+Prometheus text format. A server may speak TLS and ask an auth hook first (the stand-in kubelets:
+harness.kubelet)."""
 import asyncio
 import ssl
 import threading
