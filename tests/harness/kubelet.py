@@ -38,8 +38,7 @@ kubelet's own message "Forbidden (user=..., verb=..., resource=nodes, subresourc
 The kubelet calls both APIs with its own credentials: here a client certificate of the cluster CA
 for system:node:<node> in system:nodes, so the API server's Node authorizer is what lets it.
 The kubelet caches TokenReviews 2m, allowed SARs 5m, denied 30s; the stand-in caches each answer
-CACHE_TTL seconds instead (shortened as the stack's intervals are, so an RBAC change reaches the
-scrapes within a scrape or two).
+CACHE_TTL seconds instead (shortened, so an RBAC change reaches the scrapes within seconds).
 """
 import datetime
 import ipaddress
@@ -51,7 +50,7 @@ import urllib.error
 import urllib.request
 
 SELF_SIGNED, CLUSTER_CA = "self-signed", "cluster-ca"
-CACHE_TTL = 2.0
+CACHE_TTL = 10.0
 
 # pkg/kubelet/server/auth.go GetRequestAttributes (v1.37.2): HTTP method -> verb; paths ->
 # subresources. FINE_GRAINED first (each also falls back to proxy), then exactly one of

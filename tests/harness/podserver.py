@@ -8,6 +8,7 @@ harness.kubelet)."""
 import asyncio
 import ssl
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
 from prometheus_client.exposition import choose_encoder, generate_latest
 from prometheus_client.registry import CollectorRegistry
@@ -52,6 +53,8 @@ class PodServers:
         self._loop = None         # harness.aioloop.LoopThread serving the pods
         self._servers = {}        # key -> (local port, asyncio server)
         self._conns = {}          # key -> the open connections' writers
+        self._auth_pool = None    # the auth hooks' threads (they wait on the API server), apart
+                                  # from the collects' so a slow API server starves no pod
 
     def __contains__(self, key):
         return key in self._servers
@@ -63,6 +66,7 @@ class PodServers:
     def start(self):
         """Start the event loop; returns self."""
         self._loop = LoopThread("workload").start()
+        self._auth_pool = ThreadPoolExecutor(4, thread_name_prefix="podserver-auth")
         return self
 
     def ensure(self, key, collect, gate=None, tls=None, auth=None):
@@ -92,7 +96,7 @@ class PodServers:
                             headers[name.strip().lower()] = value.strip()
                         accept = headers.get("accept", "")
                         run = asyncio.get_running_loop().run_in_executor
-                        denied = await run(None, auth, method, path, headers) if auth else None
+                        denied = await run(self._auth_pool, auth, method, path, headers) if auth else None
                         refused = gate() if gate and not denied else None
                         ctype = TEXT_FORMAT
                         if denied:
@@ -141,3 +145,6 @@ class PodServers:
             self._loop.stop([srv for _, srv in self._servers.values()])
             self._loop = None
             self._servers = {}
+        if self._auth_pool:
+            self._auth_pool.shutdown(wait=False, cancel_futures=True)
+            self._auth_pool = None
