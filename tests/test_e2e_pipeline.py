@@ -144,28 +144,12 @@ def _exposed(stack, job):
     """What the up targets of `job` answer, fetched through the pod network as Prometheus
     fetches them, before metric relabelling: ([(sample name, labels, value)], {sample name:
     family type}). Empty label values are left out, as Prometheus drops them."""
-    import ssl
-    import urllib.request
     from prometheus_client.parser import text_string_to_metric_families
-    # the job's own client settings as the running Prometheus has them: the kubelet jobs' https
-    # (CONNECT through the pod network), tls_config and ServiceAccount token
-    cfg = next(j for j in stack.prom_config["scrape_configs"] if j["job_name"] == job)
-    tls = cfg.get("tls_config") or {}
-    ctx = ssl.create_default_context(cafile=tls.get("ca_file"))
-    if tls.get("insecure_skip_verify"):
-        ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({"http": stack.net.url, "https": stack.net.url}),
-                                         urllib.request.HTTPSHandler(context=ctx))
-    headers = {}
-    if (cfg.get("authorization") or {}).get("credentials_file"):
-        headers["Authorization"] = (f"{cfg['authorization'].get('type', 'Bearer')} "
-                                    f"{Path(cfg['authorization']['credentials_file']).read_text().strip()}")
     samples, types = [], {}
     for t in stack.targets():
         if t["labels"].get("job") != job or t["health"] != "up":
             continue
-        with opener.open(urllib.request.Request(t["scrapeUrl"], headers=headers), timeout=10) as r:
-            text = r.read().decode()
+        text = stack.scrape(t)   # with the job's own tls_config and token (the kubelet jobs: https)
         for fam in text_string_to_metric_families(text):
             for s in fam.samples:
                 samples.append((s.name, {k: v for k, v in s.labels.items() if v != ""}, s.value))

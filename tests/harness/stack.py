@@ -484,6 +484,25 @@ class Stack:
     def targets(self):
         return _get(f"{self.prom_url}/api/v1/targets")["data"]["activeTargets"]
 
+    def scrape(self, target, headers=None, timeout=10):
+        """What `target` (an entry of targets()) answers, fetched as the running Prometheus
+        fetches it: through the pod network (CONNECT for https), with its job's tls_config and
+        authorization credentials file. Returns the body as text."""
+        import ssl
+        job = next(j for j in self.prom_config["scrape_configs"] if j["job_name"] == target["scrapePool"])
+        tls = job.get("tls_config") or {}
+        ctx = ssl.create_default_context(cafile=tls.get("ca_file"))
+        if tls.get("insecure_skip_verify"):
+            ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({"http": self.net.url, "https": self.net.url}),
+                                             urllib.request.HTTPSHandler(context=ctx))
+        headers = dict(headers or {})
+        auth = job.get("authorization") or {}
+        if auth.get("credentials_file"):
+            headers["Authorization"] = f"{auth.get('type', 'Bearer')} {Path(auth['credentials_file']).read_text().strip()}"
+        with opener.open(urllib.request.Request(target["scrapeUrl"], headers=headers), timeout=timeout) as r:
+            return r.read().decode()
+
     def am_alerts(self, **filters):
         q = urllib.parse.urlencode({"active": "true", "silenced": "true", "inhibited": "true",
                                     "unprocessed": "true", **filters})
