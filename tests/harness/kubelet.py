@@ -11,7 +11,8 @@ tests/test_e2e_kubelet.py.
 Serving certificate (KubeletDoor(serving=...)), one per node:
   SELF_SIGNED  the kubelet's default (no serverTLSBootstrap, no --tls-cert-file): client-go's
                cert.GenerateSelfSignedCertKey(<hostname>) - a CA of its own, "<host>-ca@<unix
-               time>", signing "<host>@<unix time>" for the DNS name <host>, served as a bundle.
+               time>", signing "<host>@<unix time>" for the DNS name <host>, served as a bundle
+               (the kubelet's keys are RSA 2048, the stand-in's EC P-256: quicker, same trust).
                No client can verify it: the chart's default prometheus.scrape.kubelet.
                insecureSkipVerify: true is for these nodes (kind and kubeadm's defaults).
   CLUSTER_CA   serverTLSBootstrap: true - the kubelet's CertificateSigningRequest (signerName
