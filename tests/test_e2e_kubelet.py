@@ -199,7 +199,8 @@ def test_the_stand_in_maps_requests_to_attributes_as_the_pinned_kubelet():
     module, version = tools.pinned()["kubernetes"]
     staging = "v0." + version.lstrip("v").split(".", 1)[1]
     auth = _pinned_source(module, version, "pkg/kubelet/server/auth.go")
-    consts = dict(re.findall(r'^\s+(\w+Path)\s+= "([^"]+)"', _pinned_source(module, version, "pkg/kubelet/server/server.go"), re.M))
+    server = _pinned_source(module, version, "pkg/kubelet/server/server.go")
+    consts = dict(re.findall(r'^\s+(\w+Path)\s+= "([^"]+)"', server, re.M))
     for pkg, mod, rel in (("healthz", "k8s.io/apiserver", "pkg/server/healthz/healthz.go"),
                           ("statusz", "k8s.io/apiserver", "pkg/server/statusz/statusz.go"),
                           ("flagz", "k8s.io/apiserver", "pkg/server/flagz/flagz.go"),

@@ -8,9 +8,10 @@ addresses exist nowhere on this machine. Each scrape job and the Alertmanager di
 `routes` - (ip, port) -> the local 127.0.0.1 port of the process that plays that pod's
 container port or that node's kubelet - and forwards the request (an http:// target), or
 tunnels the connection (CONNECT, which an HTTP client sends its proxy for an https:// target:
-the kubelet and cAdvisor jobs; the TLS inside is end to end, client to stand-in kubelet). An address no pod or node
-declares, or a port the pod does not declare, is answered 502 and recorded in `misses`: a
-relabelling that builds a wrong address fails its target, as in a cluster.
+the kubelet and cAdvisor jobs; the TLS inside is end to end, client to stand-in kubelet). An
+address no pod or node declares, or a port the pod does not declare, is answered 502 and
+recorded in `misses`: a relabelling that builds a wrong address fails its target, as in a
+cluster.
 """
 import asyncio
 import threading
