@@ -39,7 +39,10 @@ kubelet's own message "Forbidden (user=..., verb=..., resource=nodes, subresourc
 The kubelet calls both APIs with its own credentials: here a client certificate of the cluster CA
 for system:node:<node> in system:nodes, so the API server's Node authorizer is what lets it.
 The kubelet caches TokenReviews 2m, allowed SARs 5m, denied 30s; the stand-in caches each answer
-CACHE_TTL seconds instead (shortened, so an RBAC change reaches the scrapes within seconds).
+CACHE_TTL seconds instead (shortened, so an RBAC change reaches the scrapes within seconds),
+refreshing an expired answer beside the request that found it expired, and the Stack warms the
+cache with the Prometheus token at start (warm()): on a loaded machine no scrape waits on the API
+server, whose answers still decide every scrape.
 """
 import datetime
 import ipaddress
@@ -96,6 +99,7 @@ class KubeletDoor:
         self._contexts = {}        # node -> server SSLContext
         self._clients = {}         # node -> client SSLContext (the kubelet's own credentials)
         self._cache = {}           # key -> (expiry, answer)
+        self._refreshing = set()   # keys whose refresh runs
         self._lock = threading.Lock()
         self.reviews = 0           # TokenReviews + SubjectAccessReviews sent (for the report)
 
@@ -217,15 +221,44 @@ class KubeletDoor:
             return json.loads(r.read()).get("status") or {}
 
     def _cached(self, key, fn):
+        """fn()'s answer, cached CACHE_TTL seconds. Past that, the old answer is given while one
+        refresh runs beside (the next request gets the new one): no scrape waits on the API
+        server but a node's very first, which warm() takes off the scrapes too."""
         now = time.monotonic()
         with self._lock:
             hit = self._cache.get(key)
-        if hit and hit[0] > now:
-            return hit[1]
-        answer = fn()
+            refresh = hit is not None and hit[0] <= now and key not in self._refreshing
+            if refresh:
+                self._refreshing.add(key)
+        if hit is None:
+            return self._store(key, fn())
+        if refresh:
+            threading.Thread(target=self._refresh, args=(key, fn), name="kubelet-auth-refresh", daemon=True).start()
+        return hit[1]
+
+    def _store(self, key, answer):
         with self._lock:
-            self._cache[key] = (now + CACHE_TTL, answer)
+            self._cache[key] = (time.monotonic() + CACHE_TTL, answer)
         return answer
+
+    def _refresh(self, key, fn):
+        try:
+            self._store(key, fn())
+        except (urllib.error.URLError, OSError, ValueError):
+            pass                   # the old answer stays until a refresh succeeds
+        finally:
+            with self._lock:
+                self._refreshing.discard(key)
+
+    def warm(self, token, nodes, path="/metrics"):
+        """Ask the API server now what the first scrape of each node's `path` with `token` would
+        ask (TokenReview, SubjectAccessReviews), so that no first scrape waits on it (a loaded
+        API server could outlast the e2e stack's 2 s scrape timeout). Whatever the answers, they
+        are the API server's: a token or role it refuses is refused at the scrape."""
+        for node in nodes:
+            user = self.authenticate(node, f"Bearer {token}")
+            if user is not None:
+                self.authorize(node, user, attributes(node, "GET", path))
 
     def authenticate(self, node, authorization):
         """The user ({username, uid, groups, extra}) the bearer token in the Authorization header

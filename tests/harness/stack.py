@@ -418,10 +418,12 @@ class Stack:
         pdir = self.workdir / ("prometheus" if ordinal == 0 else f"prometheus-{ordinal}")
         pod = PodFiles(self.manifests, "prometheus", "prometheus", pdir / "root")
         sa = pod.spec.get("serviceAccountName", "default")
-        pod.automount_service_account(
-            self.cluster.token(self.namespace, sa), self.cp.pki.ca_cert.read_bytes(), self.namespace)
+        token = self.cluster.token(self.namespace, sa)
+        pod.automount_service_account(token, self.cp.pki.ca_cert.read_bytes(), self.namespace)
         self._swap(f"prometheus: the ServiceAccount token of {sa} (TokenRequest API) and the cluster CA laid out "
                    f"where the kubelet mounts them")
+        if ordinal == 0:
+            self.kubelet_door.warm(token, self.cp.nodes)
         cfg_path = pod.local(flag(pod.args, "config.file"))
         cfg = yaml.safe_load(cfg_path.read_text())
         local = swaps.Local(self.cp.server, self.net.url, port, self.am_port, self.interval,
