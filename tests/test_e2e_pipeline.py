@@ -144,15 +144,12 @@ def _exposed(stack, job):
     """What the up targets of `job` answer, fetched through the pod network as Prometheus
     fetches them, before metric relabelling: ([(sample name, labels, value)], {sample name:
     family type}). Empty label values are left out, as Prometheus drops them."""
-    import urllib.request
     from prometheus_client.parser import text_string_to_metric_families
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({"http": stack.net.url}))
     samples, types = [], {}
     for t in stack.targets():
         if t["labels"].get("job") != job or t["health"] != "up":
             continue
-        with opener.open(t["scrapeUrl"], timeout=10) as r:
-            text = r.read().decode()
+        text = stack.scrape(t)   # with the job's own tls_config and token (the kubelet jobs: https)
         for fam in text_string_to_metric_families(text):
             for s in fam.samples:
                 samples.append((s.name, {k: v for k, v in s.labels.items() if v != ""}, s.value))
@@ -256,6 +253,15 @@ def test_baseline_fires_only_the_watchdog(stack):
     assert not others, f"baseline notifications: {others}"
 
 
+def _at_root(root, value):
+    """`value` with each absolute path of a file laid out under the pod's `root` re-rooted there."""
+    if isinstance(value, dict):
+        return {k: _at_root(root, v) for k, v in value.items()}
+    if isinstance(value, str) and value.startswith("/") and (root / value.lstrip("/")).exists():
+        return str(root / value.lstrip("/"))
+    return value
+
+
 def test_only_the_documented_swaps(stack):
     """Rules byte for byte, routing tree, inhibitions, templates and relabelling as rendered."""
     from harness.podfiles import PodFiles
@@ -267,6 +273,7 @@ def test_only_the_documented_swaps(stack):
         original = prom_pod.root / Path(f).relative_to(stack.workdir / "prometheus" / "root")
         assert Path(f).read_bytes() == original.read_bytes(), f"{f} differs from the rendered rule file"
     orig_cfg = yaml.safe_load((prom_pod.local("/etc/prometheus/config/prometheus.yml")).read_text())
+    prom_root = stack.workdir / "prometheus" / "root"
     orig_jobs = {j["job_name"]: j for j in orig_cfg["scrape_configs"]}
     for job in stack.prom_config["scrape_configs"]:
         want = orig_jobs[job["job_name"]].get("relabel_configs") or []
@@ -275,6 +282,11 @@ def test_only_the_documented_swaps(stack):
         # What each job stores and its limits (issue 27): the rendered keep-lists run here.
         for key in ("metric_relabel_configs", "sample_limit", "label_limit", "body_size_limit"):
             assert job.get(key) == orig_jobs[job["job_name"]].get(key), f"job {job['job_name']}: {key} changed"
+        # How each job connects (issue 30): the kubelet and cAdvisor jobs' https, ServiceAccount
+        # token and tls_config run as rendered, only their files re-rooted into the pod's mounts.
+        for key in ("scheme", "metrics_path", "tls_config", "authorization", "basic_auth"):
+            assert job.get(key) == _at_root(prom_root, orig_jobs[job["job_name"]].get(key)), \
+                f"job {job['job_name']}: {key} changed: {job.get(key)}"
         # Discovery: the rendered roles, namespaces and selectors; only where the API server is
         # and the credentials to reach it (the in-cluster config's files) are added.
         sds = orig_jobs[job["job_name"]].get("kubernetes_sd_configs") or []

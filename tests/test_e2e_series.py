@@ -54,13 +54,10 @@ def stack(tmp_path_factory, request):
 
 
 def test_cadvisor_stores_the_pod_series_of_phase5_and_the_release_namespace_only(stack):
-    import urllib.request
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({"http": stack.net.url}))
-
     def reported():
         """The synthetic cAdvisor reports the other team's pod (read through the pod network, as
-        Prometheus scrapes it)."""
-        pages = [opener.open(t["scrapeUrl"], timeout=10).read().decode() for t in stack.targets()
+        Prometheus scrapes it: https, the ServiceAccount token)."""
+        pages = [stack.scrape(t) for t in stack.targets()
                  if t["labels"]["job"] == "cadvisor" and t["health"] == "up"]
         return any(f'namespace="{OTHER_NS}"' in page for page in pages)
     stack.wait(reported, 60, what=f"a cAdvisor target reporting the pod of {OTHER_NS}")

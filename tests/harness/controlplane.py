@@ -132,6 +132,15 @@ class PKI:
         (self.dir / "sa.pub").write_bytes(sa_key.public_key().public_bytes(
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
         self.sa_pub = self.dir / "sa.pub"
+        self._leaf, self._name, self._write_key, self._write_cert = leaf, name, write_key, write_cert
+
+    def client_cert(self, file_stem, cn, org=None):
+        """A client certificate signed by the cluster CA (the API server's --client-ca-file) for
+        user `cn` in group `org`, as (cert path, key path): e.g. a node's kubelet credentials,
+        system:node:<node> in system:nodes."""
+        from cryptography.x509.oid import ExtendedKeyUsageOID
+        k, c = self._leaf(self._name(cn, org), ExtendedKeyUsageOID.CLIENT_AUTH)
+        return self._write_cert(c, f"{file_stem}.crt"), self._write_key(k, f"{file_stem}.key")
 
 
 def _healthz(url):

@@ -6,9 +6,12 @@ target's address is a pod IP (10.244.x.y:port, from kwok) or a node IP (10.0.0.n
 addresses exist nowhere on this machine. Each scrape job and the Alertmanager discovery get
 `proxy_url` pointing here (the one swap of the network); the proxy looks the address up in
 `routes` - (ip, port) -> the local 127.0.0.1 port of the process that plays that pod's
-container port or that node's kubelet - and forwards the request. An address no pod or node
-declares, or a port the pod does not declare, is answered 502 and recorded in `misses`: a
-relabelling that builds a wrong address fails its target, as in a cluster.
+container port or that node's kubelet - and forwards the request (an http:// target), or
+tunnels the connection (CONNECT, which an HTTP client sends its proxy for an https:// target:
+the kubelet and cAdvisor jobs; the TLS inside is end to end, client to stand-in kubelet). An
+address no pod or node declares, or a port the pod does not declare, is answered 502 and
+recorded in `misses`: a relabelling that builds a wrong address fails its target, as in a
+cluster.
 """
 import asyncio
 import threading
@@ -83,10 +86,13 @@ class PodNetwork:
             if name in ("proxy-connection", "connection", "keep-alive", "proxy-authorization"):
                 continue
             headers.append(h)
+        if method == "CONNECT":
+            await self._tunnel(reader, writer, url)
+            return
         body = await reader.readexactly(length) if length else b""
         u = urllib.parse.urlsplit(url)
-        if method == "CONNECT" or not u.hostname:
-            self._refuse(writer, url, f"only plain-HTTP absolute-form requests are routed (got {method})")
+        if not u.hostname:
+            self._refuse(writer, url, f"only absolute-form requests and CONNECT are routed (got {method} {url})")
             return
         port = u.port or (443 if u.scheme == "https" else 80)
         target = f"{u.hostname}:{port}"
@@ -107,5 +113,31 @@ class PodNetwork:
             writer.write(b"Connection: close\r\n\r\n")
             while chunk := await up_r.read(65536):
                 writer.write(chunk)
+        finally:
+            up_w.close()
+
+    async def _tunnel(self, reader, writer, authority):
+        """CONNECT host:port (how an HTTP client reaches an https:// target through a proxy):
+        the routed local port is connected and bytes are relayed both ways until either side
+        closes; the TLS inside is the client's and the target's business."""
+        host, _, port = authority.rpartition(":")
+        local = self.resolve(host.strip("[]"), port) if port.isdigit() else None
+        if local is None:
+            self._refuse(writer, authority, "no pod or node declares this address and port")
+            return
+        up_r, up_w = await asyncio.open_connection("127.0.0.1", local)
+        writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
+
+        async def pump(src, dst):
+            try:
+                while data := await src.read(65536):
+                    dst.write(data)
+                    await dst.drain()
+            except (ConnectionError, OSError):
+                pass
+            finally:
+                dst.close()
+        try:
+            await asyncio.gather(pump(reader, up_w), pump(up_r, writer))
         finally:
             up_w.close()

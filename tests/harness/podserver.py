@@ -3,9 +3,12 @@ served from one event loop, answering /metrics from a collect(path) function, an
 instead when a gate says the pod would not answer. A collect made by expose(fn, openmetrics=True)
 negotiates the format as prometheus_client does in a real Python service: OpenMetrics text (the
 only text format that carries exemplars) when the scraper's Accept header asks for it, else the
-Prometheus text format."""
+Prometheus text format. A server may speak TLS and ask an auth hook first (the stand-in kubelets:
+harness.kubelet)."""
 import asyncio
+import ssl
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
 from prometheus_client.exposition import choose_encoder, generate_latest
 from prometheus_client.registry import CollectorRegistry
@@ -49,6 +52,9 @@ class PodServers:
         self._lock = threading.Lock()
         self._loop = None         # harness.aioloop.LoopThread serving the pods
         self._servers = {}        # key -> (local port, asyncio server)
+        self._conns = {}          # key -> the open connections' writers
+        self._auth_pool = None    # the auth hooks' threads (they wait on the API server), apart
+                                  # from the collects' so a slow API server starves no pod
 
     def __contains__(self, key):
         return key in self._servers
@@ -60,36 +66,46 @@ class PodServers:
     def start(self):
         """Start the event loop; returns self."""
         self._loop = LoopThread("workload").start()
+        self._auth_pool = ThreadPoolExecutor(4, thread_name_prefix="podserver-auth")
         return self
 
-    def ensure(self, key, collect, gate=None):
+    def ensure(self, key, collect, gate=None, tls=None, auth=None):
         """The local port serving `key`, started on first call: GET / (and the health paths)
-        answers ok, any other path collect(path); gate() returning a status refuses with it."""
+        answers ok, any other path collect(path); gate() returning a status refuses with it.
+        tls: an ssl.SSLContext to serve HTTPS with. auth: auth(method, path, headers) -> None
+        to go on, or (status line, body) to answer instead, asked before anything else for every
+        request (headers: lower-cased names); it may block (it runs off the event loop)."""
         with self._lock:
             if key in self._servers:
                 return self._servers[key][0]
             port = free_port()
 
             async def handle(reader, writer):
+                self._conns.setdefault(key, set()).add(writer)
                 try:
                     while True:
                         line = await reader.readline()
                         if not line:
                             break
+                        method = line.split(b" ")[0].decode(errors="replace")
                         path = line.split(b" ")[1].decode() if b" " in line else "/"
-                        close, accept = False, ""
+                        close, headers = False, {}
                         while (h := await reader.readline()) not in (b"\r\n", b"\n", b""):
                             close = close or h.lower().startswith(b"connection:") and b"close" in h.lower()
-                            if h.lower().startswith(b"accept:"):
-                                accept = h.split(b":", 1)[1].decode(errors="replace").strip()
-                        refused = gate() if gate else None
+                            name, _, value = h.decode(errors="replace").partition(":")
+                            headers[name.strip().lower()] = value.strip()
+                        accept = headers.get("accept", "")
+                        run = asyncio.get_running_loop().run_in_executor
+                        denied = await run(self._auth_pool, auth, method, path, headers) if auth else None
+                        refused = gate() if gate and not denied else None
                         ctype = TEXT_FORMAT
-                        if refused:
+                        if denied:
+                            (status, body), ctype = denied, "text/plain; charset=utf-8"
+                        elif refused:
                             body, status = b"pod not ready\n", refused
                         elif path.split("?")[0] in ("/", "/-/healthy", "/healthz"):
                             body, status = b"ok\n", "200 OK"
                         else:
-                            run = asyncio.get_running_loop().run_in_executor
                             negotiate = getattr(collect, "negotiate", None)
                             if negotiate:
                                 body, ctype = await run(None, negotiate, path, accept)
@@ -101,13 +117,23 @@ class PodServers:
                         await writer.drain()
                         if close:       # the pod network asks for one request per connection
                             break
-                except (ConnectionError, asyncio.IncompleteReadError):
+                except (ConnectionError, asyncio.IncompleteReadError, ssl.SSLError):
                     pass
                 finally:
+                    self._conns.get(key, set()).discard(writer)
                     writer.close()
 
-            self._servers[key] = (port, self._loop.call(asyncio.start_server(handle, "127.0.0.1", port, reuse_address=True)))
+            self._servers[key] = (port, self._loop.call(asyncio.start_server(
+                handle, "127.0.0.1", port, reuse_address=True, ssl=tls)))
             return port
+
+    def drop_connections(self, key):
+        """Close the open connections of `key`'s server (as a restarted process would): clients
+        connect again, and a TLS server's new certificate is what they meet."""
+        def drop():
+            for w in list(self._conns.get(key, ())):
+                w.close()
+        self._loop.loop.call_soon_threadsafe(drop)
 
     def close(self, key):
         with self._lock:
@@ -119,3 +145,6 @@ class PodServers:
             self._loop.stop([srv for _, srv in self._servers.values()])
             self._loop = None
             self._servers = {}
+        if self._auth_pool:
+            self._auth_pool.shutdown(wait=False, cancel_futures=True)
+            self._auth_pool = None

@@ -26,10 +26,14 @@ Prometheus
      through KUBERNETES_SERVICE_HOST and reads the same files.
   2. The network: each scrape job and the Alertmanager discovery get `proxy_url` = the pod
      network (harness.podnet), which routes a pod IP:port or node IP:10250 to the local process
-     that plays it and refuses (502) any address no pod or node declares. Target addresses,
-     labels and relabelling are the discovered ones, unchanged.
-  3. Kubelet/cAdvisor jobs: `scheme: https` -> http and the service-account
-     `authorization`/`tls_config` dropped (the synthetic kubelet is plain HTTP, no token).
+     that plays it (tunnelling CONNECT for the https:// kubelet targets) and refuses (502) any
+     address no pod or node declares. Target addresses, labels and relabelling are the
+     discovered ones, unchanged.
+  3. (none: the kubelet and cAdvisor jobs run as rendered - `scheme: https`, the ServiceAccount
+     token as `authorization`, `tls_config` - against the stand-in kubelet, which serves TLS
+     with a node's serving certificate and authorizes every scrape with TokenReview and
+     SubjectAccessReview against the API server, as a kubelet does: harness.kubelet. The
+     chart's ClusterRole (nodes/metrics) is what lets Prometheus in.)
   4. Static targets `<rel>-alertmanager...:9093` / `<rel>-prometheus...:9090` -> the local
      processes.
   5. Global `evaluation_interval` -> `interval` (default 1s), `scrape_interval` and
@@ -167,7 +171,8 @@ class Stack:
 
     def __init__(self, workdir, values_files=(), set_values=None, *, release="p5",
                  namespace="monitoring", workload=None, interval="1s", scrape_interval="2s",
-                 jaeger=False, extra_nodes=(), manifests=None, extra_objects=(), replicas=False):
+                 jaeger=False, extra_nodes=(), manifests=None, extra_objects=(), replicas=False,
+                 kubelet_serving="self-signed"):
         self.workdir = Path(workdir)
         self.values_files = tuple(values_files)
         self.set_values = {**NOT_RUN, "jaeger.enabled": bool(jaeger), **dict(set_values or {})}
@@ -191,6 +196,10 @@ class Stack:
         self._manifests = manifests            # a render made elsewhere (operator mode's e2e)
         self.extra_objects = list(extra_objects)   # applied after the chart (operator mode's e2e)
         self.jaeger = None                     # harness.jaeger.Jaeger when running
+        # The stand-in kubelets' serving certificates (harness.kubelet): "self-signed" (a kubelet's
+        # default) or "cluster-ca" (serverTLSBootstrap: signed by the cluster CA through a CSR)
+        self.kubelet_serving = kubelet_serving
+        self.kubelet_door = None
         self.cp = self.cluster = self.net = None
         self.route_conflicts = []
         self._exit = contextlib.ExitStack()
@@ -198,6 +207,7 @@ class Stack:
     # ------------------------------------------------------------------ lifecycle
     def start(self):
         from .controlplane import ControlPlane
+        from .kubelet import KubeletDoor
         from .podnet import PodNetwork
         from .simcluster import SimCluster
         try:
@@ -217,6 +227,8 @@ class Stack:
             self._start_node_exporter()
             self.workload.start()
             self.workload.cluster = self.cluster
+            self.kubelet_door = self.workload.kubelet_door = KubeletDoor(
+                self.cp, self.kubelet_serving, self.workdir / "kubelets")
             self.workload.ksm_allowlists = self._ksm_allowlists()
             self.cluster.install(self.manifests, self.namespace)
             if self.extra_objects:
@@ -263,7 +275,7 @@ class Stack:
         """Routes of the pod network from the API server's pods and nodes: a Phase 5 pod's
         declared port -> the workload's server for that pod; the chart's pods -> the real
         processes (Prometheus, Alertmanager, Jaeger, node_exporter) or the workload's
-        kube-state-metrics; a node's InternalIP:10250 -> its synthetic kubelet."""
+        kube-state-metrics; a node's InternalIP:10250 -> its stand-in kubelet (HTTPS)."""
         try:
             self.workload.sync(snap)
         finally:      # the routes follow the API server even when the workload's sync failed
@@ -292,7 +304,7 @@ class Stack:
             ip = snap.node_ip(node["metadata"]["name"])
             port = (node.get("status", {}).get("daemonEndpoints") or {}).get("kubeletEndpoint", {}).get("Port")
             if ip and port:
-                add(ip, port, self.workload.kubelet_port(node["metadata"]["name"]), f"node {node['metadata']['name']}")
+                add(ip, port, self.workload.kubelet_port(node["metadata"]["name"], ip), f"node {node['metadata']['name']}")
         self.route_conflicts = conflicts
         self.net.set_routes(routes)
 
@@ -406,10 +418,12 @@ class Stack:
         pdir = self.workdir / ("prometheus" if ordinal == 0 else f"prometheus-{ordinal}")
         pod = PodFiles(self.manifests, "prometheus", "prometheus", pdir / "root")
         sa = pod.spec.get("serviceAccountName", "default")
-        pod.automount_service_account(
-            self.cluster.token(self.namespace, sa), self.cp.pki.ca_cert.read_bytes(), self.namespace)
+        token = self.cluster.token(self.namespace, sa)
+        pod.automount_service_account(token, self.cp.pki.ca_cert.read_bytes(), self.namespace)
         self._swap(f"prometheus: the ServiceAccount token of {sa} (TokenRequest API) and the cluster CA laid out "
                    f"where the kubelet mounts them")
+        if ordinal == 0:
+            self.kubelet_door.warm(token, self.cp.nodes)
         cfg_path = pod.local(flag(pod.args, "config.file"))
         cfg = yaml.safe_load(cfg_path.read_text())
         local = swaps.Local(self.cp.server, self.net.url, port, self.am_port, self.interval,
@@ -471,6 +485,25 @@ class Stack:
 
     def targets(self):
         return _get(f"{self.prom_url}/api/v1/targets")["data"]["activeTargets"]
+
+    def scrape(self, target, headers=None, timeout=10):
+        """What `target` (an entry of targets()) answers, fetched as the running Prometheus
+        fetches it: through the pod network (CONNECT for https), with its job's tls_config and
+        authorization credentials file. Returns the body as text."""
+        import ssl
+        job = next(j for j in self.prom_config["scrape_configs"] if j["job_name"] == target["scrapePool"])
+        tls = job.get("tls_config") or {}
+        ctx = ssl.create_default_context(cafile=tls.get("ca_file"))
+        if tls.get("insecure_skip_verify"):
+            ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({"http": self.net.url, "https": self.net.url}),
+                                             urllib.request.HTTPSHandler(context=ctx))
+        headers = dict(headers or {})
+        auth = job.get("authorization") or {}
+        if auth.get("credentials_file"):
+            headers["Authorization"] = f"{auth.get('type', 'Bearer')} {Path(auth['credentials_file']).read_text().strip()}"
+        with opener.open(urllib.request.Request(target["scrapeUrl"], headers=headers), timeout=timeout) as r:
+            return r.read().decode()
 
     def am_alerts(self, **filters):
         q = urllib.parse.urlencode({"active": "true", "silenced": "true", "inhibited": "true",

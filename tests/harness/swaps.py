@@ -130,7 +130,7 @@ def _map_static(job, what, local, swaps):
 def prometheus_config(cfg, local, swaps):
     """The rendered prometheus.yml with discovery through the local API server, connections
     through the pod network, static targets at the local processes and short intervals
-    (swaps 1 to 6)."""
+    (swaps 1, 2, 4, 5 and 6; nothing else: the kubelet jobs keep https and their token)."""
     cfg = copy.deepcopy(cfg)
     g = cfg.setdefault("global", {})
     g["evaluation_interval"] = local.interval
@@ -144,13 +144,10 @@ def prometheus_config(cfg, local, swaps):
         what = f"job {job.get('job_name')}"
         job.pop("scrape_interval", None)
         job.pop("scrape_timeout", None)
-        if _through_api(job, what, local, swaps):
-            if job.get("scheme") == "https" or "tls_config" in job:
-                job["scheme"] = "http"
-                for k in ("tls_config", "authorization", "bearer_token_file", "bearer_token"):
-                    job.pop(k, None)
-                swaps.add(f"prometheus {what}: https + service-account token/TLS -> plain http "
-                           f"(the synthetic kubelet)")
+        # A job's own scheme, tls_config and authorization (the kubelet and cAdvisor jobs' https
+        # with the ServiceAccount token) stay as rendered: the stand-in kubelet serves TLS and
+        # authorizes the token against the API server (harness.kubelet).
+        _through_api(job, what, local, swaps)
         _map_static(job, what, local, swaps)
     for am in (cfg.get("alerting") or {}).get("alertmanagers") or []:
         _through_api(am, "alerting", local, swaps)

@@ -24,7 +24,9 @@ Derived from the API server's objects, as the real programs derive them:
 - kubelet/cAdvisor series per node for the pods placed on it (container_cpu_usage_seconds_total,
   container_memory_working_set_bytes, ... with the pod-level container="" series), and the
   kubelet's volume stats of the claims those pods mount (capacity from the claim on the API
-  server; the used share is a knob, volume_used: no volume exists to measure).
+  server; the used share is a knob, volume_used: no volume exists to measure); served over
+  HTTPS behind a kubelet's door (harness.kubelet: its serving certificate, TokenReview and
+  SubjectAccessReview of every request against the API server).
 Node series come from the real node_exporter (harness.stack), not from here.
 
 Split by job: what the workload is (harness.workload_state), the metric families its pods serve
@@ -86,6 +88,8 @@ class Workload(MetricFamilies):
         # scrape) the synthetic kubelet reports (workload_metrics._volume_stats)
         self.volume_used = {}
         self._ksm_stopped = None  # the kube-state-metrics stand-in's port once stop_ksm() ran
+        # harness.kubelet.KubeletDoor: the stand-in kubelets' TLS and authn/authz (the Stack sets it)
+        self.kubelet_door = None
 
     def _baseline(self, service, replicas):
         return ServiceState(replicas=replicas)
@@ -240,8 +244,21 @@ class Workload(MetricFamilies):
             cached = self._ksm_cache = (snap, expose(self._ksm_metrics)())
         return cached[1]
 
-    def kubelet_port(self, node):
-        return self._http.ensure(("kubelet", node), self._kubelet(node))
+    def kubelet_port(self, node, ip):
+        """The local port of `node`'s stand-in kubelet (InternalIP `ip`): HTTPS with the node's
+        serving certificate, each request authenticated and authorized against the API server as
+        a kubelet does (harness.kubelet, the door the Stack sets as kubelet_door)."""
+        door = self.kubelet_door
+        if door is None:
+            raise RuntimeError("the stand-in kubelet needs its door (harness.kubelet.KubeletDoor): Stack sets it")
+        return self._http.ensure(("kubelet", node), self._kubelet(node),
+                                 tls=door.server_context(node, ip), auth=door.gate(node))
+
+    def rotate_kubelet_certificate(self, node, ip, serving):
+        """`node`'s stand-in kubelet serves a new certificate (harness.kubelet SELF_SIGNED or
+        CLUSTER_CA) and drops its open connections, as a kubelet restarted with it would."""
+        self.kubelet_door.rotate(node, ip, serving)
+        self._http.drop_connections(("kubelet", node))
 
     def _gate(self, svc, name):
         """None when the pod serves its metrics, else the HTTP status it answers."""
