@@ -605,7 +605,8 @@ def section(q, machine, trial=False):
          f"## Dashboard query latency at {f['pods']:,} pods", ""]
     if trial:
         L += ["*Trial run by the helper that wrote `scripts/bench_queries.py`, on the shared 2-core machine "
-              "with other work running: absolute milliseconds are noisy; to be replaced by the one-run rewrite.*", ""]
+              "with other work running: absolute milliseconds are noisy; to be replaced by the one-run rewrite."
+              + (f" {trial}" if isinstance(trial, str) else "") + "*", ""]
     L += [f"Backfilled, not live (`scripts/bench_queries.py` says why): the series a {f['pods']:,}-pod Phase 5 cluster "
           f"stores under the chart's default configuration ({f['nodes']} nodes, {PODS_PER_NODE} pods each; keep-lists "
           f"and relabelling as rendered), {f['span'] / 3600:g} h at the {f['interval']} s scrape interval: "
