@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 # Helm's polling) runs beside the CPU-bound tiers; module fixtures stay in one process.
 PYTEST_XDIST ?= -n 2 --dist loadfile
 
-.PHONY: all help prereqs venv checkov tools test unit conformance e2e cluster-tier deploy render lint package release registry docs schemas keep-lists clean preview bench bench-render cluster
+.PHONY: all help prereqs venv checkov tools test unit conformance e2e cluster-tier deploy render lint package release registry docs schemas keep-lists clean preview bench bench-queries bench-render cluster
 
 all: test
 
@@ -77,8 +77,11 @@ docs: venv ## Regenerate the values tables in the chart READMEs from the `# --` 
 preview: venv tools ## Run the rendered Prometheus+Alertmanager on 127.0.0.1 with a synthetic workload; switch alert scenarios
 	$(PY) scripts/preview.py
 
-bench: venv tools ## Measure alert latency, dashboard query latency (1,000+ pods), render time against kube-prometheus-stack (KPS_CHART), requests; writes docs/benchmarks.md
+bench: venv tools ## Measure alert latency, dashboard query latency (10,000 pods, backfilled), render time against kube-prometheus-stack (KPS_CHART), requests; writes docs/benchmarks.md
 	$(PY) scripts/bench.py
+
+bench-queries: venv tools ## Only the dashboard query latency at 10,000 pods (backfilled blocks, real promtool/prometheus; needs Go for scripts/bench-backfill); rewrites that section of docs/benchmarks.md
+	$(PY) scripts/bench.py --only queries $(BENCH_ARGS)
 
 bench-render: venv ## Only the render comparison with kube-prometheus-stack (KPS_CHART=dir, default build/kps/kube-prometheus-stack; BENCH_ARGS='--render-baseline main' adds a before/after); rewrites that section of docs/benchmarks.md
 	scripts/install-tools.sh helm helm4

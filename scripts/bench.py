@@ -4,10 +4,11 @@
 1. End-to-end alert latency (scenario switched on -> notification at the sink) against its
    floor: `for` + evaluation interval + the route's group wait, on the e2e stack (1 s
    scrape/eval, the e2e `for` values).
-2. Dashboard query latency, p50/p95, with >= 1,000 synthetic pods across the six Phase 5
-   services: each recording rule against the raw expression it records (read from the
-   loaded rules), as a dashboard range query (last 5 min, 15 s step), and every Prometheus
-   panel query of the three dashboards.
+2. Dashboard query latency at 10,000 pods (scripts/bench_queries.py): the series a 10,000-pod
+   cluster stores under the chart's configuration, backfilled as TSDB blocks (recorded series by
+   `promtool tsdb create-blocks-from rules`), served by the real Prometheus: every panel query of
+   every dashboard, p50/p95 and series returned, and every recording rule against its raw
+   expression.
 3. Chart render time: `helm template` of our defaults side by side with kube-prometheus-stack's
    defaults on the same helm binary (paired, interleaved runs; medians; object counts), with
    and without values-schema validation; then every profile (median of 5).
@@ -15,7 +16,8 @@
 5. Time to a ready install on the local control plane (real API server, simulated nodes):
    the control plane's start, then `helm install --wait` per profile with Helm 3 and Helm 4.
 
-    make bench            # or: .venv/bin/python scripts/bench.py [--pods-per-service 170]
+    make bench            # or: .venv/bin/python scripts/bench.py [--pods 10000]
+    make bench-queries    # only part 2: rewrites the query section of docs/benchmarks.md (--only queries)
     make bench-render     # only part 3 (seconds): rewrites the render section of docs/benchmarks.md
 
 kube-prometheus-stack is the yardstick, unpacked with its subcharts (never committed): give its
@@ -24,7 +26,6 @@ directory in KPS_CHART or --kps-chart (default build/kps/kube-prometheus-stack).
 """
 import argparse
 import concurrent.futures
-import json
 import os
 import platform
 import re
@@ -34,19 +35,17 @@ import statistics
 import subprocess
 import tempfile
 import time
-import urllib.parse
-import urllib.request
 from pathlib import Path
 
 import yaml
 
 from harness import paths, pipeline, tools
-from harness.dashboards import panel_queries
 from harness.manifests import Manifests, containers, quantity
 from harness.pipeline import (ALERTS, FOR, carried, deliveries, destination, expected_destinations,
                               scenario_service)
 from harness.stack import Stack
-from harness.workload import PHASE5_SERVICES, Workload
+
+import bench_queries
 
 ROOT = paths.ROOT
 
@@ -116,54 +115,6 @@ def alert_latency(workdir):
     finally:
         st.stop()
     return rows
-
-
-# ----------------------------------------------------------------------------- 2. queries
-def _range_query(base, expr, start, end, step=15):
-    q = urllib.parse.urlencode({"query": expr, "start": start, "end": end, "step": step})
-    t = time.perf_counter()
-    with urllib.request.urlopen(f"{base}/api/v1/query_range?{q}", timeout=60) as r:
-        body = json.loads(r.read())
-    return time.perf_counter() - t, body["data"]["result"]
-
-
-def query_latency(workdir, pods_per_service, runs, warmup):
-    wl = Workload(services=PHASE5_SERVICES, replicas=pods_per_service)
-    st = Stack(workdir / "queries", set_values=pipeline.chart_values(), workload=wl, interval="5s",
-               scrape_interval="5s")
-    out = {"pods": pods_per_service * len(PHASE5_SERVICES), "pairs": [], "panels": None}
-    try:
-        st.start()
-        print(f"  {out['pods']} pods scraped every 5 s; warming up {warmup} s ...", flush=True)
-        time.sleep(warmup)
-        out["series"] = int(float(st.query("count({__name__=~'.+'})")[0]["value"][1]))
-        out["targets"] = len(st.targets())
-        rules = {r["name"]: r["query"] for g in st.rules() for r in g["rules"] if r["type"] == "recording"}
-        end = time.time()
-        start = end - 300
-        for name in ("service:http_requests:rate5m", "service:http_requests_errors:ratio_rate5m",
-                     "service:http_request_duration_seconds:p95_5m", "pod:container_cpu_usage:ratio",
-                     "pod:container_memory_working_set:ratio"):
-            row = {"rule": name}
-            for kind, expr in (("recorded", name), ("raw", rules[name])):
-                lat, n = [], 0
-                for _ in range(runs):
-                    t, res = _range_query(st.prom_url, expr, start, end)
-                    lat.append(t)
-                    n = len(res)
-                row[kind] = (statistics.median(lat), pct(lat, 0.95), n)
-            out["pairs"].append(row)
-        lat, empty = [], 0
-        qs = panel_queries()
-        for _ in range(max(1, runs // 10)):
-            for uid, title, expr in qs:
-                t, res = _range_query(st.prom_url, expr, start, end)
-                lat.append(t)
-                empty += not res
-        out["panels"] = (len(qs), statistics.median(lat), pct(lat, 0.95), max(lat), empty)
-    finally:
-        st.stop()
-    return out
 
 
 # ----------------------------------------------------------------------------- 3./4. chart
@@ -409,23 +360,7 @@ def write_report(path, m, lat, q, renders, compare, kps_version, inst, started, 
         ms = "not delivered" if measured is None else f"{measured:.1f}"
         over = "" if measured is None else f"{measured - floor:+.1f}"
         L.append(f"| {a} | {sev} | {f} | {floor:.0f} | {ms} | {over} | {got}/{want} |")
-    L += ["", f"## Dashboard query latency ({q['pods']} pods, six services)", "",
-          f"{q['pods']} synthetic pods ({q['pods'] // len(PHASE5_SERVICES)} per service), {q.get('targets')} scrape "
-          f"targets every 5 s, {q.get('series')} series in the head. Range query over the last 5 minutes, "
-          f"15 s step (a dashboard panel), p50/p95 over repeated runs; the raw expression is the one "
-          f"the recording rule evaluates. Service-level rules collapse ~1,000 pods into 6-7 series "
-          f"and pay off most; the pod-level ratios keep one series per pod, so they gain less.", "",
-          "| recording rule | recorded p50 (ms) | recorded p95 (ms) | raw p50 (ms) | raw p95 (ms) | raw / recorded (p50) | series |",
-          "|---|---|---|---|---|---|---|"]
-    for row in q["pairs"]:
-        r50, r95, n = row["recorded"]
-        w50, w95, _ = row["raw"]
-        L.append(f"| `{row['rule']}` | {r50 * 1000:.1f} | {r95 * 1000:.1f} | {w50 * 1000:.1f} | {w95 * 1000:.1f} "
-                 f"| {w50 / r50:.1f}x | {n} |")
-    if q["panels"]:
-        n, p50, p95, mx, empty = q["panels"]
-        L += ["", f"Every Prometheus panel query of the three dashboards ({n} queries): p50 {p50 * 1000:.1f} ms, "
-              f"p95 {p95 * 1000:.1f} ms, max {mx * 1000:.1f} ms; empty results: {empty}."]
+    L += bench_queries.section(q, m)
     L += render_section(renders, compare, kps_version, m)
     L += ["", "## Resource requests per profile", "",
           "Summed over every container of every Deployment/StatefulSet times its replicas (PVCs not included); "
@@ -595,9 +530,12 @@ def rewrite_render_section(path, section):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--pods-per-service", type=int, default=170, help="170 x 6 services = 1,020 pods")
-    ap.add_argument("--runs", type=int, default=40, help="repetitions per query")
-    ap.add_argument("--warmup", type=int, default=75, help="seconds of data before querying")
+    ap.add_argument("--pods", type=int, default=10_000, help="Phase 5 pods of the query benchmark")
+    ap.add_argument("--runs", type=int, default=20, help="repetitions per query (query benchmark)")
+    ap.add_argument("--query-budget", type=float, default=10.0,
+                    help="seconds of runs per query before it stops repeating (query benchmark)")
+    ap.add_argument("--only", choices=["queries"],
+                    help="only this part: rewrite its section of --out, leave the rest")
     ap.add_argument("--out", default=str(ROOT / "docs" / "benchmarks.md"))
     ap.add_argument("--kps-chart", help="unpacked kube-prometheus-stack (default: $KPS_CHART, else build/kps/kube-prometheus-stack)")
     ap.add_argument("--render-runs", type=int, default=15, help="paired rounds of the render comparison")
@@ -606,6 +544,16 @@ def main():
     ap.add_argument("--render-only", action="store_true",
                     help="only the render comparison: rewrite the render section of --out, leave the rest")
     args = ap.parse_args()
+    if args.only == "queries":
+        for t in ("prometheus", "promtool"):
+            if not tools.find(t):
+                raise SystemExit(f"{t} not found: run `make tools`")
+        with tempfile.TemporaryDirectory(prefix="phase5-bench-") as tmp:
+            q = bench_queries.run(tmp, args.pods, args.runs, args.query_budget)
+        section = bench_queries.section(q, machine())
+        bench_queries.rewrite_section(Path(args.out), section)
+        print("\n".join(section))
+        return
     kps, kps_version = kps_chart(args.kps_chart)
     if args.render_only:
         if not tools.find("helm"):
@@ -615,7 +563,7 @@ def main():
         rewrite_render_section(Path(args.out), section)
         print("\n".join(section))
         return
-    for t in ("helm", "helm4", "prometheus", "alertmanager", "kubectl", "etcd", "kwok"):
+    for t in ("helm", "helm4", "prometheus", "promtool", "alertmanager", "kubectl", "etcd", "kwok"):
         if not tools.find(t):
             raise SystemExit(f"{t} not found: run `make tools`")
     started = time.time()
@@ -629,8 +577,8 @@ def main():
         inst = install_times(tmp)
         print("3/5 end-to-end alert latency ...", flush=True)
         lat = alert_latency(tmp)
-        print("4/5 dashboard query latency ...", flush=True)
-        q = query_latency(tmp, args.pods_per_service, args.runs, args.warmup)
+        print(f"4/5 dashboard query latency at {args.pods} pods ...", flush=True)
+        q = bench_queries.run(tmp, args.pods, args.runs, args.query_budget)
     write_report(Path(args.out), m, lat, q, renders, compare, kps_version, inst, started, time.time() - started)
     print(Path(args.out).read_text())
 
