@@ -40,6 +40,7 @@ from pathlib import Path
 
 import yaml
 
+import bench_series
 from harness import paths, pipeline, tools
 from harness.dashboards import panel_queries
 from harness.manifests import Manifests, containers, quantity
@@ -388,7 +389,7 @@ def fmt_mem(b):
     return f"{b / 2**20:.0f}Mi" if b < 2**30 else f"{b / 2**30:.2f}Gi"
 
 
-def write_report(path, m, lat, q, renders, compare, kps_version, inst, started, took):
+def write_report(path, m, lat, q, renders, compare, kps_version, inst, started, took, series=None):
     L = ["# Benchmarks", "",
          f"Measured by `make bench` (scripts/bench.py) in one run on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(started))}, "
          f"{took:.0f} s in all. Re-run it to refresh this file; numbers depend on the machine.", "",
@@ -447,6 +448,8 @@ def write_report(path, m, lat, q, renders, compare, kps_version, inst, started, 
           "| helm | values | install --wait (s) | objects (`kubectl get all`) | not ready after |", "|---|---|---|---|---|"]
     for helm_name, label, t, n, bad in inst["rows"]:
         L.append(f"| {helm_name} | {label} | {t:.1f} | {n} | {', '.join(bad) or '-'} |")
+    if series:
+        L += [""] + bench_series.section(series)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(L) + "\n")
 
@@ -605,8 +608,22 @@ def main():
                     help="also render our chart as of git revision REV in the same rounds (before/after)")
     ap.add_argument("--render-only", action="store_true",
                     help="only the render comparison: rewrite the render section of --out, leave the rest")
+    ap.add_argument("--only", choices=["series"],
+                    help="series: only the series/memory comparison with kube-prometheus-stack (scripts/bench_series.py); "
+                         "rewrites that section of --out, leaves the rest")
+    ap.add_argument("--series-pods", default="1000,10000",
+                    help="Phase 5 pod counts of the series/memory comparison, scaled up in place (comma-separated)")
+    ap.add_argument("--series-interval", default="10s", help="scrape interval of both Prometheuses there")
+    ap.add_argument("--series-trial", action="store_true", help="mark that section as a trial run")
     args = ap.parse_args()
     kps, kps_version = kps_chart(args.kps_chart)
+    series_args = dict(sizes=[int(n) for n in args.series_pods.split(",")], scrape_interval=args.series_interval)
+    if args.only == "series":
+        with tempfile.TemporaryDirectory(prefix="phase5-bench-series-") as tmp:
+            series = bench_series.run(tmp, kps, **series_args)
+        bench_series.rewrite_section(Path(args.out), bench_series.section(series, trial=args.series_trial))
+        print("\n".join(bench_series.section(series, trial=args.series_trial)))
+        return
     if args.render_only:
         if not tools.find("helm"):
             raise SystemExit("helm not found: run `make tools`")
@@ -615,7 +632,7 @@ def main():
         rewrite_render_section(Path(args.out), section)
         print("\n".join(section))
         return
-    for t in ("helm", "helm4", "prometheus", "alertmanager", "kubectl", "etcd", "kwok"):
+    for t in ("helm", "helm4", "prometheus", "alertmanager", "kubectl", "etcd", "kwok", "prometheus-operator"):
         if not tools.find(t):
             raise SystemExit(f"{t} not found: run `make tools`")
     started = time.time()
@@ -631,7 +648,10 @@ def main():
         lat = alert_latency(tmp)
         print("4/5 dashboard query latency ...", flush=True)
         q = query_latency(tmp, args.pods_per_service, args.runs, args.warmup)
-    write_report(Path(args.out), m, lat, q, renders, compare, kps_version, inst, started, time.time() - started)
+        print("series stored and Prometheus memory against kube-prometheus-stack ...", flush=True)
+        series = bench_series.run(tmp / "series", kps, **series_args)
+    write_report(Path(args.out), m, lat, q, renders, compare, kps_version, inst, started, time.time() - started,
+                 series=series)
     print(Path(args.out).read_text())
 
 
