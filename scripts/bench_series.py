@@ -533,7 +533,7 @@ def section(res, trial=False):
         L += ["*Trial run of one helper during development (machine shared with other work); the final "
               "figures come from one `make bench` run.*", ""]
     L += [f"One local control plane holds the chart, the synthetic Phase 5 workload and kube-prometheus-stack "
-          f"{res.get('kps_version', '')}'s monitors (default values); two real Prometheus processes scrape the same "
+          f"({res.get('kps_version', '')})'s monitors (default values); two real Prometheus processes scrape the same "
           f"targets every {res['interval']}: ours (the rendered prometheus.yml) and KPS's (its ServiceMonitors and "
           f"PrometheusRules turned into configuration by the real prometheus-operator). Stored = non-stale series "
           f"in the head by instant query; full output = `scrape_samples_scraped`, what the targets expose before any "
