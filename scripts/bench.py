@@ -15,6 +15,9 @@
 4. Summed resource requests and limits per profile (replicas counted; DaemonSets per node).
 5. Time to a ready install on the local control plane (real API server, simulated nodes):
    the control plane's start, then `helm install --wait` per profile with Helm 3 and Helm 4.
+6. Series stored and Prometheus memory (scripts/bench_series.py): our rendered configuration
+   against the one prometheus-operator generates from kube-prometheus-stack's ServiceMonitors,
+   both real Prometheuses scraping the same targets on the local control plane (--only series).
 
     make bench            # or: .venv/bin/python scripts/bench.py [--pods 10000]
     make bench-queries    # only part 2: rewrites the query section of docs/benchmarks.md (--only queries)
@@ -39,6 +42,7 @@ from pathlib import Path
 
 import yaml
 
+import bench_series
 from harness import paths, pipeline, tools
 from harness.manifests import Manifests, containers, quantity
 from harness.pipeline import (ALERTS, FOR, carried, deliveries, destination, expected_destinations,
@@ -339,7 +343,7 @@ def fmt_mem(b):
     return f"{b / 2**20:.0f}Mi" if b < 2**30 else f"{b / 2**30:.2f}Gi"
 
 
-def write_report(path, m, lat, q, renders, compare, kps_version, inst, started, took):
+def write_report(path, m, lat, q, renders, compare, kps_version, inst, started, took, series=None):
     L = ["# Benchmarks", "",
          f"Measured by `make bench` (scripts/bench.py) in one run on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(started))}, "
          f"{took:.0f} s in all. Re-run it to refresh this file; numbers depend on the machine.", "",
@@ -382,6 +386,8 @@ def write_report(path, m, lat, q, renders, compare, kps_version, inst, started, 
           "| helm | values | install --wait (s) | objects (`kubectl get all`) | not ready after |", "|---|---|---|---|---|"]
     for helm_name, label, t, n, bad in inst["rows"]:
         L.append(f"| {helm_name} | {label} | {t:.1f} | {n} | {', '.join(bad) or '-'} |")
+    if series:
+        L += [""] + bench_series.section(series)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(L) + "\n")
 
@@ -534,8 +540,6 @@ def main():
     ap.add_argument("--runs", type=int, default=20, help="repetitions per query (query benchmark)")
     ap.add_argument("--query-budget", type=float, default=10.0,
                     help="seconds of runs per query before it stops repeating (query benchmark)")
-    ap.add_argument("--only", choices=["queries"],
-                    help="only this part: rewrite its section of --out, leave the rest")
     ap.add_argument("--out", default=str(ROOT / "docs" / "benchmarks.md"))
     ap.add_argument("--kps-chart", help="unpacked kube-prometheus-stack (default: $KPS_CHART, else build/kps/kube-prometheus-stack)")
     ap.add_argument("--render-runs", type=int, default=15, help="paired rounds of the render comparison")
@@ -543,6 +547,14 @@ def main():
                     help="also render our chart as of git revision REV in the same rounds (before/after)")
     ap.add_argument("--render-only", action="store_true",
                     help="only the render comparison: rewrite the render section of --out, leave the rest")
+    ap.add_argument("--only", choices=["queries", "series"],
+                    help="only this part, rewriting its section of --out and leaving the rest: queries (panel and "
+                         "recording-rule latency on backfilled blocks, scripts/bench_queries.py) or series (series "
+                         "stored and memory against kube-prometheus-stack, scripts/bench_series.py)")
+    ap.add_argument("--series-pods", default="1000,10000",
+                    help="Phase 5 pod counts of the series/memory comparison, scaled up in place (comma-separated)")
+    ap.add_argument("--series-interval", default="10s", help="scrape interval of both Prometheuses there")
+    ap.add_argument("--series-trial", action="store_true", help="mark that section as a trial run")
     args = ap.parse_args()
     if args.only == "queries":
         for t in ("prometheus", "promtool"):
@@ -555,6 +567,13 @@ def main():
         print("\n".join(section))
         return
     kps, kps_version = kps_chart(args.kps_chart)
+    series_args = dict(sizes=[int(n) for n in args.series_pods.split(",")], scrape_interval=args.series_interval)
+    if args.only == "series":
+        with tempfile.TemporaryDirectory(prefix="phase5-bench-series-") as tmp:
+            series = bench_series.run(tmp, kps, **series_args)
+        bench_series.rewrite_section(Path(args.out), bench_series.section(series, trial=args.series_trial))
+        print("\n".join(bench_series.section(series, trial=args.series_trial)))
+        return
     if args.render_only:
         if not tools.find("helm"):
             raise SystemExit("helm not found: run `make tools`")
@@ -563,7 +582,7 @@ def main():
         rewrite_render_section(Path(args.out), section)
         print("\n".join(section))
         return
-    for t in ("helm", "helm4", "prometheus", "promtool", "alertmanager", "kubectl", "etcd", "kwok"):
+    for t in ("helm", "helm4", "prometheus", "promtool", "alertmanager", "kubectl", "etcd", "kwok", "prometheus-operator"):
         if not tools.find(t):
             raise SystemExit(f"{t} not found: run `make tools`")
     started = time.time()
@@ -579,7 +598,10 @@ def main():
         lat = alert_latency(tmp)
         print(f"4/5 dashboard query latency at {args.pods} pods ...", flush=True)
         q = bench_queries.run(tmp, args.pods, args.runs, args.query_budget)
-    write_report(Path(args.out), m, lat, q, renders, compare, kps_version, inst, started, time.time() - started)
+        print("5/5 series stored and Prometheus memory against kube-prometheus-stack ...", flush=True)
+        series = bench_series.run(tmp / "series", kps, **series_args)
+    write_report(Path(args.out), m, lat, q, renders, compare, kps_version, inst, started, time.time() - started,
+                 series=series)
     print(Path(args.out).read_text())
 
 
