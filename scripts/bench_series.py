@@ -208,8 +208,8 @@ def expected_jobs(kps, namespace):
 def kps_prometheus_config(cfg, local, sa_dir, rules_dir, swaps_made, env):
     """The operator's generated prometheus.yaml as its config-reloader hands it to Prometheus
     (each `$(VAR)` replaced by the pod's env, `env`: SHARD, POD_NAME), with the swaps ours gets
-    (swaps.prometheus_config: discovery through the local API server, the pod network, plain HTTP
-    to the kubelet stand-in, the same intervals) and: the ServiceAccount files at `sa_dir`, the
+    (swaps.prometheus_config: discovery through the local API server, the pod network, the same
+    intervals; the kubelet jobs keep https and the token, which the stand-in kubelet authorizes) and: the ServiceAccount files at `sa_dir`, the
     rule files of the operator's rule ConfigMaps from `rules_dir`, no Alertmanager (none runs
     for KPS)."""
     used = set()

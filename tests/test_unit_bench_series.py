@@ -174,8 +174,12 @@ def test_kps_config_gets_our_swaps_and_local_files(tmp_path):
         assert sd["api_server"] == "https://127.0.0.1:6443" and job["proxy_url"] == "http://127.0.0.1:7000"
         assert sd["authorization"] == {"credentials_file": f"{tmp_path / 'sa'}/token"}
         assert sd["tls_config"] == {"ca_file": f"{tmp_path / 'sa'}/ca.crt"}
-    # The kubelet stand-in is plain HTTP without a token, as for ours; the relabelling is KPS's, unchanged.
-    assert kubelet["scheme"] == "http" and "authorization" not in kubelet and "tls_config" not in kubelet
+    # The kubelet job keeps KPS's https and token, as ours does (the stand-in kubelet authorizes the
+    # token of KPS's ServiceAccount against the API server), with the ServiceAccount files local;
+    # the relabelling is KPS's, unchanged.
+    assert kubelet["scheme"] == "https", kubelet
+    assert kubelet["authorization"] == {"type": "Bearer", "credentials_file": f"{tmp_path / 'sa'}/token"}, kubelet
+    assert kubelet["tls_config"] == {"insecure_skip_verify": True, "ca_file": f"{tmp_path / 'sa'}/ca.crt"}, kubelet
     assert kubelet["metric_relabel_configs"] == GENERATED["scrape_configs"][0]["metric_relabel_configs"]
     assert kubelet["metrics_path"] == "/metrics/cadvisor" and kubelet["honor_labels"] is True
     assert ksm["kubernetes_sd_configs"][0]["namespaces"] == {"names": ["monitoring"]}
