@@ -1,5 +1,12 @@
 """kube-state-metrics' documented metrics, for the series the e2e workload derives in its place.
 
+Two tables: FAMILIES (data/ksm-metrics.tsv), every family kube-state-metrics VERSION documents
+for the subchart's default collectors, with its type, labels, status and opt-in mark, written by
+scripts/ksm_table.py from that release's docs/metrics/ (issue 27: the stand-in,
+harness.ksm_standin, serves all of DEFAULT_FAMILIES so the cardinality benchmark compares full
+pages); and KSM_METRICS below, the families the chart reads, which tests/test_unit_standins.py
+holds to be a subset of FAMILIES with the same types and labels.
+
 kube-state-metrics is not served by the Go module proxy, so the e2e tier cannot run it; the
 workload derives its series from the API server's objects instead (harness.workload). This
 table holds, for the pinned version (the chart's kube-state-metrics appVersion), the name, type
@@ -14,8 +21,44 @@ series of services, deployments and statefulsets were read in v2.17.0's docs. 2.
 kube_pod_status_reason, which the chart does not read, to emit only the reason that is set.
 """
 import re
+from pathlib import Path
 
 VERSION = "v2.20.0"
+
+# The subchart's `collectors` (--resources) -> the resource name of its docs/metrics/ page.
+COLLECTOR_RESOURCE = {
+    "pods": "pod", "deployments": "deployment", "replicasets": "replicaset", "statefulsets": "statefulset",
+    "daemonsets": "daemonset", "horizontalpodautoscalers": "horizontalpodautoscaler", "jobs": "job",
+    "cronjobs": "cronjob", "nodes": "node", "namespaces": "namespace",
+    "persistentvolumeclaims": "persistentvolumeclaim", "persistentvolumes": "persistentvolume",
+    "services": "service", "endpoints": "endpoint", "endpointslices": "endpointslice", "configmaps": "configmap",
+    "secrets": "secret", "resourcequotas": "resourcequota", "limitranges": "limitrange",
+    "replicationcontrollers": "replicationcontroller", "poddisruptionbudgets": "poddisruptionbudget",
+    "ingresses": "ingress", "networkpolicies": "networkpolicy", "storageclasses": "storageclass", "leases": "lease",
+}
+
+TABLE = Path(__file__).resolve().parent / "data" / "ksm-metrics.tsv"
+
+
+def _families():
+    """name -> {"resource", "type", "status", "opt_in", "labels"} from data/ksm-metrics.tsv: every
+    metric family kube-state-metrics VERSION documents (docs/metrics/) for the resources the
+    chart's subchart collects by default, written by scripts/ksm_table.py from those docs."""
+    out = {}
+    for line in (TABLE.read_text() if TABLE.exists() else "").splitlines():
+        if line.startswith("#") or line.startswith("resource\t") or not line.strip():
+            continue
+        resource, name, kind, status, opt_in, labels = line.split("\t")
+        out[name] = {"resource": resource, "type": kind, "status": status, "opt_in": opt_in == "yes",
+                     "labels": set(labels.split(",")) - {""}}
+    return out
+
+
+# Every documented family of the default collectors (stable, experimental, alpha; opt-in ones marked).
+FAMILIES = _families()
+# What kube-state-metrics VERSION emits with the chart's arguments (no --metric-opt-in-list):
+# every documented family but the opt-in ones.
+DEFAULT_FAMILIES = {name: f for name, f in FAMILIES.items() if not f["opt_in"]}
 
 # name -> (type, label names). kube_<resource>_labels adds label_<name> for each label of the
 # object allowed by --metric-labels-allowlist, kube_<resource>_annotations annotation_<name> for
@@ -82,10 +125,11 @@ MAY_BE_EMPTY = {"container_id", "image_id", "pod_cidr", "provider_id", "system_u
 
 
 def label_problems(name, labels):
-    """What is wrong with one scraped series' label names (target labels job/instance aside)."""
-    if name not in KSM_METRICS:
-        return [f"{name}: not a documented kube-state-metrics {VERSION} metric the chart reads"]
-    want = KSM_METRICS[name][1]
+    """What is wrong with one scraped series' label names (target labels job/instance aside),
+    against the documented families (FAMILIES; KSM_METRICS, the subset the chart reads, agrees)."""
+    if name not in FAMILIES:
+        return [f"{name}: not a documented kube-state-metrics {VERSION} metric"]
+    want = FAMILIES[name]["labels"]
     got = set(labels) - {"__name__", "job", "instance"}
     if name.endswith("_labels"):
         got = {lab for lab in got if not lab.startswith("label_")}
