@@ -195,6 +195,40 @@ def test_kube_state_metrics_stand_in_matches_its_documented_metrics(stack):
     assert not problems, "\n".join(problems[:30])
 
 
+@pytest.mark.parametrize("job", ["cadvisor", "kubelet"])
+def test_kubelet_stand_in_serves_its_documented_families(stack, job):
+    """What the kubelet stand-in answers Prometheus on /metrics/cadvisor and /metrics (before the
+    keep-lists) is the documented page of the pinned versions (harness/kubelet_standin.py: the
+    cAdvisor families the kubelet enables, the kubelet's own table), every family with its
+    documented labels, and on cAdvisor's page every running pod of the node with its pod cgroup,
+    sandbox and containers."""
+    from harness import kubelet_standin as kls
+    samples, _ = stack.wait(lambda: (got := _exposed(stack, job))[0] and got,
+                            30, what=f"{job} answering through the pod network")
+    doc = kls.documented_series(job)
+    problems = []
+    # prometheus_client's parser names a counter's samples <name>_total; cAdvisor's
+    # container_memory_failcnt is a counter without it
+    samples = [(n[:-len("_total")] if n not in doc and n[:-len("_total")] in doc else n, lab, v)
+               for n, lab, v in samples]
+    for name, labels, _ in samples:
+        if name not in doc:
+            problems.append(f"{name}: not in the documented table")
+        elif set(labels) - doc[name]:
+            problems.append(f"{name}: labels {sorted(set(labels) - doc[name])} not documented")
+    served = {n for n, _, _ in samples}
+    want = set(kls.SERVED) if job == "cadvisor" else {n for n in doc if not n.startswith("kubelet_volume_stats")}
+    problems += [f"{n}: no series" for n in sorted(want - served)]
+    if job == "cadvisor":
+        api = {p["metadata"]["name"] for p in stack.cluster.refresh().pods
+               if p["metadata"]["namespace"] == NAMESPACE and p.get("status", {}).get("phase") == "Running"}
+        got = {(lab.get("pod"), lab.get("container", "")) for n, lab, _ in samples
+               if n == "container_cpu_usage_seconds_total"}
+        problems += [f"{pod}: no pod cgroup or sandbox series" for pod in sorted(api)
+                     if (pod, "") not in got or (pod, "POD") not in got]
+    assert not problems, "\n".join(sorted(set(problems))[:30])
+
+
 def _stored_names(stack, job):
     """Metric names Prometheus holds of `job`, less those it writes itself (up, scrape_*, ALERTS)."""
     got = {s["metric"]["__name__"] for s in stack.query(f'count by (__name__) ({{job="{job}"}})')}

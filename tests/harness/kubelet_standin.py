@@ -339,6 +339,25 @@ _DYNAMIC = {"container_cpu_usage_seconds_total": lambda d: d[0],
             "container_memory_rss": lambda d: d[1] * 0.8}
 
 
+# cAdvisor refreshes a container's stats every housekeeping interval (the kubelet runs it at 10 s):
+# the series nobody reads change that often here too, which keeps a scrape cheap.
+HOUSEKEEPING = 10.0
+
+
+def _counter_line(prefix, rate, t):
+    return f"{prefix} {rate * t:.3f}" if rate < 1 else f"{prefix} {int(rate * t)}"
+
+
+class _Cgroup:
+    """One cgroup's series: (name, type, "name{labels}", gauge line or counter rate) split into
+    the static ones and the _DYNAMIC ones, with the static lines of the last housekeeping."""
+
+    def __init__(self, entries):
+        self.static = [e for e in entries if e[0] not in _DYNAMIC]
+        self.dynamic = [e for e in entries if e[0] in _DYNAMIC]
+        self.epoch, self.lines = None, {}
+
+
 class Kubelet:
     """One node's kubelet stand-in. Thread-safe; caches each pod's label strings by uid and
     resourceVersion, so a scrape of an unchanged node only formats values."""
@@ -361,7 +380,7 @@ class Kubelet:
                 const = (f"{prefix} {num(_gauge_value(name, self.start, scope, limit_cpu, limit_mem))}"
                          if kind == "gauge" else _rate(name))
                 out.append((name, kind, prefix, const))
-        return out
+        return _Cgroup(out)
 
     def _pod_entries(self, pod):
         md, spec = pod["metadata"], pod["spec"]
@@ -431,14 +450,22 @@ class Kubelet:
         return "".join(out).encode()
 
     @staticmethod
-    def _emit(fams, entries, t, dyn):
-        for name, kind, prefix, const in entries:
-            if dyn is not None and name in _DYNAMIC:
+    def _emit(fams, cg, t, dyn):
+        """Append one cgroup's lines: the series nobody reads as of the last housekeeping (cached
+        for HOUSEKEEPING seconds, as cAdvisor refreshes its stats), the _DYNAMIC ones live."""
+        epoch = int(t // HOUSEKEEPING)
+        if cg.epoch != epoch:
+            at, lines = epoch * HOUSEKEEPING, {}
+            for name, kind, prefix, const in cg.static:
+                lines.setdefault(name, []).append(_counter_line(prefix, const, at) if kind == "counter" else const)
+            cg.lines, cg.epoch = lines, epoch
+        for name, lines in cg.lines.items():
+            fams[name].extend(lines)
+        for name, kind, prefix, const in cg.dynamic:
+            if dyn is not None:
                 fams[name].append(f"{prefix} {num(_DYNAMIC[name](dyn))}")
-            elif kind == "counter":
-                fams[name].append(f"{prefix} {const * t:.3f}" if const < 1 else f"{prefix} {int(const * t)}")
             else:
-                fams[name].append(const)
+                fams[name].append(_counter_line(prefix, const, t) if kind == "counter" else const)
 
     def _machine(self):
         mid = hashlib.md5(self.node.encode()).hexdigest()
