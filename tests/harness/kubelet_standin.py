@@ -366,7 +366,8 @@ class Kubelet:
         self.node = node
         self.start = time.time() if start is None else start
         self._t0 = time.monotonic()
-        self._cache = {}         # (uid, resourceVersion) -> [(scope, container, [(name, kind, prefix, const)])]
+        self._cache = {}         # (uid, resourceVersion) -> [(scope, container, _Cgroup)]; ("node", id) -> _Cgroup
+        self._static = None      # ((housekeeping, cgroup keys), {family: joined lines of the unread series})
         self._lock = threading.Lock()
 
     def _cgroup_entries(self, scope, base_labels, limit_cpu=0.0, limit_mem=0):
@@ -411,20 +412,20 @@ class Kubelet:
         (cpu_seconds_total, working_set_bytes) or None for the stand-in's own values; the pod
         cgroup's values are its containers' sums."""
         t = time.monotonic() - self._t0
+        epoch = int(t // HOUSEKEEPING)
         with self._lock:
-            fams = {name: [] for name in SERVED}
-            keep = set()
-            for i, cg in enumerate(NODE_CGROUPS):
+            cgroups, keep = [], []           # [(cgroup, usage or None)], cache keys in use
+            for cg in NODE_CGROUPS:
                 key = ("node", cg)
                 entries = self._cache.get(key)
                 if entries is None:
                     entries = self._cache[key] = self._cgroup_entries("root" if cg == "/" else "node",
                                                                       ("", cg, "", "", "", ""))
-                keep.add(key)
-                self._emit(fams, entries, t, None)
+                keep.append(key)
+                cgroups.append((entries, None))
             for p in pods:
                 entries = self._pod_entries(p)
-                keep.add((p["metadata"]["uid"], p["metadata"].get("resourceVersion", "")))
+                keep.append((p["metadata"]["uid"], p["metadata"].get("resourceVersion", "")))
                 pod_cpu = pod_mem = 0.0
                 dyn = {}
                 for scope, cname, _ in entries:
@@ -436,36 +437,45 @@ class Kubelet:
                         pod_cpu, pod_mem = pod_cpu + got[0], pod_mem + got[1]
                 dyn[""] = (pod_cpu, pod_mem)
                 dyn["POD"] = (0.0001 * t, 2**20)
-                for scope, cname, ents in entries:
-                    self._emit(fams, ents, t, dyn[cname])
-            for key in [k for k in self._cache if k not in keep]:
-                del self._cache[key]
+                cgroups += [(ents, dyn[cname]) for _, cname, ents in entries]
+            # The series nobody reads, joined once per housekeeping and set of cgroups.
+            page_key = (epoch, tuple(keep))
+            if self._static is None or self._static[0] != page_key:
+                fams = {name: [] for name in SERVED}
+                for cg, _ in cgroups:
+                    self._static_lines(cg, epoch)
+                    for name, lines in cg.lines.items():
+                        fams[name].extend(lines)
+                self._static = (page_key, {name: "\n".join(lines) for name, lines in fams.items() if lines})
+                for key in set(self._cache) - set(keep):
+                    del self._cache[key]
+            static = self._static[1]
+            dynamic = {name: [] for name in _DYNAMIC}
+            for cg, dyn in cgroups:
+                for name, kind, prefix, const in cg.dynamic:
+                    if dyn is not None:
+                        dynamic[name].append(f"{prefix} {num(_DYNAMIC[name](dyn))}")
+                    else:
+                        dynamic[name].append(_counter_line(prefix, const, t) if kind == "counter" else const)
         out = []
-        for name, lines in fams.items():
-            if lines:
+        for name in SERVED:
+            parts = ([static[name]] if name in static else []) + dynamic.get(name, [])
+            if parts:
                 out.append(f"# HELP {name} cAdvisor {CADVISOR_VERSION} stand-in\n# TYPE {name} {SERVED[name][0]}\n")
-                out.append("\n".join(lines))
+                out.append("\n".join(parts))
                 out.append("\n")
         out.append(self._machine())
         return "".join(out).encode()
 
     @staticmethod
-    def _emit(fams, cg, t, dyn):
-        """Append one cgroup's lines: the series nobody reads as of the last housekeeping (cached
-        for HOUSEKEEPING seconds, as cAdvisor refreshes its stats), the _DYNAMIC ones live."""
-        epoch = int(t // HOUSEKEEPING)
+    def _static_lines(cg, epoch):
+        """A cgroup's lines of the series nobody reads as of housekeeping `epoch` (cached: cAdvisor
+        refreshes its stats every HOUSEKEEPING seconds)."""
         if cg.epoch != epoch:
             at, lines = epoch * HOUSEKEEPING, {}
             for name, kind, prefix, const in cg.static:
                 lines.setdefault(name, []).append(_counter_line(prefix, const, at) if kind == "counter" else const)
             cg.lines, cg.epoch = lines, epoch
-        for name, lines in cg.lines.items():
-            fams[name].extend(lines)
-        for name, kind, prefix, const in cg.dynamic:
-            if dyn is not None:
-                fams[name].append(f"{prefix} {num(_DYNAMIC[name](dyn))}")
-            else:
-                fams[name].append(_counter_line(prefix, const, t) if kind == "counter" else const)
 
     def _machine(self):
         mid = hashlib.md5(self.node.encode()).hexdigest()
