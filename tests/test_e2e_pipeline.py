@@ -167,15 +167,20 @@ def test_kube_state_metrics_stand_in_matches_its_documented_metrics(stack):
     samples, types = stack.wait(lambda: (got := _exposed(stack, "kube-state-metrics"))[0] and got,
                                 30, what="kube-state-metrics answering through the pod network")
     names = {n for n, _, _ in samples}
-    problems = [f"{n}: exposed but not in the documented table" for n in sorted(names - set(ksm.KSM_METRICS))]
-    for name in sorted(ksm.KSM_METRICS):
-        series = [labels for n, labels, _ in samples if n == name]
-        if not series and name != "kube_pod_container_status_waiting_reason":   # only while a container waits
+    problems = [f"{n}: exposed but not a documented default family" for n in sorted(names - set(ksm.DEFAULT_FAMILIES))]
+    for name in sorted(ksm.KSM_METRICS):     # what the chart reads is there
+        if name not in names and name != "kube_pod_container_status_waiting_reason":   # only while a container waits
             problems.append(f"{name}: no series")
+    by_name = {}
+    for n, labels, _ in samples:
+        by_name.setdefault(n, []).append(labels)
+    for name, series in by_name.items():       # every family served, the full documented set (issue 27)
         for labels in series[:50]:
             problems += ksm.label_problems(name, labels)
-    problems += [f"{n}: type {types.get(n)}, documented {t}" for n, (t, _) in ksm.KSM_METRICS.items()
-                 if n in types and types[n] != t]
+    problems += [f"{n}: type {types.get(n)}, documented {f['type']}" for n, f in ksm.FAMILIES.items()
+                 if n in types and types[n] != f["type"]]
+    if len(names) < 100:
+        problems.append(f"only {len(names)} families served: the stand-in serves the documented set")
     # the objects: every pod the API server holds in phase5-prod, with its node and IP
     api = {(p["metadata"]["name"], p["spec"].get("nodeName", ""), p.get("status", {}).get("podIP", ""))
            for p in stack.cluster.refresh().pods if p["metadata"]["namespace"] == NAMESPACE
@@ -185,6 +190,40 @@ def test_kube_state_metrics_stand_in_matches_its_documented_metrics(stack):
     if not api <= got:
         problems.append(f"kube_pod_info lacks pods the API server runs: {sorted(api - got)[:3]}")
     assert not problems, "\n".join(problems[:30])
+
+
+@pytest.mark.parametrize("job", ["cadvisor", "kubelet"])
+def test_kubelet_stand_in_serves_its_documented_families(stack, job):
+    """What the kubelet stand-in answers Prometheus on /metrics/cadvisor and /metrics (before the
+    keep-lists) is the documented page of the pinned versions (harness/kubelet_standin.py: the
+    cAdvisor families the kubelet enables, the kubelet's own table), every family with its
+    documented labels, and on cAdvisor's page every running pod of the node with its pod cgroup,
+    sandbox and containers."""
+    from harness import kubelet_standin as kls
+    samples, _ = stack.wait(lambda: (got := _exposed(stack, job))[0] and got,
+                            30, what=f"{job} answering through the pod network")
+    doc = kls.documented_series(job)
+    problems = []
+    # prometheus_client's parser names a counter's samples <name>_total; cAdvisor's
+    # container_memory_failcnt is a counter without it
+    samples = [(n[:-len("_total")] if n not in doc and n[:-len("_total")] in doc else n, lab, v)
+               for n, lab, v in samples]
+    for name, labels, _ in samples:
+        if name not in doc:
+            problems.append(f"{name}: not in the documented table")
+        elif set(labels) - doc[name]:
+            problems.append(f"{name}: labels {sorted(set(labels) - doc[name])} not documented")
+    served = {n for n, _, _ in samples}
+    want = set(kls.SERVED) if job == "cadvisor" else {n for n in doc if not n.startswith("kubelet_volume_stats")}
+    problems += [f"{n}: no series" for n in sorted(want - served)]
+    if job == "cadvisor":
+        api = {p["metadata"]["name"] for p in stack.cluster.refresh().pods
+               if p["metadata"]["namespace"] == NAMESPACE and p.get("status", {}).get("phase") == "Running"}
+        got = {(lab.get("pod"), lab.get("container", "")) for n, lab, _ in samples
+               if n == "container_cpu_usage_seconds_total"}
+        problems += [f"{pod}: no pod cgroup or sandbox series" for pod in sorted(api)
+                     if (pod, "") not in got or (pod, "POD") not in got]
+    assert not problems, "\n".join(sorted(set(problems))[:30])
 
 
 def _stored_names(stack, job):

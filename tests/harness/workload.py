@@ -17,16 +17,16 @@ holds them) and serves each on its own 127.0.0.1 port, which the pod network
 (harness.podnet) routes the pod's address to.
 
 Derived from the API server's objects, as the real programs derive them:
-- kube-state-metrics' series (kube_pod_*, kube_deployment_*, kube_replicaset_*,
-  kube_statefulset_*, kube_horizontalpodautoscaler_*, kube_node_*, kube_namespace_*), served on
-  the chart's kube-state-metrics pod (kube-state-metrics is not served by the Go module proxy:
-  its names and labels are checked against its documented metrics, tests/harness/ksm.py);
-- kubelet/cAdvisor series per node for the pods placed on it (container_cpu_usage_seconds_total,
-  container_memory_working_set_bytes, ... with the pod-level container="" series), and the
-  kubelet's volume stats of the claims those pods mount (capacity from the claim on the API
-  server; the used share is a knob, volume_used: no volume exists to measure); served over
-  HTTPS behind a kubelet's door (harness.kubelet: its serving certificate, TokenReview and
-  SubjectAccessReview of every request against the API server).
+- kube-state-metrics' page (harness.ksm_standin: every documented family of the default
+  collectors), served on the chart's kube-state-metrics pod (kube-state-metrics is not served by
+  the Go module proxy: its names and labels are checked against its documented metrics,
+  tests/harness/ksm.py);
+- the kubelet's /metrics/cadvisor and /metrics per node for the pods placed on it
+  (harness.kubelet_standin: cAdvisor's enabled families per pod cgroup, sandbox and container;
+  the kubelet's own families), and the kubelet's volume stats of the claims those pods mount
+  (capacity from the claim on the API server; the used share is a knob, volume_used: no volume
+  exists to measure); served over HTTPS behind a kubelet's door (harness.kubelet: its serving
+  certificate, TokenReview and SubjectAccessReview of every request against the API server).
 Node series come from the real node_exporter (harness.stack), not from here.
 
 Split by job: what the workload is (harness.workload_state), the metric families its pods serve
@@ -45,6 +45,7 @@ share a label set, so they can run at the same time.
 
 import threading
 
+from . import ksm_standin
 from .podserver import PodServers, expose
 from .scenarios import SCENARIOS
 from .workload_metrics import MetricFamilies
@@ -79,6 +80,8 @@ class Workload(MetricFamilies):
         self._http = PodServers()  # the pods' (and nodes') 127.0.0.1 servers
         self._restarts = {}       # (namespace, pod) -> restart count reported
         self._ksm_cache = None    # (snapshot, exposition bytes)
+        self._ksm_objects = {}    # harness.ksm_standin's lines per unchanged object
+        self._ksm_lock = threading.Lock()
         self._local = {}          # (namespace, pod) -> {container port: local port}
         # kube-state-metrics' --metric-labels-allowlist / --metric-annotations-allowlist as the chart
         # renders them (harness.ksm.allowlists; the Stack sets them): which labels and annotations
@@ -239,9 +242,11 @@ class Workload(MetricFamilies):
         kube-state-metrics serves from its informers' cache): a scrape only copies bytes, so it
         never outlasts the e2e stack's 1 s scrape timeout."""
         snap = self.snapshot
-        cached = self._ksm_cache
-        if cached is None or cached[0] is not snap:
-            cached = self._ksm_cache = (snap, expose(self._ksm_metrics)())
+        with self._ksm_lock:
+            cached = self._ksm_cache
+            if cached is None or cached[0] is not snap:
+                body = ksm_standin.exposition(snap, self.ksm_allowlists, self._ksm_objects) if snap else b""
+                cached = self._ksm_cache = (snap, body)
         return cached[1]
 
     def kubelet_port(self, node, ip):

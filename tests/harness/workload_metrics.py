@@ -1,14 +1,13 @@
 """The metric families the synthetic workload's pods serve (harness.workload): the application
-metrics of the contract per pod, the data tier's exporters, kube-state-metrics' series derived
-from the API server's objects, and the kubelet/cAdvisor series per node. A mixin of Workload:
+metrics of the contract per pod, the data tier's exporters, and the kubelet/cAdvisor pages per
+node (harness.kubelet_standin; kube-state-metrics' page: harness.ksm_standin). A mixin of Workload:
 it reads the workload's state (self.state, self.snapshot, self.pods(), self._c)."""
 from prometheus_client.core import (CounterMetricFamily, GaugeMetricFamily,
                                     HistogramMetricFamily)
 from prometheus_client.samples import Exemplar
 
-from . import ksm
+from . import kubelet_standin
 from .manifests import quantity
-from .podserver import expose
 from .workload_state import BUCKETS, CONSUMER_TOPICS, CPU_LIMIT, MEM_LIMIT, PHASE5_SERVICES, ServiceState
 
 # The share of a claim's capacity the synthetic kubelet reports used when no scenario set one.
@@ -170,164 +169,22 @@ class MetricFamilies:
                     committed.add_metric((cg, tp, str(p)), self._c.value(("kafka-committed", cg, tp, p), 14.0))
         return [b, parts, off, lag, committed]
 
-    def _ksm_metrics(self):
-        """kube-state-metrics' series (names and labels of the pinned version, see
-        KSM_METRICS), derived from the API server's objects as kube-state-metrics derives them:
-        a fault made through the API shows up here, and nothing here is a free-standing number."""
-        snap = self.snapshot
-        fam = {}
-
-        def g(name, labels, kind="gauge"):
-            if name not in fam:
-                cls = CounterMetricFamily if kind == "counter" else GaugeMetricFamily
-                fam[name] = cls(name[:-len("_total")] if kind == "counter" else name, "kube-state-metrics", labels=labels)
-            return fam[name]
-        if snap is None:
-            return []
-        allow = getattr(self, "ksm_allowlists", None) or {"labels": {}, "annotations": {}}
-
-        def meta(resource, ident, md, extra=()):
-            """kube_<resource>_labels / _annotations of one object: the keys the chart's
-            allowlists (the rendered --metric-*-allowlist arguments) allow, as label_* /
-            annotation_* (empty when the object lacks one: Prometheus drops an empty label)."""
-            singular = {"pods": "pod", "services": "service", "deployments": "deployment",
-                        "statefulsets": "statefulset"}[resource]
-            for kind, prefix, field in (("labels", "label_", "labels"), ("annotations", "annotation_", "annotations")):
-                keys = allow[kind].get(resource, [])
-                names = ident + tuple(extra) + tuple(prefix + ksm.sanitize(k) for k in keys)
-                values = tuple(md["namespace"] if n == "namespace" else md["name"] if n == singular else
-                               md.get("uid", "") for n in ident + tuple(extra))
-                values += tuple((md.get(field) or {}).get(k, "") for k in keys)
-                g(f"kube_{singular}_{kind}", names).add_metric(values, 1)
-        for svc in snap.services:
-            meta("services", ("namespace", "service"), svc["metadata"], extra=("uid",))
-        for d in snap.deployments:
-            meta("deployments", ("namespace", "deployment"), d["metadata"])
-        for t in snap.statefulsets:
-            meta("statefulsets", ("namespace", "statefulset"), t["metadata"])
-        for d in snap.deployments:
-            ns, name = d["metadata"]["namespace"], d["metadata"]["name"]
-            st, spec = d.get("status", {}), d["spec"]
-            dl = ("namespace", "deployment")
-            g("kube_deployment_spec_replicas", dl).add_metric((ns, name), spec.get("replicas", 1))
-            g("kube_deployment_status_replicas", dl).add_metric((ns, name), st.get("replicas", 0))
-            g("kube_deployment_status_replicas_available", dl).add_metric((ns, name), st.get("availableReplicas", 0))
-            g("kube_deployment_status_replicas_unavailable", dl).add_metric((ns, name), st.get("unavailableReplicas", 0))
-            g("kube_deployment_status_replicas_ready", dl).add_metric((ns, name), st.get("readyReplicas", 0))
-            g("kube_deployment_status_replicas_updated", dl).add_metric((ns, name), st.get("updatedReplicas", 0))
-            g("kube_deployment_metadata_generation", dl).add_metric((ns, name), d["metadata"].get("generation", 0))
-            g("kube_deployment_status_observed_generation", dl).add_metric((ns, name), st.get("observedGeneration", 0))
-        for r in snap.replicasets:
-            ns, name = r["metadata"]["namespace"], r["metadata"]["name"]
-            for ref in r["metadata"].get("ownerReferences") or []:
-                g("kube_replicaset_owner", ("namespace", "replicaset", "owner_kind", "owner_name", "owner_is_controller")
-                  ).add_metric((ns, name, ref["kind"], ref["name"], str(bool(ref.get("controller"))).lower()), 1)
-            g("kube_replicaset_spec_replicas", ("namespace", "replicaset")).add_metric((ns, name), r["spec"].get("replicas", 1))
-        for j in snap.jobs:
-            ns, name = j["metadata"]["namespace"], j["metadata"]["name"]
-            refs = j["metadata"].get("ownerReferences") or [{"kind": "<none>", "name": "<none>", "controller": "<none>"}]
-            for ref in refs:
-                ctl = ref.get("controller")
-                g("kube_job_owner", ("namespace", "job_name", "owner_kind", "owner_name", "owner_is_controller")
-                  ).add_metric((ns, name, ref["kind"], ref["name"], ctl if ctl == "<none>" else str(bool(ctl)).lower()), 1)
-        for t in snap.statefulsets:
-            ns, name, st = t["metadata"]["namespace"], t["metadata"]["name"], t.get("status", {})
-            sl = ("namespace", "statefulset")
-            g("kube_statefulset_replicas", sl).add_metric((ns, name), t["spec"].get("replicas", 1))
-            g("kube_statefulset_status_replicas_ready", sl).add_metric((ns, name), st.get("readyReplicas", 0))
-            g("kube_statefulset_status_replicas_available", sl).add_metric((ns, name), st.get("availableReplicas", 0))
-        for d in snap.daemonsets:
-            ns, name, st = d["metadata"]["namespace"], d["metadata"]["name"], d.get("status", {})
-            dl = ("namespace", "daemonset")
-            g("kube_daemonset_status_desired_number_scheduled", dl).add_metric((ns, name), st.get("desiredNumberScheduled", 0))
-            g("kube_daemonset_status_number_available", dl).add_metric((ns, name), st.get("numberAvailable", 0))
-        for h in snap.hpas:
-            ns, name, spec, st = h["metadata"]["namespace"], h["metadata"]["name"], h["spec"], h.get("status", {})
-            ref = spec["scaleTargetRef"]
-            g("kube_horizontalpodautoscaler_info", ("namespace", "horizontalpodautoscaler", "scaletargetref_api_version",
-                                                      "scaletargetref_kind", "scaletargetref_name")
-              ).add_metric((ns, name, ref.get("apiVersion", ""), ref["kind"], ref["name"]), 1)
-            hl = ("namespace", "horizontalpodautoscaler")
-            # status.currentReplicas as the HPA controller wrote it (it cannot read metrics here,
-            # but it still reports the scale target's replicas); before its first pass, none.
-            cur = st.get("currentReplicas")
-            g("kube_horizontalpodautoscaler_spec_max_replicas", hl).add_metric((ns, name), spec["maxReplicas"])
-            g("kube_horizontalpodautoscaler_spec_min_replicas", hl).add_metric((ns, name), spec.get("minReplicas", 1))
-            if cur is not None:
-                g("kube_horizontalpodautoscaler_status_current_replicas", hl).add_metric((ns, name), cur)
-                g("kube_horizontalpodautoscaler_status_desired_replicas", hl).add_metric((ns, name), st.get("desiredReplicas", cur))
-        for p in snap.pods:
-            md, spec, st = p["metadata"], p["spec"], p.get("status", {})
-            ns, pod, uid, node = md["namespace"], md["name"], md["uid"], spec.get("nodeName", "")
-            refs = [r for r in md.get("ownerReferences") or [] if r.get("controller")]
-            kind, owner = (refs[0]["kind"], refs[0]["name"]) if refs else ("<none>", "<none>")
-            g("kube_pod_info", ("namespace", "pod", "uid", "node", "host_ip", "pod_ip", "created_by_kind",
-                                "created_by_name", "priority_class", "host_network")
-              ).add_metric((ns, pod, uid, node, st.get("hostIP", ""), st.get("podIP", ""), kind, owner,
-                            spec.get("priorityClassName", ""), str(bool(spec.get("hostNetwork"))).lower()), 1)
-            g("kube_pod_owner", ("namespace", "pod", "uid", "owner_kind", "owner_name", "owner_is_controller")
-              ).add_metric((ns, pod, uid, kind, owner, "true" if refs else "<none>"), 1)
-            keys = allow["labels"].get("pods", [])
-            g("kube_pod_labels", ("namespace", "pod", "uid") + tuple("label_" + ksm.sanitize(k) for k in keys)
-              ).add_metric((ns, pod, uid) + tuple((md.get("labels") or {}).get(k, "") for k in keys), 1)
-            for phase in ("Pending", "Running", "Succeeded", "Failed", "Unknown"):
-                g("kube_pod_status_phase", ("namespace", "pod", "uid", "phase")).add_metric(
-                    (ns, pod, uid, phase), 1 if st.get("phase") == phase else 0)
-            for c in st.get("conditions") or []:
-                if c["type"] == "Ready":   # kube-state-metrics: one series per value of the Ready condition
-                    for val in ("true", "false", "unknown"):
-                        g("kube_pod_status_ready", ("namespace", "pod", "uid", "condition")).add_metric(
-                            (ns, pod, uid, val), 1 if c["status"].lower() == val else 0)
-            cl = ("namespace", "pod", "uid", "container")
-            for cs in st.get("containerStatuses") or []:
-                c = cs["name"]
-                running, waiting = "running" in (cs.get("state") or {}), (cs.get("state") or {}).get("waiting")
-                spec_image = next((x.get("image", "") for x in spec.get("containers") or [] if x["name"] == c), "")
-                g("kube_pod_container_info", cl + ("image_spec", "image", "image_id", "container_id")).add_metric(
-                    (ns, pod, uid, c, spec_image, cs.get("image", ""), cs.get("imageID", ""), cs.get("containerID", "")), 1)
-                g("kube_pod_container_status_ready", cl).add_metric((ns, pod, uid, c), 1 if cs.get("ready") else 0)
-                g("kube_pod_container_status_running", cl).add_metric((ns, pod, uid, c), 1 if running else 0)
-                g("kube_pod_container_status_waiting", cl).add_metric((ns, pod, uid, c), 1 if waiting else 0)
-                if waiting:
-                    g("kube_pod_container_status_waiting_reason", cl + ("reason",)).add_metric(
-                        (ns, pod, uid, c, waiting.get("reason", "")), 1)
-                g("kube_pod_container_status_restarts_total", cl, "counter").add_metric(
-                    (ns, pod, uid, c), cs.get("restartCount", 0))
-            rl = cl + ("node", "resource", "unit")
-            for c in spec.get("containers") or []:
-                res = c.get("resources") or {}
-                for which in ("limits", "requests"):
-                    for rname, q in (res.get(which) or {}).items():
-                        unit = {"cpu": "core", "memory": "byte"}.get(rname, "integer")
-                        g(f"kube_pod_container_resource_{which}", rl).add_metric(
-                            (ns, pod, uid, c["name"], node, rname, unit), quantity(q))
-        for n in snap.nodes:
-            name, st = n["metadata"]["name"], n.get("status", {})
-            info = st.get("nodeInfo") or {}
-            g("kube_node_info", ("node", "kernel_version", "os_image", "container_runtime_version", "kubelet_version",
-                                 "kubeproxy_version", "pod_cidr", "provider_id", "system_uuid", "internal_ip")
-              ).add_metric((name, info.get("kernelVersion", ""), info.get("osImage", ""),
-                            info.get("containerRuntimeVersion", ""), info.get("kubeletVersion", ""),
-                            info.get("kubeProxyVersion", ""), n["spec"].get("podCIDR", ""),
-                            n["spec"].get("providerID", ""), info.get("systemUUID", ""), snap.node_ip(name)), 1)
-            for c in st.get("conditions") or []:
-                for val in ("true", "false", "unknown"):
-                    g("kube_node_status_condition", ("node", "condition", "status")).add_metric(
-                        (name, c["type"], val), 1 if c["status"].lower() == val else 0)
-            for rname, q in (st.get("allocatable") or {}).items():
-                unit = {"cpu": "core", "memory": "byte", "ephemeral-storage": "byte"}.get(rname, "integer")
-                g("kube_node_status_allocatable", ("node", "resource", "unit")).add_metric(
-                    (name, rname.replace("-", "_"), unit), quantity(q))
-            g("kube_node_spec_unschedulable", ("node",)).add_metric((name,), 1 if n["spec"].get("unschedulable") else 0)
-        for n in snap.namespaces:
-            g("kube_namespace_status_phase", ("namespace", "phase")).add_metric(
-                (n["metadata"]["name"], n.get("status", {}).get("phase", "Active")), 1)
-        return list(fam.values())
-
     def _kubelet(self, node):
-        cad = expose(lambda: self._cadvisor_metrics(node))
-        own = expose(lambda: self._kubelet_metrics(node))
-        return lambda path="/metrics": cad() if "cadvisor" in path else own()
+        """The node's kubelet stand-in (harness.kubelet_standin): /metrics/cadvisor and /metrics."""
+        kubelets = self.__dict__.setdefault("_kubelets", {})
+        k = kubelets.get(node) or kubelets.setdefault(node, kubelet_standin.Kubelet(node))
+
+        def collect(path="/metrics"):
+            running = self._running_on(node)
+            if "cadvisor" in path:
+                return k.cadvisor(running, self._container_usage(node))
+            return k.metrics(running, self._volume_stats(node, running))
+        return collect
+
+    def _running_on(self, node):
+        snap = self.snapshot
+        return [p for p in (snap.pods if snap else [])
+                if p["spec"].get("nodeName") == node and p.get("status", {}).get("phase") == "Running"]
 
     def _node_pods(self, node):
         """(service, index, pod object) of the Phase 5 pods the API server placed on `node`."""
@@ -338,30 +195,37 @@ class MetricFamilies:
                     out.append((svc, i, p))
         return out
 
-    def _kubelet_metrics(self, node):
-        snap = self.snapshot
-        pods = GaugeMetricFamily("kubelet_running_pods", "Pods running on the node.")
-        pods.add_metric((), sum(1 for p in (snap.pods if snap else [])
-                                if p["spec"].get("nodeName") == node and p.get("status", {}).get("phase") == "Running"))
-        up = GaugeMetricFamily("kubelet_node_name", "The node's name.", labels=("node",))
-        up.add_metric((node,), 1)
-        return [pods, up] + self._volume_stats(node)
+    def _container_usage(self, node):
+        """usage(pod, container) for the kubelet stand-in: a Phase 5 pod's first container at its
+        service's CPU and memory ratios (a scenario heats pod 0 only, the "hot pod"; its siblings
+        stay at the baseline); every other container (the chart's own pods, other teams') the
+        stand-in's steady 10 millicores and 64 MiB."""
+        base = ServiceState()
+        phase5 = {p["metadata"]["uid"]: (svc, i, p) for svc, i, p in self._node_pods(node)}
 
-    def _volume_stats(self, node):
-        """kubelet_volume_stats_capacity_bytes / _available_bytes (names and labels: the "kubelet"
-        table of harness.upstream_metrics; the kubelet's other volume series are not read) of the
-        PersistentVolumeClaims mounted by the pods running on `node`, as the kubelet reports the
-        volumes it mounts. Stand-in behaviour: the capacity is the claim's status.capacity on the
-        API server; the used share is not measured (no volume exists), it is the workload's knob
-        volume_used[(namespace, claim)] (default DEFAULT_VOLUME_USED)."""
+        def usage(pod, container):
+            hit = phase5.get(pod["metadata"]["uid"])
+            if hit is None:
+                return None
+            svc, i, p = hit
+            if container != p["spec"]["containers"][0]["name"]:
+                return None
+            st = self.state[svc]
+            c_rate = (st.cpu_ratio if i == 0 else base.cpu_ratio) * CPU_LIMIT
+            m = (st.mem_ratio if i == 0 else base.mem_ratio) * MEM_LIMIT
+            return self._c.value(("cad", pod["metadata"]["name"], container), c_rate), m
+        return usage
+
+    def _volume_stats(self, node, running):
+        """[(namespace, claim, capacity, available)] of the PersistentVolumeClaims mounted by the
+        pods running on `node`, as the kubelet reports the volumes it mounts (names and labels:
+        the "kubelet" table of harness.upstream_metrics). Stand-in behaviour: the capacity is the
+        claim's status.capacity on the API server; the used share is not measured (no volume
+        exists), it is the workload's knob volume_used[(namespace, claim)] (default
+        DEFAULT_VOLUME_USED)."""
         snap = self.snapshot
-        lab = ("namespace", "persistentvolumeclaim")
-        cap = GaugeMetricFamily("kubelet_volume_stats_capacity_bytes", "Capacity of the volume in bytes.", labels=lab)
-        avail = GaugeMetricFamily("kubelet_volume_stats_available_bytes", "Available bytes of the volume.", labels=lab)
-        seen = set()
-        for p in (snap.pods if snap else []):
-            if p["spec"].get("nodeName") != node or p.get("status", {}).get("phase") != "Running":
-                continue
+        out, seen = [], set()
+        for p in running:
             ns = p["metadata"]["namespace"]
             for v in p["spec"].get("volumes") or []:
                 claim = (v.get("persistentVolumeClaim") or {}).get("claimName")
@@ -373,52 +237,8 @@ class MetricFamilies:
                 total = quantity(size)
                 share = self.volume_used.get((ns, claim), DEFAULT_VOLUME_USED)
                 share = share() if callable(share) else share
-                cap.add_metric((ns, claim), total)
-                avail.add_metric((ns, claim), total * (1 - share))
-        return [cap, avail]
-
-    def _cadvisor_metrics(self, node):
-        lab = ("namespace", "pod", "container", "id", "image", "name")
-        cpu = CounterMetricFamily("container_cpu_usage_seconds", "CPU seconds.", labels=lab + ("cpu",))
-        ws = GaugeMetricFamily("container_memory_working_set_bytes", "Working set.", labels=lab)
-        usage = GaugeMetricFamily("container_memory_usage_bytes", "Memory usage.", labels=lab)
-        rss = GaugeMetricFamily("container_memory_rss", "RSS.", labels=lab)
-        rx = CounterMetricFamily("container_network_receive_bytes", "Bytes received.",
-                                 labels=("namespace", "pod", "interface", "id", "name"))
-        tx = CounterMetricFamily("container_network_transmit_bytes", "Bytes sent.",
-                                 labels=("namespace", "pod", "interface", "id", "name"))
-        base = ServiceState()
-        for svc, i, p in self._node_pods(node):
-            st = self.state[svc]
-            ns, pod, uid = p["metadata"]["namespace"], p["metadata"]["name"], p["metadata"]["uid"]
-            cid = f"/kubepods/burstable/pod{uid}"
-            # a scenario heats pod 0 only (the "hot pod"); its siblings stay at the baseline
-            c_rate = (st.cpu_ratio if i == 0 else base.cpu_ratio) * CPU_LIMIT
-            m = (st.mem_ratio if i == 0 else base.mem_ratio) * MEM_LIMIT
-            c = p["spec"]["containers"][0]
-            # the container, and the pod-level cgroup (container="") real cAdvisor also exposes
-            for cont, ident, image, name in ((c["name"], f"{cid}/c1", c["image"], "c1"), ("", cid, "", "")):
-                cpu.add_metric((ns, pod, cont, ident, image, name, "total"), self._c.value(("cad", pod, cont), c_rate))
-                ws.add_metric((ns, pod, cont, ident, image, name), m)
-                usage.add_metric((ns, pod, cont, ident, image, name), m * 1.3)
-                rss.add_metric((ns, pod, cont, ident, image, name), m * 0.8)
-            rx.add_metric((ns, pod, "eth0", cid, ""), self._c.value(("cad", pod, "rx"), 5e4))
-            tx.add_metric((ns, pod, "eth0", cid, ""), self._c.value(("cad", pod, "tx"), 4e4))
-        # Every other running pod of the node (the chart's own, other teams'), as real cAdvisor
-        # reports every container of its node: a steady 10 millicores and 64 MiB each.
-        mine = {p["metadata"]["uid"] for _, _, p in self._node_pods(node)}
-        for p in (self.snapshot.pods if self.snapshot else []):
-            if (p["spec"].get("nodeName") != node or p.get("status", {}).get("phase") != "Running"
-                    or p["metadata"]["uid"] in mine):
-                continue
-            ns, pod, uid = p["metadata"]["namespace"], p["metadata"]["name"], p["metadata"]["uid"]
-            cid = f"/kubepods/burstable/pod{uid}"
-            for c in p["spec"]["containers"]:
-                ident = f"{cid}/{c['name']}"
-                cpu.add_metric((ns, pod, c["name"], ident, c.get("image", ""), c["name"], "total"),
-                               self._c.value(("cad", pod, c["name"]), 0.01))
-                ws.add_metric((ns, pod, c["name"], ident, c.get("image", ""), c["name"]), 64 * 2**20)
-        return [cpu, ws, usage, rss, rx, tx]
+                out.append((ns, claim, total, total * (1 - share)))
+        return out
 
 
 def _raw_counter(name, help_):
