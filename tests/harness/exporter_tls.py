@@ -40,14 +40,12 @@ from pathlib import Path
 import yaml
 
 from . import tools
-from .manifests import Manifests
 from .podfiles import PodFiles, flag
 from .polling import wait_until
 from .ports import free_port
-from .process import Process
-from .render import render_raw
+from .process import AllOrNothing, Process
 from .swaps import Swaps
-from .webstack import PASSWORD, USER, Client, _secret, bcrypt_hash, issue, make_ca, pem
+from .webstack import PASSWORD, USER, Client, bcrypt_hash, web_user_objects
 
 EXPORTERS = ("node-exporter", "kube-state-metrics")
 # kube-state-metrics v2.20.0 (the chart's image): the flag that takes the web config
@@ -71,7 +69,7 @@ def web_values(release, password_hash, basic_auth=True):
                               "clientSecret": f"{release}-{c}-client"}} for c in EXPORTERS}
 
 
-class ExporterTLSStack:
+class ExporterTLSStack(AllOrNothing):
     def __init__(self, workdir, release="p5", namespace="monitoring"):
         self.workdir = Path(workdir)
         self.release, self.namespace = release, namespace
@@ -81,17 +79,12 @@ class ExporterTLSStack:
         self.prometheus = None
 
     # ------------------------------------------------------------------ lifecycle
-    def start(self):
-        try:
-            self._make_user_objects()
-            self.ports = {c: free_port() for c in (*EXPORTERS, "prometheus")}
-            for c in EXPORTERS:
-                self._start_exporter(c)
-            self._start_prometheus()
-        except BaseException:
-            self.stop()
-            raise
-        return self
+    def _start(self):
+        self._make_user_objects()
+        self.ports = {c: free_port() for c in (*EXPORTERS, "prometheus")}
+        for c in EXPORTERS:
+            self._start_exporter(c)
+        self._start_prometheus()
 
     def stop(self):
         for p in (self.prometheus, *self.procs.values()):
@@ -109,25 +102,12 @@ class ExporterTLSStack:
 
     # ------------------------------------------------------------------ setup
     def _make_user_objects(self):
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        self.ca = make_ca("phase5 test CA")
-        self.ca_file = self.workdir / "ca.crt"
-        self.ca_file.write_bytes(pem(self.ca[1]))
-        self.wrong_ca_file = self.workdir / "wrong-ca.crt"
-        self.wrong_ca_file.write_bytes(pem(make_ca("another CA")[1]))
         self.values = {"global.web": web_values(self.release, bcrypt_hash(PASSWORD)),
                        "grafana.enabled": False, "loki.enabled": False, "promtail.enabled": False,
                        "jaeger.enabled": False, "alertmanager.enabled": False,
                        "prometheus.alerting.inCluster.enabled": False}
-        docs, _ = render_raw((), self.values, release=self.release, namespace=self.namespace)
-        user = []
-        for c in EXPORTERS:
-            svc = f"{self.release}-{c}"
-            crt, key = issue(self.ca, [f"{svc}.{self.namespace}.svc", svc, f"{svc}.{self.namespace}"])
-            user.append(_secret(f"{svc}-tls", self.namespace, {"tls.crt": crt, "tls.key": key,
-                                                             "ca.crt": pem(self.ca[1])}, "kubernetes.io/tls"))
-            user.append(_secret(f"{svc}-client", self.namespace, {"username": USER, "password": PASSWORD}))
-        self.manifests = Manifests(docs + user)
+        self.ca, self.ca_file, self.wrong_ca_file, self.manifests = web_user_objects(
+            self.workdir, self.values, EXPORTERS, self.release, self.namespace)
 
     def _rerooted_args(self, pod, args, drop):
         out = []

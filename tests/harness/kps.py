@@ -21,7 +21,7 @@ import yaml
 
 from . import operator as op
 from .ports import free_port
-from .process import Process
+from .process import AllOrNothing, Process
 
 SELECTOR = {"release": "kps"}
 PROMETHEUS = "kps"
@@ -35,21 +35,13 @@ def gunzip_secret(secret, key):
     return gzip.decompress(base64.b64decode(secret["data"][key])).decode()
 
 
-class OperatorStack:
+class OperatorStack(AllOrNothing):
     def __init__(self, cluster, workdir):
         self.cluster, self.workdir = cluster, Path(workdir)
         self.namespace = f"kps-{uuid.uuid4().hex[:5]}"
         self.process = None
 
     # ------------------------------------------------------------------ lifecycle
-    def start(self):
-        try:
-            self._start()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
     def _start(self):
         c = self.cluster
         crds = sorted(op.crds_dir().glob("monitoring.coreos.com_*.yaml"))

@@ -23,6 +23,21 @@ def _kill_leftovers():
         p.stop(timeout=3)
 
 
+class AllOrNothing:
+    """A mixin for something made of several parts started in turn (processes, servers, API
+    objects): start() runs the subclass's _start() and, when any part fails, stop() undoes the
+    parts already started before the error goes on, so a failed start leaves nothing running.
+    stop() must cope with parts that never started."""
+
+    def start(self):
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+
 class Process:
     """A program in its own process group, logging to a file, with a readiness URL (or a
     callable that returns True once ready)."""

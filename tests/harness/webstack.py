@@ -115,6 +115,28 @@ def _secret(name, namespace, data, type_="Opaque"):
             "data": {k: base64.b64encode(v if isinstance(v, bytes) else v.encode()).decode() for k, v in data.items()}}
 
 
+def web_user_objects(workdir, values, components, release, namespace):
+    """What a user brings for the web config of `components` (global.web.<component> in
+    `values`): a test CA (returned with its file and a file of another CA), per component a
+    kubernetes.io/tls Secret `<release>-<component>-tls` whose certificate holds the Service's
+    names and a client Secret `<release>-<component>-client`; and the chart rendered with
+    `values` beside them, as Manifests. (ca, ca_file, wrong_ca_file, manifests)."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    ca = make_ca("phase5 test CA")
+    ca_file, wrong_ca_file = workdir / "ca.crt", workdir / "wrong-ca.crt"
+    ca_file.write_bytes(pem(ca[1]))
+    wrong_ca_file.write_bytes(pem(make_ca("another CA")[1]))
+    docs, _ = render_raw((), values, release=release, namespace=namespace)
+    user = []
+    for c in components:
+        svc = f"{release}-{c}"
+        crt, key = issue(ca, [f"{svc}.{namespace}.svc", svc, f"{svc}.{namespace}"])
+        user.append(_secret(f"{svc}-tls", namespace, {"tls.crt": crt, "tls.key": key, "ca.crt": pem(ca[1])},
+                            "kubernetes.io/tls"))
+        user.append(_secret(f"{svc}-client", namespace, {"username": USER, "password": PASSWORD}))
+    return ca, ca_file, wrong_ca_file, Manifests(docs + user)
+
+
 def web_values(release, namespace, password_hash):
     """global.web for both components as the README's example sets it, and the names of the
     Secrets it refers to."""
@@ -195,27 +217,13 @@ class WebStack:
 
     # ------------------------------------------------------------------ setup
     def _make_user_objects(self):
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        self.ca = make_ca("phase5 test CA")
-        self.ca_file = self.workdir / "ca.crt"
-        self.ca_file.write_bytes(pem(self.ca[1]))
-        wrong = make_ca("another CA")
-        self.wrong_ca_file = self.workdir / "wrong-ca.crt"
-        self.wrong_ca_file.write_bytes(pem(wrong[1]))
         self.password_hash = bcrypt_hash(PASSWORD)
         self.values = {"global.web": web_values(self.release, self.namespace, self.password_hash),
                        "grafana.enabled": False, "loki.enabled": False, "promtail.enabled": False,
                        "jaeger.enabled": False, "prometheus.alerting.inCluster.discovery": "static",
                        **self.extra_values}
-        docs, _ = render_raw((), self.values, release=self.release, namespace=self.namespace)
-        user = []
-        for c in COMPONENTS:
-            svc = f"{self.release}-{c}"
-            crt, key = issue(self.ca, [f"{svc}.{self.namespace}.svc", svc, f"{svc}.{self.namespace}"])
-            user.append(_secret(f"{svc}-tls", self.namespace, {"tls.crt": crt, "tls.key": key,
-                                                             "ca.crt": pem(self.ca[1])}, "kubernetes.io/tls"))
-            user.append(_secret(f"{svc}-client", self.namespace, {"username": USER, "password": PASSWORD}))
-        self.manifests = Manifests(docs + user)
+        self.ca, self.ca_file, self.wrong_ca_file, self.manifests = web_user_objects(
+            self.workdir, self.values, COMPONENTS, self.release, self.namespace)
 
     def _localize(self, pod, args, drop):
         """The container's args with the listen/storage flags in `drop` removed and every path
