@@ -2,7 +2,6 @@
 compares must render (a case that fails on both sides would compare two identical errors and
 prove nothing), and --parsed compares the configuration inside ConfigMaps and Secrets as data."""
 import copy
-import importlib.util
 
 import pytest
 
@@ -10,9 +9,7 @@ from harness import paths
 
 pytestmark = pytest.mark.unit
 
-_spec = importlib.util.spec_from_file_location("render_diff", paths.ROOT / "scripts" / "render_diff.py")
-render_diff = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(render_diff)
+render_diff = paths.script("render_diff")
 
 
 @pytest.mark.parametrize("case", sorted(render_diff.CASES))

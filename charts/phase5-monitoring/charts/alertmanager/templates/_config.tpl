@@ -225,11 +225,11 @@ Usage: include "alertmanager.config" .
 {{- $cfg := include "alertmanager.routing" . | fromJson -}}
 {{- $sec := include "alertmanager.secretsDir" . -}}
 {{- $_ := set $cfg "global" (include "alertmanager.amFiles" (dict "fields" $cfg.global "dir" $sec) | fromJson) -}}
-{{- $_ = set $cfg "route" (include "alertmanager.amRoute" $cfg.route | fromJson) -}}
+{{- $_ = set $cfg "route" (include "alertmanager.writeRoute" (dict "route" $cfg.route "crd" false) | fromJson) -}}
 {{- range $rule := $cfg.inhibit_rules -}}
 {{- range $side := list "source_matchers" "target_matchers" -}}
 {{- with get $rule $side -}}
-{{- $_ := set $rule $side (include "alertmanager.amMatchers" . | fromJsonArray) -}}
+{{- $_ := set $rule $side (include "alertmanager.writeMatchers" (dict "matchers" . "crd" false) | fromJsonArray) -}}
 {{- end -}}
 {{- end -}}
 {{- end -}}
@@ -255,11 +255,22 @@ Usage: include "alertmanager.config" .
 {{- toJson $out -}}
 {{- end -}}
 
-{{/* alertmanager.amMatchers: matchers [label, op, value] as Alertmanager's strings label<op>"value" (JSON list); strings (raw extras) stay. */}}
-{{- define "alertmanager.amMatchers" -}}
+{{/*
+alertmanager.writeMatchers: matchers [label, op, value] of alertmanager.routing as alertmanager.yaml's
+strings label<op>"value" (crd false; a string, from raw extras, stays) or as the AlertmanagerConfig's
+{name, matchType, value} (crd true), as a JSON list.
+Usage: include "alertmanager.writeMatchers" (dict "matchers" $list "crd" false) | fromJsonArray
+*/}}
+{{- define "alertmanager.writeMatchers" -}}
 {{- $out := list -}}
-{{- range $m := . -}}
-{{- if kindIs "slice" $m -}}
+{{- range $m := .matchers -}}
+{{- if kindIs "string" $m -}}
+{{- if $.crd -}}
+{{- fail (printf "alertmanager: matcher %q cannot be written into the AlertmanagerConfig (operator mode)" $m) -}}
+{{- end -}}
+{{- else if $.crd -}}
+{{- $m = dict "name" (index $m 0) "matchType" (index $m 1) "value" (index $m 2) -}}
+{{- else -}}
 {{- $m = printf "%s%s%q" (index $m 0) (index $m 1) (index $m 2) -}}
 {{- end -}}
 {{- $out = append $out $m -}}
@@ -267,16 +278,28 @@ Usage: include "alertmanager.config" .
 {{- toJson $out -}}
 {{- end -}}
 
-{{/* alertmanager.amRoute: one route of alertmanager.routing (and its children) as alertmanager.yaml's (JSON). */}}
-{{- define "alertmanager.amRoute" -}}
-{{- $out := omit . "matchers" "routes" -}}
-{{- with .matchers -}}
-{{- $_ := set $out "matchers" (include "alertmanager.amMatchers" . | fromJsonArray) -}}
+{{/*
+alertmanager.writeRoute: one route of alertmanager.routing and its children, as alertmanager.yaml's
+(crd false: fields as they are, raw extraRoutes untouched) or as an AlertmanagerConfig route (crd
+true: camelCase fields; a field the CRD has no equivalent for fails), as JSON; matchers through
+alertmanager.writeMatchers.
+Usage: include "alertmanager.writeRoute" (dict "route" $route "crd" true) | fromJson
+*/}}
+{{- define "alertmanager.writeRoute" -}}
+{{- $crdKeys := dict "receiver" "receiver" "group_by" "groupBy" "group_wait" "groupWait" "group_interval" "groupInterval" "repeat_interval" "repeatInterval" "continue" "continue" "matchers" "matchers" "routes" "routes" -}}
+{{- $out := dict -}}
+{{- range $k, $v := .route -}}
+{{- if and $.crd (not (hasKey $crdKeys $k)) -}}
+{{- fail (printf "alertmanager: route field %q has no AlertmanagerConfig equivalent (operator mode)" $k) -}}
 {{- end -}}
-{{- with .routes -}}
+{{- if eq $k "matchers" -}}
+{{- $v = include "alertmanager.writeMatchers" (dict "matchers" $v "crd" $.crd) | fromJsonArray -}}
+{{- else if eq $k "routes" -}}
 {{- $children := list -}}
-{{- range . }}{{ $children = append $children (include "alertmanager.amRoute" . | fromJson) }}{{ end -}}
-{{- $_ := set $out "routes" $children -}}
+{{- range $v }}{{ $children = append $children (include "alertmanager.writeRoute" (dict "route" . "crd" $.crd) | fromJson) }}{{ end -}}
+{{- $v = $children -}}
+{{- end -}}
+{{- $_ := set $out (ternary (get $crdKeys $k) $k $.crd) $v -}}
 {{- end -}}
 {{- toJson $out -}}
 {{- end -}}
@@ -298,11 +321,11 @@ every text that calls a phase5.* template gets their definitions in front (alert
 {{- $cfg := include "alertmanager.routing" . | fromJson -}}
 {{- $g := $cfg.global -}}
 {{- $ctx := dict "secret" (include "alertmanager.credentialsSecretName" .) "defs" (include "alertmanager.inlineTemplates" .) -}}
-{{- $route := include "alertmanager.crdRoute" $cfg.route | fromJson -}}
+{{- $route := include "alertmanager.writeRoute" (dict "route" $cfg.route "crd" true) | fromJson -}}
 {{- $_ := set $route "matchers" (concat .Values.operator.routeMatchers ($route.matchers | default list)) -}}
 {{- $inhibit := list -}}
 {{- range $cfg.inhibit_rules -}}
-{{- $inhibit = append $inhibit (dict "sourceMatch" (include "alertmanager.crdMatchers" .source_matchers | fromJsonArray) "targetMatch" (include "alertmanager.crdMatchers" .target_matchers | fromJsonArray) "equal" (.equal | default list)) -}}
+{{- $inhibit = append $inhibit (dict "sourceMatch" (include "alertmanager.writeMatchers" (dict "matchers" .source_matchers "crd" true) | fromJsonArray) "targetMatch" (include "alertmanager.writeMatchers" (dict "matchers" .target_matchers "crd" true) | fromJsonArray) "equal" (.equal | default list)) -}}
 {{- end -}}
 {{- $receivers := list -}}
 {{- range $r := $cfg.receivers -}}
@@ -327,35 +350,6 @@ every text that calls a phase5.* template gets their definitions in front (alert
 {{- $receivers = append $receivers $out -}}
 {{- end -}}
 {{- toPrettyJson (dict "route" $route "inhibitRules" $inhibit "receivers" $receivers) -}}
-{{- end -}}
-
-{{/* alertmanager.crdMatchers: matchers [label, op, value] as the AlertmanagerConfig's {name, matchType, value} (JSON list). */}}
-{{- define "alertmanager.crdMatchers" -}}
-{{- $out := list -}}
-{{- range $m := . -}}
-{{- $out = append $out (dict "name" (index $m 0) "matchType" (index $m 1) "value" (index $m 2)) -}}
-{{- end -}}
-{{- toJson $out -}}
-{{- end -}}
-
-{{/* alertmanager.crdRoute: one route of alertmanager.routing (and its children) as an AlertmanagerConfig route (JSON). */}}
-{{- define "alertmanager.crdRoute" -}}
-{{- $keys := dict "receiver" "receiver" "group_by" "groupBy" "group_wait" "groupWait" "group_interval" "groupInterval" "repeat_interval" "repeatInterval" "continue" "continue" "matchers" "matchers" "routes" "routes" -}}
-{{- $out := dict -}}
-{{- range $k, $v := . -}}
-{{- if not (hasKey $keys $k) -}}
-{{- fail (printf "alertmanager: route field %q has no AlertmanagerConfig equivalent (operator mode)" $k) -}}
-{{- end -}}
-{{- if eq $k "matchers" -}}
-{{- $v = include "alertmanager.crdMatchers" $v | fromJsonArray -}}
-{{- else if eq $k "routes" -}}
-{{- $children := list -}}
-{{- range $v }}{{ $children = append $children (include "alertmanager.crdRoute" . | fromJson) }}{{ end -}}
-{{- $v = $children -}}
-{{- end -}}
-{{- $_ := set $out (get $keys $k) $v -}}
-{{- end -}}
-{{- toJson $out -}}
 {{- end -}}
 
 {{/*
