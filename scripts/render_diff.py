@@ -3,10 +3,16 @@
 cases from two git revisions of the chart (default: HEAD and the work tree) and diff them
 object by object.
 
-Usage: scripts/render_diff.py [--base REV] [--head REV|WORKTREE] [--case NAME ...] [--full]
-Exit status 1 when any object differs (added, removed or changed), 0 when all are identical.
+Usage: scripts/render_diff.py [--base REV] [--head REV|WORKTREE] [--case NAME ...] [--full] [--parsed]
+Exit status 1 when any object differs (added, removed or changed) or a case renders on neither
+side (a stale case proves nothing), 0 when all are identical.
 Uses bin/helm (or $HELM); a refactor that promises "behaviour unchanged" shows it here.
+--parsed compares the configuration files inside ConfigMaps and Secrets (keys ending in .yaml,
+.yml or .json) as the data they hold, and leaves out the pods' checksum/* annotations: for a
+change that writes the same configuration as other text (key order, comments, quoting).
 """
+import base64
+import json
 import argparse
 import difflib
 import os
@@ -28,7 +34,7 @@ WIDE = {
     "grafana": {"ingress": {"enabled": True, "className": "nginx", "hosts": ["g.example.org"],
                             "tls": [{"secretName": "g-tls", "hosts": ["g.example.org"]}]},
                 "persistence": {"enabled": True}},
-    "prometheus": {"ingress": {"enabled": True, "hosts": ["p.example.org"],
+    "prometheus": {"ingress": {"enabled": True, "allowUnauthenticated": True, "hosts": ["p.example.org"],
                                "tls": [{"secretName": "p-tls", "hosts": ["p.example.org"]}]},
                    "thanos": {"sidecar": {"enabled": True}}},
     "jaeger": {"ingress": {"enabled": True, "tls": [{"secretName": "j-tls", "hosts": ["jaeger.phase5.local"]}]}},
@@ -47,7 +53,6 @@ CASES = {
     "wide": [WIDE],
     "promtail": [{"promtail": {"collector": "promtail"}}],
     "operator": [{"global": {"operator": {"enabled": True}}}],
-    "names": [{"prometheus": {"fullnameOverride": "prom"}, "grafana": {"nameOverride": "graf"}}],
     "no-networkpolicy": [{"networkPolicy": {"enabled": False}}],
 }
 
@@ -90,10 +95,28 @@ def random_fields(root, case, tmp):
             for f, v in (d.get("data") or {}).items() if (two.get(k) or {}).get("data", {}).get(f) != v}
 
 
-def dump(objects, masked):
+def parse_configs(d):
+    """A ConfigMap's or Secret's configuration files as data; a pod template without checksums."""
+    for field in ("data", "stringData"):
+        for k, v in (d.get(field) or {}).items() if d.get("kind") in ("ConfigMap", "Secret") else ():
+            if not k.endswith((".yaml", ".yml", ".json")) or not isinstance(v, str):
+                continue
+            text = base64.b64decode(v).decode() if field == "data" and d["kind"] == "Secret" else v
+            try:
+                d[field][k] = json.loads(text) if k.endswith(".json") else yaml.safe_load(text)
+            except (ValueError, yaml.YAMLError):
+                pass
+    ann = (((d.get("spec") or {}).get("template") or {}).get("metadata") or {}).get("annotations") or {}
+    for k in [k for k in ann if k.startswith("checksum/")]:
+        del ann[k]
+
+
+def dump(objects, masked, parsed=False):
     out = {}
     for key, d in objects.items():
         if isinstance(d, dict):
+            if parsed:
+                parse_configs(d)
             for k, f in masked:
                 if k == key and f in (d.get("data") or {}):
                     d["data"][f] = "<random>"
@@ -108,13 +131,20 @@ def main():
     ap.add_argument("--head", default=None, help="a git revision (default: the work tree)")
     ap.add_argument("--case", action="append", choices=sorted(CASES))
     ap.add_argument("--full", action="store_true", help="print every changed object's diff in full")
+    ap.add_argument("--parsed", action="store_true",
+                    help="compare configuration files in ConfigMaps/Secrets as data, without checksum annotations")
     args = ap.parse_args()
     changed = 0
     with tempfile.TemporaryDirectory() as a, tempfile.TemporaryDirectory() as b:
         base, head = export(args.base, a), export(args.head, b)
         for case in args.case or CASES:
             masked = random_fields(base, case, a) | random_fields(head, case, b)
-            old, new = dump(render(base, case, a), masked), dump(render(head, case, b), masked)
+            old = dump(render(base, case, a), masked, args.parsed)
+            new = dump(render(head, case, b), masked, args.parsed)
+            if "(render error)" in old and "(render error)" in new:
+                changed += 1
+                print(f"[{case}] renders on neither side: {new['(render error)'].splitlines()[0]}")
+                continue
             for key in sorted(set(old) | set(new)):
                 if old.get(key) == new.get(key):
                     continue

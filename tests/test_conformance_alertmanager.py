@@ -196,7 +196,9 @@ def test_check_config_catches_a_broken_template(tmp_path):
     """The check-config run above would notice a template that does not parse."""
     config_file = am.write_tree(render(), tmp_path)
     broken = config_file.parent / "phase5.tmpl"
-    broken.write_text(broken.read_text().replace('{{ define "phase5.slack.title" -}}', '{{ define "phase5.slack.title" -}}{{ if }}'))
+    text = broken.read_text()
+    assert '{{- define "phase5.slack.title" -}}' in text, "the definition to break is not in phase5.tmpl"
+    broken.write_text(text.replace('{{- define "phase5.slack.title" -}}', '{{- define "phase5.slack.title" -}}{{ if }}'))
     proc = am.amtool("check-config", config_file, check=False)
     assert proc.returncode != 0, f"amtool accepted a broken template:\n{proc.stdout}"
 
@@ -312,6 +314,44 @@ def test_template_titles(tmp_path, template, want):
     proc = am.amtool("template", "render", f"--template.glob={config_file.parent}/*.tmpl",
                      f"--template.text={{{{ template \"{template}\" . }}}}", f"--template.data={data}")
     assert proc.stdout.strip() == want, f"{template}: {proc.stdout.strip()!r}"
+
+
+def test_operator_mode_texts_render_as_the_template_files_do(tmp_path):
+    """Operator mode's AlertmanagerConfig carries no template files: each text that calls a
+    phase5.* template has phase5.tmpl (and phase5.grafanaURL) in front of it. Rendered by amtool
+    with no template file, every such text gives exactly (whitespace too) what the same field of
+    the chart's own alertmanager.yaml gives with the template files: phase5.tmpl's trim markers keep
+    the text between its definitions out of the notification."""
+    values = {**OPTIONAL_ON, "global.grafanaUrl": GRAFANA}
+    full = render(set_values=values)
+    config_file = am.write_tree(full, tmp_path / "full")
+    amc = render(set_values={**values, "global.operator.enabled": True}).get("AlertmanagerConfig", "p5-alertmanager")
+    crd = {r["name"]: r for r in amc["spec"]["receivers"]}
+    data, _, _ = _template_data(tmp_path)
+    (tmp_path / "none").mkdir()
+    pairs = []
+    for r in am.config(full)["receivers"]:
+        for kind, configs in r.items():
+            if kind == "name":
+                continue
+            twin = crd[r["name"]]["".join(p.title() if i else p for i, p in enumerate(kind.split("_")))][0]
+            for field, text in configs[0].items():
+                if field == "headers":
+                    pairs += [(f"{r['name']} header {k}", v, next(h["value"] for h in twin["headers"] if h["key"] == k))
+                              for k, v in text.items()]
+                elif isinstance(text, str) and '{{ template "phase5.' in text:
+                    pairs.append((f"{r['name']} {field}", text, twin[field]))
+    assert len(pairs) >= 9, f"too few templated texts found: {[p[0] for p in pairs]}"
+
+    def rendered(glob, text, kind):
+        return am.amtool("template", "render", f"--template.glob={glob}", f"--template.text={text}",
+                         f"--template.type={kind}", f"--template.data={data}").stdout
+
+    for where, own, inline in pairs:
+        kind = "html" if where.endswith(" html") else "text"
+        want = rendered(f"{config_file.parent}/*.tmpl", own, kind)
+        got = rendered(f"{tmp_path / 'none'}/*.tmpl", inline, kind)
+        assert got == want, f"{where}: the AlertmanagerConfig's text renders {got!r}, alertmanager.yaml's {want!r}"
 
 
 # --- inhibition -------------------------------------------------------------------------

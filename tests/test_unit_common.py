@@ -454,3 +454,69 @@ def test_tpl_file_and_memo_render_once_and_fail_naming_the_file(scratch):
     assert doc == {"a": "v1", "m": "n1", "b": "v1", "n": "n1", "fresh": "n2"}, doc
     msg = scratch.error('a: {{ include "common.tplFile" (dict "context" . "file" "files/none.txt") }}\n')
     assert "common.tplFile: files/none.txt is missing or empty in chart scratch" in msg, msg
+
+
+RULES = """\
+groups:
+  - name: one
+    interval: 1m
+    rules:
+      - alert: Kept
+        expr: up{job=~"${jobs}"} < ${threshold} and count(x) < ${jobsCount}
+        for: ${for}
+        annotations:
+          runbook_url: ${runbookBaseUrl}/Kept.md
+      - alert: Disabled
+        expr: vector(${threshold})
+      - alert: NeedsSwitch
+        requires: switches.on
+        expr: vector(1)
+      - alert: NeedsOffSwitch
+        requires: switches.off
+        expr: vector(1)
+  - name: emptied
+    rules:
+      - alert: Disabled
+        expr: vector(${threshold})
+"""
+RULE_VALUES = {"switches": {"on": True, "off": False},
+               "alerts": {"Kept": {"enabled": True, "threshold": 0.5, "for": "5m", "jobs": ["a.b", "c"]},
+                          "Disabled": {"enabled": False, "threshold": 1},
+                          "NeedsSwitch": {"enabled": True}, "NeedsOffSwitch": {"enabled": True}}}
+RULE_CALL = ('{{- include "common.ruleFile" (dict "context" . "file" "files/r.yaml" "settings" .Values.alerts '
+             '"settingsPath" "x.alerts" "globals" (dict "runbookBaseUrl" "https://rb" "threshold" 9)%s) }}\n')
+
+
+def test_rule_file_fills_placeholders_and_leaves_out_what_is_off(scratch):
+    """common.ruleFile (Prometheus' alerts and Loki's ruler): settings and globals fill the
+    placeholders (a list as a regex of its items and its count; an alert's own value before a
+    global one), disabled alerts and alerts whose `requires` is off go, and so does a group left
+    empty; the transform template rewrites a rule before the substitution."""
+    (scratch.chart / "files").mkdir()
+    (scratch.chart / "files" / "r.yaml").write_text(RULES)
+    doc = scratch(RULE_CALL % "", values=RULE_VALUES)[0]
+    assert doc == {"groups": [{"name": "one", "interval": "1m", "rules": [
+        {"alert": "Kept", "expr": 'up{job=~"a\\.b|c"} < 0.5 and count(x) < 2', "for": "5m",
+         "annotations": {"runbook_url": "https://rb/Kept.md"}},
+        {"alert": "NeedsSwitch", "expr": "vector(1)"}]}]}, doc
+    transform = '{{- define "scratch.rule" -}}{{ toYaml (set .rule "labels" (dict "by" "transform")) }}{{- end -}}'
+    doc = scratch(RULE_CALL % ' "transform" "scratch.rule"', values=RULE_VALUES, files={"_r.tpl": transform})[0]
+    assert [r.get("labels") for r in doc["groups"][0]["rules"]] == [{"by": "transform"}] * 2, doc
+    off = {**RULE_VALUES, "alerts": {**RULE_VALUES["alerts"], "Kept": {**RULE_VALUES["alerts"]["Kept"], "enabled": False},
+                                     "NeedsSwitch": {"enabled": False}}}
+    assert scratch(RULE_CALL % "", values=off) == [], "no group left: the helper renders nothing"
+
+
+@pytest.mark.parametrize("rules,values,message", [
+    ("groups: [", RULE_VALUES, "scratch: files/r.yaml does not parse"),
+    (RULES.replace("alert: Kept", "alert: Kept2"), RULE_VALUES,
+     'scratch: alert "Kept2" in files/r.yaml has no x.alerts.Kept2 section in values'),
+    (RULES.replace("${for}", "${fro}"), RULE_VALUES, "scratch: alert Kept keeps an unknown placeholder after substitution"),
+    (RULES.replace("requires: switches.on", "requires: switches.onn"), RULE_VALUES,
+     'scratch: requires "switches.onn": no such value'),
+], ids=["unparsable", "no-settings", "typo-placeholder", "requires-typo"])
+def test_rule_file_fails_naming_chart_file_and_alert(scratch, rules, values, message):
+    (scratch.chart / "files").mkdir()
+    (scratch.chart / "files" / "r.yaml").write_text(rules)
+    msg = scratch.error(RULE_CALL % "", values=values)
+    assert message in msg, msg

@@ -1,7 +1,6 @@
 """Unit tier: every values.schema.json is what scripts/schemas.py generates from the values
 files (no hand edit, no drift), says so, and the generator refuses what it cannot type,
 naming the key."""
-import importlib.util
 import json
 import shutil
 import subprocess
@@ -18,10 +17,7 @@ GENERATOR = paths.ROOT / "scripts" / "schemas.py"
 
 
 def _generator():
-    spec = importlib.util.spec_from_file_location("schemas_generator", GENERATOR)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return paths.script("schemas")
 
 
 def _one_chart(tmp_path, monkeypatch, values_text):

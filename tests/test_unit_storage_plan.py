@@ -3,7 +3,6 @@ change. A fast check of each branch; the cluster tier runs the script for real a
 API server (test_cluster_install.py: storage growth on an expandable and a fixed class,
 upgrades from the released package)."""
 import copy
-import importlib.util
 
 import pytest
 
@@ -11,9 +10,7 @@ from harness import paths
 
 pytestmark = pytest.mark.unit
 
-_spec = importlib.util.spec_from_file_location("storage_plan", paths.ROOT / "scripts" / "storage_plan.py")
-storage_plan = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(storage_plan)
+storage_plan = paths.script("storage_plan")
 
 
 def sts(size="50Gi", labels=None, sc=None, modes=("ReadWriteOnce",)):

@@ -1,4 +1,5 @@
 """Where things are in the repository."""
+import importlib.util
 import json
 from pathlib import Path
 
@@ -47,3 +48,11 @@ def ci_values():
 def subcharts():
     """Every chart directory under the umbrella's charts/, library included."""
     return sorted(p for p in SUBCHARTS_DIR.iterdir() if (p / "Chart.yaml").exists())
+
+
+def script(name):
+    """scripts/<name>.py loaded as a module, a fresh one per call (a test may patch its globals)."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod

@@ -80,10 +80,10 @@ ${ALERTMANAGER_PASSWORD} and the StatefulSet sets both from the Secret (-config.
 
 {{/*
 loki.ruleFiles: the rule files the ruler loads, as JSON {file name (without .yaml): content}:
-files/rules/*.yaml rendered with the placeholder scheme described at the top of
+files/rules/*.yaml rendered by common.ruleFile with the placeholder scheme described at the top of
 files/rules/phase5-log-alerts.yaml (disabled alerts and emptied groups left out; a placeholder
-left over, or an alert without a loki.ruler.alerts section, fails the render), and
-loki.ruler.extraRules as given.
+left over, or an alert without a loki.ruler.alerts section, fails the render), each rule's
+`teamFrom` first expanded by loki.ruleTeam, and loki.ruler.extraRules as given.
 */}}
 {{- define "loki.ruleFiles" -}}
 {{- include "common.memo" (dict "context" . "template" "loki.ruleFiles.render") -}}
@@ -98,54 +98,8 @@ loki.ruler.extraRules as given.
 {{- $global := dict "namespaceRegex" $ns "runbookBaseUrl" (trimSuffix "/" .Values.ruler.runbookBaseUrl) -}}
 {{- $out := dict -}}
 {{- range $path, $_ := .Files.Glob "files/rules/*.yaml" -}}
-{{- $name := base $path | trimSuffix ".yaml" -}}
-{{- $file := $root.Files.Get $path | fromYaml -}}
-{{- if or (not $file) (hasKey $file "Error") -}}
-{{- fail (printf "loki: %s does not parse: %v" $path ($file | default dict).Error) -}}
-{{- end -}}
-{{- $groups := list -}}
-{{- range $group := $file.groups -}}
-{{- $rules := list -}}
-{{- range $rule := $group.rules -}}
-{{- if not (hasKey $root.Values.ruler.alerts $rule.alert) -}}
-{{- fail (printf "loki: alert %q in %s has no loki.ruler.alerts.%s section in values" $rule.alert $path $rule.alert) -}}
-{{- end -}}
-{{- $settings := index $root.Values.ruler.alerts $rule.alert -}}
-{{- if $settings.enabled -}}
-{{- $rendered := omit $rule "teamFrom" -}}
-{{- with $from := $rule.teamFrom -}}
-{{- $expr := printf "label_replace(%s, \"category\", \"application\", \"\", \"\")" (trim $rule.expr) -}}
-{{- range $app := keys $root.Values.ruler.categories | sortAlpha -}}
-{{- $expr = printf "label_replace(%s, \"category\", %q, %q, %q)" $expr (index $root.Values.ruler.categories $app) $from (regexQuoteMeta $app) -}}
-{{- end -}}
-{{- $_ := set $rendered "expr" (printf "label_replace(%s, \"service\", \"$1\", %q, \"(.+)\")" $expr $from) -}}
-{{- end -}}
-{{- $text := toYaml $rendered -}}
-{{- $values := dict -}}
-{{- range $key, $value := omit $settings "enabled" -}}
-{{- if kindIs "slice" $value -}}
-{{- $quoted := list -}}
-{{- range $value }}{{ $quoted = append $quoted (regexQuoteMeta (toString .)) }}{{ end -}}
-{{- $_ := set $values $key (join "|" $quoted) -}}
-{{- else -}}
-{{- $_ := set $values $key $value -}}
-{{- end -}}
-{{- end -}}
-{{- range $key, $value := merge $values $global -}}
-{{- $text = replace (printf "${%s}" $key) (toString $value) $text -}}
-{{- end -}}
-{{- if contains "${" $text -}}
-{{- fail (printf "loki: alert %s keeps an unknown placeholder after substitution:\n%s" $rule.alert $text) -}}
-{{- end -}}
-{{- $rules = append $rules (fromYaml $text) -}}
-{{- end -}}
-{{- end -}}
-{{- if $rules -}}
-{{- $groups = append $groups (merge (dict "rules" $rules) (omit $group "rules")) -}}
-{{- end -}}
-{{- end -}}
-{{- if $groups -}}
-{{- $_ := set $out $name (toYaml (dict "groups" $groups)) -}}
+{{- with include "common.ruleFile" (dict "context" $root "file" $path "settings" $root.Values.ruler.alerts "settingsPath" "loki.ruler.alerts" "globals" $global "transform" "loki.ruleTeam") -}}
+{{- $_ := set $out (base $path | trimSuffix ".yaml") . -}}
 {{- end -}}
 {{- end -}}
 {{- range $name, $content := .Values.ruler.extraRules -}}
@@ -155,4 +109,24 @@ loki.ruler.extraRules as given.
 {{- $_ := set $out $name (toYaml $content) -}}
 {{- end -}}
 {{- toJson $out -}}
+{{- end -}}
+
+{{/*
+loki.ruleTeam: one log alert rule as YAML (common.ruleFile's transform). A rule's `teamFrom: <label>`
+(removed) wraps its expression so that the alert carries `category` = the team of that label's
+value (loki.ruler.categories, else application) and `service` = that value, as the metric alerts do.
+Usage: include "loki.ruleTeam" (dict "context" . "rule" $rule)
+*/}}
+{{- define "loki.ruleTeam" -}}
+{{- $rule := .rule -}}
+{{- $categories := .context.Values.ruler.categories -}}
+{{- $rendered := omit $rule "teamFrom" -}}
+{{- with $from := $rule.teamFrom -}}
+{{- $expr := printf "label_replace(%s, \"category\", \"application\", \"\", \"\")" (trim $rule.expr) -}}
+{{- range $app := keys $categories | sortAlpha -}}
+{{- $expr = printf "label_replace(%s, \"category\", %q, %q, %q)" $expr (index $categories $app) $from (regexQuoteMeta $app) -}}
+{{- end -}}
+{{- $_ := set $rendered "expr" (printf "label_replace(%s, \"service\", \"$1\", %q, \"(.+)\")" $expr $from) -}}
+{{- end -}}
+{{- toYaml $rendered -}}
 {{- end -}}

@@ -10,102 +10,55 @@ Usage: include "prometheus.labels" .
 {{- end -}}
 
 {{/*
-prometheus.alertRules: files/rules/phase5-alerts.yaml with the placeholders of the chart's
-templating scheme replaced (see the comment at the top of that file and the README):
-per alert ${threshold} ${for} ${severity} from .Values.alerts.<AlertName>, and the global
-${runbookBaseUrl} ${grafanaUrl} ${namespaceRegex} ${releaseNamespace} ${prometheusReplicas}. Disabled alerts are
-left out, as are alerts whose `requires` (a dotted path into .Values, e.g.
-scrape.kubeStateMetrics) is off, and groups left empty. Any placeholder left over fails the
-render.
+prometheus.alertRules: files/rules/phase5-alerts.yaml rendered by common.ruleFile with the chart's
+templating scheme (see the comment at the top of that file and the README): per alert ${threshold}
+${for} ${severity} from .Values.alerts.<AlertName>, and the global ${runbookBaseUrl} ${grafanaUrl}
+${namespaceRegex} ${releaseNamespace} ${prometheusReplicas}. Disabled alerts are left out, as are
+alerts whose `requires` (a dotted path into .Values, e.g. scrape.kubeStateMetrics) is off, and
+groups left empty. Any placeholder left over fails the render. An alert's `seriesByService`
+(Phase5MetricsMissing) becomes ${seriesByServiceNames} and ${seriesByServiceTerms}
+(prometheus.seriesByService) before that.
 */}}
 {{- define "prometheus.alertRules" -}}
 {{- include "common.memo" (dict "context" . "template" "prometheus.alertRules.render") -}}
 {{- end -}}
 
 {{- define "prometheus.alertRules.render" -}}
-{{- $root := . -}}
-{{- $file := .Files.Get "files/rules/phase5-alerts.yaml" | fromYaml -}}
-{{- if or (not $file) (hasKey $file "Error") -}}
-{{- fail (printf "prometheus: files/rules/phase5-alerts.yaml does not parse: %v" ($file | default dict).Error) -}}
-{{- end -}}
 {{- $global := dict
   "runbookBaseUrl" (trimSuffix "/" .Values.rules.runbookBaseUrl)
   "grafanaUrl" (trimSuffix "/" .Values.rules.grafanaUrl)
   "namespaceRegex" (include "prometheus.namespaceRegex" .)
   "releaseNamespace" .Release.Namespace
   "prometheusReplicas" (int .Values.replicas) -}}
-{{- $groups := list -}}
-{{- range $group := $file.groups -}}
-{{- $rules := list -}}
-{{- range $rule := $group.rules -}}
-{{- if not (hasKey $root.Values.alerts $rule.alert) -}}
-{{- fail (printf "prometheus: alert %q in files/rules/phase5-alerts.yaml has no alerts.%s section in values" $rule.alert $rule.alert) -}}
+{{- $alerts := dict -}}
+{{- range $name, $settings := .Values.alerts -}}
+{{- if hasKey $settings "seriesByService" -}}
+{{- $settings = merge (include "prometheus.seriesByService" $settings.seriesByService | fromJson) (omit $settings "seriesByService") -}}
 {{- end -}}
-{{- $settings := index $root.Values.alerts $rule.alert -}}
-{{- $required := true -}}
-{{- with $rule.requires -}}
-{{- $required = include "prometheus.valueAt" (dict "values" $root.Values "path" .) -}}
+{{- $_ := set $alerts $name $settings -}}
 {{- end -}}
-{{- if and $settings.enabled $required -}}
-{{- $text := toYaml (omit $rule "requires") -}}
-{{- $values := dict -}}
-{{- range $key, $value := omit $settings "enabled" -}}
-{{- if eq $key "seriesByService" -}}
-{{- /* Phase5MetricsMissing: ${seriesByServiceNames} (the services held to a list of their own,
-  excluded from the default list; a regex matching no service label when there are none) and
-  ${seriesByServiceTerms} (one `or` term per such service, on one line) */ -}}
+{{- include "common.ruleFile" (dict "context" . "file" "files/rules/phase5-alerts.yaml" "settings" $alerts "settingsPath" "alerts" "globals" $global) | default "groups: []" -}}
+{{- end -}}
+
+{{/*
+prometheus.seriesByService: Phase5MetricsMissing's settings for the services held to a list of
+series of their own (service -> series names), as JSON {seriesByServiceNames, seriesByServiceTerms}:
+the services (regex-quoted, joined with |; empty when there are none), to exclude from the default
+list, and one `or` term per service, on one line.
+Usage: include "prometheus.seriesByService" .Values.alerts.Phase5MetricsMissing.seriesByService | fromJson
+*/}}
+{{- define "prometheus.seriesByService" -}}
 {{- $names := list -}}
 {{- $terms := "" -}}
-{{- range $svc := keys $value | sortAlpha -}}
-{{- $list := index $value $svc -}}
+{{- range $svc := keys . | sortAlpha -}}
+{{- $list := index $ $svc -}}
 {{- $quoted := list -}}
 {{- range $list }}{{ $quoted = append $quoted (regexQuoteMeta (toString .)) }}{{ end -}}
 {{- $names = append $names (regexQuoteMeta $svc) -}}
 {{- $up := printf "up{job=\"phase5-services\", service=%q} == 1" $svc -}}
 {{- $terms = printf "%s or on (namespace, service) label_replace(((count by (namespace, service) (group by (namespace, service, __name__) ({job=\"phase5-services\", service=%q, __name__=~%q})) or on (namespace, service) 0 * group by (namespace, service) (%s)) < %d and on (namespace, service) (%s)), \"required_series\", %q, \"\", \"\")" $terms $svc (join "|" $quoted) $up (len $list) $up (join "|" $list) -}}
 {{- end -}}
-{{- $_ := set $values "seriesByServiceNames" (ternary (join "|" $names) "" (gt (len $names) 0)) -}}
-{{- $_ := set $values "seriesByServiceTerms" $terms -}}
-{{- else if kindIs "slice" $value -}}
-{{- /* a list (e.g. metric names): ${key} is the regex matching any of them, ${keyCount} how many */ -}}
-{{- $quoted := list -}}
-{{- range $value }}{{ $quoted = append $quoted (regexQuoteMeta (toString .)) }}{{ end -}}
-{{- $_ := set $values $key (join "|" $quoted) -}}
-{{- $_ := set $values (printf "%sCount" $key) (len $value) -}}
-{{- else -}}
-{{- $_ := set $values $key $value -}}
-{{- end -}}
-{{- end -}}
-{{- range $key, $value := merge $values $global -}}
-{{- $text = replace (printf "${%s}" $key) (toString $value) $text -}}
-{{- end -}}
-{{- if contains "${" $text -}}
-{{- fail (printf "prometheus: alert %s keeps an unknown placeholder after substitution:\n%s" $rule.alert $text) -}}
-{{- end -}}
-{{- $rules = append $rules (fromYaml $text) -}}
-{{- end -}}
-{{- end -}}
-{{- if $rules -}}
-{{- $groups = append $groups (merge (dict "rules" $rules) (omit $group "rules")) -}}
-{{- end -}}
-{{- end -}}
-{{- toYaml (dict "groups" $groups) -}}
-{{- end -}}
-
-{{/*
-prometheus.valueAt: "true" when the value at a dotted path of .Values is set (truthy), "" when
-it is off; a path that does not exist fails the render (a typo would silently drop an alert).
-Usage: include "prometheus.valueAt" (dict "values" .Values "path" "scrape.nodeExporter")
-*/}}
-{{- define "prometheus.valueAt" -}}
-{{- $here := .values -}}
-{{- range $key := splitList "." .path -}}
-{{- if not (and (kindIs "map" $here) (hasKey $here $key)) -}}
-{{- fail (printf "prometheus: requires %q: no such value" $.path) -}}
-{{- end -}}
-{{- $here = index $here $key -}}
-{{- end -}}
-{{- if $here }}true{{ end -}}
+{{- toJson (dict "seriesByServiceNames" (ternary (join "|" $names) "" (gt (len $names) 0)) "seriesByServiceTerms" $terms) -}}
 {{- end -}}
 
 {{/*
