@@ -74,7 +74,7 @@ ROUTES = [
     # the rest of the stack, storage and nodes (issue 25): category monitoring, routed by severity
     *[(f"{name}-by-severity", am.alert_labels(name),
        CRITICAL if am.ALERTS[name]["severity"] == "critical" else WARNING)
-      for name in ("MonitoringTargetDown", "KubeStateMetricsDown", "NodeExporterDown",
+      for name in ("MonitoringTargetDown", "MonitoringTargetMissing", "KubeStateMetricsDown", "NodeExporterDown",
                    "MonitoringDaemonSetNotOnEveryNode", "LokiRequestErrors", "LokiIngestionRefused",
                    "LokiCompactorNotRunning", "LogCollectorSendFailures", "LogCollectorDroppedLines",
                    "JaegerSpansRefused", "JaegerSpansDropped", "PersistentVolumeFillingUp",

@@ -18,7 +18,9 @@ kube-state-metrics cannot run here, and Prometheus and Alertmanager are the judg
 replica would see them; node_exporter and Jaeger would run, but what is judged is the alert on
 their target, which is the same. Each target is a small HTTP server behind the pod network
 (harness.podnet, as in the e2e stack); stopping a component closes its servers, so its scrapes
-fail as they would when its pods are gone. The kube-state-metrics target serves one pod series
+fail as they do when its pods crash or turn unready (they keep their EndpointSlice entries).
+Pods that are gone leave no target at all: MonitoringTargetMissing covers that case, proven
+against the API server in tests/test_e2e_stack_faults.py. The kube-state-metrics target serves one pod series
 (kube_pod_status_ready), as the real one does. Only `for` durations and the root and warning
 group waits are shortened, through the chart's own values.
 """

@@ -13,6 +13,8 @@ derived from the API server's objects), with the monitoring team's Slack channel
 - a claim's volume filling up (the synthetic kubelet reports the claims of the pods on its node,
   capacity from the claim on the API server, used share a knob): PersistentVolumeFillingUp
   names that claim;
+- a component's pods gone (Prometheus' StatefulSet scaled to 0 on the API server): no target and
+  no `up` series is left for MonitoringTargetDown, and MonitoringTargetMissing names the Service;
 - the real node_exporter stopped: NodeExporterDown for the nodes' exporters;
 - the kube-state-metrics stand-in stopped: KubeStateMetricsDown pages, and a PodDown that was
   paged before stays firing (inhibited) instead of being announced as resolved by silence.
@@ -40,7 +42,7 @@ BLIND_SERVICE = "e2e-pod-down-before-blind"  # PodDown paged before kube-state-m
 PLACEMENT = {NODE_SERVICE: {"nodeSelector": {"kubernetes.io/hostname": NODE},
                             "tolerations": [{"key": NODE_TAINT["key"], "operator": "Exists", "effect": "NoSchedule"}]}}
 FOR = {"NodeNotReady": "4s", "PodDown": "12s", "KubeStateMetricsDown": "6s", "NodeExporterDown": "6s",
-       "PersistentVolumeFillingUp": "4s"}
+       "PersistentVolumeFillingUp": "4s", "MonitoringTargetMissing": "6s"}
 MONITORING_CHANNEL = "#e2e-monitoring-team"
 MONITORING = f"slack:{MONITORING_CHANNEL}@slack-webhook-url"   # no own webhook: the shared one
 CRITICAL = {"webhook:webhook", pipeline.slack_destination("critical"), f"email:{pipeline.EMAIL_TO}", "pagerduty",
@@ -139,6 +141,40 @@ def test_a_filling_claim_pages_with_its_name(stack):
     assert not others, f"claims that did not fill fire too: {others}"
     got = _delivered(stack, ("PersistentVolumeFillingUp", claim), CRITICAL, 40)
     assert got, f"PersistentVolumeFillingUp of {claim} reached {deliveries(stack.sinks.received).get(('PersistentVolumeFillingUp', claim))}"
+
+
+def test_a_component_whose_pods_are_gone_pages_with_its_service(stack):
+    """Prometheus' StatefulSet scaled to 0 through the API server: the real controller-manager
+    deletes its pod, the EndpointSlice controller empties the Service's slices, and the rendered
+    monitoring-stack job (kubernetes_sd against the API server) loses the target - no `up`
+    series at all, so MonitoringTargetDown cannot fire. MonitoringTargetMissing, from the
+    kube-state-metrics stand-in's kube_service_annotations of the Service that stays, names it and
+    reaches the critical receivers and the monitoring channel. The Prometheus process is the
+    harness's judge and keeps running, as the other replica of a pair would."""
+    cluster = stack.cluster
+    svc, sts = f"{stack.release}-prometheus", f"{stack.release}-prometheus"
+    sel = f'job="monitoring-stack", namespace="{stack.namespace}", service="{svc}"'
+    stack.wait(lambda: stack.query(f"up{{{sel}}} == 1"), 30, what=f"{svc} scraped up")
+    assert not _firing(stack, "MonitoringTargetMissing"), \
+        f"MonitoringTargetMissing fires with every pod in place: {_firing(stack, 'MonitoringTargetMissing')}"
+    scale = f"/apis/apps/v1/namespaces/{stack.namespace}/statefulsets/{sts}/scale"
+    cluster.patch(scale, {"spec": {"replicas": 0}})
+    try:
+        stack.wait(lambda: not stack.query(f"up{{{sel}}}") or None, 60, what=f"{svc}'s target gone")
+        firing = stack.wait(lambda: _firing(stack, "MonitoringTargetMissing", service=svc), 60,
+                            what=f"MonitoringTargetMissing for {svc}")
+        labels = firing[0]["labels"]
+        assert (labels["namespace"], labels["severity"], labels["category"]) == (stack.namespace, "critical", "monitoring"), labels
+        others = [a["labels"]["service"] for a in _firing(stack, "MonitoringTargetMissing") if a["labels"]["service"] != svc]
+        assert not others, f"Services whose pods are in place fire too: {others}"
+        assert not _firing(stack, "MonitoringTargetDown", service=svc), "MonitoringTargetDown of a target that is gone"
+        got = _delivered(stack, ("MonitoringTargetMissing", svc), CRITICAL, 40)
+        assert got, (f"MonitoringTargetMissing of {svc} reached "
+                     f"{deliveries(stack.sinks.received).get(('MonitoringTargetMissing', svc))}, want {sorted(CRITICAL)}")
+    finally:
+        cluster.patch(scale, {"spec": {"replicas": 1}})
+    stack.wait(lambda: stack.query(f"up{{{sel}}} == 1"), 60, what=f"{svc} scraped again once its pod is back")
+    stack.wait(lambda: not _firing(stack, "MonitoringTargetMissing") or None, 30, what="MonitoringTargetMissing resolved")
 
 
 @pytest.fixture(scope="module")

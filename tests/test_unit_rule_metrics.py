@@ -16,11 +16,27 @@ pytestmark = pytest.mark.unit
 
 
 def known_series():
-    """{series name: label names a selector may match on} for every documented source."""
+    """{series name: label names a selector may match on} for every documented source; the
+    kube_<resource>_labels / _annotations series also carry the label_<key> / annotation_<key>
+    labels the chart's rendered --metric-labels-allowlist / --metric-annotations-allowlist allow."""
     out = {name: labels | um.TARGET_LABELS for name, (_, labels) in um.documented().items()}
     for name, (_, labels) in ksm.KSM_METRICS.items():
         out[name] = labels | {"job", "instance"}   # honor_labels: its own namespace/pod, the target's job/instance
+    for kind, per_resource in ksm.allowlists(_ksm_args()).items():
+        for resource, keys in per_resource.items():
+            name = f"kube_{resource.rstrip('s')}_{kind}"
+            assert name in out, f"the allowlist names {resource}, whose {name} is not a documented series"
+            out[name] |= {f"{kind[:-1]}_{ksm.sanitize(k)}" for k in keys}
     return out
+
+
+def _ksm_args():
+    """The rendered kube-state-metrics container's arguments (defaults)."""
+    from harness.render import render_raw
+    for doc in render_raw((), {})[0]:
+        if doc and doc["kind"] == "Deployment" and doc["metadata"]["name"].endswith("kube-state-metrics"):
+            return doc["spec"]["template"]["spec"]["containers"][0]["args"]
+    raise AssertionError("no kube-state-metrics Deployment rendered")
 
 
 def problems(expr, known):

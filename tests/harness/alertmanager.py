@@ -75,6 +75,8 @@ ALERTS = {
     "MonitoringTargetDown": {"severity": "critical", "category": "monitoring", "namespace": "monitoring",
                              "service": "p5-loki", "pod": "p5-loki-0", "instance": "10.1.0.9:3100",
                              "job": "monitoring-stack"},
+    "MonitoringTargetMissing": {"severity": "critical", "category": "monitoring", "namespace": "monitoring",
+                                "service": "p5-grafana"},
     "KubeStateMetricsDown": {"severity": "critical", "category": "monitoring", "namespace": "monitoring",
                              "service": "kube-state-metrics", "job": "kube-state-metrics"},
     "NodeExporterDown": {"severity": "warning", "category": "monitoring", "namespace": "monitoring",

@@ -50,6 +50,7 @@ ALERTS = {  # name: (severity, category, extra labels)
     "AlertmanagerClusterSplit": ("warning", "monitoring", ()),
     # Issue 25: every other component of the stack, storage and nodes (category monitoring).
     "MonitoringTargetDown": ("critical", "monitoring", ("pod", "instance", "job")),
+    "MonitoringTargetMissing": ("critical", "monitoring", ()),
     "KubeStateMetricsDown": ("critical", "monitoring", ("job",)),
     "NodeExporterDown": ("warning", "monitoring", ("job",)),
     "MonitoringDaemonSetNotOnEveryNode": ("warning", "monitoring", ("daemonset",)),

@@ -13,7 +13,8 @@ Usage: include "prometheus.labels" .
 prometheus.alertRules: files/rules/phase5-alerts.yaml rendered by common.ruleFile with the chart's
 templating scheme (see the comment at the top of that file and the README): per alert ${threshold}
 ${for} ${severity} from .Values.alerts.<AlertName>, and the global ${runbookBaseUrl} ${grafanaUrl}
-${namespaceRegex} ${releaseNamespace} ${prometheusReplicas}. Disabled alerts are left out, as are
+${namespaceRegex} ${releaseNamespace} ${prometheusReplicas} ${ownJobServices} (a regex of
+prometheus.ownJobServices). Disabled alerts are left out, as are
 alerts whose `requires` (a dotted path into .Values, e.g. scrape.kubeStateMetrics) is off, and
 groups left empty. Any placeholder left over fails the render. An alert's `seriesByService`
 (Phase5MetricsMissing) becomes ${seriesByServiceNames} and ${seriesByServiceTerms}
@@ -24,11 +25,16 @@ groups left empty. Any placeholder left over fails the render. An alert's `serie
 {{- end -}}
 
 {{- define "prometheus.alertRules.render" -}}
+{{- $own := list -}}
+{{- range include "prometheus.ownJobServices" . | fromJsonArray -}}
+{{- $own = append $own (regexQuoteMeta .) -}}
+{{- end -}}
 {{- $global := dict
   "runbookBaseUrl" (trimSuffix "/" .Values.rules.runbookBaseUrl)
   "grafanaUrl" (trimSuffix "/" .Values.rules.grafanaUrl)
   "namespaceRegex" (include "prometheus.namespaceRegex" .)
   "releaseNamespace" .Release.Namespace
+  "ownJobServices" (join "|" $own)
   "prometheusReplicas" (int .Values.replicas) -}}
 {{- $alerts := dict -}}
 {{- range $name, $settings := .Values.alerts -}}
@@ -38,6 +44,22 @@ groups left empty. Any placeholder left over fails the render. An alert's `serie
 {{- $_ := set $alerts $name $settings -}}
 {{- end -}}
 {{- include "common.ruleFile" (dict "context" . "file" "files/rules/phase5-alerts.yaml" "settings" $alerts "settingsPath" "alerts" "globals" $global) | default "groups: []" -}}
+{{- end -}}
+
+{{/*
+prometheus.ownJobServices: the Services of the release whose components Prometheus scrapes with a
+job of their own (common.components: scrapeJob other than monitoring-stack, i.e. kube-state-metrics
+and node-exporter), as a JSON list of names. The monitoring-stack job leaves them out, and so does
+MonitoringTargetMissing (their own alerts, KubeStateMetricsDown and NodeExporterDown, watch them).
+*/}}
+{{- define "prometheus.ownJobServices" -}}
+{{- $own := list -}}
+{{- range include "common.components" . | fromJsonArray -}}
+{{- if ne .scrapeJob "monitoring-stack" -}}
+{{- $own = append $own (include "common.componentFullname" (dict "context" $ "component" .name)) -}}
+{{- end -}}
+{{- end -}}
+{{- toJson $own -}}
 {{- end -}}
 
 {{/*
