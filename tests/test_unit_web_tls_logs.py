@@ -11,7 +11,6 @@ upstream source and documentation of the pinned versions, recorded below with wh
 read: a key the server does not know would be ignored (Grafana, Promtail's YAML at start: an
 error) or refused, either way no TLS. The scrape side runs for real in
 tests/test_e2e_web_tls_logs.py (the real Prometheus against the rendered jobs)."""
-import configparser
 
 import pytest
 import yaml
@@ -19,7 +18,7 @@ import yaml
 from harness import grafana as gf
 from harness import params
 from harness.logs import components, parse_alloy
-from harness.manifests import containers, ident, pod_spec
+from harness.manifests import ident, pod_spec
 from harness.render import render, render_error
 from test_unit_webauth import _container, _file_refs, _mounted_files, _prom_config
 
