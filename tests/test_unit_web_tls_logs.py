@@ -96,8 +96,10 @@ ALLOY_HTTP_TLS_ATTRS = {"cert_pem", "cert_file", "key_pem", "key_file", "client_
 ALLOY_TLS_VERSIONS = {"TLS10", "TLS11", "TLS12", "TLS13"}
 ALLOY_CLIENT_TLS_ATTRS = {"ca_pem", "ca_file", "cert_pem", "cert_file", "key_pem", "key_file", "server_name",
                           "insecure_skip_verify", "min_version"}
-# Grafana's provisioned datasource TLS settings (Grafana 13's "Provision Grafana" docs, data
-# source jsonData/secureJsonData for HTTP data sources).
+# Grafana's datasource TLS settings: what its datasources service's dsTLSOptions reads (jsonData
+# tlsAuth, tlsAuthWithCACert, tlsSkipVerify, serverName; decrypted secureJsonData tlsCACert,
+# tlsClientCert, tlsClientKey), as the "Provision Grafana" docs' json data table lists them for
+# HTTP data sources. The same fields the chart's Prometheus datasource already uses.
 GRAFANA_DS_TLS_JSON = {"tlsAuth", "tlsAuthWithCACert", "tlsSkipVerify", "serverName"}
 GRAFANA_DS_TLS_SECURE = {"tlsCACert", "tlsClientCert", "tlsClientKey"}
 
