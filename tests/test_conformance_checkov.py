@@ -1,7 +1,8 @@
 """Conformance tier: checkov on the rendered manifests of the defaults and every profile, and of
 the production profile with every web config on (global.web: TLS and basic auth for Prometheus,
 Alertmanager, node-exporter and kube-state-metrics: their Secrets, the mounts, the exec/TCP
-probes and the helm-test pods' shell). Zero findings, except those in ci/checkov-skips.yaml,
+probes and the helm-test pods' shell; TLS for Loki, Grafana and the log collector, Alloy and
+Promtail). Zero findings, except those in ci/checkov-skips.yaml,
 each with a written reason."""
 import json
 import re
@@ -23,8 +24,14 @@ VARIANTS = {
         "global.web": {c: {"tls": {"enabled": True, "secretName": f"{c}-tls"},
                            "basicAuth": {"enabled": c != "prometheus",     # the profile's Thanos sidecar refuses it
                                          "users": {"p5": _HASH}, "clientSecret": f"{c}-client"}}
-                       for c in ("prometheus", "alertmanager", "node-exporter", "kube-state-metrics")},
+                       for c in ("prometheus", "alertmanager", "node-exporter", "kube-state-metrics")}
+                      | {c: {"tls": {"enabled": True, "secretName": f"{c}-tls"}} for c in ("loki", "grafana", "promtail")},
         "loki.ruler.enabled": False}),      # Loki's ruler refuses Alertmanager basic auth
+    # Loki, Grafana and Promtail (the collector the production profile does not run) serving TLS,
+    # with Grafana's Ingress: their key pair mounts, the CA-only client volumes, HTTPS probes.
+    "production-web-tls-promtail": ((paths.PROFILES_DIR / "production.yaml",), {
+        "global.web": {c: {"tls": {"enabled": True, "secretName": f"{c}-tls"}} for c in ("loki", "grafana", "promtail")},
+        "promtail.collector": "promtail"}),
 }
 RENDERS = [p.id for p in params.profiles()] + list(VARIANTS)
 

@@ -187,9 +187,12 @@ def test_over_long_names(target, extra):
 
 # ----------------------------------------------------------------------------- global.web
 # The web config of the exporter-toolkit servers (Prometheus, Alertmanager, node-exporter,
-# kube-state-metrics) sits under `global`, which the generators above leave out: its own
+# kube-state-metrics: TLS and basic auth) and the TLS of Loki, Grafana and the log collector
+# (`promtail`: TLS only) sit under `global`, which the generators above leave out: its own
 # targets, judged by the umbrella's schema; Helm must refuse naming the path under /global/web.
-WEB_COMPONENTS = ("prometheus", "alertmanager", "node-exporter", "kube-state-metrics")
+BASIC_AUTH_COMPONENTS = ("prometheus", "alertmanager", "node-exporter", "kube-state-metrics")
+TLS_ONLY_COMPONENTS = ("loki", "grafana", "promtail")
+WEB_COMPONENTS = BASIC_AUTH_COMPONENTS + TLS_ONLY_COMPONENTS
 
 
 def _web_targets():
@@ -256,13 +259,22 @@ def test_web_over_long_names(target, extra):
 
 
 @SETTINGS
-@given(st.sampled_from(WEB_COMPONENTS), st.from_regex(r"[a-z][a-z0-9]{0,10}", fullmatch=True),
+@given(st.sampled_from(BASIC_AUTH_COMPONENTS), st.from_regex(r"[a-z][a-z0-9]{0,10}", fullmatch=True),
        st.text(min_size=1, max_size=40))
 def test_web_a_password_in_place_of_a_bcrypt_hash_is_refused(comp, user, password):
     """basicAuth.users takes bcrypt hashes only: whatever else a user types there (a password)
     is refused naming the entry, before it could reach the web config Secret."""
     check_web(("global", "web", comp, "basicAuth", "users"), {user: password},
               f"/global/web/{comp}/basicAuth/users/{user}")
+
+
+@SETTINGS
+@given(st.sampled_from(TLS_ONLY_COMPONENTS), st.sampled_from([{"enabled": True}, {"enabled": False}, {}]),
+       st.sampled_from(["basicAuth", "users", "clientSecret"]))
+def test_web_tls_only_components_take_no_credentials(comp, body, key):
+    """Loki, Grafana and the log collector take TLS only: basic auth (or a stray credential key)
+    under them is refused naming it, never silently dropped (a user would think it protects)."""
+    check_web(("global", "web", comp, key), body, key)
 
 
 def test_web_generators_cover_every_web_component():

@@ -30,7 +30,11 @@ Components:
 Access (run each in its own terminal):
 {{- if $c.grafana.runs }}
 {{- $p := int $c.grafana.ports.web.port }}
-  Grafana       kubectl -n {{ $ns }} port-forward svc/{{ $name.grafana }} {{ $p }}:{{ $p }}        -> http://localhost:{{ $p }}
+{{- $gw := include "common.web" (dict "context" $ "component" "grafana") | fromJson }}
+  Grafana       kubectl -n {{ $ns }} port-forward svc/{{ $name.grafana }} {{ $p }}:{{ $p }}        -> {{ $gw.scheme }}://localhost:{{ $p }}
+{{- if $gw.tls }}
+                HTTPS with the certificate of Secret {{ $gw.tlsSecret }} (CA: its key {{ $gw.caKey }}; valid for {{ $gw.serverName }}, not localhost)
+{{- end }}
                 user: {{ .Values.grafana.admin.user }}, password:
 {{- if .Values.grafana.admin.existingSecret }}
                   key "{{ .Values.grafana.admin.passwordKey }}" of your Secret {{ .Values.grafana.admin.existingSecret }}

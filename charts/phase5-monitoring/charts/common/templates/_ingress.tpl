@@ -7,6 +7,8 @@ names the value to set). A tls entry without secretName is kept without one: Kub
 it (the controller's default certificate, SNI routing).
 Usage: include "common.ingress" (dict "context" . "component" (include "grafana.component" .) "port" "http-web")
   port: the Service port name (or number) the Ingress sends to.
+  annotations: (optional) annotations the chart adds, under the user's ingress.annotations (the
+  user's value wins for the same key), e.g. the backend protocol of a component serving HTTPS.
 */}}
 {{- define "common.ingress" -}}
 {{- include "common.args.require" (list "common.ingress" . (list "context" "component" "port")) -}}
@@ -28,7 +30,7 @@ metadata:
   namespace: {{ $ctx.Release.Namespace }}
   labels:
     {{- include "common.labels" (dict "context" $ctx "component" .component) | nindent 4 }}
-  {{- with $ing.annotations }}
+  {{- with merge (deepCopy ($ing.annotations | default dict)) (.annotations | default dict) }}
   annotations:
     {{- toYaml . | nindent 4 }}
   {{- end }}

@@ -13,44 +13,71 @@ common.web: the effective settings of one server component, as JSON; fails namin
 when a switch is on without what it needs, or in operator mode (the existing
 kube-prometheus-stack runs that component: its own web settings apply there).
 Usage: include "common.web" (dict "context" . "component" "alertmanager") | fromJson
-Fields: tls, basicAuth (booleans), on (either), scheme, serverName (the Service's DNS name the
-certificate must hold), tlsSecret, caKey, clientSecret, usernameKey, passwordKey, users,
-webSecret (the chart's Secret holding web-config.yml and client.yml), certManager (issuer or {}),
-configFlag (the server's flag that takes the web config file).
+       include "common.web" (dict "context" . "component" "promtail" "name" "alloy") | fromJson
+Fields: tls, basicAuth (booleans), on (either), tlsOnly (a common.webTlsComponents component),
+scheme, serverName (the Service's DNS name the certificate must hold), tlsSecret, caKey,
+tlsDir (where the server's container mounts its key pair), clientSecret, usernameKey,
+passwordKey, users, webSecret (the chart's Secret holding web-config.yml and client.yml; "" for
+the TLS-only components, which have none), certManager (issuer or {}), configFlag (the server's
+flag that takes the web config file; "" for the TLS-only components).
+Loki and the log collector run in operator mode too (their TLS is theirs to set there); Grafana
+does not, so global.web.grafana is refused there like the exporter-toolkit components.
 */}}
 {{- define "common.webComponents" -}}
 ["prometheus", "alertmanager", "node-exporter", "kube-state-metrics"]
+{{- end -}}
+
+{{/*
+common.webTlsComponents: the components whose HTTP port serves TLS from their own configuration
+(global.web.<component>.tls only, no exporter-toolkit web config and no basic auth): Loki
+(server.http_tls_config), Grafana ([server] protocol = https) and the log collector under its
+values key `promtail` (Alloy's `http { tls { } }` block, Promtail's server.http_tls_config), as
+JSON. Their key pair is mounted at common.web's tlsDir, their clients mount only the CA.
+Usage: include "common.webTlsComponents" . | fromJsonArray
+*/}}
+{{- define "common.webTlsComponents" -}}
+["loki", "grafana", "promtail"]
 {{- end -}}
 
 {{- define "common.web" -}}
 {{- include "common.args.require" (list "common.web" . (list "context" "component")) -}}
 {{- $ctx := .context -}}
 {{- $c := .component -}}
-{{- $known := include "common.webComponents" . | fromJsonArray -}}
+{{- $tlsOnly := has $c (include "common.webTlsComponents" . | fromJsonArray) -}}
+{{- $known := concat (include "common.webComponents" . | fromJsonArray) (include "common.webTlsComponents" . | fromJsonArray) -}}
 {{- if not (has $c $known) -}}
 {{- fail (printf "common.web: component must be one of %s, got %q" (join ", " $known) $c) -}}
 {{- end -}}
 {{- $v := dig "web" $c dict ($ctx.Values.global | default dict) -}}
 {{- $tls := dig "tls" dict $v -}}
 {{- $ba := dig "basicAuth" dict $v -}}
-{{- $fullname := include "common.componentFullname" (dict "context" $ctx "component" $c) -}}
-{{- $out := dict "tls" (dig "enabled" false $tls) "basicAuth" (dig "enabled" false $ba) -}}
+{{- /* The Service's name: <release>-<component>, the log collector's <release>-<what it runs>
+(alloy or promtail: its own subchart knows, from its `collector` value; any other caller names
+it with "name"). */ -}}
+{{- $name := .name | default $c -}}
+{{- if and (eq $c "promtail") (not .name) (kindIs "string" ($ctx.Values.collector | default "")) ($ctx.Values.collector) -}}
+{{- $name = $ctx.Values.collector -}}
+{{- end -}}
+{{- $fullname := include "common.componentFullname" (dict "context" $ctx "component" $name) -}}
+{{- $out := dict "tls" (dig "enabled" false $tls) "basicAuth" (and (not $tlsOnly) (dig "enabled" false $ba)) "tlsOnly" $tlsOnly -}}
 {{- $_ := set $out "on" (or $out.tls $out.basicAuth) -}}
 {{- $_ := set $out "scheme" (ternary "https" "http" $out.tls) -}}
 {{- $_ := set $out "serverName" (printf "%s.%s.svc" $fullname $ctx.Release.Namespace) -}}
-{{- $_ := set $out "webSecret" (printf "%s-web" $fullname) -}}
-{{- $_ := set $out "configFlag" (ternary "--tls-config" "--web.config.file" (eq $c "kube-state-metrics")) -}}
+{{- $_ := set $out "webSecret" (ternary "" (printf "%s-web" $fullname) $tlsOnly) -}}
+{{- $_ := set $out "configFlag" (ternary "" (ternary "--tls-config" "--web.config.file" (eq $c "kube-state-metrics")) $tlsOnly) -}}
+{{- $_ := set $out "tlsDir" (ternary (printf "/etc/phase5-tls/%s" $c) (printf "%s/tls" (include "common.webServerDir" $c)) $tlsOnly) -}}
 {{- $issuer := dig "certManager" "issuerName" "" $tls -}}
 {{- $_ := set $out "certManager" (ternary (dict "name" $issuer "kind" (dig "certManager" "issuerKind" "Issuer" $tls)) dict (ne $issuer "")) -}}
-{{- $_ := set $out "tlsSecret" (dig "secretName" "" $tls | default (ternary (printf "%s-web-tls" $fullname) "" (ne $issuer ""))) -}}
+{{- /* Named after the component key (not the log collector's program): every client finds it. */ -}}
+{{- $_ := set $out "tlsSecret" (dig "secretName" "" $tls | default (ternary (printf "%s-web-tls" (include "common.componentFullname" (dict "context" $ctx "component" $c))) "" (ne $issuer ""))) -}}
 {{- $_ := set $out "caKey" (dig "caKey" "ca.crt" $tls) -}}
 {{- $_ := set $out "users" (dig "users" dict $ba) -}}
 {{- $_ := set $out "clientSecret" (dig "clientSecret" "" $ba) -}}
 {{- $_ := set $out "usernameKey" (dig "usernameKey" "username" $ba) -}}
 {{- $_ := set $out "passwordKey" (dig "passwordKey" "password" $ba) -}}
-{{- if and $out.on (dig "operator" "enabled" false ($ctx.Values.global | default dict)) -}}
-{{- $theirs := get (dict "prometheus" "its prometheusSpec.web" "alertmanager" "its alertmanagerSpec.web" "node-exporter" "its prometheus-node-exporter subchart's values" "kube-state-metrics" "its kube-state-metrics subchart's values") $c -}}
-{{- fail (printf "global.web.%s: operator mode (global.operator.enabled) uses the existing kube-prometheus-stack's %s, whose web settings are its own (%s); unset global.web.%s.tls.enabled and basicAuth.enabled" $c $c $theirs $c) -}}
+{{- if and $out.on (dig "operator" "enabled" false ($ctx.Values.global | default dict)) (not (has $c (list "loki" "promtail"))) -}}
+{{- $theirs := get (dict "prometheus" "its prometheusSpec.web" "alertmanager" "its alertmanagerSpec.web" "node-exporter" "its prometheus-node-exporter subchart's values" "kube-state-metrics" "its kube-state-metrics subchart's values" "grafana" "its grafana subchart's grafana.ini") $c -}}
+{{- fail (printf "global.web.%s: operator mode (global.operator.enabled) uses the existing kube-prometheus-stack's %s, whose web settings are its own (%s); unset global.web.%s.tls.enabled%s" $c $c $theirs $c (ternary "" " and basicAuth.enabled" $tlsOnly)) -}}
 {{- end -}}
 {{- if and $out.tls (not $out.tlsSecret) -}}
 {{- fail (printf "global.web.%s.tls.enabled: set global.web.%s.tls.secretName (an existing kubernetes.io/tls Secret with tls.crt, tls.key and %s) or global.web.%s.tls.certManager.issuerName" $c $c $out.caKey $c) -}}
@@ -114,11 +141,13 @@ Usage: include "common.webClientVolume" (dict "context" . "component" "prometheu
   projected:
     defaultMode: 0440
     sources:
+      {{- if $w.webSecret }}
       - secret:
           name: {{ $w.webSecret }}
           items:
             - key: client.yml
               path: client.yml
+      {{- end }}
       {{- if $w.tls }}
       - secret:
           name: {{ $w.tlsSecret }}
@@ -166,26 +195,38 @@ Usage: include "common.webServerArgs" (dict "context" . "component" "prometheus"
 {{- end -}}
 
 {{- define "common.webServerVolumeMounts" -}}
+{{- include "common.webServerVolumeMounts.items" . | trim -}}
+{{- end -}}
+
+{{- define "common.webServerVolumeMounts.items" -}}
 {{- $w := include "common.web" . | fromJson -}}
 {{- if $w.on -}}
+{{- if $w.webSecret }}
 - name: web-config
   mountPath: {{ include "common.webServerDir" .component }}/config
   readOnly: true
+{{- end }}
 {{- if $w.tls }}
 - name: web-tls
-  mountPath: {{ include "common.webServerDir" .component }}/tls
+  mountPath: {{ $w.tlsDir }}
   readOnly: true
 {{- end }}
 {{- end -}}
 {{- end -}}
 
 {{- define "common.webServerVolumes" -}}
+{{- include "common.webServerVolumes.items" . | trim -}}
+{{- end -}}
+
+{{- define "common.webServerVolumes.items" -}}
 {{- $w := include "common.web" . | fromJson -}}
 {{- if $w.on -}}
+{{- if $w.webSecret }}
 - name: web-config
   secret:
     secretName: {{ $w.webSecret }}
     defaultMode: 0440
+{{- end }}
 {{- if $w.tls }}
 - name: web-tls
   secret:
@@ -234,6 +275,7 @@ common.webObjects: the chart's web config Secret of a server component (web-conf
 pair paths and the basic_auth_users bcrypt hashes, hence a Secret; client.yml: the
 common.webClientConfig the component's own probes and clients read) and, when
 tls.certManager.issuerName is set, the cert-manager Certificate that fills its TLS Secret.
+The TLS-only components (common.webTlsComponents) have no web config: only the Certificate.
 Nothing when the component's web config is off.
 Usage: include "common.webObjects" (dict "context" . "component" "prometheus" "labelComponent" "server")
 */}}
@@ -243,6 +285,7 @@ Usage: include "common.webObjects" (dict "context" . "component" "prometheus" "l
 {{- $w := include "common.web" (dict "context" .context "component" .component) | fromJson -}}
 {{- if $w.on -}}
 {{- $dir := include "common.webServerDir" .component -}}
+{{- if $w.webSecret -}}
 apiVersion: v1
 kind: Secret
 metadata:
@@ -267,8 +310,11 @@ stringData:
     {{- end }}
   client.yml: |
     {{- include "common.webClientConfig" (dict "context" .context "component" .component) | nindent 4 }}
+{{- end }}
 {{- with $w.certManager }}
+{{- if $w.webSecret }}
 ---
+{{- end }}
 apiVersion: cert-manager.io/v1
 kind: Certificate
 metadata:
@@ -283,7 +329,7 @@ spec:
     kind: {{ .kind }}
     group: cert-manager.io
   dnsNames:
-    {{- $svc := include "common.componentFullname" (dict "context" $ctx "component" $.component) }}
+    {{- $svc := trimSuffix (printf ".%s.svc" $ctx.Release.Namespace) $w.serverName }}
     - {{ $svc }}
     - {{ printf "%s.%s" $svc $ctx.Release.Namespace }}
     - {{ $w.serverName }}

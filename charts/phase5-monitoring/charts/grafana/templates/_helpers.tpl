@@ -25,8 +25,8 @@ Usage: include "grafana.datasourceUrl" (dict "context" . "component" "prometheus
 {{- printf "http://%s-query:%s" (include "common.componentFullname" (dict "context" .context "component" "thanos")) (include "common.port" (list "thanos" "http")) -}}
 {{- else -}}
 {{- $scheme := "http" -}}
-{{- if eq .component "prometheus" -}}
-{{- $scheme = (include "common.web" (dict "context" .context "component" "prometheus") | fromJson).scheme -}}
+{{- if has .component (list "prometheus" "loki") -}}
+{{- $scheme = (include "common.web" (dict "context" .context "component" .component) | fromJson).scheme -}}
 {{- end -}}
 {{- printf "%s://%s:%s" $scheme (include "common.componentFullname" (dict "context" .context "component" .component)) (include "common.port" (list .component .port)) -}}
 {{- end -}}

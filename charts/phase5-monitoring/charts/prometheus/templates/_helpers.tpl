@@ -564,11 +564,14 @@ metric_relabel_configs:
 prometheus.webTargets: the servers behind a web config (common.webComponents) whose client files
 (common.webClientVolume) the Prometheus container mounts, as JSON: itself and Alertmanager
 (self-scrape, alert delivery), node-exporter and kube-state-metrics while their jobs are on
-(scrape.nodeExporter, scrape.kubeStateMetrics). Each mounts nothing while its web config is off.
+(scrape.nodeExporter, scrape.kubeStateMetrics), Loki, Grafana and the log collector
+(common.webTlsComponents: their CA only) while the monitoring-stack job is on. Each mounts
+nothing while its web config is off.
 Usage: include "prometheus.webTargets" . | fromJsonArray
 */}}
 {{- define "prometheus.webTargets" -}}
 {{- $targets := list "prometheus" "alertmanager" -}}
+{{- if .Values.scrape.monitoringStack -}}{{- $targets = concat $targets (include "common.webTlsComponents" . | fromJsonArray) -}}{{- end -}}
 {{- if .Values.scrape.nodeExporter -}}{{- $targets = append $targets "node-exporter" -}}{{- end -}}
 {{- if .Values.scrape.kubeStateMetrics -}}{{- $targets = append $targets "kube-state-metrics" -}}{{- end -}}
 {{- toJson $targets -}}
@@ -586,4 +589,25 @@ Usage: include "prometheus.webScrape" (dict "context" . "component" "node-export
 scheme: {{ $w.scheme }}
 {{- include "common.webClientConfig" . }}
 {{- end -}}
+{{- end -}}
+
+{{/*
+prometheus.webStackJobs: the components of the monitoring-stack job whose web settings
+(global.web.<component>) are on, each scraped by a job of its own with their client settings
+(monitoring-stack-<name>), as JSON [{component, name}]: name is the Service's (<release>-<name>).
+The log collector (`promtail`) runs Alloy or Promtail, which this subchart cannot read
+(promtail.collector): one job for each, keeping its own Service and verifying its own name, so
+the one that runs is scraped and the other finds no target.
+Usage: include "prometheus.webStackJobs" . | fromJsonArray
+*/}}
+{{- define "prometheus.webStackJobs" -}}
+{{- $out := list -}}
+{{- range $c := concat (list "prometheus" "alertmanager") (include "common.webTlsComponents" . | fromJsonArray) -}}
+{{- if (include "common.web" (dict "context" $ "component" $c) | fromJson).on -}}
+{{- range $name := ternary (list "alloy" "promtail") (list $c) (eq $c "promtail") -}}
+{{- $out = append $out (dict "component" $c "name" $name) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- toJson $out -}}
 {{- end -}}

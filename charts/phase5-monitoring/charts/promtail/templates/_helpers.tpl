@@ -16,8 +16,21 @@ promtail.lokiUrl: where the collector pushes; the release's own Loki unless loki
 {{- if .Values.lokiUrl -}}
 {{- .Values.lokiUrl -}}
 {{- else -}}
-{{- printf "http://%s:%s/loki/api/v1/push" (include "common.componentFullname" (dict "context" . "component" "loki")) (include "common.port" (list "loki" "web")) -}}
+{{- printf "%s://%s:%s/loki/api/v1/push" (include "promtail.lokiTls" . | fromJson).scheme (include "common.componentFullname" (dict "context" . "component" "loki")) (include "common.port" (list "loki" "web")) -}}
 {{- end -}}
+{{- end -}}
+
+{{/*
+promtail.lokiTls: how the collector verifies the release's own Loki serving HTTPS
+(global.web.loki.tls), as JSON {tls, scheme, caFile, serverName}: the CA mounted from Loki's TLS
+Secret (common.webClientVolume) and Loki's Service name. tls is false with lokiUrl set (your
+endpoint, as you wrote it) or Loki's TLS off.
+Usage: include "promtail.lokiTls" . | fromJson
+*/}}
+{{- define "promtail.lokiTls" -}}
+{{- $w := include "common.web" (dict "context" . "component" "loki") | fromJson -}}
+{{- $on := and $w.tls (not .Values.lokiUrl) -}}
+{{- toJson (dict "tls" $on "scheme" (ternary "https" "http" $on) "caFile" (printf "%s/ca.crt" (include "common.webClientDir" "loki")) "serverName" $w.serverName) -}}
 {{- end -}}
 
 {{/*
