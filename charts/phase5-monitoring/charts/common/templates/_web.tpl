@@ -1,7 +1,8 @@
 {{/*
 Authentication and TLS of the stack's own HTTP endpoints that serve exporter-toolkit's web config:
-Prometheus and Alertmanager (`--web.config.file`), node-exporter (`--web.config.file`) and
-kube-state-metrics (`--tls-config`, the same file format, for both its ports), from
+Prometheus and Alertmanager (`--web.config.file`), node-exporter (`--web.config.file`),
+kube-state-metrics (`--tls-config`, the same file format, for both its ports) and Thanos (its
+`--http.config`, one setting for the sidecar, Query, the Store Gateway and the Compactor), from
 global.web.<component>: global because every client of that endpoint lives in another subchart
 (Prometheus -> Alertmanager and its scrape jobs, Grafana -> Prometheus, the umbrella's `helm test`
 pods), and globals are the only values every subchart sees.
@@ -16,10 +17,13 @@ Usage: include "common.web" (dict "context" . "component" "alertmanager") | from
 Fields: tls, basicAuth (booleans), on (either), scheme, serverName (the Service's DNS name the
 certificate must hold), tlsSecret, caKey, clientSecret, usernameKey, passwordKey, users,
 webSecret (the chart's Secret holding web-config.yml and client.yml), certManager (issuer or {}),
-configFlag (the server's flag that takes the web config file).
+configFlag (the server's flag that takes the web config file), volumePrefix (the names of the
+server's web volumes: the Thanos sidecar shares the Prometheus pod, whose own are web-*),
+services (the Services whose endpoints serve this web config: the scrape jobs' targets).
+Thanos: one key pair for its four servers; clients verify the Query Service's name (serverName).
 */}}
 {{- define "common.webComponents" -}}
-["prometheus", "alertmanager", "node-exporter", "kube-state-metrics"]
+["prometheus", "alertmanager", "node-exporter", "kube-state-metrics", "thanos"]
 {{- end -}}
 
 {{- define "common.web" -}}
@@ -37,9 +41,24 @@ configFlag (the server's flag that takes the web config file).
 {{- $out := dict "tls" (dig "enabled" false $tls) "basicAuth" (dig "enabled" false $ba) -}}
 {{- $_ := set $out "on" (or $out.tls $out.basicAuth) -}}
 {{- $_ := set $out "scheme" (ternary "https" "http" $out.tls) -}}
-{{- $_ := set $out "serverName" (printf "%s.%s.svc" $fullname $ctx.Release.Namespace) -}}
+{{- $service := $fullname -}}
+{{- $services := list $fullname -}}
+{{- if eq $c "thanos" -}}
+{{- /* Query's Service (thanos.queryName), the Store Gateway's and the Compactor's, and the
+Prometheus headless Service through which the sidecars are scraped. */ -}}
+{{- $service = printf "%s-query" $fullname | trunc 63 | trimSuffix "-" -}}
+{{- $services = list $service -}}
+{{- range $other := list "thanos-store" "thanos-compact" -}}
+{{- $services = append $services (include "common.componentFullname" (dict "context" $ctx "component" $other)) -}}
+{{- end -}}
+{{- $services = append $services (include "common.componentHeadlessName" (dict "context" $ctx "component" "prometheus")) -}}
+{{- end -}}
+{{- $_ := set $out "service" $service -}}
+{{- $_ := set $out "services" $services -}}
+{{- $_ := set $out "serverName" (printf "%s.%s.svc" $service $ctx.Release.Namespace) -}}
 {{- $_ := set $out "webSecret" (printf "%s-web" $fullname) -}}
-{{- $_ := set $out "configFlag" (ternary "--tls-config" "--web.config.file" (eq $c "kube-state-metrics")) -}}
+{{- $_ := set $out "configFlag" (get (dict "kube-state-metrics" "--tls-config" "thanos" "--http.config") $c | default "--web.config.file") -}}
+{{- $_ := set $out "volumePrefix" (ternary "thanos-web" "web" (eq $c "thanos")) -}}
 {{- $issuer := dig "certManager" "issuerName" "" $tls -}}
 {{- $_ := set $out "certManager" (ternary (dict "name" $issuer "kind" (dig "certManager" "issuerKind" "Issuer" $tls)) dict (ne $issuer "")) -}}
 {{- $_ := set $out "tlsSecret" (dig "secretName" "" $tls | default (ternary (printf "%s-web-tls" $fullname) "" (ne $issuer ""))) -}}
@@ -49,7 +68,7 @@ configFlag (the server's flag that takes the web config file).
 {{- $_ := set $out "usernameKey" (dig "usernameKey" "username" $ba) -}}
 {{- $_ := set $out "passwordKey" (dig "passwordKey" "password" $ba) -}}
 {{- if and $out.on (dig "operator" "enabled" false ($ctx.Values.global | default dict)) -}}
-{{- $theirs := get (dict "prometheus" "its prometheusSpec.web" "alertmanager" "its alertmanagerSpec.web" "node-exporter" "its prometheus-node-exporter subchart's values" "kube-state-metrics" "its kube-state-metrics subchart's values") $c -}}
+{{- $theirs := get (dict "prometheus" "its prometheusSpec.web" "alertmanager" "its alertmanagerSpec.web" "node-exporter" "its prometheus-node-exporter subchart's values" "kube-state-metrics" "its kube-state-metrics subchart's values" "thanos" "your own Thanos' --http.config") $c -}}
 {{- fail (printf "global.web.%s: operator mode (global.operator.enabled) uses the existing kube-prometheus-stack's %s, whose web settings are its own (%s); unset global.web.%s.tls.enabled and basicAuth.enabled" $c $c $theirs $c) -}}
 {{- end -}}
 {{- if and $out.tls (not $out.tlsSecret) -}}
@@ -168,11 +187,11 @@ Usage: include "common.webServerArgs" (dict "context" . "component" "prometheus"
 {{- define "common.webServerVolumeMounts" -}}
 {{- $w := include "common.web" . | fromJson -}}
 {{- if $w.on -}}
-- name: web-config
+- name: {{ $w.volumePrefix }}-config
   mountPath: {{ include "common.webServerDir" .component }}/config
   readOnly: true
 {{- if $w.tls }}
-- name: web-tls
+- name: {{ $w.volumePrefix }}-tls
   mountPath: {{ include "common.webServerDir" .component }}/tls
   readOnly: true
 {{- end }}
@@ -182,12 +201,12 @@ Usage: include "common.webServerArgs" (dict "context" . "component" "prometheus"
 {{- define "common.webServerVolumes" -}}
 {{- $w := include "common.web" . | fromJson -}}
 {{- if $w.on -}}
-- name: web-config
+- name: {{ $w.volumePrefix }}-config
   secret:
     secretName: {{ $w.webSecret }}
     defaultMode: 0440
 {{- if $w.tls }}
-- name: web-tls
+- name: {{ $w.volumePrefix }}-tls
   secret:
     secretName: {{ $w.tlsSecret }}
     defaultMode: 0440
@@ -201,8 +220,8 @@ health path. Without basic auth: httpGet, scheme HTTPS when TLS is on (the kubel
 verify the certificate). With basic auth exporter-toolkit asks for credentials on EVERY path,
 /-/ready and /-/healthy included, and a kubelet httpGet probe can carry them only as a literal
 header in the pod spec (a credential in the spec): Prometheus then probes with its own promtool
-and the client config (exec), the others (Alertmanager, node-exporter, kube-state-metrics: their
-images have no client that only checks health) with a TCP connect.
+and the client config (exec), the others (Alertmanager, node-exporter, kube-state-metrics, Thanos:
+their images have no client that only checks health) with a TCP connect.
 Usage: include "common.webServerProbe" (dict "context" . "component" "prometheus" "path" "ready" "port" "http-web")
 */}}
 {{- define "common.webServerProbe" -}}
@@ -283,7 +302,7 @@ spec:
     kind: {{ .kind }}
     group: cert-manager.io
   dnsNames:
-    {{- $svc := include "common.componentFullname" (dict "context" $ctx "component" $.component) }}
+    {{- $svc := $w.service }}
     - {{ $svc }}
     - {{ printf "%s.%s" $svc $ctx.Release.Namespace }}
     - {{ $w.serverName }}

@@ -542,13 +542,15 @@ metric_relabel_configs:
 prometheus.webTargets: the servers behind a web config (common.webComponents) whose client files
 (common.webClientVolume) the Prometheus container mounts, as JSON: itself and Alertmanager
 (self-scrape, alert delivery), node-exporter and kube-state-metrics while their jobs are on
-(scrape.nodeExporter, scrape.kubeStateMetrics). Each mounts nothing while its web config is off.
+(scrape.nodeExporter, scrape.kubeStateMetrics), Thanos while the monitoring-stack job scrapes it
+(scrape.monitoringStack). Each mounts nothing while its web config is off.
 Usage: include "prometheus.webTargets" . | fromJsonArray
 */}}
 {{- define "prometheus.webTargets" -}}
 {{- $targets := list "prometheus" "alertmanager" -}}
 {{- if .Values.scrape.nodeExporter -}}{{- $targets = append $targets "node-exporter" -}}{{- end -}}
 {{- if .Values.scrape.kubeStateMetrics -}}{{- $targets = append $targets "kube-state-metrics" -}}{{- end -}}
+{{- if .Values.scrape.monitoringStack -}}{{- $targets = append $targets "thanos" -}}{{- end -}}
 {{- toJson $targets -}}
 {{- end -}}
 
