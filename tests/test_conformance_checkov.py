@@ -1,7 +1,7 @@
 """Conformance tier: checkov on the rendered manifests of the defaults and every profile, and of
 the production profile with every web config on (global.web: TLS and basic auth for Prometheus,
-Alertmanager, node-exporter and kube-state-metrics: their Secrets, the mounts, the exec/TCP
-probes and the helm-test pods' shell). Zero findings, except those in ci/checkov-skips.yaml,
+Alertmanager, node-exporter, kube-state-metrics and Thanos (sidecars, Query): their Secrets, the
+mounts, the exec/TCP probes and the helm-test pods' shell). Zero findings, except those in ci/checkov-skips.yaml,
 each with a written reason."""
 import json
 import re
@@ -23,7 +23,7 @@ VARIANTS = {
         "global.web": {c: {"tls": {"enabled": True, "secretName": f"{c}-tls"},
                            "basicAuth": {"enabled": c != "prometheus",     # the profile's Thanos sidecar refuses it
                                          "users": {"p5": _HASH}, "clientSecret": f"{c}-client"}}
-                       for c in ("prometheus", "alertmanager", "node-exporter", "kube-state-metrics")},
+                       for c in ("prometheus", "alertmanager", "node-exporter", "kube-state-metrics", "thanos")},
         "loki.ruler.enabled": False}),      # Loki's ruler refuses Alertmanager basic auth
 }
 RENDERS = [p.id for p in params.profiles()] + list(VARIANTS)

@@ -187,9 +187,9 @@ def test_over_long_names(target, extra):
 
 # ----------------------------------------------------------------------------- global.web
 # The web config of the exporter-toolkit servers (Prometheus, Alertmanager, node-exporter,
-# kube-state-metrics) sits under `global`, which the generators above leave out: its own
+# kube-state-metrics, Thanos) sits under `global`, which the generators above leave out: its own
 # targets, judged by the umbrella's schema; Helm must refuse naming the path under /global/web.
-WEB_COMPONENTS = ("prometheus", "alertmanager", "node-exporter", "kube-state-metrics")
+WEB_COMPONENTS = ("prometheus", "alertmanager", "node-exporter", "kube-state-metrics", "thanos")
 
 
 def _web_targets():

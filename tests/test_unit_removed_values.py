@@ -94,7 +94,7 @@ def umbrella_keys():
 # Helm does not delete a nulled key of `global` four levels down or deeper (global.web.<component>.*):
 # it keeps the default, so the render is the default one and no nil reaches a template
 # (tests/test_unit_webauth.py, test_a_nulled_web_key_renders_the_defaults).
-HELM_RESTORED = tuple(f"global.web.{c}." for c in ("prometheus", "alertmanager", "node-exporter", "kube-state-metrics"))
+HELM_RESTORED = tuple(f"global.web.{c}." for c in ("prometheus", "alertmanager", "node-exporter", "kube-state-metrics", "thanos"))
 
 
 @pytest.mark.parametrize("key", [k for k in umbrella_keys() if k not in UMBRELLA_DELETABLE
