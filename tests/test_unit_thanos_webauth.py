@@ -223,3 +223,15 @@ def _without(path, value=""):
 def test_bad_input_fails_naming_the_value(overrides, named):
     msg = render_error(set_values=overrides)
     assert named in msg, msg
+
+
+def test_notes_say_https_and_where_the_ca_and_credentials_are(tmp_path):
+    from harness.render import NOTES_PROBE, notes, umbrella_copy
+    text = notes(umbrella_copy(tmp_path, NOTES_PROBE), set_values=on())
+    line = next(l for l in text.splitlines() if f"svc/{REL}-thanos-query " in l)
+    assert line.rstrip().endswith("-> https://localhost:10902"), line
+    assert f"trust the CA in Secret thanos-tls, server name {SERVER_NAME}" in text, text
+    assert "the user and password in Secret thanos-client" in text, text
+    plain = notes(umbrella_copy(tmp_path / "plain", NOTES_PROBE), set_values=THANOS)
+    line = next(l for l in plain.splitlines() if f"svc/{REL}-thanos-query " in l)
+    assert line.rstrip().endswith("-> http://localhost:10902") and "thanos-tls" not in plain, line
