@@ -235,3 +235,22 @@ def test_notes_say_https_and_where_the_ca_and_credentials_are(tmp_path):
     plain = notes(umbrella_copy(tmp_path / "plain", NOTES_PROBE), set_values=THANOS)
     line = next(l for l in plain.splitlines() if f"svc/{REL}-thanos-query " in l)
     assert line.rstrip().endswith("-> http://localhost:10902") and "thanos-tls" not in plain, line
+
+
+def test_variants_valid_for_kubernetes():
+    """Every object of the renders with Thanos' web config on (TLS alone, TLS and basic auth)
+    passes the strict Kubernetes schemas of the oldest and newest supported versions (the
+    cert-manager Certificate is a CRD: no schema here)."""
+    import kubernetes_validate
+    from harness.paths import KUBE_MAX, KUBE_MIN
+    errors = []
+    for overrides in (on(), on(basic=False)):
+        for obj in render(set_values=overrides):
+            if obj["kind"] == "Certificate":
+                continue
+            for kube in (KUBE_MIN, KUBE_MAX):
+                try:
+                    kubernetes_validate.validate(obj, kube, strict=True)
+                except kubernetes_validate.ValidationError as e:
+                    errors.append(f"{kube} {ident(obj)}: {e.message} at {'/'.join(map(str, e.path))}")
+    assert not errors, "\n".join(errors)
