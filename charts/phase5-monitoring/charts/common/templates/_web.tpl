@@ -68,7 +68,10 @@ Prometheus headless Service through which the sidecars are scraped. */ -}}
 {{- $_ := set $out "usernameKey" (dig "usernameKey" "username" $ba) -}}
 {{- $_ := set $out "passwordKey" (dig "passwordKey" "password" $ba) -}}
 {{- if and $out.on (dig "operator" "enabled" false ($ctx.Values.global | default dict)) -}}
-{{- $theirs := get (dict "prometheus" "its prometheusSpec.web" "alertmanager" "its alertmanagerSpec.web" "node-exporter" "its prometheus-node-exporter subchart's values" "kube-state-metrics" "its kube-state-metrics subchart's values" "thanos" "your own Thanos' --http.config") $c -}}
+{{- if eq $c "thanos" -}}
+{{- fail "global.web.thanos: operator mode (global.operator.enabled) renders no Thanos (you run your own, with its own --http.config); unset global.web.thanos.tls.enabled and basicAuth.enabled" -}}
+{{- end -}}
+{{- $theirs := get (dict "prometheus" "its prometheusSpec.web" "alertmanager" "its alertmanagerSpec.web" "node-exporter" "its prometheus-node-exporter subchart's values" "kube-state-metrics" "its kube-state-metrics subchart's values") $c -}}
 {{- fail (printf "global.web.%s: operator mode (global.operator.enabled) uses the existing kube-prometheus-stack's %s, whose web settings are its own (%s); unset global.web.%s.tls.enabled and basicAuth.enabled" $c $c $theirs $c) -}}
 {{- end -}}
 {{- if and $out.tls (not $out.tlsSecret) -}}
