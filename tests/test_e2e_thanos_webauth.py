@@ -9,21 +9,28 @@ credentials; the same job over plain http, with another CA, another server name 
 credentials gets nothing; the servers refuse plain HTTP, a client trusting another CA and a
 request without (or with wrong) credentials, on /metrics and the health paths alike (hence the
 TCP probes); Query answers the query API with the client settings Grafana's datasource is
-rendered with (and reads Prometheus through the sidecar's plain gRPC); the `helm test` pods'
+rendered with (and reads Prometheus through the sidecar's plain gRPC); the real Jaeger's Monitor
+tab reads Query with the rendered metric backend (https, Query's name, the login files of the
+mounted client Secret) and a wrong password there gets Query's 401; the `helm test` pods'
 commands succeed against the real processes."""
 import base64
 import http.client
 import json
 import os
+import re
 import socket
 import ssl
 import subprocess
+import time
+import urllib.error
 import urllib.parse
 
 import pytest
 import yaml
 
+from harness import jaeger as jh
 from harness import tools
+from harness.podfiles import PodFiles
 from harness.exporter_tls import BROKEN
 from harness.render import render
 from harness.thanos_tls import JOB, SERVERS, TEST_PODS, ThanosTLSStack, thanos_values
@@ -37,7 +44,7 @@ SERVER_NAME = "p5-thanos-query.monitoring.svc"
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory, request):
-    for t in ("prometheus", "thanos", "helm"):
+    for t in ("prometheus", "thanos", "helm", "jaeger"):
         tools.require(t)
     st = ThanosTLSStack(tmp_path_factory.mktemp("e2e-thanos-webauth"))
     request.addfinalizer(st.stop)
@@ -171,3 +178,50 @@ def test_the_helm_test_pods_command_succeeds(stack, component, tmp_path):
         assert bad.returncode != 0 and "401" in bad.stderr, bad.stderr
     finally:
         pw.write_text(PASSWORD)
+
+
+FILE_REF = re.compile(r"\$\{file:(/[^}]+)\}")
+
+
+def _jaeger_config(stack, root, password=None):
+    """The rendered Jaeger config with its pod's mounts laid out under root and every path into
+    them re-rooted (the CA, the ${file:...} login); `password`: overwrite the mounted password."""
+    pod = PodFiles(stack.manifests, None, "jaeger", root, obj=stack.manifests.get("Deployment", "p5-jaeger"))
+    text = pod.local("/etc/jaeger/config.yaml").read_text()
+    refs = set(FILE_REF.findall(text))
+    assert refs, f"no ${{file:...}} login in the rendered config:\n{text}"
+    for ref in refs:
+        local = pod.local(ref)
+        assert local.exists(), f"{ref}: not a file of the pod's mounts"
+        if password is not None and ref.endswith("/password"):
+            local.chmod(0o600)
+            local.write_text(password)
+        text = text.replace(f"${{file:{ref}}}", f"${{file:{local}}}")
+    cfg = yaml.safe_load(text)
+    be = cfg["extensions"]["jaeger_storage"]["metric_backends"]["prometheus"]["prometheus"]
+    be["tls"]["ca_file"] = str(pod.local(be["tls"]["ca_file"]))
+    return cfg, be
+
+
+def _calls(j):
+    q = {"endTs": int(time.time() * 1000), "lookback": 60_000, "step": 5_000, "ratePer": 60_000}
+    try:
+        return 200, jh.metrics_api(j.url("http-query"), "calls", ["phase5-backend"], **q)
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read() or b"{}")
+
+
+@pytest.mark.parametrize("password,ok", [(None, True), ("not-the-password", False)], ids=["login", "wrong-password"])
+def test_jaegers_monitor_tab_reads_query_with_thanos_tls_and_basic_auth(stack, tmp_path, password, ok):
+    """The real Jaeger with the rendered config (thanosQuery): its metric backend speaks https to
+    Query (address -> the local port), verifies Query's name with the mounted CA and logs in
+    with the mounted client Secret's files; a wrong password in that file gets Query's 401."""
+    cfg, be = _jaeger_config(stack, tmp_path / "root", password)
+    assert be["endpoint"] == "https://p5-thanos-query:10902" and be["tls"]["server_name_override"] == SERVER_NAME, be
+    with jh.run_jaeger(tools.require("jaeger"), cfg, tmp_path,
+                       metrics_backend=f"https://127.0.0.1:{stack.ports['query']}") as j:
+        status, body = _calls(j)
+    if ok:
+        assert status == 200 and body.get("name") == "service_call_rate", f"through Query: {status} {body}"
+    else:
+        assert status == 500 and "401" in json.dumps(body), f"{status} {body}"

@@ -14,6 +14,8 @@ Processes, each the real binary of tools.versions with the rendered container's 
   - thanos sidecar (the rendered thanos-sidecar container of the Prometheus pod) beside it.
   - thanos query (the rendered Deployment), thanos store and thanos compact (the rendered
     StatefulSets; the Compactor as rendered, with --wait).
+  - (on a test's demand) the real Jaeger with the rendered configuration (its Monitor tab reads
+    Query: jaeger.spanMetrics.prometheus.thanosQuery), through harness.jaeger's localize.
 
 What is swapped, and nothing else (self.swaps):
   1. Every absolute path into a mount (arguments, the web config, prometheus.yml) re-rooted
@@ -113,7 +115,9 @@ class ThanosTLSStack(AllOrNothing):
                        "prometheus.thanos.sidecar.enabled": True,
                        "prometheus.thanos.sidecar.objstoreSecret": f"{rel}-objstore",
                        "grafana.enabled": False, "loki.enabled": False, "promtail.enabled": False,
-                       "jaeger.enabled": False, "alertmanager.enabled": False,
+                       # Jaeger's Monitor tab reads Query (test_e2e_thanos_webauth runs it on demand).
+                       "jaeger.enabled": True, "jaeger.spanMetrics.prometheus.thanosQuery": True,
+                       "alertmanager.enabled": False,
                        "prometheus.alerting.inCluster.enabled": False}
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.ca = make_ca("phase5 test CA")
