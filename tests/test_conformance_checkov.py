@@ -1,8 +1,8 @@
 """Conformance tier: checkov on the rendered manifests of the defaults and every profile, and of
 the production profile with every web config on (global.web: TLS and basic auth for Prometheus,
-Alertmanager, node-exporter and kube-state-metrics: their Secrets, the mounts, the exec/TCP
-probes and the helm-test pods' shell; TLS for Loki, Grafana and the log collector, Alloy and
-Promtail). Zero findings, except those in ci/checkov-skips.yaml,
+Alertmanager, node-exporter, kube-state-metrics and Thanos (sidecars, Query): their Secrets, the
+mounts, the exec/TCP probes and the helm-test pods' shell; TLS for Loki, Grafana and the log
+collector, Alloy and Promtail). Zero findings, except those in ci/checkov-skips.yaml,
 each with a written reason."""
 import json
 import re
@@ -24,7 +24,7 @@ VARIANTS = {
         "global.web": {c: {"tls": {"enabled": True, "secretName": f"{c}-tls"},
                            "basicAuth": {"enabled": c != "prometheus",     # the profile's Thanos sidecar refuses it
                                          "users": {"p5": _HASH}, "clientSecret": f"{c}-client"}}
-                       for c in ("prometheus", "alertmanager", "node-exporter", "kube-state-metrics")}
+                       for c in ("prometheus", "alertmanager", "node-exporter", "kube-state-metrics", "thanos")}
                       | {c: {"tls": {"enabled": True, "secretName": f"{c}-tls"}} for c in ("loki", "grafana", "promtail")},
         "loki.ruler.enabled": False}),      # Loki's ruler refuses Alertmanager basic auth
     # Loki, Grafana and Promtail (the collector the production profile does not run) serving TLS,
@@ -80,3 +80,18 @@ def test_no_stale_skips(findings):
             for s in skipped(cid, res, kinds) for r in s["resources"] if re.fullmatch(r, res)}
     stale = [(s["check"], r) for s in SKIPS for r in s["resources"] if (s["check"], r) not in used]
     assert not stale, f"skip entries that match no finding any more (remove them): {stale}"
+
+
+def test_the_web_variant_carries_every_web_config():
+    """production-web-on scans every server's web config: each component of global.web (the
+    umbrella's schema lists them) has its web Secret in that render, so a component added to
+    global.web but not to the variant fails here instead of going unscanned."""
+    from harness.schema import load_schema, resolve
+    root = load_schema(paths.UMBRELLA)
+    web = resolve(resolve(root["properties"]["global"], root)["properties"]["web"], root)
+    comps = set(web["properties"])
+    values, set_values = VARIANTS["production-web-on"]
+    docs, _ = render_raw(values, set_values, namespace="monitoring")
+    names = {d["metadata"]["name"] for d in docs if d and d.get("kind") == "Secret"}
+    missing = sorted(c for c in comps if f"p5-{c}-web" not in names)
+    assert comps >= {"prometheus", "thanos"} and not missing, f"web configs not in the scanned render: {missing}"

@@ -44,6 +44,15 @@ STORAGE_VARIANTS = [
         "tls": {"enabled": True, "secretName": "prometheus-tls"},
         "basicAuth": {"enabled": True, "users": {"p5": "$2b$10$" + "a" * 53},
                       "clientSecret": "prometheus-client"}}}, id="spm-prometheus-web-auth"),
+    # Thanos Query behind its own web config (global.web.thanos): the same extension and CA file,
+    # from Thanos' client Secret.
+    pytest.param({"thanos.enabled": True, "prometheus.thanos.sidecar.enabled": True,
+                  "grafana.datasources.prometheus.thanosQuery": True,
+                  "jaeger.spanMetrics.prometheus.thanosQuery": True,
+                  "global.web.thanos": {
+                      "tls": {"enabled": True, "secretName": "thanos-tls"},
+                      "basicAuth": {"enabled": True, "users": {"p5": "$2b$10$" + "a" * 53},
+                                    "clientSecret": "thanos-client"}}}, id="spm-thanos-web-auth"),
     pytest.param({"jaeger.spanMetrics.enabled": False}, id="spm-off"),
 ]
 

@@ -187,10 +187,10 @@ def test_over_long_names(target, extra):
 
 # ----------------------------------------------------------------------------- global.web
 # The web config of the exporter-toolkit servers (Prometheus, Alertmanager, node-exporter,
-# kube-state-metrics: TLS and basic auth) and the TLS of Loki, Grafana and the log collector
+# kube-state-metrics, Thanos: TLS and basic auth) and the TLS of Loki, Grafana and the log collector
 # (`promtail`: TLS only) sit under `global`, which the generators above leave out: its own
 # targets, judged by the umbrella's schema; Helm must refuse naming the path under /global/web.
-BASIC_AUTH_COMPONENTS = ("prometheus", "alertmanager", "node-exporter", "kube-state-metrics")
+BASIC_AUTH_COMPONENTS = ("prometheus", "alertmanager", "node-exporter", "kube-state-metrics", "thanos")
 TLS_ONLY_COMPONENTS = ("loki", "grafana", "promtail")
 WEB_COMPONENTS = BASIC_AUTH_COMPONENTS + TLS_ONLY_COMPONENTS
 

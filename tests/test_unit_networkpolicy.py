@@ -9,7 +9,7 @@ are checked for the chart defaults and every profile in values/ too."""
 import pytest
 
 from harness import params
-from harness.manifests import component
+from harness.manifests import component, pod_spec
 from harness.netpol import External, Pod, allowed
 from harness.render import render, render_error, render_raw
 
@@ -518,6 +518,32 @@ def test_tls_ports_are_admitted():
         for src in (GRAFANA, PROM):
             for a in endpoints(objs, src):
                 assert not allowed(pols, a, d, 9094, "TCP"), f"{src} reaches the gossip port"
+
+
+def test_thanos_tls_ports_are_admitted():
+    """With TLS and basic auth on Thanos (global.web.thanos), its servers listen on the ports
+    they listened on (the web config serves HTTPS on the HTTP port) and every client of them is
+    still admitted: Prometheus' monitoring-stack-thanos job to the four HTTP ports, Grafana and
+    Jaeger (thanosQuery) and the `helm test` pods to Query's, Query to the StoreAPI ports."""
+    hash_ = "$2b$10$" + "a" * 53
+    web = {"tls": {"enabled": True, "secretName": "thanos-tls"},
+           "basicAuth": {"enabled": True, "users": {"p5": hash_}, "clientSecret": "thanos-client"}}
+    values = {**THANOS_ALL, "global.web.thanos": web, "jaeger.spanMetrics.prometheus.thanosQuery": True}
+    objs = render(set_values=values, namespace=NAMESPACE)
+    plain = render(set_values=THANOS_ALL, namespace=NAMESPACE)
+    assert objs.find("Secret", f"{REL}-thanos-web") is not None, "the web config is not on in this render"
+    for e in (THANOS, STORE, COMPACT, PROM):
+        ports = [sorted((c["name"], p["containerPort"]) for c in pod_spec(w)["containers"] for p in c.get("ports") or [])
+                 for m in (objs, plain) for w in m.workloads() if component(w) == e and w["kind"] in ("StatefulSet", "Deployment")]
+        assert ports[0] == ports[1], f"{e}: with TLS on it listens on {ports[0]}, before {ports[1]}"
+    pols = _policies(objs)
+    flows = [(PROM, THANOS, 10902), (PROM, STORE, 10902), (PROM, COMPACT, 10902), (PROM, PROM, 10902),
+             (GRAFANA, THANOS, 10902), (JAEGER, THANOS, 10902), (HELM_TEST, THANOS, 10902),
+             (HELM_TEST, STORE, 10902), (HELM_TEST, COMPACT, 10902), (THANOS, PROM, 10901), (THANOS, STORE, 10901)]
+    for src, dst, port in flows:
+        for a in endpoints(objs, src, peer=dst):
+            for d in endpoints(objs, dst):
+                assert allowed(pols, a, d, port, "TCP"), f"{src} -> {dst}:{port} (Thanos TLS on) is blocked"
 
 
 def test_operator_mode_guards_what_runs():

@@ -95,7 +95,7 @@ def umbrella_keys():
 # it keeps the default, so the render is the default one and no nil reaches a template
 # (tests/test_unit_webauth.py, test_a_nulled_web_key_renders_the_defaults).
 HELM_RESTORED = tuple(f"global.web.{c}." for c in ("prometheus", "alertmanager", "node-exporter", "kube-state-metrics",
-                                                    "loki", "grafana", "promtail"))
+                                                    "thanos", "loki", "grafana", "promtail"))
 
 
 @pytest.mark.parametrize("key", [k for k in umbrella_keys() if k not in UMBRELLA_DELETABLE

@@ -339,7 +339,8 @@ def test_one_components_authentication_does_not_open_the_others_ingress():
 @pytest.mark.parametrize("key", ["global.web.prometheus.tls", "global.web.alertmanager.basicAuth",
                                  "global.web.prometheus.basicAuth.users", "global.web.alertmanager.tls.certManager",
                                  "global.web.node-exporter.tls", "global.web.kube-state-metrics.basicAuth",
-                                 "global.web.loki.tls", "global.web.grafana.tls.certManager", "global.web.promtail.tls"])
+                                 "global.web.loki.tls", "global.web.grafana.tls.certManager", "global.web.promtail.tls",
+                                 "global.web.thanos.tls", "global.web.thanos.basicAuth.users"])
 def test_a_nulled_web_key_renders_the_defaults(key):
     """Helm keeps the default of a nulled key this deep in `global` (test_unit_removed_values
     leaves these keys out for that reason): the render must be the default one."""

@@ -53,8 +53,12 @@ Access (run each in its own terminal):
 {{- end }}
 {{- if $c.thanos.runs }}
 {{- $p := int $c.thanos.ports.http.port }}
-  Thanos Query  kubectl -n {{ $ns }} port-forward svc/{{ $name.thanos }} {{ $p }}:{{ $p }}   -> http://localhost:{{ $p }}
+{{- $w := include "common.web" (dict "context" $ "component" "thanos") | fromJson }}
+  Thanos Query  kubectl -n {{ $ns }} port-forward svc/{{ $name.thanos }} {{ $p }}:{{ $p }}   -> {{ $w.scheme }}://localhost:{{ $p }}
                 (Grafana's Prometheus datasource; one replica's own UI: port-forward pod/{{ $name.prometheus }}-0 {{ int $c.prometheus.ports.web.port }})
+{{- if $w.on }}
+                {{ if $w.tls }}TLS: trust the CA in Secret {{ $w.tlsSecret }}, server name {{ $w.serverName }}. {{ end }}{{ if $w.basicAuth }}Basic auth: the user and password in Secret {{ $w.clientSecret }}.{{ end }}
+{{- end }}
 {{- end }}
 {{- if $c.alertmanager.runs }}
 {{- $p := int $c.alertmanager.ports.web.port }}

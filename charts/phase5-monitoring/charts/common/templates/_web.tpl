@@ -1,7 +1,8 @@
 {{/*
 Authentication and TLS of the stack's own HTTP endpoints that serve exporter-toolkit's web config:
-Prometheus and Alertmanager (`--web.config.file`), node-exporter (`--web.config.file`) and
-kube-state-metrics (`--tls-config`, the same file format, for both its ports), from
+Prometheus and Alertmanager (`--web.config.file`), node-exporter (`--web.config.file`),
+kube-state-metrics (`--tls-config`, the same file format, for both its ports) and Thanos (its
+`--http.config`, one setting for the sidecar, Query, the Store Gateway and the Compactor), from
 global.web.<component>: global because every client of that endpoint lives in another subchart
 (Prometheus -> Alertmanager and its scrape jobs, Grafana -> Prometheus, the umbrella's `helm test`
 pods), and globals are the only values every subchart sees.
@@ -15,16 +16,19 @@ kube-prometheus-stack runs that component: its own web settings apply there).
 Usage: include "common.web" (dict "context" . "component" "alertmanager") | fromJson
        include "common.web" (dict "context" . "component" "promtail" "name" "alloy") | fromJson
 Fields: tls, basicAuth (booleans), on (either), tlsOnly (a common.webTlsComponents component),
-scheme, serverName (the Service's DNS name the certificate must hold), tlsSecret, caKey,
-tlsDir (where the server's container mounts its key pair), clientSecret, usernameKey,
+scheme, service (the Service whose name the certificate must hold), serverName (its DNS name),
+services (the Services whose endpoints serve this web config: the scrape jobs' targets), tlsSecret,
+caKey, tlsDir (where the server's container mounts its key pair), clientSecret, usernameKey,
 passwordKey, users, webSecret (the chart's Secret holding web-config.yml and client.yml; "" for
 the TLS-only components, which have none), certManager (issuer or {}), configFlag (the server's
-flag that takes the web config file; "" for the TLS-only components).
+flag that takes the web config file; "" for the TLS-only components), volumePrefix (the names of
+the server's web volumes: the Thanos sidecar shares the Prometheus pod, whose own are web-*).
+Thanos: one key pair for its four servers; clients verify the Query Service's name (serverName).
 Loki and the log collector run in operator mode too (their TLS is theirs to set there); Grafana
 does not, so global.web.grafana is refused there like the exporter-toolkit components.
 */}}
 {{- define "common.webComponents" -}}
-["prometheus", "alertmanager", "node-exporter", "kube-state-metrics"]
+["prometheus", "alertmanager", "node-exporter", "kube-state-metrics", "thanos"]
 {{- end -}}
 
 {{/*
@@ -62,10 +66,25 @@ it with "name"). */ -}}
 {{- $out := dict "tls" (dig "enabled" false $tls) "basicAuth" (and (not $tlsOnly) (dig "enabled" false $ba)) "tlsOnly" $tlsOnly -}}
 {{- $_ := set $out "on" (or $out.tls $out.basicAuth) -}}
 {{- $_ := set $out "scheme" (ternary "https" "http" $out.tls) -}}
-{{- $_ := set $out "serverName" (printf "%s.%s.svc" $fullname $ctx.Release.Namespace) -}}
+{{- $service := $fullname -}}
+{{- $services := list $fullname -}}
+{{- if eq $c "thanos" -}}
+{{- /* Query's Service (thanos.queryName), the Store Gateway's and the Compactor's, and the
+Prometheus headless Service through which the sidecars are scraped. */ -}}
+{{- $service = printf "%s-query" $fullname | trunc 63 | trimSuffix "-" -}}
+{{- $services = list $service -}}
+{{- range $other := list "thanos-store" "thanos-compact" -}}
+{{- $services = append $services (include "common.componentFullname" (dict "context" $ctx "component" $other)) -}}
+{{- end -}}
+{{- $services = append $services (include "common.componentHeadlessName" (dict "context" $ctx "component" "prometheus")) -}}
+{{- end -}}
+{{- $_ := set $out "service" $service -}}
+{{- $_ := set $out "services" $services -}}
+{{- $_ := set $out "serverName" (printf "%s.%s.svc" $service $ctx.Release.Namespace) -}}
 {{- $_ := set $out "webSecret" (ternary "" (printf "%s-web" $fullname) $tlsOnly) -}}
-{{- $_ := set $out "configFlag" (ternary "" (ternary "--tls-config" "--web.config.file" (eq $c "kube-state-metrics")) $tlsOnly) -}}
+{{- $_ := set $out "configFlag" (ternary "" (get (dict "kube-state-metrics" "--tls-config" "thanos" "--http.config") $c | default "--web.config.file") $tlsOnly) -}}
 {{- $_ := set $out "tlsDir" (ternary (printf "/etc/phase5-tls/%s" $c) (printf "%s/tls" (include "common.webServerDir" $c)) $tlsOnly) -}}
+{{- $_ := set $out "volumePrefix" (ternary "thanos-web" "web" (eq $c "thanos")) -}}
 {{- $issuer := dig "certManager" "issuerName" "" $tls -}}
 {{- $_ := set $out "certManager" (ternary (dict "name" $issuer "kind" (dig "certManager" "issuerKind" "Issuer" $tls)) dict (ne $issuer "")) -}}
 {{- /* Named after the component key (not the log collector's program): every client finds it. */ -}}
@@ -76,6 +95,9 @@ it with "name"). */ -}}
 {{- $_ := set $out "usernameKey" (dig "usernameKey" "username" $ba) -}}
 {{- $_ := set $out "passwordKey" (dig "passwordKey" "password" $ba) -}}
 {{- if and $out.on (dig "operator" "enabled" false ($ctx.Values.global | default dict)) (not (has $c (list "loki" "promtail"))) -}}
+{{- if eq $c "thanos" -}}
+{{- fail "global.web.thanos: operator mode (global.operator.enabled) renders no Thanos (you run your own, with its own --http.config); unset global.web.thanos.tls.enabled and basicAuth.enabled" -}}
+{{- end -}}
 {{- $theirs := get (dict "prometheus" "its prometheusSpec.web" "alertmanager" "its alertmanagerSpec.web" "node-exporter" "its prometheus-node-exporter subchart's values" "kube-state-metrics" "its kube-state-metrics subchart's values" "grafana" "its grafana subchart's grafana.ini") $c -}}
 {{- fail (printf "global.web.%s: operator mode (global.operator.enabled) uses the existing kube-prometheus-stack's %s, whose web settings are its own (%s); unset global.web.%s.tls.enabled%s" $c $c $theirs $c (ternary "" " and basicAuth.enabled" $tlsOnly)) -}}
 {{- end -}}
@@ -202,12 +224,12 @@ Usage: include "common.webServerArgs" (dict "context" . "component" "prometheus"
 {{- $w := include "common.web" . | fromJson -}}
 {{- if $w.on -}}
 {{- if $w.webSecret }}
-- name: web-config
+- name: {{ $w.volumePrefix }}-config
   mountPath: {{ include "common.webServerDir" .component }}/config
   readOnly: true
 {{- end }}
 {{- if $w.tls }}
-- name: web-tls
+- name: {{ $w.volumePrefix }}-tls
   mountPath: {{ $w.tlsDir }}
   readOnly: true
 {{- end }}
@@ -222,13 +244,13 @@ Usage: include "common.webServerArgs" (dict "context" . "component" "prometheus"
 {{- $w := include "common.web" . | fromJson -}}
 {{- if $w.on -}}
 {{- if $w.webSecret }}
-- name: web-config
+- name: {{ $w.volumePrefix }}-config
   secret:
     secretName: {{ $w.webSecret }}
     defaultMode: 0440
 {{- end }}
 {{- if $w.tls }}
-- name: web-tls
+- name: {{ $w.volumePrefix }}-tls
   secret:
     secretName: {{ $w.tlsSecret }}
     defaultMode: 0440
@@ -242,8 +264,8 @@ health path. Without basic auth: httpGet, scheme HTTPS when TLS is on (the kubel
 verify the certificate). With basic auth exporter-toolkit asks for credentials on EVERY path,
 /-/ready and /-/healthy included, and a kubelet httpGet probe can carry them only as a literal
 header in the pod spec (a credential in the spec): Prometheus then probes with its own promtool
-and the client config (exec), the others (Alertmanager, node-exporter, kube-state-metrics: their
-images have no client that only checks health) with a TCP connect.
+and the client config (exec), the others (Alertmanager, node-exporter, kube-state-metrics, Thanos:
+their images have no client that only checks health) with a TCP connect.
 Usage: include "common.webServerProbe" (dict "context" . "component" "prometheus" "path" "ready" "port" "http-web")
 */}}
 {{- define "common.webServerProbe" -}}
@@ -329,7 +351,7 @@ spec:
     kind: {{ .kind }}
     group: cert-manager.io
   dnsNames:
-    {{- $svc := trimSuffix (printf ".%s.svc" $ctx.Release.Namespace) $w.serverName }}
+    {{- $svc := $w.service }}
     - {{ $svc }}
     - {{ printf "%s.%s" $svc $ctx.Release.Namespace }}
     - {{ $w.serverName }}

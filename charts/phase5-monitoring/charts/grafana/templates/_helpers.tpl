@@ -22,7 +22,8 @@ Usage: include "grafana.datasourceUrl" (dict "context" . "component" "prometheus
 {{- trimSuffix "/" $ds.url -}}
 {{- else if and (eq .component "prometheus") $ds.thanosQuery -}}
 {{- /* Thanos Query (the thanos subchart's <release>-thanos-query Service) over the replicas. */ -}}
-{{- printf "http://%s-query:%s" (include "common.componentFullname" (dict "context" .context "component" "thanos")) (include "common.port" (list "thanos" "http")) -}}
+{{- $tw := include "common.web" (dict "context" .context "component" "thanos") | fromJson -}}
+{{- printf "%s://%s-query:%s" $tw.scheme (include "common.componentFullname" (dict "context" .context "component" "thanos")) (include "common.port" (list "thanos" "http")) -}}
 {{- else -}}
 {{- $scheme := "http" -}}
 {{- if has .component (list "prometheus" "loki") -}}
@@ -30,6 +31,17 @@ Usage: include "grafana.datasourceUrl" (dict "context" . "component" "prometheus
 {{- end -}}
 {{- printf "%s://%s:%s" $scheme (include "common.componentFullname" (dict "context" .context "component" .component)) (include "common.port" (list .component .port)) -}}
 {{- end -}}
+{{- end -}}
+
+{{/*
+grafana.prometheusWebComponent: the server behind the Prometheus datasource whose web config
+(global.web.<component>) Grafana follows: thanos with datasources.prometheus.thanosQuery (Thanos
+Query, global.web.thanos), else prometheus; empty with datasources.prometheus.url (an external
+server: its own settings).
+*/}}
+{{- define "grafana.prometheusWebComponent" -}}
+{{- $ds := .Values.datasources.prometheus -}}
+{{- if not $ds.url -}}{{- ternary "thanos" "prometheus" (and $ds.thanosQuery true) -}}{{- end -}}
 {{- end -}}
 
 {{/* grafana.tls: "true" when the Ingress terminates TLS, else empty. */}}

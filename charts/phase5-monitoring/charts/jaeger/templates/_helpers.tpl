@@ -124,10 +124,11 @@ chart knows). Fields:
   url:      the Prometheus API Jaeger's metrics backend queries: spanMetrics.prometheus.url, else
             the release's Thanos Query (thanosQuery), else the release's Prometheus Service with
             the scheme of global.web.prometheus;
-  inChart:  the URL is the release's Prometheus Service (its web auth/TLS applies);
-  thanos:   the URL is the release's Thanos Query;
-  tls, basicAuth: global.web.prometheus asks for them (inChart only);
-  serverName: the name Prometheus' certificate holds;
+  inChart:  the URL is the release's Prometheus Service (global.web.prometheus applies);
+  thanos:   the URL is the release's Thanos Query (global.web.thanos applies);
+  webComponent: the server whose web config applies (prometheus or thanos; empty with url);
+  tls, basicAuth: that web config asks for them (never with url);
+  serverName: the name that server's certificate holds;
   buckets:  the histogram bounds in milliseconds (float), checked ascending.
 Usage: include "jaeger.spm" . | fromJson
 */}}
@@ -139,11 +140,17 @@ Usage: include "jaeger.spm" . | fromJson
 {{- if $s.prometheus.url -}}
 {{- $_ := set $out "url" (trimSuffix "/" $s.prometheus.url) -}}
 {{- else if $s.prometheus.thanosQuery -}}
+{{- $w := include "common.web" (dict "context" . "component" "thanos") | fromJson -}}
 {{- $_ := set $out "thanos" true -}}
-{{- $_ := set $out "url" (printf "http://%s-query:%s" (include "common.componentFullname" (dict "context" . "component" "thanos")) (include "common.port" (list "thanos" "http"))) -}}
+{{- $_ := set $out "webComponent" "thanos" -}}
+{{- $_ := set $out "tls" $w.tls -}}
+{{- $_ := set $out "basicAuth" $w.basicAuth -}}
+{{- $_ := set $out "serverName" $w.serverName -}}
+{{- $_ := set $out "url" (printf "%s://%s-query:%s" $w.scheme (include "common.componentFullname" (dict "context" . "component" "thanos")) (include "common.port" (list "thanos" "http"))) -}}
 {{- else -}}
 {{- $w := include "common.web" (dict "context" . "component" "prometheus") | fromJson -}}
 {{- $_ := set $out "inChart" true -}}
+{{- $_ := set $out "webComponent" "prometheus" -}}
 {{- $_ := set $out "tls" $w.tls -}}
 {{- $_ := set $out "basicAuth" $w.basicAuth -}}
 {{- $_ := set $out "serverName" $w.serverName -}}

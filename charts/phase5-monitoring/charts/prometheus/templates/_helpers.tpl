@@ -565,8 +565,8 @@ prometheus.webTargets: the servers behind a web config (common.webComponents) wh
 (common.webClientVolume) the Prometheus container mounts, as JSON: itself and Alertmanager
 (self-scrape, alert delivery), node-exporter and kube-state-metrics while their jobs are on
 (scrape.nodeExporter, scrape.kubeStateMetrics), Loki, Grafana and the log collector
-(common.webTlsComponents: their CA only) while the monitoring-stack job is on. Each mounts
-nothing while its web config is off.
+(common.webTlsComponents: their CA only) and Thanos while the monitoring-stack job is on
+(scrape.monitoringStack). Each mounts nothing while its web config is off.
 Usage: include "prometheus.webTargets" . | fromJsonArray
 */}}
 {{- define "prometheus.webTargets" -}}
@@ -574,6 +574,7 @@ Usage: include "prometheus.webTargets" . | fromJsonArray
 {{- if .Values.scrape.monitoringStack -}}{{- $targets = concat $targets (include "common.webTlsComponents" . | fromJsonArray) -}}{{- end -}}
 {{- if .Values.scrape.nodeExporter -}}{{- $targets = append $targets "node-exporter" -}}{{- end -}}
 {{- if .Values.scrape.kubeStateMetrics -}}{{- $targets = append $targets "kube-state-metrics" -}}{{- end -}}
+{{- if .Values.scrape.monitoringStack -}}{{- $targets = append $targets "thanos" -}}{{- end -}}
 {{- toJson $targets -}}
 {{- end -}}
 
@@ -594,18 +595,22 @@ scheme: {{ $w.scheme }}
 {{/*
 prometheus.webStackJobs: the components of the monitoring-stack job whose web settings
 (global.web.<component>) are on, each scraped by a job of its own with their client settings
-(monitoring-stack-<name>), as JSON [{component, name}]: name is the Service's (<release>-<name>).
-The log collector (`promtail`) runs Alloy or Promtail, which this subchart cannot read
-(promtail.collector): one job for each, keeping its own Service and verifying its own name, so
-the one that runs is scraped and the other finds no target.
+(monitoring-stack-<name>), as JSON [{component, name, services}]: services are the Services the
+job keeps (and the plain monitoring-stack job drops): <release>-<name>, for Thanos its four
+(common.web's services: Query, Store Gateway, Compactor, and the sidecars through Prometheus'
+headless Service). The log collector (`promtail`) runs Alloy or Promtail, which this subchart
+cannot read (promtail.collector): one job for each, keeping its own Service and verifying its own
+name, so the one that runs is scraped and the other finds no target.
 Usage: include "prometheus.webStackJobs" . | fromJsonArray
 */}}
 {{- define "prometheus.webStackJobs" -}}
 {{- $out := list -}}
-{{- range $c := concat (list "prometheus" "alertmanager") (include "common.webTlsComponents" . | fromJsonArray) -}}
-{{- if (include "common.web" (dict "context" $ "component" $c) | fromJson).on -}}
+{{- range $c := concat (list "prometheus" "alertmanager" "thanos") (include "common.webTlsComponents" . | fromJsonArray) -}}
+{{- $w := include "common.web" (dict "context" $ "component" $c) | fromJson -}}
+{{- if $w.on -}}
 {{- range $name := ternary (list "alloy" "promtail") (list $c) (eq $c "promtail") -}}
-{{- $out = append $out (dict "component" $c "name" $name) -}}
+{{- $services := ternary $w.services (list (include "common.componentFullname" (dict "context" $ "component" $name))) (eq $c "thanos") -}}
+{{- $out = append $out (dict "component" $c "name" $name "services" $services) -}}
 {{- end -}}
 {{- end -}}
 {{- end -}}
