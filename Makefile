@@ -8,7 +8,9 @@ PROFILE ?= dev
 PYTEST_ARGS ?=
 # Two workers, whole files each: the cluster tier (mostly waiting on the API server and
 # Helm's polling) runs beside the CPU-bound tiers; module fixtures stay in one process.
-PYTEST_XDIST ?= -n 2 --dist loadfile
+# Modules go out in the order tests/conftest.py collects them (longest tiers first, the short
+# unit modules last to even out the end), not xdist's default of most tests first.
+PYTEST_XDIST ?= -n 2 --dist loadfile --no-loadscope-reorder
 
 .PHONY: all help prereqs venv checkov tools test unit conformance e2e cluster-tier deploy render lint package release registry docs schemas keep-lists clean preview bench bench-queries bench-render cluster
 

@@ -4,6 +4,27 @@ import pytest
 from harness import tools
 
 
+# Module order. `make test` runs `-n 2 --dist loadfile --no-loadscope-reorder`: xdist hands out
+# whole modules in the order collected. Its default (--loadscope-reorder) hands out the modules
+# with the most tests first, which put the e2e and cluster modules - a few tests of minutes each,
+# waiting on alert timers and the API server - at the end of the queue, where a worker that took
+# one last set the wall time while the other had nothing left. Here the longest modules come
+# first, then the rest of the e2e and cluster tiers, then conformance, then the many short unit
+# modules, which fill in at the end (stable sort: each module keeps its own test order).
+FIRST_MODULES = ("test_e2e_pipeline.py", "test_e2e_operator.py")   # the longest two (8 and 3+ min)
+TIER_ORDER = ("test_e2e_", "test_cluster", "test_conformance_", "test_unit_")
+
+
+def _module_rank(name):
+    if name in FIRST_MODULES:
+        return (0, FIRST_MODULES.index(name))
+    return (1, next((i for i, p in enumerate(TIER_ORDER) if name.startswith(p)), len(TIER_ORDER)))
+
+
+def pytest_collection_modifyitems(config, items):
+    items.sort(key=lambda item: _module_rank(item.path.name))
+
+
 def pytest_report_header(config):
     found = {name: tools.find(name) or "MISSING" for name in tools.TOOLS}
     lines = ["tools: " + ", ".join(f"{k}={v}" for k, v in found.items())]

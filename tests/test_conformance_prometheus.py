@@ -85,8 +85,9 @@ def test_one_promtool_test_file_per_rule_file():
 def test_promtool_test_rules_on_rendered_rules(tmp_path):
     _, rules = prom.rendered()
     proc = prom.run_rule_tests(tmp_path, rules, RULE_TEST_FILES)
-    assert proc.returncode == 0, f"promtool test rules:\n{_output(proc)}"
-    assert proc.stdout.count("SUCCESS") == len(RULE_TEST_FILES), _output(proc)
+    assert proc.returncode == 0, f"promtool test rules:\n{proc.failed_output}"
+    assert proc.groups == sum(len(doc["tests"]) for doc in _test_docs().values()), proc.groups
+    assert proc.stdout.count("SUCCESS") == proc.parts, _output(proc)
 
 
 def _test_docs():

@@ -41,7 +41,7 @@ def generated(tmp_path_factory):
     op.crds_dir()
     op.operator_binary()
     with open_cluster(workdir=tmp_path_factory.mktemp("operator-cp")) as cluster:
-        with GeneratedConfig(cluster, tmp_path_factory.mktemp("operator"), pipeline.chart_values()) as gen:
+        with GeneratedConfig(cluster, tmp_path_factory.mktemp("operator"), pipeline.scenario_values()) as gen:
             yield gen
 
 
@@ -49,7 +49,7 @@ def generated(tmp_path_factory):
 def stack(generated, tmp_path_factory, request):
     swaps = []
     manifests = generated.manifests(swaps)
-    st = Stack(tmp_path_factory.mktemp("e2e-operator-stack"), set_values=pipeline.chart_values(),
+    st = Stack(tmp_path_factory.mktemp("e2e-operator-stack"), set_values=pipeline.scenario_values(),
                release=RELEASE, namespace=generated.namespace, manifests=manifests,
                workload=pipeline.workload(), extra_nodes=pipeline.extra_nodes(),
                extra_objects=kps_discovery_rbac(generated.namespace))

@@ -39,7 +39,7 @@ CRITICAL_GROUP_INTERVAL = 60    # the chart's default for the critical routes
 WATCHDOG_KEY = ("Watchdog", "prometheus")   # the rule labels it service="prometheus"
 STATEFULSET_KEY = ("PodDown", pipeline.STATEFULSET)   # postgres-0: service = the StatefulSet
 SLO_KEY = ("ErrorBudgetBurn", pipeline.SLO_SERVICE)
-WARNING_GROUP_WAIT = 30     # the chart's default for warnings and the team routes (spec: 30 s)
+WARNING_GROUP_WAIT = pipeline.GROUP_WAIT     # warnings and the team routes (the chart's 30 s, shortened: pipeline.scenario_values)
 
 
 def _seconds(d):
@@ -52,7 +52,7 @@ MAX_FOR = max(_seconds(v) for v in FOR.values())
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory, request):
     # Jaeger joins when its binary exists (in CI it must: its test then fails instead).
-    st = Stack(tmp_path_factory.mktemp("e2e-stack"), set_values=pipeline.chart_values(),
+    st = Stack(tmp_path_factory.mktemp("e2e-stack"), set_values=pipeline.scenario_values(),
                workload=pipeline.workload(), jaeger=bool(tools.find("jaeger")),
                extra_nodes=pipeline.extra_nodes())
     request.addfinalizer(st.stop)

@@ -20,8 +20,9 @@ derived from the API server's objects), with the monitoring team's Slack channel
   paged before stays firing (inhibited) instead of being announced as resolved by silence.
 
 `for` durations are shortened through the chart's per-alert values, keeping the chart's order
-(NodeNotReady before PodDown); route timings are the chart's (critical group_interval 60 s,
-warnings group_wait 30 s).
+(NodeNotReady before PodDown); route timings are the chart's (critical group_wait 0 s and
+group_interval 60 s) but for the root and warning group wait, 10 s instead of 30 s
+(pipeline.scenario_values, as in test_e2e_pipeline).
 """
 import time
 
@@ -53,7 +54,7 @@ CRITICAL_GROUP_INTERVAL = 60
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory, request):
-    values = {**pipeline.chart_values(for_durations=FOR), "alertmanager.slack.channels.monitoring": MONITORING_CHANNEL}
+    values = {**pipeline.scenario_values(for_durations=FOR), "alertmanager.slack.channels.monitoring": MONITORING_CHANNEL}
     wl = Workload(services=("backend", NODE_SERVICE, BLIND_SERVICE), placement=PLACEMENT,
                   replicas_of={NODE_SERVICE: 1, BLIND_SERVICE: 1})
     st = Stack(tmp_path_factory.mktemp("e2e-stack-faults"), set_values=values, workload=wl,
@@ -199,7 +200,7 @@ def test_stopping_node_exporter_pages_the_monitoring_team(stack, stopped):
     # (The NotReady node's exporter is not judged here: kube-state-metrics stops at the same
     # moment, so NodeNotReady, which reads it, resolves; the real Alertmanager holds that
     # inhibition in test_conformance_alertmanager.py.)
-    got = _delivered(stack, ("NodeExporterDown", "node-exporter"), WARNING, 30 + 40)
+    got = _delivered(stack, ("NodeExporterDown", "node-exporter"), WARNING, pipeline.GROUP_WAIT + 40)
     assert got, f"NodeExporterDown reached {deliveries(stack.sinks.received).get(('NodeExporterDown', 'node-exporter'))}, want {sorted(WARNING)}"
 
 

@@ -181,6 +181,22 @@ def chart_values(for_durations=None):
     return v
 
 
+# The root route's (webhook, team channels) and the warnings' group wait for the stacks of
+# test_e2e_pipeline, test_e2e_operator and test_e2e_stack_faults, shortened through the chart's
+# own values (the rendered 30 s, the spec's, is held by test_conformance_alertmanager): these
+# stacks prove which receivers get each alert, once, with its text, not how long Alertmanager
+# holds a new group. 10 s is still
+# longer than the lead each inhibiting alert has over the one it suppresses needs (it must be in
+# Alertmanager when the suppressed alert's group is flushed; critical routes wait 0 s as rendered).
+GROUP_WAIT = 10
+
+
+def scenario_values(for_durations=None):
+    """chart_values() with GROUP_WAIT for the root and warning routes (the main e2e stacks)."""
+    return {**chart_values(for_durations), "alertmanager.route.groupWait": f"{GROUP_WAIT}s",
+            "alertmanager.route.warning.groupWait": f"{GROUP_WAIT}s"}
+
+
 def expected_destinations(alert, category=None):
     """Where the spec routes `alert` (with PagerDuty, the webhook and the Watchdog receiver on);
     `category` for an alert whose category is its service's team (default: the scenario's)."""
