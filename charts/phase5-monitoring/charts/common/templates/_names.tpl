@@ -38,7 +38,9 @@ name depends on promtail.collector, which other subcharts cannot read: only the 
 Usage: include "common.componentFullname" (dict "context" . "component" "alertmanager")
 */}}
 {{- define "common.componentFullname" -}}
+{{- if not (and (kindIs "map" .) (hasKey . "context") (hasKey . "component") (kindIs "map" .context) (hasKey .context "Release") (hasKey .context "Chart")) -}}
 {{- include "common.args.require" (list "common.componentFullname" . (list "context" "component")) -}}
+{{- end -}}
 {{- printf "%s-%s" .context.Release.Name .component | trunc 63 | trimSuffix "-" -}}
 {{- end -}}
 

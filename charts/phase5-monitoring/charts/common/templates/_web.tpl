@@ -23,7 +23,9 @@ configFlag (the server's flag that takes the web config file).
 {{- end -}}
 
 {{- define "common.web" -}}
+{{- if not (and (kindIs "map" .) (hasKey . "context") (hasKey . "component") (kindIs "map" .context) (hasKey .context "Release") (hasKey .context "Chart")) -}}
 {{- include "common.args.require" (list "common.web" . (list "context" "component")) -}}
+{{- end -}}
 {{- $ctx := .context -}}
 {{- $c := .component -}}
 {{- $known := include "common.webComponents" . | fromJsonArray -}}
@@ -206,7 +208,9 @@ images have no client that only checks health) with a TCP connect.
 Usage: include "common.webServerProbe" (dict "context" . "component" "prometheus" "path" "ready" "port" "http-web")
 */}}
 {{- define "common.webServerProbe" -}}
+{{- if not (and (kindIs "map" .) (hasKey . "context") (hasKey . "component") (hasKey . "path") (hasKey . "port") (kindIs "map" .context) (hasKey .context "Release") (hasKey .context "Chart")) -}}
 {{- include "common.args.require" (list "common.webServerProbe" . (list "context" "component" "path" "port")) -}}
+{{- end -}}
 {{- $w := include "common.web" (dict "context" .context "component" .component) | fromJson -}}
 {{- if not $w.basicAuth -}}
 httpGet:
@@ -238,7 +242,9 @@ Nothing when the component's web config is off.
 Usage: include "common.webObjects" (dict "context" . "component" "prometheus" "labelComponent" "server")
 */}}
 {{- define "common.webObjects" -}}
+{{- if not (and (kindIs "map" .) (hasKey . "context") (hasKey . "component") (hasKey . "labelComponent") (kindIs "map" .context) (hasKey .context "Release") (hasKey .context "Chart")) -}}
 {{- include "common.args.require" (list "common.webObjects" . (list "context" "component" "labelComponent")) -}}
+{{- end -}}
 {{- $ctx := .context -}}
 {{- $w := include "common.web" (dict "context" .context "component" .component) | fromJson -}}
 {{- if $w.on -}}
