@@ -4,7 +4,9 @@ pod when its configuration changes.
 Usage: include "common.checksum" (dict "context" . "template" "/configmap.yaml")
 */}}
 {{- define "common.checksum" -}}
+{{- if not (and (kindIs "map" .) (hasKey . "context") (hasKey . "template") (kindIs "map" .context) (hasKey .context "Release") (hasKey .context "Chart")) -}}
 {{- include "common.args.require" (list "common.checksum" . (list "context" "template")) -}}
+{{- end -}}
 {{- include (print .context.Template.BasePath .template) .context | sha256sum -}}
 {{- end -}}
 
@@ -18,7 +20,9 @@ chart the same one).
 Usage: include "common.memo" (dict "context" . "template" "prometheus.alertRules.render")
 */}}
 {{- define "common.memo" -}}
+{{- if not (and (kindIs "map" .) (hasKey . "context") (hasKey . "template") (kindIs "map" .context) (hasKey .context "Release") (hasKey .context "Chart")) -}}
 {{- include "common.args.require" (list "common.memo" . (list "context" "template")) -}}
+{{- end -}}
 {{- include "common.memo.store" .context -}}
 {{- $memo := index .context "phase5Memo" -}}
 {{- if not (hasKey $memo .template) -}}
@@ -35,7 +39,9 @@ or Secret and for the pod's checksum annotation.
 Usage: include "common.tplFile" (dict "context" . "file" "files/loki.yaml")
 */}}
 {{- define "common.tplFile" -}}
+{{- if not (and (kindIs "map" .) (hasKey . "context") (hasKey . "file") (kindIs "map" .context) (hasKey .context "Release") (hasKey .context "Chart")) -}}
 {{- include "common.args.require" (list "common.tplFile" . (list "context" "file")) -}}
+{{- end -}}
 {{- include "common.memo.store" .context -}}
 {{- $memo := index .context "phase5Memo" -}}
 {{- $key := printf "tpl:%s" .file -}}

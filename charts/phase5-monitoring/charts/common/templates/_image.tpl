@@ -4,7 +4,9 @@ image.registry. Then repository, then @digest if set, else :tag, else :appVersio
 Usage: include "common.image" (dict "context" . "image" .Values.image)
 */}}
 {{- define "common.image" -}}
+{{- if not (and (kindIs "map" .) (hasKey . "context") (hasKey . "image") (kindIs "map" .context) (hasKey .context "Release") (hasKey .context "Chart")) -}}
 {{- include "common.args.require" (list "common.image" . (list "context" "image")) -}}
+{{- end -}}
 {{- $img := .image -}}
 {{- if not (kindIs "map" $img) -}}
 {{- fail (printf "common.image: argument \"image\" must be a dict with repository/tag, got %s" (kindOf $img)) -}}
@@ -33,7 +35,9 @@ common.imagePullSecrets: global.imagePullSecrets plus the component's own.
 Usage: include "common.imagePullSecrets" (dict "context" . "secrets" .Values.imagePullSecrets)
 */}}
 {{- define "common.imagePullSecrets" -}}
+{{- if not (and (kindIs "map" .) (hasKey . "context") (kindIs "map" .context) (hasKey .context "Release") (hasKey .context "Chart")) -}}
 {{- include "common.args.require" (list "common.imagePullSecrets" . (list "context")) -}}
+{{- end -}}
 {{- $all := concat (((.context.Values.global).imagePullSecrets) | default list) (.secrets | default list) | uniq -}}
 {{- if $all }}
 imagePullSecrets:

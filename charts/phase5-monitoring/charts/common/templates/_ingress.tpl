@@ -11,7 +11,9 @@ Usage: include "common.ingress" (dict "context" . "component" (include "grafana.
   user's value wins for the same key), e.g. the backend protocol of a component serving HTTPS.
 */}}
 {{- define "common.ingress" -}}
+{{- if not (and (kindIs "map" .) (hasKey . "context") (hasKey . "component") (hasKey . "port") (kindIs "map" .context) (hasKey .context "Release") (hasKey .context "Chart")) -}}
 {{- include "common.args.require" (list "common.ingress" . (list "context" "component" "port")) -}}
+{{- end -}}
 {{- $ctx := .context -}}
 {{- $ing := $ctx.Values.ingress -}}
 {{- $key := printf "%s.ingress" $ctx.Chart.Name -}}

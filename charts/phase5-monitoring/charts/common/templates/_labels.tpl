@@ -6,7 +6,9 @@ Usage: include "common.selectorLabels" (dict "context" .)
   common.components with "chart"; e.g. thanos-store in the thanos chart), default common.name.
 */}}
 {{- define "common.selectorLabels" -}}
+{{- if not (and (kindIs "map" .) (hasKey . "context") (kindIs "map" .context) (hasKey .context "Release") (hasKey .context "Chart")) -}}
 {{- include "common.args.require" (list "common.selectorLabels" . (list "context")) -}}
+{{- end -}}
 app.kubernetes.io/name: {{ .name | default (include "common.name" .context) }}
 app.kubernetes.io/instance: {{ .context.Release.Name }}
 {{- end -}}
@@ -17,10 +19,27 @@ Usage: include "common.labels" (dict "context" . "component" "server")
   optional "name": as for common.selectorLabels.
 */}}
 {{- define "common.labels" -}}
+{{- if not (and (kindIs "map" .) (hasKey . "context") (hasKey . "component") (kindIs "map" .context) (hasKey .context "Release") (hasKey .context "Chart")) -}}
 {{- include "common.args.require" (list "common.labels" . (list "context" "component")) -}}
+{{- end -}}
 {{- if not .component -}}
 {{- fail "common.labels: argument \"component\" must not be empty" -}}
 {{- end -}}
+{{- /* Kept in the chart's memo (see common.memo): every object of a component carries the same
+labels, and building them costs about as much as a small template. */ -}}
+{{- $ctx := .context -}}
+{{- if not (index $ctx "phase5Memo") -}}
+{{- $_ := set $ctx "phase5Memo" (dict) -}}
+{{- end -}}
+{{- $key := printf "labels:%s:%s" .component (.name | default "") -}}
+{{- if not (hasKey $ctx.phase5Memo $key) -}}
+{{- $_ := set $ctx.phase5Memo $key (include "common.labels.render" .) -}}
+{{- end -}}
+{{- get $ctx.phase5Memo $key -}}
+{{- end -}}
+
+{{/* common.labels.render: what common.labels keeps, built (arguments checked there). */}}
+{{- define "common.labels.render" -}}
 {{- $ctx := .context -}}
 {{ include "common.selectorLabels" (dict "context" $ctx "name" .name) }}
 app.kubernetes.io/version: {{ default $ctx.Chart.Version $ctx.Chart.AppVersion | replace "+" "_" | trunc 63 | quote }}

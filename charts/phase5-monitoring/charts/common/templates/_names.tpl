@@ -27,7 +27,15 @@ Usage: include "common.fullname" .
 {{- if not (and (kindIs "map" .) (hasKey . "Chart") (hasKey . "Release")) -}}
 {{- fail "common.fullname: expects the chart's root context ($ or .)" -}}
 {{- end -}}
-{{- include "common.componentFullname" (dict "context" . "component" (include "common.name" .)) -}}
+{{- /* Kept in the chart's memo (see common.memo): it depends on the root context alone and every
+object's name asks for it. */ -}}
+{{- if not (index . "phase5Memo") -}}
+{{- $_ := set . "phase5Memo" (dict) -}}
+{{- end -}}
+{{- if not (hasKey .phase5Memo "fullname") -}}
+{{- $_ := set .phase5Memo "fullname" (include "common.componentFullname" (dict "context" . "component" (include "common.name" .))) -}}
+{{- end -}}
+{{- get .phase5Memo "fullname" -}}
 {{- end -}}
 
 {{/*
@@ -38,7 +46,9 @@ name depends on promtail.collector, which other subcharts cannot read: only the 
 Usage: include "common.componentFullname" (dict "context" . "component" "alertmanager")
 */}}
 {{- define "common.componentFullname" -}}
+{{- if not (and (kindIs "map" .) (hasKey . "context") (hasKey . "component") (kindIs "map" .context) (hasKey .context "Release") (hasKey .context "Chart")) -}}
 {{- include "common.args.require" (list "common.componentFullname" . (list "context" "component")) -}}
+{{- end -}}
 {{- printf "%s-%s" .context.Release.Name .component | trunc 63 | trimSuffix "-" -}}
 {{- end -}}
 

@@ -20,7 +20,9 @@ AlertmanagerConfig objects by (kube-prometheus-stack: release=<its release name>
 Usage: include "common.operatorLabels" (dict "context" . "component" "rules")
 */}}
 {{- define "common.operatorLabels" -}}
+{{- if not (and (kindIs "map" .) (hasKey . "context") (hasKey . "component") (kindIs "map" .context) (hasKey .context "Release") (hasKey .context "Chart")) -}}
 {{- include "common.args.require" (list "common.operatorLabels" . (list "context" "component")) -}}
+{{- end -}}
 {{- $labels := include "common.labels" . | fromYaml -}}
 {{- toYaml (merge (deepCopy (((.context.Values.global).operator).selectorLabels | default dict)) $labels) -}}
 {{- end -}}

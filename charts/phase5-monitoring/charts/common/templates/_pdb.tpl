@@ -3,7 +3,9 @@ common.podDisruptionBudget: a PodDisruptionBudget over the chart's selectorLabel
 Usage: include "common.podDisruptionBudget" (dict "context" . "component" "server" "maxUnavailable" 1)
 */}}
 {{- define "common.podDisruptionBudget" -}}
+{{- if not (and (kindIs "map" .) (hasKey . "context") (hasKey . "component") (hasKey . "maxUnavailable") (kindIs "map" .context) (hasKey .context "Release") (hasKey .context "Chart")) -}}
 {{- include "common.args.require" (list "common.podDisruptionBudget" . (list "context" "component" "maxUnavailable")) -}}
+{{- end -}}
 apiVersion: policy/v1
 kind: PodDisruptionBudget
 metadata:

@@ -9,7 +9,9 @@ Usage (under template:):
   "annotations" is optional; so is "name" (as for common.selectorLabels).
 */}}
 {{- define "common.podMetadata" -}}
+{{- if not (and (kindIs "map" .) (hasKey . "context") (hasKey . "component") (kindIs "map" .context) (hasKey .context "Release") (hasKey .context "Chart")) -}}
 {{- include "common.args.require" (list "common.podMetadata" . (list "context" "component")) -}}
+{{- end -}}
 {{- $ctx := .context -}}
 {{- $annotations := .annotations | default dict -}}
 {{- if not (kindIs "map" $annotations) -}}
@@ -40,7 +42,9 @@ Usage (under the pod spec):
   {{- end }}
 */}}
 {{- define "common.podScheduling" -}}
+{{- if not (and (kindIs "map" .) (hasKey . "context") (kindIs "map" .context) (hasKey .context "Release") (hasKey .context "Chart")) -}}
 {{- include "common.args.require" (list "common.podScheduling" . (list "context")) -}}
+{{- end -}}
 {{- $v := .context.Values -}}
 {{- $out := dict -}}
 {{- range $key := list "nodeSelector" "tolerations" "affinity" "topologySpreadConstraints" -}}
@@ -64,7 +68,9 @@ Usage (under the pod spec):
   {{- include "common.podSpecBase" (dict "context" . "tokenMounted" false) | nindent 6 }}
 */}}
 {{- define "common.podSpecBase" -}}
+{{- if not (and (kindIs "map" .) (hasKey . "context") (hasKey . "tokenMounted") (kindIs "map" .context) (hasKey .context "Release") (hasKey .context "Chart")) -}}
 {{- include "common.args.require" (list "common.podSpecBase" . (list "context" "tokenMounted")) -}}
+{{- end -}}
 {{- if not (kindIs "bool" .tokenMounted) -}}
 {{- fail (printf "common.podSpecBase: argument \"tokenMounted\" must be true or false, got %s" (kindOf .tokenMounted)) -}}
 {{- end -}}

@@ -11,7 +11,9 @@ Usage: include "common.hostAccessAdmitted" (dict "context" . "needs" "hostPath v
   `<chart name>.enabled`.
 */}}
 {{- define "common.hostAccessAdmitted" -}}
+{{- if not (and (kindIs "map" .) (hasKey . "context") (hasKey . "needs") (kindIs "map" .context) (hasKey .context "Release") (hasKey .context "Chart")) -}}
 {{- include "common.args.require" (list "common.hostAccessAdmitted" . (list "context" "needs")) -}}
+{{- end -}}
 {{- $ns := .context.Release.Namespace -}}
 {{- $level := dig "metadata" "labels" "pod-security.kubernetes.io/enforce" "" (lookup "v1" "Namespace" "" $ns) -}}
 {{- if has $level (list "baseline" "restricted") -}}

@@ -16,7 +16,9 @@ Usage: include "common.ruleFile" (dict "context" . "file" "files/rules/x.yaml" "
   "settingsPath" "alerts" "globals" (dict "runbookBaseUrl" ...) ["transform" "loki.ruleTeam"])
 */}}
 {{- define "common.ruleFile" -}}
+{{- if not (and (kindIs "map" .) (hasKey . "context") (hasKey . "file") (hasKey . "settings") (hasKey . "settingsPath") (hasKey . "globals") (kindIs "map" .context) (hasKey .context "Release") (hasKey .context "Chart")) -}}
 {{- include "common.args.require" (list "common.ruleFile" . (list "context" "file" "settings" "settingsPath" "globals")) -}}
+{{- end -}}
 {{- $root := .context -}}
 {{- $args := . -}}
 {{- $chart := $root.Chart.Name -}}
@@ -80,7 +82,9 @@ depends on it): `<chart>: requires "<path>": no such value`.
 Usage: include "common.valueAt" (dict "context" . "path" "scrape.nodeExporter")
 */}}
 {{- define "common.valueAt" -}}
+{{- if not (and (kindIs "map" .) (hasKey . "context") (hasKey . "path") (kindIs "map" .context) (hasKey .context "Release") (hasKey .context "Chart")) -}}
 {{- include "common.args.require" (list "common.valueAt" . (list "context" "path")) -}}
+{{- end -}}
 {{- $here := .context.Values -}}
 {{- range $key := splitList "." .path -}}
 {{- if not (and (kindIs "map" $here) (hasKey $here $key)) -}}

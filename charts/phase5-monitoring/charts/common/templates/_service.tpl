@@ -16,7 +16,9 @@ common.componentHeadlessName: the headless Service another component of this rel
 Usage: include "common.componentHeadlessName" (dict "context" . "component" "prometheus")
 */}}
 {{- define "common.componentHeadlessName" -}}
+{{- if not (and (kindIs "map" .) (hasKey . "context") (hasKey . "component") (kindIs "map" .context) (hasKey .context "Release") (hasKey .context "Chart")) -}}
 {{- include "common.args.require" (list "common.componentHeadlessName" . (list "context" "component")) -}}
+{{- end -}}
 {{- printf "%s-headless" (include "common.componentFullname" (dict "context" .context "component" .component)) | trunc 63 | trimSuffix "-" -}}
 {{- end -}}
 
@@ -33,7 +35,9 @@ Usage: include "common.headlessService" (dict "context" . "component" (include "
   only this Service reaches a port to scrape: the Prometheus pods' Thanos sidecars).
 */}}
 {{- define "common.headlessService" -}}
+{{- if not (and (kindIs "map" .) (hasKey . "context") (hasKey . "component") (hasKey . "ports") (kindIs "map" .context) (hasKey .context "Release") (hasKey .context "Chart")) -}}
 {{- include "common.args.require" (list "common.headlessService" . (list "context" "component" "ports")) -}}
+{{- end -}}
 {{- if not (and (kindIs "slice" .ports) .ports) -}}
 {{- fail "common.headlessService: argument \"ports\" must be a non-empty list of {name, port, protocol}" -}}
 {{- end -}}

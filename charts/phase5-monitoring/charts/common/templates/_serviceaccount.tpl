@@ -6,7 +6,9 @@ spec (automountServiceAccountToken: true).
 Usage: include "common.serviceAccount" (dict "context" . "component" (include "prometheus.component" .))
 */}}
 {{- define "common.serviceAccount" -}}
+{{- if not (and (kindIs "map" .) (hasKey . "context") (hasKey . "component") (kindIs "map" .context) (hasKey .context "Release") (hasKey .context "Chart")) -}}
 {{- include "common.args.require" (list "common.serviceAccount" . (list "context" "component")) -}}
+{{- end -}}
 {{- $ctx := .context -}}
 {{- $sa := $ctx.Values.serviceAccount -}}
 {{- if not (kindIs "map" $sa) -}}

@@ -4,7 +4,9 @@ common.storageClass: the PVC storageClassName, from the component or global.stor
 Usage: include "common.storageClass" (dict "context" . "persistence" .Values.persistence)
 */}}
 {{- define "common.storageClass" -}}
+{{- if not (and (kindIs "map" .) (hasKey . "context") (hasKey . "persistence") (kindIs "map" .context) (hasKey .context "Release") (hasKey .context "Chart")) -}}
 {{- include "common.args.require" (list "common.storageClass" . (list "context" "persistence")) -}}
+{{- end -}}
 {{- $sc := coalesce .persistence.storageClass ((.context.Values.global).storageClass) "" -}}
 {{- if eq $sc "-" }}
 storageClassName: ""
@@ -29,7 +31,9 @@ Usage (under the StatefulSet's spec):
   optional "name" (default "storage"): the volume name the container mounts.
 */}}
 {{- define "common.volumeClaimTemplates" -}}
+{{- if not (and (kindIs "map" .) (hasKey . "context") (hasKey . "persistence") (kindIs "map" .context) (hasKey .context "Release") (hasKey .context "Chart")) -}}
 {{- include "common.args.require" (list "common.volumeClaimTemplates" . (list "context" "persistence")) -}}
+{{- end -}}
 {{- $p := .persistence -}}
 {{- if not (kindIs "map" $p) -}}
 {{- fail (printf "common.volumeClaimTemplates: argument \"persistence\" must be a dict (%s.persistence), got %s" .context.Chart.Name (kindOf $p)) -}}

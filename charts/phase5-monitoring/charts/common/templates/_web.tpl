@@ -44,7 +44,9 @@ Usage: include "common.webTlsComponents" . | fromJsonArray
 {{- end -}}
 
 {{- define "common.web" -}}
+{{- if not (and (kindIs "map" .) (hasKey . "context") (hasKey . "component") (kindIs "map" .context) (hasKey .context "Release") (hasKey .context "Chart")) -}}
 {{- include "common.args.require" (list "common.web" . (list "context" "component")) -}}
+{{- end -}}
 {{- $ctx := .context -}}
 {{- $c := .component -}}
 {{- $tlsOnly := has $c (include "common.webTlsComponents" . | fromJsonArray) -}}
@@ -269,7 +271,9 @@ their images have no client that only checks health) with a TCP connect.
 Usage: include "common.webServerProbe" (dict "context" . "component" "prometheus" "path" "ready" "port" "http-web")
 */}}
 {{- define "common.webServerProbe" -}}
+{{- if not (and (kindIs "map" .) (hasKey . "context") (hasKey . "component") (hasKey . "path") (hasKey . "port") (kindIs "map" .context) (hasKey .context "Release") (hasKey .context "Chart")) -}}
 {{- include "common.args.require" (list "common.webServerProbe" . (list "context" "component" "path" "port")) -}}
+{{- end -}}
 {{- $w := include "common.web" (dict "context" .context "component" .component) | fromJson -}}
 {{- if not $w.basicAuth -}}
 httpGet:
@@ -302,7 +306,9 @@ Nothing when the component's web config is off.
 Usage: include "common.webObjects" (dict "context" . "component" "prometheus" "labelComponent" "server")
 */}}
 {{- define "common.webObjects" -}}
+{{- if not (and (kindIs "map" .) (hasKey . "context") (hasKey . "component") (hasKey . "labelComponent") (kindIs "map" .context) (hasKey .context "Release") (hasKey .context "Chart")) -}}
 {{- include "common.args.require" (list "common.webObjects" . (list "context" "component" "labelComponent")) -}}
+{{- end -}}
 {{- $ctx := .context -}}
 {{- $w := include "common.web" (dict "context" .context "component" .component) | fromJson -}}
 {{- if $w.on -}}

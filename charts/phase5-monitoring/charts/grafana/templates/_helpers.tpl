@@ -16,7 +16,9 @@ datasources.prometheus.thanosQuery: the in-chart Thanos Query, which deduplicate
 Usage: include "grafana.datasourceUrl" (dict "context" . "component" "prometheus" "port" "web")
 */}}
 {{- define "grafana.datasourceUrl" -}}
+{{- if not (and (kindIs "map" .) (hasKey . "context") (hasKey . "component") (hasKey . "port") (kindIs "map" .context) (hasKey .context "Release") (hasKey .context "Chart")) -}}
 {{- include "common.args.require" (list "grafana.datasourceUrl" . (list "context" "component" "port")) -}}
+{{- end -}}
 {{- $ds := index .context.Values.datasources .component -}}
 {{- if $ds.url -}}
 {{- trimSuffix "/" $ds.url -}}
@@ -168,7 +170,9 @@ alert that does not exist or has no threshold fails the render.
 Usage: include "grafana.dashboards" (dict "context" . "alerts" $alerts) | fromJson
 */}}
 {{- define "grafana.dashboards" -}}
+{{- if not (and (kindIs "map" .) (hasKey . "context") (hasKey . "alerts") (kindIs "map" .context) (hasKey .context "Release") (hasKey .context "Chart")) -}}
 {{- include "common.args.require" (list "grafana.dashboards" . (list "context" "alerts")) -}}
+{{- end -}}
 {{- $out := dict -}}
 {{- range $path, $_ := .context.Files.Glob "files/dashboards/*.json" -}}
 {{- $d := $.context.Files.Get $path | fromJson -}}
@@ -270,7 +274,9 @@ annotation and that Grafana's datasource UID as the default of each dashboard's 
 Usage: include "grafana.dashboardObjects" (dict "context" $grafanaContext "alerts" $alerts)
 */}}
 {{- define "grafana.dashboardObjects" -}}
+{{- if not (and (kindIs "map" .) (hasKey . "context") (hasKey . "alerts") (kindIs "map" .context) (hasKey .context "Release") (hasKey .context "Chart")) -}}
 {{- include "common.args.require" (list "grafana.dashboardObjects" . (list "context" "alerts")) -}}
+{{- end -}}
 {{- $ctx := .context -}}
 {{- $boards := include "grafana.dashboards" . | fromJson -}}
 {{- if not (include "common.replaced" $ctx) }}
