@@ -84,8 +84,9 @@ def test_no_stale_skips(findings):
 
 def test_the_web_variant_carries_every_web_config():
     """production-web-on scans every server's web config: each component of global.web (the
-    umbrella's schema lists them) has its web Secret in that render, so a component added to
-    global.web but not to the variant fails here instead of going unscanned."""
+    umbrella's schema lists them) has its web Secret in that render (the TLS-only components,
+    which have none: a volume of their key pair's Secret), so a component added to global.web but
+    not to the variant fails here instead of going unscanned."""
     from harness.schema import load_schema, resolve
     root = load_schema(paths.UMBRELLA)
     web = resolve(resolve(root["properties"]["global"], root)["properties"]["web"], root)
@@ -93,5 +94,9 @@ def test_the_web_variant_carries_every_web_config():
     values, set_values = VARIANTS["production-web-on"]
     docs, _ = render_raw(values, set_values, namespace="monitoring")
     names = {d["metadata"]["name"] for d in docs if d and d.get("kind") == "Secret"}
-    missing = sorted(c for c in comps if f"p5-{c}-web" not in names)
+    mounted = {v["secret"]["secretName"] for d in docs if d and d.get("kind") in ("Deployment", "StatefulSet", "DaemonSet")
+               for v in d["spec"]["template"]["spec"].get("volumes") or [] if "secret" in v}
+    tls_only = {c for c in comps if "basicAuth" not in resolve(web["properties"][c], root)["properties"]}
+    assert tls_only, "no TLS-only component in global.web (Loki, Grafana, the log collector)"
+    missing = sorted(c for c in comps if (f"{c}-tls" not in mounted if c in tls_only else f"p5-{c}-web" not in names))
     assert comps >= {"prometheus", "thanos"} and not missing, f"web configs not in the scanned render: {missing}"
