@@ -416,16 +416,17 @@ def test_the_pod_check_catches_a_raw_per_pod_query():
     assert _unbounded_pod_selectors('sum(kube_pod_status_ready{job="kube-state-metrics"})') == ["kube_pod_status_ready"]
 
 
-@pytest.mark.parametrize("uid", ["phase5-overview", "phase5-agents"])
-def test_pod_drill_down_variable_starts_at_one_pod(boards, uid):
-    """$pod has no All and no saved value, so Grafana starts it at the first pod of its list: the
-    per-pod panels read one pod by default, not 10,000."""
-    var = next((v for v in boards[uid]["templating"]["list"] if v["name"] == "pod"), None)
-    assert var, f"{uid}: no $pod drill-down variable"
-    assert not var.get("includeAll") and not var.get("current"), f"{uid}: $pod may start at All: {var}"
-    assert var["datasource"] == dash.DATASOURCE, f"{uid}: $pod not on the $datasource variable"
+@pytest.mark.parametrize("uid, name, label", [("phase5-overview", "pod", "pod"), ("phase5-agents", "pod", "pod"),
+                                               ("phase5-database", "node", "instance")])
+def test_drill_down_variable_starts_at_one_value(boards, uid, name, label):
+    """$pod ($node) has no All and no saved value, so Grafana starts it at the first pod (node) of
+    its list: the per-pod (per-node) panels read one by default, not 10,000 pods (100 nodes)."""
+    var = next((v for v in boards[uid]["templating"]["list"] if v["name"] == name), None)
+    assert var, f"{uid}: no ${name} drill-down variable"
+    assert not var.get("includeAll") and not var.get("current"), f"{uid}: ${name} may start at All: {var}"
+    assert var["datasource"] == dash.DATASOURCE, f"{uid}: ${name} not on the $datasource variable"
     used = " ".join(t["expr"] for _, t in dash.prometheus_targets(boards[uid]))
-    assert 'pod=~"$pod"' in used, f"{uid}: no panel drills down with $pod"
+    assert f'{label}=~"${name}"' in used, f"{uid}: no panel drills down with ${name}"
 
 
 def test_error_rate_panel_shows_the_alert_threshold(default_objs):
@@ -1007,6 +1008,10 @@ def test_disk_panel_excludes_the_filesystem_types_disk_space_low_excludes():
     assert len(rule_filters) == 1, f"DiskSpaceLow's node_filesystem selectors disagree: {rule_filters}"
     panels = [(uid, title, e) for uid, title, e in dash.panel_queries() if "node_filesystem_" in e]
     assert panels, "no dashboard panel reads node_filesystem_*"
+    # ... and the recording rules the panels read instead (mountpoint:filesystem_usage:ratio_max, issue 27)
+    records = yaml.safe_load((paths.SUBCHARTS_DIR / "prometheus" / "files" / "rules" / "recording-rules.yaml").read_text())
+    panels += [("recording-rules.yaml", r["record"], r["expr"]) for g in records["groups"] for r in g["rules"]
+               if "node_filesystem_" in r["expr"]]
     for uid, title, expr in panels:
         found = _FSTYPE.findall(expr)
         assert found and set(found) == rule_filters, \

@@ -35,7 +35,8 @@ MACROS = {
 # pod (the drill-down of the per-pod panels, issue 27) has no All: Grafana starts with the first pod
 # of its list; ".*" here stands for "some pod" wherever a check needs data from a pod (the query
 # benchmark pins the first pod, as Grafana does).
-VARIABLES = {"namespace": ".*", "service": ".*", "cluster": ".*", "datasource": "prometheus", "pod": ".*"}
+# node (the drill-down of the per-node panels) likewise.
+VARIABLES = {"namespace": ".*", "service": ".*", "cluster": ".*", "datasource": "prometheus", "pod": ".*", "node": ".*"}
 # The datasource every Prometheus panel, target and query variable names: the $datasource variable.
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
 

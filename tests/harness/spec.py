@@ -87,7 +87,7 @@ DASHBOARD_RECORDING_RULES = (
     "service:up:count", "namespace:kube_pod_status_phase_running:sum", "namespace:kube_pod_status_ready:sum",
     "namespace:kube_pod_container_status_restarts:increase15m",
     "job:scrape_samples_post_metric_relabeling:max_limit_ratio", "instance:node_network_receive_bytes:rate5m",
-    "instance:node_network_transmit_bytes:rate5m",
+    "instance:node_network_transmit_bytes:rate5m", "mountpoint:filesystem_usage:ratio_max",
 )
 HELPER_RECORDING_RULES = ("pod:kube_pod_owner:workload", "pod:kube_pod_info:node_workload", "service:phase5_expected:info",
                           "service:phase5_category_fallback:info", "service:phase5_category:info")
