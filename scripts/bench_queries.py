@@ -24,7 +24,8 @@ configuration, for `--span` (2 h) at the scrape interval (15 s), and queries a r
    the queried window plus five minutes; rules that read other rules' records in a later pass.
 4. bin/prometheus on all blocks (compaction off, so nothing moves while measuring): every
    Prometheus panel query of every dashboard (harness.dashboards.panel_queries: Grafana's
-   macros, $datasource and the All value of $cluster/$namespace/$service substituted) as a range
+   macros, $datasource and the All value of $cluster/$namespace/$service substituted; $pod and $node,
+   the drill-downs of the per-pod and per-node panels, have no All and start at their first value, as in Grafana) as a range
    query over the last `--window` (1 h) at the step Grafana asks for (the datasource's
    timeInterval, 15 s: a 1 h range over ~1,000 pixels asks for less), `--runs` times each
    (fewer when one query's runs pass `--budget` seconds); then every recording rule's recorded
@@ -544,14 +545,25 @@ def _selector(record, labels):
     return record + "{" + ", ".join(f'{k}="{v}"' for k, v in sorted(labels.items())) + "}"
 
 
+def first_value(url, label, match, start, end):
+    """A drill-down variable ($pod, $node) as Grafana starts it: no All, the first value of its sorted
+    list (label_values(match, label) with the other variables at All)."""
+    q = urllib.parse.urlencode({"match[]": match, "start": start, "end": end})
+    with urllib.request.urlopen(f"{url}/api/v1/label/{label}/values?{q}", timeout=300) as r:
+        return sorted(json.loads(r.read())["data"])[0]
+
+
 def measure(url, facts, runs, budget, window, step):
     end = facts["end"]
     start = end - window
+    variables = {"pod": first_value(url, "pod", "up", start, end),
+                 "node": first_value(url, "instance", "node_filesystem_size_bytes", start, end)}
+    facts["pod_variable"], facts["node_variable"] = variables["pod"], variables["node"]
     # warm the page cache and Prometheus' postings once, as a dashboard already open would have
-    for _, _, expr in panel_queries():
+    for _, _, expr in panel_queries(variables):
         range_query(url, expr, start, end, step)
     panels = []
-    for uid, title, expr in panel_queries():
+    for uid, title, expr in panel_queries(variables):
         p50, p95, n, series, err = timed(url, expr, start, end, step, runs, budget)
         panels.append({"dashboard": uid, "panel": title, "expr": expr, "p50": p50, "p95": p95, "runs": n,
                        "series": series, "error": err})
@@ -615,7 +627,8 @@ def section(q, machine, trial=False):
           f"backfilled by the real `promtool tsdb create-blocks-from rules` ({f['rule_passes']} passes, dependants "
           f"last) over the queried hour + 5 min; blocks on disk {f['blocks_bytes'] / 2**30:.2f} GiB. The real "
           f"Prometheus from bin/ serves them (compaction off). Every Prometheus panel query of the four dashboards "
-          f"(Grafana's macros and the All values substituted) as a range query over the last "
+          f"(Grafana's macros and the All values substituted; the drill-downs $pod and $node at their first "
+          f"values, `{f.get('pod_variable', '-')}` and `{f.get('node_variable', '-')}`, as Grafana starts them) as a range query over the last "
           f"{q['window'] / 3600:g} h at a {q['step']} s step (Grafana's step for that range: the datasource's "
           f"timeInterval), up to {q['runs']} runs each (fewer when a query's runs pass {q['budget']:g} s: at "
           f"least 3, or 1 when the first run alone passes it), after one warm-up pass of the panels. Goal: p95 < {GOAL_MS:g} ms for every panel query, none "

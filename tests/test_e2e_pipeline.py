@@ -94,7 +94,8 @@ def test_every_target_up_with_contract_labels(stack):
 def test_every_recording_rule_yields_series_on_baseline(stack):
     groups = stack.rules()
     recorded = {r["name"] for g in groups for r in g["rules"] if r["type"] == "recording"}
-    want_rules = (RECORDING_RULES | HELPER_RECORDING_RULES | {"service:slo_objective:ratio"}
+    want_rules = (RECORDING_RULES | HELPER_RECORDING_RULES | set(spec.DASHBOARD_RECORDING_RULES)
+                  | {"service:slo_objective:ratio"}
                   | {f"service:slo_errors:ratio_rate{w}" for w in pipeline.SLO_WINDOWS})
     assert recorded == want_rules, (f"recording rules loaded: missing {sorted(want_rules - recorded)}, "
                                     f"unexpected {sorted(recorded - want_rules)}")

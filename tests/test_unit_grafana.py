@@ -81,7 +81,7 @@ EXTRA_PANELS = {
 
 # Metrics a panel may read. Recording rules (the brief's 13), the Phase 5 application
 # metrics, and per exporter the upstream series the panels use.
-RECORDING_RULES = set(spec.RECORDING_RULES) | {
+RECORDING_RULES = set(spec.RECORDING_RULES) | set(spec.DASHBOARD_RECORDING_RULES) | {
     "service:slo_objective:ratio", "service:slo_errors:ratio_rate1h", "service:slo_errors:ratio_rate6h",
     "service:slo_errors:ratio_rate1d", "service:slo_errors:ratio_rate3d"}   # prometheus.slos
 APPLICATION_METRICS = {
@@ -356,6 +356,77 @@ def test_recording_rules_preferred_over_raw_series(default_objs):
             offenders += [f"{uid}/{p['title']}: reads {n}" for n in raw]
     assert not offenders, "\n".join(offenders)
     assert RECORDING_RULES <= used, f"recording rules no panel shows: {sorted(RECORDING_RULES - used)}"
+
+
+# Issue 27: series that grow with the pods - one per Phase 5 pod, container or scrape target, or a
+# virtual interface per pod on each node (node_exporter's veths), and the per-pod records (pod:...).
+PER_TARGET = ("up", "scrape_")
+POD_SCALED_PREFIXES = PER_TARGET + ("container_", "kube_pod_", "node_network_", "pod:")
+POD_JOBS = ("phase5-services", "phase5-exporters")      # the scrape jobs with a target per pod
+POD_MARK = "__the_pod_variable__"
+
+
+def _unbounded_pod_selectors(expr):
+    """The selectors of a panel query (variables at their defaults, $pod a marker) that read series
+    growing with the pods without the $pod drill-down restricting them; `up` and scrape_* also pass
+    when a `job` matcher keeps the jobs with a target per pod out."""
+    out = []
+
+    def pre(node):
+        if not isinstance(node, promql_parser.VectorSelector) or not node.name:
+            return
+        name = node.name
+        if not (name in APPLICATION_METRICS or name.startswith(POD_SCALED_PREFIXES)):
+            return
+        m = {x.name: x for x in node.matchers.matchers}
+        if "pod" in m and m["pod"].value == POD_MARK and str(m["pod"].op).endswith(("Re", "Equal")) \
+                and "Not" not in str(m["pod"].op):
+            return
+        job = m.get("job")
+        if job and name.startswith(PER_TARGET) and "Not" not in str(job.op) and \
+                not any(re.fullmatch(job.value if str(job.op).endswith("Re") else re.escape(job.value), j) for j in POD_JOBS):
+            return
+        out.append(name)
+
+    promql_parser.walk(promql_parser.parse(expr), pre)
+    return out
+
+
+def test_no_panel_reads_series_that_grow_with_the_pods_by_default():
+    """At 10,000 pods a panel over one series per pod is seconds of work and thousands of lines
+    (docs/benchmarks.md, issue 27): every panel reads recording rules for those (per workload,
+    service, namespace, job or node), or restricts the raw series with the $pod drill-down, whose
+    default is one pod (no All). Recording rules read raw series; panels do not."""
+    offenders = []
+    for uid, title, expr in dash.panel_queries(variables={"pod": POD_MARK}):
+        bad = _unbounded_pod_selectors(expr)
+        if bad:
+            offenders.append(f"{uid}/{title}: reads {sorted(set(bad))} for every pod: {expr}")
+    assert not offenders, "\n".join(offenders)
+
+
+def test_the_pod_check_catches_a_raw_per_pod_query():
+    assert _unbounded_pod_selectors('max by (pod) (up{namespace=~".*"})') == ["up"]
+    assert _unbounded_pod_selectors('workload:container_cpu_usage:ratio_max') == []
+    assert _unbounded_pod_selectors('pod:container_cpu_usage:ratio') == ["pod:container_cpu_usage:ratio"]
+    assert _unbounded_pod_selectors(f'sum(rate(http_requests_total{{pod=~"{POD_MARK}"}}[5m]))') == []
+    assert _unbounded_pod_selectors('sum(rate(http_requests_total{pod=~".*"}[5m]))') == ["http_requests_total"]
+    assert _unbounded_pod_selectors('count(up{job=~"monitoring-stack|node-exporter"} == 0)') == []
+    assert _unbounded_pod_selectors('count(up{job=~"phase5-.*"} == 0)') == ["up"]
+    assert _unbounded_pod_selectors('sum(kube_pod_status_ready{job="kube-state-metrics"})') == ["kube_pod_status_ready"]
+
+
+@pytest.mark.parametrize("uid, name, label", [("phase5-overview", "pod", "pod"), ("phase5-agents", "pod", "pod"),
+                                               ("phase5-database", "node", "instance")])
+def test_drill_down_variable_starts_at_one_value(boards, uid, name, label):
+    """$pod ($node) has no All and no saved value, so Grafana starts it at the first pod (node) of
+    its list: the per-pod (per-node) panels read one by default, not 10,000 pods (100 nodes)."""
+    var = next((v for v in boards[uid]["templating"]["list"] if v["name"] == name), None)
+    assert var, f"{uid}: no ${name} drill-down variable"
+    assert not var.get("includeAll") and not var.get("current"), f"{uid}: ${name} may start at All: {var}"
+    assert var["datasource"] == dash.DATASOURCE, f"{uid}: ${name} not on the $datasource variable"
+    used = " ".join(t["expr"] for _, t in dash.prometheus_targets(boards[uid]))
+    assert f'{label}=~"${name}"' in used, f"{uid}: no panel drills down with ${name}"
 
 
 def test_error_rate_panel_shows_the_alert_threshold(default_objs):
@@ -937,6 +1008,10 @@ def test_disk_panel_excludes_the_filesystem_types_disk_space_low_excludes():
     assert len(rule_filters) == 1, f"DiskSpaceLow's node_filesystem selectors disagree: {rule_filters}"
     panels = [(uid, title, e) for uid, title, e in dash.panel_queries() if "node_filesystem_" in e]
     assert panels, "no dashboard panel reads node_filesystem_*"
+    # ... and the recording rules the panels read instead (mountpoint:filesystem_usage:ratio_max, issue 27)
+    records = yaml.safe_load((paths.SUBCHARTS_DIR / "prometheus" / "files" / "rules" / "recording-rules.yaml").read_text())
+    panels += [("recording-rules.yaml", r["record"], r["expr"]) for g in records["groups"] for r in g["rules"]
+               if "node_filesystem_" in r["expr"]]
     for uid, title, expr in panels:
         found = _FSTYPE.findall(expr)
         assert found and set(found) == rule_filters, \

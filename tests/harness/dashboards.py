@@ -32,7 +32,11 @@ MACROS = {
 # MultiValueVariable), so `cluster` is ".*" also where no series carries a cluster label: Prometheus
 # adds prometheus.externalLabels.cluster only to what leaves it (Thanos sidecar, federation, remote
 # write), and cluster=~".*" matches a series without the label.
-VARIABLES = {"namespace": ".*", "service": ".*", "cluster": ".*", "datasource": "prometheus"}
+# pod (the drill-down of the per-pod panels, issue 27) has no All: Grafana starts with the first pod
+# of its list; ".*" here stands for "some pod" wherever a check needs data from a pod (the query
+# benchmark pins the first pod, as Grafana does).
+# node (the drill-down of the per-node panels) likewise.
+VARIABLES = {"namespace": ".*", "service": ".*", "cluster": ".*", "datasource": "prometheus", "pod": ".*", "node": ".*"}
 # The datasource every Prometheus panel, target and query variable names: the $datasource variable.
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
 

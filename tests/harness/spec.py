@@ -77,6 +77,19 @@ ALERTS = {  # name: (severity, category, extra labels)
 }
 # Recording rules beyond the spec's 13: the pod owner join, and the services the cluster says
 # should be scraped with their teams (group phase5-service-discovery, issue 24).
+# Issue 27: what the dashboards read instead of series that grow with the pods (per workload, per
+# service, per namespace, per job, per node).
+DASHBOARD_RECORDING_RULES = (
+    "workload:container_cpu_usage:ratio_max", "workload:container_memory_working_set:ratio_max",
+    "channel:reminder_delivery_failed:rate5m", "operation:audit_log_errors:rate5m",
+    "status:recurring_task_generated:rate5m", "service:websocket_messages_sent:rate5m",
+    "service:websocket_messages_received:rate5m", "service:database_connections_active:sum",
+    "service:database_connections_idle:sum", "service:database_connections_max:max", "service:up:sum",
+    "service:up:count", "namespace:kube_pod_status_phase_running:sum", "namespace:kube_pod_status_ready:sum",
+    "namespace:kube_pod_container_status_restarts:increase15m",
+    "job:scrape_samples_post_metric_relabeling:max_limit_ratio", "instance:node_network_receive_bytes:rate5m",
+    "instance:node_network_transmit_bytes:rate5m", "mountpoint:filesystem_usage:ratio_max",
+)
 HELPER_RECORDING_RULES = ("pod:kube_pod_owner:workload", "pod:kube_pod_info:node_workload", "service:phase5_expected:info",
                           "service:phase5_category_fallback:info", "service:phase5_category:info")
 
