@@ -41,11 +41,10 @@ import yaml
 
 from . import tools
 from .podfiles import PodFiles, flag
-from .polling import wait_until
 from .ports import free_port
 from .process import AllOrNothing, Process
 from .swaps import Swaps
-from .webstack import PASSWORD, USER, Client, bcrypt_hash, web_user_objects
+from .webstack import LocalServers, PASSWORD, USER, bcrypt_hash, local_command, prometheus_pod, web_user_objects
 
 EXPORTERS = ("node-exporter", "kube-state-metrics")
 # kube-state-metrics v2.20.0 (the chart's image): the flag that takes the web config
@@ -69,7 +68,7 @@ def web_values(release, password_hash, basic_auth=True):
                               "clientSecret": f"{release}-{c}-client"}} for c in EXPORTERS}
 
 
-class ExporterTLSStack(AllOrNothing):
+class ExporterTLSStack(LocalServers, AllOrNothing):
     def __init__(self, workdir, release="p5", namespace="monitoring"):
         self.workdir = Path(workdir)
         self.release, self.namespace = release, namespace
@@ -90,15 +89,6 @@ class ExporterTLSStack(AllOrNothing):
         for p in (self.prometheus, *self.procs.values()):
             if p:
                 p.stop()
-
-    def client(self, component, cafile=None):
-        return Client(f"https://127.0.0.1:{self.ports[component]}", cafile or self.ca_file)
-
-    def prom(self):
-        return Client(f"http://127.0.0.1:{self.ports['prometheus']}", None)
-
-    def wait(self, predicate, timeout, what):
-        return wait_until(predicate, timeout, what, every=0.5, retry=(ConnectionError, OSError, RuntimeError))
 
     # ------------------------------------------------------------------ setup
     def _make_user_objects(self):
@@ -159,10 +149,8 @@ class ExporterTLSStack(AllOrNothing):
 
     def _start_prometheus(self):
         pdir = self.workdir / "prometheus"
-        pod = PodFiles(self.manifests, "prometheus", "prometheus", pdir / "root")
+        pod, cfg_path, cfg = prometheus_pod(self.manifests, pdir / "root")
         self.prom_pod = pod
-        cfg_path = pod.local(flag(pod.args, "config.file"))
-        cfg = yaml.safe_load(cfg_path.read_text())
         self.rendered_jobs = {j["job_name"]: copy.deepcopy(j) for j in cfg["scrape_configs"]}
         cfg["global"].update(scrape_interval="1s", scrape_timeout="1s", evaluation_interval="1s")
         cfg.pop("rule_files", None)
@@ -192,22 +180,10 @@ class ExporterTLSStack(AllOrNothing):
                                   f"http://127.0.0.1:{self.ports['prometheus']}/-/ready").start()
 
     # ------------------------------------------------------------------ what tests read
-    def targets(self):
-        """{job name: (health, lastError)} of Prometheus' active targets."""
-        got = self.prom().json("/api/v1/targets?state=active")["data"]["activeTargets"]
-        return {t["scrapePool"]: (t["health"], t["lastError"]) for t in got}
-
     def test_pod(self, component):
         """The rendered `helm test` pod's command with its mounts laid out, the Service address
         pointed at the local process: (argv, PodFiles)."""
         obj = self.manifests.get("Pod", f"{self.release}-test-{component}")
         pod = PodFiles(self.manifests, component, "check", self.workdir / f"test-{component}" / "root", obj=obj)
         svc = self.manifests.get("Service", f"{self.release}-{component}")
-        argv = []
-        for a in pod.container["command"]:
-            for p in svc["spec"]["ports"]:
-                a = a.replace(f"://{svc['metadata']['name']}:{p['port']}/", f"://127.0.0.1:{self.ports[component]}/")
-            for mp in pod.mounts:
-                a = a.replace(f"{mp}/", f"{pod.reroot(mp)}/")
-            argv.append(a)
-        return argv, pod
+        return local_command(pod.container["command"], svc, self.ports[component], pod), pod

@@ -47,12 +47,11 @@ from . import tools
 from .exporter_tls import BROKEN
 from .manifests import Manifests
 from .podfiles import PodFiles, flag
-from .polling import wait_until
 from .ports import free_port
 from .process import AllOrNothing, Process
 from .render import render_raw
 from .swaps import Swaps
-from .webstack import PASSWORD, USER, Client, _secret, bcrypt_hash, issue, make_ca, pem
+from .webstack import LocalServers, PASSWORD, USER, _secret, bcrypt_hash, issue, local_command, make_ca, pem
 
 JOB = "monitoring-stack-thanos"
 # server -> (kind, object name suffix, container, the Service scraped, port name of the HTTP server)
@@ -72,7 +71,7 @@ def thanos_values(release, password_hash, basic_auth=True):
                           "clientSecret": f"{release}-thanos-client"}}
 
 
-class ThanosTLSStack(AllOrNothing):
+class ThanosTLSStack(LocalServers, AllOrNothing):
     def __init__(self, workdir, release="p5", namespace="monitoring"):
         self.workdir = Path(workdir)
         self.release, self.namespace = release, namespace
@@ -96,15 +95,6 @@ class ThanosTLSStack(AllOrNothing):
             p = self.procs.get(name)
             if p:
                 p.stop()
-
-    def client(self, server, cafile=None):
-        return Client(f"https://127.0.0.1:{self.ports[server]}", cafile or self.ca_file)
-
-    def prom(self):
-        return Client(f"http://127.0.0.1:{self.ports['prometheus']}", None)
-
-    def wait(self, predicate, timeout, what):
-        return wait_until(predicate, timeout, what, every=0.5, retry=(ConnectionError, OSError, RuntimeError))
 
     # ------------------------------------------------------------------ setup
     def _make_user_objects(self):
@@ -260,11 +250,4 @@ class ThanosTLSStack(AllOrNothing):
         obj = self.manifests.get("Pod", f"{self.release}-test-{component}")
         pod = PodFiles(self.manifests, None, "check", self.workdir / f"test-{component}" / "root", obj=obj)
         svc = self.manifests.get("Service", f"{self.release}-{SERVERS[server][3]}")
-        argv = []
-        for a in pod.container["command"]:
-            for p in svc["spec"]["ports"]:
-                a = a.replace(f"://{svc['metadata']['name']}:{p['port']}/", f"://127.0.0.1:{self.ports[server]}/")
-            for mp in pod.mounts:
-                a = a.replace(f"{mp}/", f"{pod.reroot(mp)}/")
-            argv.append(a)
-        return argv, pod
+        return local_command(pod.container["command"], svc, self.ports[server], pod), pod

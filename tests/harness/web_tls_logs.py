@@ -46,13 +46,12 @@ import yaml
 from . import tools
 from .logs import components, parse_alloy
 from .manifests import Manifests
-from .podfiles import PodFiles, flag
-from .polling import wait_until
+from .podfiles import PodFiles
 from .ports import free_port
 from .process import AllOrNothing, Process
 from .render import render_raw
 from .swaps import Swaps
-from .webstack import Client, _secret, issue, make_ca, pem
+from .webstack import LocalServers, _secret, issue, local_command, make_ca, pem, prometheus_pod
 
 KEYS = ("loki", "grafana", "promtail")
 BROKEN = {
@@ -69,7 +68,7 @@ def _own_job_label(job):
         {"target_label": "job", "replacement": job["job_name"]}]
 
 
-class LogsTLSStack(AllOrNothing):
+class LogsTLSStack(LocalServers, AllOrNothing):
     def __init__(self, workdir, collector="alloy", release="p5", namespace="monitoring"):
         self.workdir = Path(workdir)
         self.collector, self.release, self.namespace = collector, release, namespace
@@ -91,15 +90,6 @@ class LogsTLSStack(AllOrNothing):
         for p in (self.prometheus, *self.procs.values()):
             if p:
                 p.stop()
-
-    def client(self, name, cafile=None):
-        return Client(f"https://127.0.0.1:{self.ports[name]}", cafile or self.ca_file)
-
-    def prom(self):
-        return Client(f"http://127.0.0.1:{self.ports['prometheus']}", None)
-
-    def wait(self, predicate, timeout, what):
-        return wait_until(predicate, timeout, what, every=0.5, retry=(ConnectionError, OSError, RuntimeError))
 
     # ------------------------------------------------------------------ setup
     def _make_user_objects(self):
@@ -209,10 +199,8 @@ class LogsTLSStack(AllOrNothing):
 
     def _start_prometheus(self):
         pdir = self.workdir / "prometheus"
-        pod = PodFiles(self.manifests, "prometheus", "prometheus", pdir / "root")
+        pod, cfg_path, cfg = prometheus_pod(self.manifests, pdir / "root")
         self.prom_pod = pod
-        cfg_path = pod.local(flag(pod.args, "config.file"))
-        cfg = yaml.safe_load(cfg_path.read_text())
         self.rendered_jobs = {j["job_name"]: copy.deepcopy(j) for j in cfg["scrape_configs"]}
         cfg["global"].update(scrape_interval="1s", scrape_timeout="1s", evaluation_interval="1s")
         cfg.pop("rule_files", None)
@@ -258,18 +246,8 @@ class LogsTLSStack(AllOrNothing):
                                   f"http://127.0.0.1:{self.ports['prometheus']}/-/ready").start()
 
     # ------------------------------------------------------------------ what tests read
-    def targets(self):
-        """{job name: (health, lastError)} of Prometheus' active targets."""
-        got = self.prom().json("/api/v1/targets?state=active")["data"]["activeTargets"]
-        return {t["scrapePool"]: (t["health"], t["lastError"]) for t in got}
-
     def test_pod(self, name):
         """The rendered `helm test` pod's command, the Service address pointed at the process."""
         cmd = self.manifests.get("Pod", f"{self.release}-test-{name}")["spec"]["containers"][0]["command"]
         svc = self.manifests.get("Service", f"{self.release}-{name}")
-        out = []
-        for a in cmd:
-            for p in svc["spec"]["ports"]:
-                a = a.replace(f"://{svc['metadata']['name']}:{p['port']}/", f"://127.0.0.1:{self.ports[name]}/")
-            out.append(a)
-        return out
+        return local_command(cmd, svc, self.ports[name])

@@ -146,6 +146,48 @@ def web_values(release, namespace, password_hash):
 
 
 # ---------------------------------------------------------------------------- clients of this module
+def prometheus_pod(manifests, root):
+    """The rendered Prometheus pod laid out under `root` (harness.podfiles) and its configuration:
+    (pod, path of its prometheus.yml under root, the parsed configuration)."""
+    pod = PodFiles(manifests, "prometheus", "prometheus", root)
+    path = pod.local(flag(pod.args, "config.file"))
+    return pod, path, yaml.safe_load(path.read_text())
+
+
+class LocalServers:
+    """What the local TLS stacks (harness.exporter_tls, harness.web_tls_logs, harness.thanos_tls)
+    share: self.ports (name -> 127.0.0.1 port, "prometheus" among them) and self.ca_file give a
+    verifying client of each server, a plain one of their Prometheus, and polling that retries
+    while a server is not up yet."""
+
+    def client(self, name, cafile=None):
+        return Client(f"https://127.0.0.1:{self.ports[name]}", cafile or self.ca_file)
+
+    def prom(self):
+        return Client(f"http://127.0.0.1:{self.ports['prometheus']}", None)
+
+    def wait(self, predicate, timeout, what):
+        return wait_until(predicate, timeout, what, every=0.5, retry=(ConnectionError, OSError, RuntimeError))
+
+    def targets(self):
+        """{job name: (health, lastError)} of Prometheus' active targets."""
+        got = self.prom().json("/api/v1/targets?state=active")["data"]["activeTargets"]
+        return {t["scrapePool"]: (t["health"], t["lastError"]) for t in got}
+
+
+def local_command(command, service, port, pod=None):
+    """A rendered `helm test` pod's command with the Service's address (on any of its ports)
+    pointed at 127.0.0.1:port and, given its harness.podfiles pod, its mount paths laid out there."""
+    out = []
+    for a in command:
+        for p in service["spec"]["ports"]:
+            a = a.replace(f"://{service['metadata']['name']}:{p['port']}/", f"://127.0.0.1:{port}/")
+        for mp in (pod.mounts if pod else ()):
+            a = a.replace(f"{mp}/", f"{pod.reroot(mp)}/")
+        out.append(a)
+    return out
+
+
 class Client:
     """HTTP(S) requests to one of the running servers, trusting `cafile`."""
 
@@ -284,10 +326,8 @@ class WebStack:
 
     def _start_prometheus(self):
         pdir = self.workdir / "prometheus"
-        pod = PodFiles(self.manifests, "prometheus", "prometheus", pdir / "root")
+        pod, cfg_path, cfg = prometheus_pod(self.manifests, pdir / "root")
         self.prom_pod = pod
-        cfg_path = pod.local(flag(pod.args, "config.file"))
-        cfg = yaml.safe_load(cfg_path.read_text())
         self.rendered_prometheus_config = copy.deepcopy(cfg)
         cfg["global"].update(evaluation_interval=self.interval, scrape_interval="2s", scrape_timeout="2s")
         jobs = []
