@@ -13,12 +13,8 @@ file, the ${file:...} login files); the metric backend's endpoint -> the local P
 WebStack per module.
 """
 import json
-import re
-import time
-import urllib.error
 
 import pytest
-import yaml
 
 from harness import jaeger as jh
 from harness import tools
@@ -26,9 +22,6 @@ from harness.podfiles import PodFiles
 from harness.webstack import WebStack
 
 pytestmark = pytest.mark.e2e
-
-FILE_REF = re.compile(r"\$\{file:(/[^}]+)\}")
-
 
 @pytest.fixture(scope="module")
 def web(tmp_path_factory, request):
@@ -40,31 +33,9 @@ def web(tmp_path_factory, request):
 
 
 def _jaeger_config(web, root, password=None):
-    """The rendered Jaeger config with its pod's mounts laid out under root and every path into
-    them re-rooted; `password`: overwrite the mounted password file (a wrong login)."""
+    """The rendered Jaeger config with its pod's mounts laid out under root (jh.web_metric_backend)."""
     pod = PodFiles(web.manifests, "jaeger", "jaeger", root)
-    text = pod.local("/etc/jaeger/config.yaml").read_text()
-    refs = set(FILE_REF.findall(text))
-    assert refs, f"no ${{file:...}} login in the rendered config:\n{text}"
-    for ref in refs:
-        local = pod.local(ref)
-        assert local.exists(), f"{ref}: not a file of the pod's mounts"
-        if password is not None and ref.endswith("/password"):
-            local.chmod(0o600)
-            local.write_text(password)
-        text = text.replace(f"${{file:{ref}}}", f"${{file:{local}}}")
-    cfg = yaml.safe_load(text)
-    be = cfg["extensions"]["jaeger_storage"]["metric_backends"]["prometheus"]["prometheus"]
-    be["tls"]["ca_file"] = str(pod.local(be["tls"]["ca_file"]))
-    return cfg, be
-
-
-def _calls(j):
-    q = {"endTs": int(time.time() * 1000), "lookback": 60_000, "step": 5_000, "ratePer": 60_000}
-    try:
-        return 200, jh.metrics_api(j.url("http-query"), "calls", ["phase5-backend"], **q)
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read() or b"{}")
+    return jh.web_metric_backend(pod, password)
 
 
 def test_the_metric_backend_follows_prometheus_tls_and_basic_auth(web, tmp_path):
@@ -72,7 +43,7 @@ def test_the_metric_backend_follows_prometheus_tls_and_basic_auth(web, tmp_path)
     assert be["endpoint"] == "https://p5-prometheus:9090", be
     assert be["tls"]["server_name_override"] == "p5-prometheus.monitoring.svc", be
     with jh.run_jaeger(tools.require("jaeger"), cfg, tmp_path, metrics_backend=web.url("prometheus")) as j:
-        status, body = _calls(j)
+        status, body = jh.monitor_calls(j)
     assert status == 200, f"Jaeger's metrics API through TLS and basic auth: {status} {body}"
     assert body.get("name") == "service_call_rate", body
 
@@ -82,5 +53,5 @@ def test_a_wrong_login_is_refused_by_prometheus(web, tmp_path):
     mounted file gets Prometheus' 401 (the login is really sent, from that file)."""
     cfg, _ = _jaeger_config(web, tmp_path / "root", password="not-the-password")
     with jh.run_jaeger(tools.require("jaeger"), cfg, tmp_path, metrics_backend=web.url("prometheus")) as j:
-        status, body = _calls(j)
+        status, body = jh.monitor_calls(j)
     assert status == 500 and "401" in json.dumps(body), f"{status} {body}"

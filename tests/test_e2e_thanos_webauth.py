@@ -17,11 +17,9 @@ import base64
 import http.client
 import json
 import os
-import re
 import socket
 import ssl
 import subprocess
-import time
 import urllib.error
 import urllib.parse
 
@@ -180,35 +178,10 @@ def test_the_helm_test_pods_command_succeeds(stack, component, tmp_path):
         pw.write_text(PASSWORD)
 
 
-FILE_REF = re.compile(r"\$\{file:(/[^}]+)\}")
-
-
 def _jaeger_config(stack, root, password=None):
-    """The rendered Jaeger config with its pod's mounts laid out under root and every path into
-    them re-rooted (the CA, the ${file:...} login); `password`: overwrite the mounted password."""
+    """The rendered Jaeger config with its pod's mounts laid out under root (jh.web_metric_backend)."""
     pod = PodFiles(stack.manifests, None, "jaeger", root, obj=stack.manifests.get("Deployment", "p5-jaeger"))
-    text = pod.local("/etc/jaeger/config.yaml").read_text()
-    refs = set(FILE_REF.findall(text))
-    assert refs, f"no ${{file:...}} login in the rendered config:\n{text}"
-    for ref in refs:
-        local = pod.local(ref)
-        assert local.exists(), f"{ref}: not a file of the pod's mounts"
-        if password is not None and ref.endswith("/password"):
-            local.chmod(0o600)
-            local.write_text(password)
-        text = text.replace(f"${{file:{ref}}}", f"${{file:{local}}}")
-    cfg = yaml.safe_load(text)
-    be = cfg["extensions"]["jaeger_storage"]["metric_backends"]["prometheus"]["prometheus"]
-    be["tls"]["ca_file"] = str(pod.local(be["tls"]["ca_file"]))
-    return cfg, be
-
-
-def _calls(j):
-    q = {"endTs": int(time.time() * 1000), "lookback": 60_000, "step": 5_000, "ratePer": 60_000}
-    try:
-        return 200, jh.metrics_api(j.url("http-query"), "calls", ["phase5-backend"], **q)
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read() or b"{}")
+    return jh.web_metric_backend(pod, password)
 
 
 @pytest.mark.parametrize("password,ok", [(None, True), ("not-the-password", False)], ids=["login", "wrong-password"])
@@ -220,7 +193,7 @@ def test_jaegers_monitor_tab_reads_query_with_thanos_tls_and_basic_auth(stack, t
     assert be["endpoint"] == "https://p5-thanos-query:10902" and be["tls"]["server_name_override"] == SERVER_NAME, be
     with jh.run_jaeger(tools.require("jaeger"), cfg, tmp_path,
                        metrics_backend=f"https://127.0.0.1:{stack.ports['query']}") as j:
-        status, body = _calls(j)
+        status, body = jh.monitor_calls(j)
     if ok:
         assert status == 200 and body.get("name") == "service_call_rate", f"through Query: {status} {body}"
     else:

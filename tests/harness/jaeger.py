@@ -15,6 +15,7 @@ import contextlib
 import copy
 import json
 import os
+import re
 import secrets
 import socket
 import subprocess
@@ -274,3 +275,35 @@ def metrics_api(query_url, kind, services, **params):
     q = [("service", s) for s in services] + [(k, str(v)) for k, v in params.items()]
     status, body = _get(f"{query_url}/api/metrics/{kind}?{urllib.parse.urlencode(q)}", timeout=10)
     return json.loads(body)
+
+
+FILE_REF = re.compile(r"\$\{file:(/[^}]+)\}")
+
+
+def web_metric_backend(pod, password=None):
+    """The rendered Jaeger config of `pod` (harness.podfiles, its mounts laid out) with every
+    ${file:...} login and the metric backend's CA re-rooted into them: (config, the Monitor tab's
+    Prometheus backend). `password`: overwrite the mounted password file (a wrong login)."""
+    text = pod.local("/etc/jaeger/config.yaml").read_text()
+    refs = set(FILE_REF.findall(text))
+    assert refs, f"no ${{file:...}} login in the rendered config:\n{text}"
+    for ref in refs:
+        local = pod.local(ref)
+        assert local.exists(), f"{ref}: not a file of the pod's mounts"
+        if password is not None and ref.endswith("/password"):
+            local.chmod(0o600)
+            local.write_text(password)
+        text = text.replace(f"${{file:{ref}}}", f"${{file:{local}}}")
+    cfg = yaml.safe_load(text)
+    be = cfg["extensions"]["jaeger_storage"]["metric_backends"]["prometheus"]["prometheus"]
+    be["tls"]["ca_file"] = str(pod.local(be["tls"]["ca_file"]))
+    return cfg, be
+
+
+def monitor_calls(j):
+    """(HTTP status, body) of the Monitor tab's "calls" query for phase5-backend over the last minute."""
+    q = {"endTs": int(time.time() * 1000), "lookback": 60_000, "step": 5_000, "ratePer": 60_000}
+    try:
+        return 200, metrics_api(j.url("http-query"), "calls", ["phase5-backend"], **q)
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read() or b"{}")
