@@ -10,7 +10,6 @@ Proves: the rendered jobs scrape over https with the rendered tls_config (CA, se
 credentials; the same job over plain http, with another CA, another server name or without
 credentials gets nothing; the endpoints refuse plain HTTP, a client trusting another CA and a
 request without credentials; the `helm test` pod's command succeeds against the real process."""
-import os
 import socket
 import ssl
 import subprocess
@@ -20,7 +19,7 @@ import yaml
 
 from harness import tools
 from harness.exporter_tls import BROKEN, EXPORTERS, KSM_WEB, ExporterTLSStack
-from harness.webstack import PASSWORD, USER
+from harness.webstack import USER, assert_wrong_password_refused, wget_env
 
 pytestmark = pytest.mark.e2e
 
@@ -105,12 +104,9 @@ def test_the_helm_test_pods_command_succeeds(stack, component, tmp_path):
     (WGETRC ca_certificate): stricter than the pod, same command line. The path asked
     (kube-state-metrics' /readyz) is not served by the stand-in: there only the answer's
     authentication is judged (404 after TLS and credentials passed, 401 without)."""
-    wget = tools.require("wget")
+    env = wget_env(stack.ca_file, tmp_path)
     argv, pod = stack.test_pod(component)
     assert argv[:2] == ["sh", "-c"] and "https://127.0.0.1:" in argv[2], argv
-    rc = tmp_path / "wgetrc"
-    rc.write_text(f"ca_certificate = {stack.ca_file}\n")
-    env = {**os.environ, "WGETRC": str(rc), "PATH": f"{os.path.dirname(wget)}:{os.environ.get('PATH', '')}"}
     r = subprocess.run(argv, capture_output=True, text=True, timeout=30, env=env)
     if component == "node-exporter":
         assert r.returncode == 0, f"{argv}: {r.returncode} {r.stdout}{r.stderr}"
@@ -118,15 +114,7 @@ def test_the_helm_test_pods_command_succeeds(stack, component, tmp_path):
         verbose = [argv[0], argv[1], argv[2].replace("wget -q ", "wget -S ")]
         r = subprocess.run(verbose, capture_output=True, text=True, timeout=30, env=env)
         assert "HTTP/1.1 404" in r.stderr and "401" not in r.stderr, r.stderr
-    # The same command with another password is refused (the credentials come from the files).
-    pw = next(pod.root.rglob("password"))
-    pw.write_text("wrong")
-    try:
-        bad = subprocess.run(argv[:2] + [argv[2].replace("wget -q ", "wget -S ")], capture_output=True, text=True,
-                             timeout=30, env=env)
-        assert bad.returncode != 0 and "401" in bad.stderr, bad.stderr
-    finally:
-        pw.write_text(PASSWORD)
+    assert_wrong_password_refused(argv, pod, env)
 
 
 def test_kube_state_metrics_flag_and_library_are_v2_20_0s(stack):

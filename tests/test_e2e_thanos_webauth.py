@@ -16,7 +16,6 @@ commands succeed against the real processes."""
 import base64
 import http.client
 import json
-import os
 import socket
 import ssl
 import subprocess
@@ -32,7 +31,7 @@ from harness.podfiles import PodFiles
 from harness.exporter_tls import BROKEN
 from harness.render import render
 from harness.thanos_tls import JOB, SERVERS, TEST_PODS, ThanosTLSStack, thanos_values
-from harness.webstack import PASSWORD, USER
+from harness.webstack import PASSWORD, USER, assert_wrong_password_refused, wget_env
 
 pytestmark = pytest.mark.e2e
 
@@ -158,24 +157,14 @@ def test_the_helm_test_pods_command_succeeds(stack, component, tmp_path):
     run by this machine's sh and GNU wget with the Service address pointed at the process. The
     pod's busybox wget does not verify certificates; GNU wget does, so it is given the CA
     (WGETRC ca_certificate): stricter than the pod, same command line."""
-    wget = tools.require("wget")
+    env = wget_env(stack.ca_file, tmp_path)
     argv, pod = stack.test_pod(component)
     assert argv[:2] == ["sh", "-c"] and "https://127.0.0.1:" in argv[2] and argv[2].endswith("/-/ready"), argv
-    rc = tmp_path / "wgetrc"
-    rc.write_text(f"ca_certificate = {stack.ca_file}\n")
-    env = {**os.environ, "WGETRC": str(rc), "PATH": f"{os.path.dirname(wget)}:{os.environ.get('PATH', '')}"}
     server = TEST_PODS[component]
     stack.wait(lambda: stack.client(server).request("/-/ready")[0] == 200, 60, f"{server} ready")
     r = subprocess.run(argv, capture_output=True, text=True, timeout=30, env=env)
     assert r.returncode == 0, f"{argv}: {r.returncode} {r.stdout}{r.stderr}"
-    pw = next(pod.root.rglob("password"))
-    pw.write_text("wrong")
-    try:
-        bad = subprocess.run(argv[:2] + [argv[2].replace("wget -q ", "wget -S ")], capture_output=True, text=True,
-                             timeout=30, env=env)
-        assert bad.returncode != 0 and "401" in bad.stderr, bad.stderr
-    finally:
-        pw.write_text(PASSWORD)
+    assert_wrong_password_refused(argv, pod, env)
 
 
 def _jaeger_config(stack, root, password=None):

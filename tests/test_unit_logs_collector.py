@@ -17,6 +17,7 @@ from harness import params
 from harness.logs import Call, Concat, Ref, alloy_view, components, parse_alloy, promtail_view, references
 from harness.manifests import containers, ident, pod_spec
 from harness.render import render, render_error
+from harness.schema import kube_errors
 
 pytestmark = pytest.mark.unit
 
@@ -290,8 +291,7 @@ def test_alloy_config_is_wired():
 def test_alloy_variant_valid_for_kubernetes(kube_version):
     """The profiles are validated with the default collector (test_unit_render); the Alloy
     variant's objects must be just as valid."""
-    import kubernetes_validate
     objs = render(set_values={"promtail.collector": "alloy"}, kube_version=kube_version).by_component("alloy")
     assert objs, "no alloy-component objects rendered"
-    for obj in objs:
-        kubernetes_validate.validate(obj, kube_version, strict=True)
+    errors = kube_errors(objs, versions=(kube_version,))
+    assert not errors, "\n".join(errors)

@@ -15,6 +15,7 @@ import yaml
 from harness import params
 from harness.manifests import containers, ident, pod_spec
 from harness.render import render, render_error
+from harness.schema import kube_errors
 
 pytestmark = pytest.mark.unit
 
@@ -248,8 +249,7 @@ def test_config_change_rolls_the_pod():
 def test_s3_variant_valid_for_kubernetes(kube_version):
     """The profiles are validated with filesystem storage (test_unit_render); the S3
     variant's objects (Secret, env from secretKeyRef) must be just as valid."""
-    import kubernetes_validate
     objs = render(set_values=S3, kube_version=kube_version).by_component("loki")
     assert {o["kind"] for o in objs} >= {"StatefulSet", "Secret", "ConfigMap", "Service"}, [ident(o) for o in objs]
-    for obj in objs:
-        kubernetes_validate.validate(obj, kube_version, strict=True)
+    errors = kube_errors(objs, versions=(kube_version,))
+    assert not errors, "\n".join(errors)

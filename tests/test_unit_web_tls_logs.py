@@ -20,6 +20,7 @@ from harness import params
 from harness.logs import components, parse_alloy
 from harness.manifests import ident, pod_spec
 from harness.render import render, render_error
+from harness.schema import kube_errors
 from test_unit_webauth import _container, _file_refs, _mounted_files, _prom_config
 
 pytestmark = pytest.mark.unit
@@ -335,18 +336,8 @@ def test_one_components_tls_says_nothing_about_the_others():
 
 
 def test_variants_valid_for_kubernetes():
-    import kubernetes_validate
-    from harness.paths import KUBE_MAX, KUBE_MIN
-    errors = []
-    for collector in COLLECTORS:
-        for obj in _render(collector=collector, **tls_on(), **{"grafana.ingress": {"enabled": True, "hosts": ["g.example.com"]}}):
-            if obj["kind"] == "Certificate":
-                continue
-            for kube in (KUBE_MIN, KUBE_MAX):
-                try:
-                    kubernetes_validate.validate(obj, kube, strict=True)
-                except kubernetes_validate.ValidationError as e:
-                    errors.append(f"{kube} {ident(obj)}: {e.message} at {'/'.join(map(str, e.path))}")
+    ingress = {"grafana.ingress": {"enabled": True, "hosts": ["g.example.com"]}}
+    errors = kube_errors(obj for collector in COLLECTORS for obj in _render(collector=collector, **tls_on(), **ingress))
     assert not errors, "\n".join(errors)
 
 

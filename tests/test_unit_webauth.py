@@ -11,6 +11,7 @@ import yaml
 from harness import params
 from harness.manifests import containers, ident, pod_spec
 from harness.render import render, render_error
+from harness.schema import kube_errors
 from test_unit_secrets import CONFIG_LINE, REFERENCE
 
 pytestmark = pytest.mark.unit
@@ -244,18 +245,7 @@ def test_cert_manager_certificate_names_what_the_clients_verify():
 
 
 def test_variants_valid_for_kubernetes():
-    import kubernetes_validate
-    from harness.paths import KUBE_MAX, KUBE_MIN
-    errors = []
-    for overrides in (on(), on(basic=False)):
-        for obj in render(set_values=overrides):
-            if obj["kind"] == "Certificate":
-                continue
-            for kube in (KUBE_MIN, KUBE_MAX):
-                try:
-                    kubernetes_validate.validate(obj, kube, strict=True)
-                except kubernetes_validate.ValidationError as e:
-                    errors.append(f"{kube} {ident(obj)}: {e.message} at {'/'.join(map(str, e.path))}")
+    errors = kube_errors(obj for overrides in (on(), on(basic=False)) for obj in render(set_values=overrides))
     assert not errors, "\n".join(errors)
 
 

@@ -44,7 +44,8 @@ from .podfiles import PodFiles, flag
 from .ports import free_port
 from .process import AllOrNothing, Process
 from .swaps import Swaps
-from .webstack import LocalServers, PASSWORD, USER, bcrypt_hash, local_command, prometheus_pod, web_user_objects
+from .webstack import (LocalServers, PASSWORD, USER, bcrypt_hash, local_command, prometheus_pod, reroot_args,
+                       scrape_only, start_prometheus, web_user_objects)
 
 EXPORTERS = ("node-exporter", "kube-state-metrics")
 # kube-state-metrics v2.20.0 (the chart's image): the flag that takes the web config
@@ -75,7 +76,6 @@ class ExporterTLSStack(LocalServers, AllOrNothing):
         self.swaps = Swaps()
         self.procs = {}
         self.ports = {}
-        self.prometheus = None
 
     # ------------------------------------------------------------------ lifecycle
     def _start(self):
@@ -84,11 +84,6 @@ class ExporterTLSStack(LocalServers, AllOrNothing):
         for c in EXPORTERS:
             self._start_exporter(c)
         self._start_prometheus()
-
-    def stop(self):
-        for p in (self.prometheus, *self.procs.values()):
-            if p:
-                p.stop()
 
     # ------------------------------------------------------------------ setup
     def _make_user_objects(self):
@@ -100,16 +95,7 @@ class ExporterTLSStack(LocalServers, AllOrNothing):
             self.workdir, self.values, EXPORTERS, self.release, self.namespace)
 
     def _rerooted_args(self, pod, args, drop):
-        out = []
-        for a in args:
-            name, _, value = a.partition("=")
-            if name.lstrip("-") in drop:
-                continue
-            if name in ("--web.config.file", KSM_WEB["flag"]):
-                path = pod.local(value)
-                path.write_text(yaml.safe_dump(pod.reroot_tree(yaml.safe_load(path.read_text())), sort_keys=False))
-            out.append(f"{name}={pod.reroot(value)}" if value else a)
-        return out
+        return reroot_args(pod, args, drop, ("--web.config.file", KSM_WEB["flag"]))
 
     def _ready(self, component):
         client = self.client(component)
@@ -151,10 +137,7 @@ class ExporterTLSStack(LocalServers, AllOrNothing):
         pdir = self.workdir / "prometheus"
         pod, cfg_path, cfg = prometheus_pod(self.manifests, pdir / "root")
         self.prom_pod = pod
-        self.rendered_jobs = {j["job_name"]: copy.deepcopy(j) for j in cfg["scrape_configs"]}
-        cfg["global"].update(scrape_interval="1s", scrape_timeout="1s", evaluation_interval="1s")
-        cfg.pop("rule_files", None)
-        cfg.pop("alerting", None)
+        self.rendered_jobs = scrape_only(cfg)
         jobs = []
         for c in EXPORTERS:
             job = copy.deepcopy(self.rendered_jobs[c])
@@ -171,13 +154,7 @@ class ExporterTLSStack(LocalServers, AllOrNothing):
                        f"{sorted(BROKEN)}; no rules, no alerting; 1s intervals")
         cfg_path.write_text(yaml.safe_dump(pod.reroot_tree(cfg), sort_keys=False))
         self.prometheus_config = cfg
-        data = pdir / "data"
-        data.mkdir(parents=True, exist_ok=True)
-        args = [a for a in self._rerooted_args(pod, pod.args, ("web.listen-address", "storage.tsdb.path",
-                                                                "web.external-url"))]
-        args += [f"--web.listen-address=127.0.0.1:{self.ports['prometheus']}", f"--storage.tsdb.path={data}"]
-        self.prometheus = Process("prometheus", [tools.require("prometheus")] + args, pdir / "prometheus.log",
-                                  f"http://127.0.0.1:{self.ports['prometheus']}/-/ready").start()
+        self.procs["prometheus"] = start_prometheus(pod, pdir, self.ports["prometheus"])
 
     # ------------------------------------------------------------------ what tests read
     def test_pod(self, component):

@@ -51,7 +51,8 @@ from .ports import free_port
 from .process import AllOrNothing, Process
 from .render import render_raw
 from .swaps import Swaps
-from .webstack import LocalServers, PASSWORD, USER, _secret, bcrypt_hash, issue, local_command, make_ca, pem
+from .webstack import (LocalServers, PASSWORD, USER, _secret, bcrypt_hash, issue, local_command, make_ca, pem,
+                       reroot_args, scrape_only, start_prometheus)
 
 JOB = "monitoring-stack-thanos"
 # server -> (kind, object name suffix, container, the Service scraped, port name of the HTTP server)
@@ -89,12 +90,6 @@ class ThanosTLSStack(LocalServers, AllOrNothing):
         self._start_prometheus()
         for server in ("sidecar", "store", "compact", "query"):
             self._start_thanos(server)
-
-    def stop(self):
-        for name in ("query", "compact", "store", "sidecar", "prometheus"):
-            p = self.procs.get(name)
-            if p:
-                p.stop()
 
     # ------------------------------------------------------------------ setup
     def _make_user_objects(self):
@@ -134,17 +129,8 @@ class ThanosTLSStack(LocalServers, AllOrNothing):
         return pod
 
     def _localize(self, pod, args, drop):
-        out = []
-        for a in args:
-            name, eq, value = a.partition("=")
-            if name.lstrip("-") in drop:
-                continue
-            if name in ("--http.config", "--web.config.file") and value:
-                path = pod.local(value)
-                path.write_text(yaml.safe_dump(pod.reroot_tree(yaml.safe_load(path.read_text())), sort_keys=False))
-            out.append(f"{name}={pod.reroot(value)}" if eq else a)
         self.swaps.add("every absolute path into a mount (arguments, web config, prometheus.yml) re-rooted")
-        return out
+        return reroot_args(pod, args, drop, ("--http.config", "--web.config.file"))
 
     def _ready(self, server):
         client = self.client(server)
@@ -205,10 +191,7 @@ class ThanosTLSStack(LocalServers, AllOrNothing):
         self.pods["prometheus"] = pod
         cfg_path = pod.local(flag(pod.args, "config.file"))
         cfg = yaml.safe_load(cfg_path.read_text())
-        self.rendered_jobs = {j["job_name"]: copy.deepcopy(j) for j in cfg["scrape_configs"]}
-        cfg["global"].update(scrape_interval="1s", scrape_timeout="1s", evaluation_interval="1s")
-        cfg.pop("rule_files", None)
-        cfg.pop("alerting", None)
+        self.rendered_jobs = scrape_only(cfg)
         job = copy.deepcopy(self.rendered_jobs[JOB])
         self._static(job)
         jobs = [job]
@@ -228,14 +211,7 @@ class ThanosTLSStack(LocalServers, AllOrNothing):
                        "no alerting; 1s intervals")
         cfg_path.write_text(yaml.safe_dump(pod.reroot_tree(cfg), sort_keys=False))
         self.prometheus_config = cfg
-        data = pdir / "data"
-        data.mkdir(parents=True, exist_ok=True)
-        args = self._localize(pod, pod.args, ("web.listen-address", "storage.tsdb.path", "web.external-url"))
-        args += [f"--web.listen-address=127.0.0.1:{self.ports['prometheus']}", f"--storage.tsdb.path={data}"]
-        self.procs["prometheus"] = Process("prometheus", [tools.require("prometheus")] + args,
-                                           pdir / "prometheus.log",
-                                           f"http://127.0.0.1:{self.ports['prometheus']}/-/ready",
-                                           env=pod.env()).start()
+        self.procs["prometheus"] = start_prometheus(pod, pdir, self.ports["prometheus"], env=pod.env())
 
     # ------------------------------------------------------------------ what tests read
     def targets(self):

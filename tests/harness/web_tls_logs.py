@@ -51,7 +51,8 @@ from .ports import free_port
 from .process import AllOrNothing, Process
 from .render import render_raw
 from .swaps import Swaps
-from .webstack import LocalServers, _secret, issue, local_command, make_ca, pem, prometheus_pod
+from .webstack import (LocalServers, _secret, issue, local_command, make_ca, pem, prometheus_pod, scrape_only,
+                       start_prometheus)
 
 KEYS = ("loki", "grafana", "promtail")
 BROKEN = {
@@ -74,7 +75,6 @@ class LogsTLSStack(LocalServers, AllOrNothing):
         self.collector, self.release, self.namespace = collector, release, namespace
         self.swaps = Swaps()
         self.procs, self.ports, self.pods, self.server_files = {}, {}, {}, {}
-        self.prometheus = None
         # Job name (monitoring-stack-<name>) -> the server the target is.
         self.names = {"loki": "loki", "grafana": "grafana", collector: "promtail"}
 
@@ -85,11 +85,6 @@ class LogsTLSStack(LocalServers, AllOrNothing):
         for name, key in self.names.items():
             self._start_server(name, key)
         self._start_prometheus()
-
-    def stop(self):
-        for p in (self.prometheus, *self.procs.values()):
-            if p:
-                p.stop()
 
     # ------------------------------------------------------------------ setup
     def _make_user_objects(self):
@@ -201,10 +196,7 @@ class LogsTLSStack(LocalServers, AllOrNothing):
         pdir = self.workdir / "prometheus"
         pod, cfg_path, cfg = prometheus_pod(self.manifests, pdir / "root")
         self.prom_pod = pod
-        self.rendered_jobs = {j["job_name"]: copy.deepcopy(j) for j in cfg["scrape_configs"]}
-        cfg["global"].update(scrape_interval="1s", scrape_timeout="1s", evaluation_interval="1s")
-        cfg.pop("rule_files", None)
-        cfg.pop("alerting", None)
+        self.rendered_jobs = scrape_only(cfg)
         jobs = []
         for name in self.names:
             job = copy.deepcopy(self.rendered_jobs[f"monitoring-stack-{name}"])
@@ -233,17 +225,7 @@ class LogsTLSStack(LocalServers, AllOrNothing):
                        "collector's and Grafana's Loki client settings as jobs; no rules, no alerting; 1s")
         cfg_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
         self.prometheus_config = cfg
-        data = pdir / "data"
-        data.mkdir(parents=True, exist_ok=True)
-        args = []
-        for a in pod.args:
-            n, _, v = a.partition("=")
-            if n.lstrip("-") in ("web.listen-address", "storage.tsdb.path", "web.external-url"):
-                continue
-            args.append(f"{n}={pod.reroot(v)}" if v else a)
-        args += [f"--web.listen-address=127.0.0.1:{self.ports['prometheus']}", f"--storage.tsdb.path={data}"]
-        self.prometheus = Process("prometheus", [tools.require("prometheus")] + args, pdir / "prometheus.log",
-                                  f"http://127.0.0.1:{self.ports['prometheus']}/-/ready").start()
+        self.procs["prometheus"] = start_prometheus(pod, pdir, self.ports["prometheus"])
 
     # ------------------------------------------------------------------ what tests read
     def test_pod(self, name):

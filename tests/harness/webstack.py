@@ -33,6 +33,7 @@ import copy
 import datetime
 import ipaddress
 import json
+import os
 import ssl
 import subprocess
 import urllib.error
@@ -158,7 +159,12 @@ class LocalServers:
     """What the local TLS stacks (harness.exporter_tls, harness.web_tls_logs, harness.thanos_tls)
     share: self.ports (name -> 127.0.0.1 port, "prometheus" among them) and self.ca_file give a
     verifying client of each server, a plain one of their Prometheus, and polling that retries
-    while a server is not up yet."""
+    while a server is not up yet; self.procs (name -> Process, in the order started) are stopped
+    by stop(), the last started first (AllOrNothing calls it after a failed start too)."""
+
+    def stop(self):
+        for p in reversed(list(self.procs.values())):
+            p.stop()
 
     def client(self, name, cafile=None):
         return Client(f"https://127.0.0.1:{self.ports[name]}", cafile or self.ca_file)
@@ -175,6 +181,43 @@ class LocalServers:
         return {t["scrapePool"]: (t["health"], t["lastError"]) for t in got}
 
 
+def reroot_args(pod, args, drop, config_flags=("--web.config.file",)):
+    """A rendered container's args for a local run: the flags named in `drop` left out, every
+    path into a mount re-rooted under the pod's local tree (harness.podfiles), and the YAML files
+    the `config_flags` name (web configs) re-rooted in place too."""
+    out = []
+    for a in args:
+        name, _, value = a.partition("=")
+        if name.lstrip("-") in drop:
+            continue
+        if name in config_flags and value:
+            path = pod.local(value)
+            path.write_text(yaml.safe_dump(pod.reroot_tree(yaml.safe_load(path.read_text())), sort_keys=False))
+        out.append(f"{name}={pod.reroot(value)}" if value else a)
+    return out
+
+
+def scrape_only(cfg):
+    """A rendered prometheus.yml cut down, in place, for a local stack that only scrapes: 1s
+    intervals, no rules, no alerting. Returns {job name: a copy of the rendered job}."""
+    rendered_jobs = {j["job_name"]: copy.deepcopy(j) for j in cfg["scrape_configs"]}
+    cfg["global"].update(scrape_interval="1s", scrape_timeout="1s", evaluation_interval="1s")
+    cfg.pop("rule_files", None)
+    cfg.pop("alerting", None)
+    return rendered_jobs
+
+
+def start_prometheus(pod, pdir, port, env=None):
+    """The real Prometheus with the rendered pod's arguments (reroot_args), listening on
+    127.0.0.1:port with its TSDB under pdir/data: the started Process."""
+    data = pdir / "data"
+    data.mkdir(parents=True, exist_ok=True)
+    args = reroot_args(pod, pod.args, ("web.listen-address", "storage.tsdb.path", "web.external-url"))
+    args += [f"--web.listen-address=127.0.0.1:{port}", f"--storage.tsdb.path={data}"]
+    return Process("prometheus", [tools.require("prometheus")] + args, pdir / "prometheus.log",
+                   f"http://127.0.0.1:{port}/-/ready", env=env).start()
+
+
 def local_command(command, service, port, pod=None):
     """A rendered `helm test` pod's command with the Service's address (on any of its ports)
     pointed at 127.0.0.1:port and, given its harness.podfiles pod, its mount paths laid out there."""
@@ -186,6 +229,31 @@ def local_command(command, service, port, pod=None):
             a = a.replace(f"{mp}/", f"{pod.reroot(mp)}/")
         out.append(a)
     return out
+
+
+def wget_env(ca_file, workdir):
+    """The environment a rendered `helm test` pod's `sh -c 'wget ...'` runs in here: GNU wget
+    (tools.require) first on PATH, given the CA through a wgetrc in `workdir` (WGETRC
+    ca_certificate). The pod's busybox wget does not verify certificates; GNU wget does: stricter
+    than the pod, same command line."""
+    wget = tools.require("wget")
+    rc = Path(workdir) / "wgetrc"
+    rc.write_text(f"ca_certificate = {ca_file}\n")
+    return {**os.environ, "WGETRC": str(rc), "PATH": f"{os.path.dirname(wget)}:{os.environ.get('PATH', '')}"}
+
+
+def assert_wrong_password_refused(argv, pod, env):
+    """The rendered `sh -c 'wget -q ...'` (run with -S to see the answer) fails with a 401 while
+    the password file its pod mounts says something else: the credentials come from the files.
+    The file is restored after."""
+    pw = next(pod.root.rglob("password"))
+    pw.write_text("wrong")
+    try:
+        bad = subprocess.run(argv[:2] + [argv[2].replace("wget -q ", "wget -S ")], capture_output=True, text=True,
+                             timeout=30, env=env)
+        assert bad.returncode != 0 and "401" in bad.stderr, bad.stderr
+    finally:
+        pw.write_text(PASSWORD)
 
 
 class Client:
@@ -270,15 +338,7 @@ class WebStack:
     def _localize(self, pod, args, drop):
         """The container's args with the listen/storage flags in `drop` removed and every path
         re-rooted; the web config file re-rooted in place (swap 1)."""
-        out = []
-        for a in args:
-            name, _, value = a.partition("=")
-            if name.lstrip("-") in drop:
-                continue
-            if name == "--web.config.file":
-                path = pod.local(value)
-                path.write_text(yaml.safe_dump(pod.reroot_tree(yaml.safe_load(path.read_text())), sort_keys=False))
-            out.append(f"{name}={pod.reroot(value)}" if value else a)
+        out = reroot_args(pod, args, drop)
         for path in pod.root.rglob("client.yml"):
             path.write_text(yaml.safe_dump(pod.reroot_tree(yaml.safe_load(path.read_text())), sort_keys=False))
         self.swaps.add("every absolute path into a mount (arguments, configs, web config, client config) re-rooted")
