@@ -247,13 +247,21 @@ def _route_for(cfg, receiver):
 
 def test_route_timing_and_grouping(default_config):
     """Critical is immediate (group_wait 0s), warnings wait 30 s; grouping by alertname,
-    service and namespace; the Watchdog stops where it matches."""
+    service and namespace; the Watchdog stops where it matches. The rendered intervals are the
+    chart's defaults (the e2e stacks shorten some through values: docs/e2e.md): critical groups
+    re-notify after 1m and repeat hourly, the root and warning routes after 5m and 4h."""
     _, objs = default_config
     cfg = am.config(objs)
     assert set(cfg["route"]["group_by"]) == {"alertname", "service", "namespace"}, cfg["route"]["group_by"]
     for receiver in CRITICAL:
         assert _route_for(cfg, receiver)["group_wait"] == "0s", f"{receiver}: not immediate"
+        timing = {k: _route_for(cfg, receiver).get(k) for k in ("group_interval", "repeat_interval")}
+        assert timing == {"group_interval": "1m", "repeat_interval": "1h"}, f"{receiver}: {timing}"
     assert _route_for(cfg, "slack-warnings")["group_wait"] == "30s"
+    for route in (cfg["route"], _route_for(cfg, "slack-warnings")):
+        timing = {k: route.get(k) for k in ("group_wait", "group_interval", "repeat_interval")}
+        assert timing == {"group_wait": "30s", "group_interval": "5m", "repeat_interval": "4h"}, \
+            f"{route['receiver']}: {timing}"
     watchdog = _route_for(cfg, "watchdog")
     assert cfg["route"]["routes"][0] is not None and cfg["route"]["routes"][0]["receiver"] == "watchdog"
     assert watchdog.get("continue") is False, "Watchdog route continues to other receivers"

@@ -50,21 +50,34 @@ def test_every_skip_has_a_reason():
 
 @pytest.fixture(scope="module")
 def findings(tmp_path_factory):
+    """One checkov run over every render, each in its own directory (checkov's start-up, not the
+    scan, is most of a run); its findings told apart by the file they are in."""
     checkov = tools.require("checkov")
-    out = {}
+    root = tmp_path_factory.mktemp("checkov")
+    kinds = {}
     renders = [(p.id, p.values[0], None) for p in params.profiles()] + [(k, *v) for k, v in VARIANTS.items()]
     for name, values, set_values in renders:
-        d = tmp_path_factory.mktemp(f"checkov-{name}")
         docs, text = render_raw(values, set_values, namespace="monitoring")
-        (d / "all.yaml").write_text(text)
-        kinds = {doc.get("kind") for doc in docs}
-        proc = subprocess.run([checkov, "-d", str(d), "--framework", "kubernetes", "--compact", "--quiet",
-                               "--skip-download", "-o", "json"], capture_output=True, text=True, timeout=300)
-        assert proc.stdout.strip(), f"checkov produced no output for {name}: {proc.stderr}"
-        reports = json.loads(proc.stdout)
-        reports = reports if isinstance(reports, list) else [reports]
-        out[name] = (kinds, [(f["check_id"], f["resource"], f["check_name"])
-                             for r in reports for f in r.get("results", {}).get("failed_checks", [])])
+        (root / name).mkdir()
+        (root / name / "all.yaml").write_text(text)
+        kinds[name] = {doc.get("kind") for doc in docs}
+    proc = subprocess.run([checkov, "-d", str(root), "--framework", "kubernetes", "--compact", "--quiet",
+                           "--skip-download", "-o", "json"], capture_output=True, text=True, timeout=600)
+    assert proc.stdout.strip(), f"checkov produced no output: {proc.stderr}"
+    reports = json.loads(proc.stdout)
+    reports = reports if isinstance(reports, list) else [reports]
+
+    def render_of(check):   # file_path: /<root's name>/<render>/all.yaml
+        parts = check["file_path"].strip("/").split("/")
+        assert parts[-1] == "all.yaml" and parts[-2] in kinds, f"checkov reports an unknown file: {check['file_path']}"
+        return parts[-2]
+    checked = {render_of(c) for r in reports for k in ("passed_checks", "failed_checks")
+               for c in r.get("results", {}).get(k, [])}
+    assert checked == set(kinds), f"checkov checked nothing in {sorted(set(kinds) - checked)}"
+    out = {name: (kinds[name], []) for name in kinds}
+    for r in reports:
+        for f in r.get("results", {}).get("failed_checks", []):
+            out[render_of(f)][1].append((f["check_id"], f["resource"], f["check_name"]))
     return out
 
 

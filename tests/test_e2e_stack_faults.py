@@ -20,9 +20,12 @@ derived from the API server's objects), with the monitoring team's Slack channel
   paged before stays firing (inhibited) instead of being announced as resolved by silence.
 
 `for` durations are shortened through the chart's per-alert values, keeping the chart's order
-(NodeNotReady before PodDown); route timings are the chart's (critical group_wait 0 s and
-group_interval 60 s) but for the root and warning group wait, 10 s instead of 30 s
-(pipeline.scenario_values, as in test_e2e_pipeline).
+(NodeNotReady before PodDown); route timings are the chart's (critical group_wait 0 s) but for
+the root and warning group wait, 10 s instead of 30 s (pipeline.scenario_values, as in
+test_e2e_pipeline), and the critical routes' group_interval, 20 s instead of 1 m
+(alertmanager.route.critical.groupInterval; test_conformance_alertmanager holds the rendered
+1 m): the kube-state-metrics case waits one critical group_interval for a resolution that must
+not come, and reads that interval from the running configuration.
 """
 import time
 
@@ -49,12 +52,13 @@ MONITORING = f"slack:{MONITORING_CHANNEL}@slack-webhook-url"   # no own webhook:
 CRITICAL = {"webhook:webhook", pipeline.slack_destination("critical"), f"email:{pipeline.EMAIL_TO}", "pagerduty",
             MONITORING}
 WARNING = {"webhook:webhook", pipeline.slack_destination("warnings"), MONITORING}
-CRITICAL_GROUP_INTERVAL = 60
+CRITICAL_GROUP_INTERVAL = 20   # s, alertmanager.route.critical.groupInterval of this stack (the chart's: 1m)
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory, request):
-    values = {**pipeline.scenario_values(for_durations=FOR), "alertmanager.slack.channels.monitoring": MONITORING_CHANNEL}
+    values = {**pipeline.scenario_values(for_durations=FOR), "alertmanager.slack.channels.monitoring": MONITORING_CHANNEL,
+              "alertmanager.route.critical.groupInterval": f"{CRITICAL_GROUP_INTERVAL}s"}
     wl = Workload(services=("backend", NODE_SERVICE, BLIND_SERVICE), placement=PLACEMENT,
                   replicas_of={NODE_SERVICE: 1, BLIND_SERVICE: 1})
     st = Stack(tmp_path_factory.mktemp("e2e-stack-faults"), set_values=values, workload=wl,
@@ -73,6 +77,16 @@ def _firing(stack, alertname, **labels):
 
 def _delivered(stack, key, want, timeout):
     return stack.sinks.wait_for(lambda r: (lambda d: d if want <= set(d) else None)(deliveries(r).get(key, {})), timeout)
+
+
+def _critical_group_interval(stack):
+    """The group_interval (seconds) of the routes severity=critical alerts take, as the running
+    Alertmanager reads it (the longest, if they differ)."""
+    route = stack.am_config["route"]
+    got = [pipeline.seconds(r.get("group_interval", route["group_interval"])) for r in route.get("routes") or []
+           if 'severity="critical"' in (r.get("matchers") or [])]
+    assert got, f"no severity=critical route in the running configuration: {route}"
+    return max(got)
 
 
 def _am(stack, alertname, **labels):
@@ -211,7 +225,9 @@ def test_stopping_kube_state_metrics_pages_and_nothing_reads_as_resolved(stack, 
     assert got, f"KubeStateMetricsDown reached {deliveries(stack.sinks.received).get(('KubeStateMetricsDown', 'kube-state-metrics'))}"
     # A resolution would be announced at the PodDown group's next flush, within one critical
     # group_interval of the stop: wait that long, then it must still be firing and held back.
-    time.sleep(max(0.0, stopped + CRITICAL_GROUP_INTERVAL + 10 - time.monotonic()))
+    interval = _critical_group_interval(stack)
+    assert interval == CRITICAL_GROUP_INTERVAL, f"critical group_interval {interval}s, the stack set {CRITICAL_GROUP_INTERVAL}s"
+    time.sleep(max(0.0, stopped + interval + 10 - time.monotonic()))
     assert not stack.query('kube_pod_status_ready{job="kube-state-metrics"}'), "kube-state-metrics' series are still there"
     assert _firing(stack, "PodDown", service=BLIND_SERVICE), \
         f"PodDown of {BLIND_SERVICE} resolved in Prometheus while kube-state-metrics was down"

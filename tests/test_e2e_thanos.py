@@ -302,42 +302,56 @@ def test_without_the_replica_label_the_comparison_fails(ha):
     assert len(problems) > 5, problems
 
 
+# Replica 0's stop: longer than the 10 s count_over_time window, so that replica 0 alone has an
+# empty window (at the moment it restarts) which Query must fill from replica 1.
+STOP = 12
+
+
 def test_a_replica_restart_leaves_no_gap_and_no_doubled_samples(ha):
     """count_over_time over 10 s counts the samples of each target: 5 at the 2 s scrape interval,
-    from one replica at a time when deduplicated (10 when both are added up). Replica 0 stops
-    for 25 s and comes back; through Query every target has samples at every step, never
-    doubled; replica 0 alone has none in the middle of its stop."""
+    from one replica at a time when deduplicated (10 when both are added up). Both replicas have
+    scraped for more than 10 s (the fixture); replica 0 stops for STOP s and comes back; through
+    Query, read once Query reads replica 0 again, every target has samples at every step - both
+    replicas before the stop, replica 1 through it, both again after the restart - never doubled;
+    replica 0 alone has none in the window ending at its restart."""
     st = ha.stack
     expr = 'count_over_time(up{job="monitoring-stack"}[10s])'
     targets = {json.dumps(r["metric"], sort_keys=True) for r in query(st.prom_url, 'up{job="monitoring-stack"}')}
     assert targets
     start = time.time()
-    time.sleep(12)
+    time.sleep(4)       # steps where both replicas' samples are in the window
     st.prometheus.stop()
     stopped = time.time()
-    time.sleep(25)
+    time.sleep(STOP)
     resumed = time.time()
     st.prometheus.start()
-    time.sleep(15)
+    # Query reads replica 0 again only once its sidecar is ready again (the sidecar re-reads
+    # Prometheus' external labels every 30 s; until then Query leaves that store out and answers
+    # from replica 1 alone): wait until Query returns replica 0's samples scraped after the
+    # restart, so that the range below has steps where Query merges both replicas again.
+    st.wait(lambda: len(HA.stores(ha.query_url)) == 2 and query(
+                ha.query_url, f'timestamp(up{{job="monitoring-stack", {REPLICA_LABEL}="p5-prometheus-0"}}) > {resumed:.3f}',
+                dedup="false"),
+            90, interval=0.5, what="Query reading replica 0's samples scraped after its restart")
     end = time.time() - 2
-    series = without_shared(ha, query_range(ha.query_url, expr, start + 11, end))
+    series = without_shared(ha, query_range(ha.query_url, expr, start, end))
     got = {json.dumps({k: v for k, v in r["metric"].items()}, sort_keys=True): r["values"] for r in series}
     leaked = [k for k in got if REPLICA_LABEL in k]
     assert not leaked, leaked
     # count_over_time drops __name__: compare on the target labels.
     want = {json.dumps({k: v for k, v in json.loads(t).items() if k != "__name__"}, sort_keys=True) for t in targets}
     assert set(got) == want, f"series through Query {sorted(got)} vs targets {sorted(want)}"
-    steps = int(end - (start + 11)) + 1
+    steps = int(end - start) + 1
     problems = []
     for k, values in got.items():
         if len(values) < steps:
             present = {round(float(t)) for t, _ in values}
-            missing = [round(start + 11 + i) for i in range(steps) if round(start + 11 + i) not in present]
+            missing = [round(start + i) for i in range(steps) if round(start + i) not in present]
             problems.append(f"{k}: no sample at {len(missing)} steps (stopped {stopped:.0f}..{resumed:.0f}): {missing[:10]}")
         high = [(t, v) for t, v in values if float(v) > 7]
         if high:
             problems.append(f"{k}: {len(high)} steps count more than 7 samples in 10 s (doubled): {high[:5]}")
     assert not problems, "\n".join(problems)
     # Replica 0 alone has the hole Query filled.
-    alone = query(st.prom_url, expr, (stopped + resumed) / 2)
-    assert not alone, f"replica 0 alone has samples in the middle of its stop: {alone[:3]}"
+    alone = query(st.prom_url, expr, resumed)
+    assert not alone, f"replica 0 alone has samples in the 10 s before its restart ({STOP} s after its stop): {alone[:3]}"

@@ -12,7 +12,9 @@ The bucket is a directory (Thanos' FILESYSTEM objstore type): the file the rende
   rendered prometheus.yml discovers through the Kubernetes API, which tests/test_e2e_thanos.py's
   Stack provides; what is proved here is the bucket, not the scrape jobs);
   --storage.tsdb.path, --web.listen-address -> local; --storage.tsdb.min/max-block-duration 2h ->
-  30s (the rendered ones are equal, as the sidecar requires; 30 s cuts a block in about a minute).
+  10s (the rendered ones are equal, as the sidecar requires; Prometheus cuts a block once its head
+  spans 1.5 block durations, here about 20 s after its start, before the sidecar's second upload
+  pass, 30 s after its first).
 - the sidecar: the rendered arguments; swapped: --tsdb.path, --prometheus.url, --grpc-address,
   --http-address, --objstore.config-file -> local.
 - the Store Gateway and the Compactor: the rendered StatefulSets' arguments; swapped:
@@ -58,7 +60,7 @@ PRODUCTION = paths.PROFILES_DIR / "production.yaml"
 OBJSTORE = {"thanos.objstoreSecret": "thanos-bucket", "thanos.storeGateway.enabled": True,
             "thanos.compactor.enabled": True, "prometheus.thanos.sidecar.objstoreSecret": "thanos-bucket"}
 REPLICA_LABEL = "prometheus_replica"
-BLOCK = "30s"
+BLOCK = "10s"   # --storage.tsdb.min/max-block-duration of this run (rendered: 2h)
 SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)")
 LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="(?:[^"\\]|\\.)*"')
 
@@ -216,9 +218,9 @@ def bucket(tmp_path_factory, request):
     b = Bucket(tmp_path_factory.mktemp("e2e-thanos-objstore"))
     request.addfinalizer(b.stop)
     b.start_replica()
-    # A block cut by Prometheus (30 s blocks: after about 45 s of data and its next compaction
-    # tick) and shipped by the sidecar (its next sync).
-    wait_until(lambda: b.uploaded(), 240, "a block in the bucket", every=2)
+    # A block cut by Prometheus (10 s blocks: once its head holds more than 15 s of samples) and
+    # shipped by the sidecar (at its next pass: every 30 s from its start).
+    wait_until(lambda: b.uploaded(), 240, "a block in the bucket", every=0.5)
     b.metas = b.uploaded()
     b.sidecar_metrics = metrics(b.sidecar_url)
     # The earliest block: a range query over it looks back into nothing older (no other block).

@@ -112,6 +112,13 @@ SLO_ALERT = ("critical", CATEGORIES[SLO_SERVICE])   # ErrorBudgetBurn's fast-bur
 SLO_WINDOWS = ("5m", "30m", "1h", "2h", "6h", "1d", "3d")
 
 
+def seconds(duration):
+    """A Prometheus/Alertmanager duration (`1m`, `20s`, `1m30s`, `500ms`) in seconds."""
+    parts = re.findall(r"(\d+)(ms|s|m|h)", str(duration))
+    assert parts and "".join(n + u for n, u in parts) == str(duration), f"not a duration: {duration!r}"
+    return sum(int(n) * {"ms": 0.001, "s": 1, "m": 60, "h": 3600}[u] for n, u in parts)
+
+
 def inhibition_service(case_id):
     return f"e2e-inh-{case_id}"[:50]
 

@@ -52,6 +52,7 @@ class _State:
     def __init__(self):
         self.received = []
         self.rejected = []          # (kind, key, at) of requests answered with an error
+        self.refused = []           # the Notification each refused HTTP request would have been
         self.fail_until = {}        # kind -> monotonic deadline
         self.lock = threading.Lock()
 
@@ -63,9 +64,11 @@ class _State:
         with self.lock:
             self.received.append(n)
 
-    def reject(self, kind, key):
+    def reject(self, kind, key, notification=None):
         with self.lock:
             self.rejected.append((kind, key, time.time()))
+            if notification is not None:
+                self.refused.append(notification)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -91,12 +94,13 @@ class _Handler(BaseHTTPRequestHandler):
             key = body["channel"]
         if kind == "pagerduty" and isinstance(body, dict):
             key = body.get("routing_key") or body.get("service_key") or key
+        auth = self.headers.get("Authorization") or ""
+        n = Notification(kind, key, body, time.time(), self.path, auth)
         if self.state.failing(kind):
-            self.state.reject(kind, key)
+            self.state.reject(kind, key, n)
             self._answer(503, {"error": "sink told to fail"})
             return
-        auth = self.headers.get("Authorization") or ""
-        self.state.add(Notification(kind, key, body, time.time(), self.path, auth))
+        self.state.add(n)
         if kind == "pagerduty":
             self._answer(202, {"status": "success", "message": "Event processed",
                                "dedup_key": (body or {}).get("dedup_key", "")})
@@ -204,7 +208,7 @@ class Sinks:
 
     # ------------------------------------------------------------------ control and reading
     def fail_for(self, seconds, kinds=("slack", "pagerduty", "webhook", "email")):
-        """Answer 503 (HTTP) / 451 (SMTP) for `seconds` from now."""
+        """Answer 503 (HTTP) / 451 (SMTP) for `seconds` from now (0: answer again at once)."""
         with self.state.lock:
             for k in kinds:
                 self.state.fail_until[k] = time.monotonic() + seconds
@@ -219,10 +223,18 @@ class Sinks:
         with self.state.lock:
             return list(self.state.rejected)
 
+    @property
+    def refused(self):
+        """The HTTP notifications answered 503 (what each would have delivered), oldest first.
+        (SMTP is refused at RCPT, before a message exists: only in `rejected`.)"""
+        with self.state.lock:
+            return list(self.state.refused)
+
     def clear(self):
         with self.state.lock:
             self.state.received.clear()
             self.state.rejected.clear()
+            self.state.refused.clear()
 
     def wait_for(self, predicate, timeout, interval=0.5):
         """Poll until predicate(received) is truthy; returns its value, or its last (falsy) value
