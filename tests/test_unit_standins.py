@@ -228,3 +228,28 @@ def test_kubelet_page_serves_its_documented_table():
     for name, labels in um.series("kubelet").items():
         assert doc.get(name) == labels, name
 
+
+
+def test_probes_page_serves_one_worker_per_declared_probe_with_the_kubelets_labels():
+    """/metrics/probes (which kube-prometheus-stack scrapes and the chart does not): per
+    container and declared probe, prober_probe_total{result="successful"} and the duration
+    histogram, labelled as the kubelet's prober labels them; a container without probes has
+    no series."""
+    probed = _pod(0)
+    probed["spec"]["containers"][0].update(readinessProbe={"httpGet": {"path": "/health", "port": 8000}},
+                                           livenessProbe={"httpGet": {"path": "/health", "port": 8000},
+                                                          "periodSeconds": 20})
+    body = kls.Kubelet("node-a").probes([probed, _pod(1)])
+    samples, types = _parse(body)
+    doc = kls.documented_series("probes")
+    problems = [f"{n}: {sorted(lab)} vs {sorted(doc.get(n, ['(undocumented)']))}"
+                for n, lab in samples if set(lab) != doc.get(n)]
+    assert not problems, "\n".join(problems)
+    assert {n: t for n, t in types.items() if not n.endswith(("_bucket", "_sum", "_count"))} \
+        == {n: v[0] for n, v in kls.PROBES.items()}
+    totals = sorted((lab["probe_type"], lab["result"], lab["pod"], lab["pod_uid"])
+                    for n, lab in samples if n == "prober_probe_total")
+    assert totals == [("Liveness", "successful", "api-0", "uid-0"), ("Readiness", "successful", "api-0", "uid-0")]
+    buckets = [lab for n, lab in samples if n == "prober_probe_duration_seconds_bucket"]
+    assert len(buckets) == 2 * (len(kls.DEFAULT_BUCKETS) + 1)
+    assert not [lab for _, lab in samples if lab.get("pod") == "api-1"]

@@ -158,8 +158,14 @@ def _healthz(url):
 class ControlPlane:
     """etcd + kube-apiserver + kube-controller-manager + kube-scheduler + kwok on loopback."""
 
-    def __init__(self, workdir=None, version=None, nodes=NODES, stages=STAGES):
+    def __init__(self, workdir=None, version=None, nodes=NODES, stages=STAGES, client_qps=None):
         self.version = version or kubernetes_versions()[0]
+        # client_qps: the controller-manager's and scheduler's API client rate (--kube-api-qps,
+        # burst twice that) instead of their defaults (20 and 50 per second), and kwok's pod
+        # stages played in parallel (_kwok_options): a benchmark that creates thousands of pods
+        # sets it so the ReplicaSet controller, the scheduler and kwok do not spend minutes
+        # waiting on their own limits. None: the upstream defaults.
+        self.client_qps = client_qps
         self.stages = Path(stages)
         self._tmp = None
         if workdir is None:
@@ -223,21 +229,40 @@ class ControlPlane:
             "--bind-address=127.0.0.1", f"--secure-port={cm_port}", "--leader-elect=false",
             f"--service-account-private-key-file={pki.sa_key}", f"--root-ca-file={pki.ca_cert}",
             f"--cluster-signing-cert-file={pki.ca_cert}", f"--cluster-signing-key-file={pki.ca_key}",
-            "--use-service-account-credentials=false", "--profiling=false", "--v=0"],
+            "--use-service-account-credentials=false", "--profiling=false", "--v=0", *self._qps()],
             _healthz(f"https://127.0.0.1:{cm_port}/healthz"), logs, timeout)
         self._run("kube-scheduler", [
             str(bindir / "kube-scheduler"), f"--kubeconfig={kc}",
             f"--authentication-kubeconfig={kc}", f"--authorization-kubeconfig={kc}",
             "--bind-address=127.0.0.1", f"--secure-port={sched_port}", "--leader-elect=false",
-            "--profiling=false", "--v=0"], _healthz(f"https://127.0.0.1:{sched_port}/healthz"), logs, timeout)
+            "--profiling=false", "--v=0", *self._qps()], _healthz(f"https://127.0.0.1:{sched_port}/healthz"), logs, timeout)
         self._run("kwok", [
-            kwok, f"--kubeconfig={kc}", f"--config={self.stages}",
+            kwok, f"--kubeconfig={kc}", f"--config={self.stages}", *self._kwok_options(),
             "--manage-all-nodes=false", "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
             f"--cidr={POD_CIDR}", "--node-ip=127.0.0.1", "--node-lease-duration-seconds=40",
             f"--server-address=127.0.0.1:{kwok_port}"], f"http://127.0.0.1:{kwok_port}/healthz", logs, timeout)
 
         self._bootstrap()
         self.wait_nodes_ready(timeout)
+
+    def _qps(self):
+        if not self.client_qps:
+            return []
+        return [f"--kube-api-qps={self.client_qps}", f"--kube-api-burst={2 * self.client_qps}"]
+
+    def _kwok_options(self):
+        """With client_qps, kwok plays pod stages 32 at a time (its default 4 made pods Running
+        at about 8 per second, ten thousand pods in twenty minutes): a KwokConfiguration file
+        beside the stages (kwok's --config takes several)."""
+        if not self.client_qps:
+            return []
+        path = self.dir / "kwok-options.yaml"
+        path.write_text(json.dumps({"apiVersion": "config.kwok.x-k8s.io/v1alpha1", "kind": "KwokConfiguration",
+                                    "options": {"podPlayStageParallelism": 32, "nodePlayStageParallelism": 8,
+                                                # a KwokConfiguration of our own leaves kwok's other
+                                                # defaults unset: the ones it refuses at 0
+                                                "nodeLeaseParallelism": 4, "podsOnNodeSyncParallelism": 1}}))
+        return [f"--config={path}"]
 
     def _run(self, name, argv, ready, logs, timeout):
         p = Process(name, argv, logs / f"{name}.log", ready)

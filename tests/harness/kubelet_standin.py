@@ -1,5 +1,6 @@
-"""The kubelet stand-in's two metric pages: /metrics/cadvisor (cAdvisor's container and machine
-families) and /metrics (the kubelet's own), per node, from the pods the API server runs there.
+"""The kubelet stand-in's three metric pages: /metrics/cadvisor (cAdvisor's container and machine
+families), /metrics (the kubelet's own) and /metrics/probes (its probe workers' counters), per
+node, from the pods the API server runs there.
 
 The kubelet is not among the binaries the local control plane builds (kwok plays the nodes), so
 these are stand-ins, held to the upstream documentation by tests/test_unit_kubelet_standin.py:
@@ -33,6 +34,10 @@ these are stand-ins, held to the upstream documentation by tests/test_unit_kubel
   default collectors) plus rest_client_* (client-go). Approximation: the kubelet's other alpha
   families (about a hundred, mostly histograms) and kubernetes_feature_enabled (one series per
   feature gate) are not served, so this page too is a lower bound.
+- kubelet /metrics/probes: PROBES below, from the kubelet's source (server.go registers
+  process_start_time_seconds, prober_probe_total and prober_probe_duration_seconds there): one
+  counter and one histogram per container and probe its pod declares, all probes succeeding.
+  The chart does not scrape this page; kube-prometheus-stack does.
 
 Values: the chart-read series (container_cpu_usage_seconds_total, container_memory_working_set_bytes)
 come from the caller's `usage(pod, container)` (the workload's scenarios); every other counter
@@ -41,6 +46,7 @@ grows at a fixed plausible rate from the stand-in's start, gauges are constants 
 Entry points: `Kubelet(node).cadvisor(pods, usage=None)` and `.metrics(pods, volumes=())`, both
 -> bytes; `cadvisor_series_per_pod(containers)` the number of series one pod adds.
 """
+import datetime
 import hashlib
 import threading
 import time
@@ -234,6 +240,21 @@ KUBELET = {
     "go_memstats_next_gc_bytes": ("gauge", (), "GO"),
     "go_sched_gomaxprocs_threads": ("gauge", (), "GO"),
 }
+# kubelet /metrics/probes (pkg/kubelet/server/server.go InstallAuthNotRequiredHandlers: a registry
+# of its own holding process_start_time_seconds, prober.ProberResults and prober.ProberDuration;
+# pkg/kubelet/prober/prober_manager.go for their names, labels and stability; the histogram has
+# client_golang's default buckets, no Buckets being set). A worker per container and declared
+# probe (startupProbe, readinessProbe, livenessProbe: probe_type Startup / Readiness / Liveness,
+# its String()) counts each result it got: a probe that always succeeds has only
+# result="successful" and one duration histogram (worker.go doProbe observes successes and
+# unknowns, not failures).
+PROBES = {
+    "prober_probe_total": ("counter", ("probe_type", "result", "container", "pod", "namespace", "pod_uid"), "BETA"),
+    "prober_probe_duration_seconds": (HISTOGRAM, ("probe_type", "container", "pod", "namespace"), "ALPHA"),
+    "process_start_time_seconds": ("gauge", (), "GO"),
+}
+PROBE_TYPES = (("startupProbe", "Startup"), ("readinessProbe", "Readiness"), ("livenessProbe", "Liveness"))
+DEFAULT_BUCKETS = (.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10)
 REST_CLIENT = (("200", "GET"), ("200", "PATCH"), ("201", "POST"), ("200", "PUT"))
 BUCKETS = (0.005, 0.025, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0, 60.0)
 OPS_BUCKETS = (.1, .25, .5, 1, 2.5, 5, 10, 15, 25, 50, 120, 300, 600)
@@ -552,6 +573,40 @@ class Kubelet:
             + ["go_gc_duration_seconds_sum 0.01", f"go_gc_duration_seconds_count {int(t / 10)}"])
         return "".join(out).encode()
 
+    def probes(self, pods):
+        """/metrics/probes: the probe workers' counters (PROBES) of the running `pods`, every
+        probe succeeding once per periodSeconds (default 10) since the pod started."""
+        t = time.time()
+        out = []
+
+        def fam(name, lines):
+            out.append(f"# HELP {name} kubelet {KUBERNETES_VERSION} stand-in\n# TYPE {name} {PROBES[name][0]}\n")
+            out.extend(line + "\n" for line in lines)
+        fam("process_start_time_seconds", [f"process_start_time_seconds {num(float(int(self.start)))}"])
+        total, durations = [], []
+        for pod in pods:
+            md = pod["metadata"]
+            started = max(self.start, _epoch((pod.get("status") or {}).get("startTime")) or self.start)
+            for c in pod["spec"].get("containers", []):
+                for field, kind in PROBE_TYPES:
+                    probe = c.get(field)
+                    if not probe:
+                        continue
+                    n = max(1, int((t - started) // probe.get("periodSeconds", 10)))
+                    total.append(f"prober_probe_total{{{_labels(PROBES['prober_probe_total'][1], (kind, 'successful', c['name'], md['name'], md['namespace'], md['uid']))}}} {n}")
+                    durations += _histogram("prober_probe_duration_seconds", PROBES["prober_probe_duration_seconds"][1],
+                                            [(kind, c["name"], md["name"], md["namespace"])], DEFAULT_BUCKETS, n)
+        fam("prober_probe_total", total)
+        fam("prober_probe_duration_seconds", durations)
+        return "".join(out).encode()
+
+
+def _epoch(stamp):
+    """Seconds since the epoch of an RFC 3339 time of the API server, or None."""
+    if not stamp:
+        return None
+    return datetime.datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+
 
 def _histogram(name, label_names, label_values, buckets, count):
     lines = []
@@ -566,14 +621,14 @@ def _histogram(name, label_names, label_values, buckets, count):
 
 
 def documented_series(page_kind):
-    """{series name: label names} a page may serve ("cadvisor" or "kubelet"), histograms and
+    """{series name: label names} a page may serve ("cadvisor", "kubelet" or "probes"), histograms and
     summaries expanded, for the tests that compare a served page with the tables."""
     out = {}
     if page_kind == "cadvisor":
         for name, (_, _, extra) in SERVED.items():
             out[name] = set((MACHINE_LABELS if name.startswith("machine_") else BASE_LABELS) + extra)
         return out
-    for name, (kind, labels, _) in KUBELET.items():
+    for name, (kind, labels, _) in (PROBES if page_kind == "probes" else KUBELET).items():
         if kind == HISTOGRAM:
             out[f"{name}_bucket"] = set(labels) | {"le"}
             out[f"{name}_sum"] = out[f"{name}_count"] = set(labels)

@@ -67,6 +67,7 @@ class Snapshot:
 
     def __post_init__(self):
         self._rs = {_key(r): r for r in self.replicasets}
+        self._by_owner = None       # (namespace, kind, name) -> pods_of(), built on first use
 
     def owner(self, pod):
         """(kind, name) of the workload that owns `pod`: Deployment through its ReplicaSet,
@@ -84,11 +85,18 @@ class Snapshot:
 
     def pods_of(self, namespace, kind, name):
         """Live (not deleted) pods of a workload, oldest first (then by name): the first stays
-        the first when the workload scales up."""
-        return sorted((p for p in self.pods
-                       if p["metadata"]["namespace"] == namespace and not p["metadata"].get("deletionTimestamp")
-                       and self.owner(p) == (kind, name)),
-                      key=lambda p: (p["metadata"]["creationTimestamp"], p["metadata"]["name"]))
+        the first when the workload scales up. Every workload's list is built in one pass over
+        the pods the first time one is asked for (a snapshot does not change): each scrape of a
+        synthetic pod asks, and ten thousand pods made a pass per scrape quadratic."""
+        if self._by_owner is None:
+            by = {}
+            for p in self.pods:
+                if not p["metadata"].get("deletionTimestamp"):
+                    by.setdefault((p["metadata"]["namespace"], *self.owner(p)), []).append(p)
+            for pods in by.values():
+                pods.sort(key=lambda p: (p["metadata"]["creationTimestamp"], p["metadata"]["name"]))
+            self._by_owner = by
+        return list(self._by_owner.get((namespace, kind, name), ()))
 
     def pvc(self, namespace, name):
         for c in self.pvcs:
@@ -147,12 +155,19 @@ class SimCluster:
         self._listeners.append(fn)
 
     def watch(self, every=1.0):
+        """Refresh every `every` seconds, or, where one refresh and its listeners take longer
+        than a third of that (thousands of pods: the lists and the routes grow with them), wait
+        twice what the last took: the harness's reading back never uses more than a third of
+        a core, whatever the cluster's size."""
         def run():
-            while not self._stop.wait(every):
+            took = 0.0
+            while not self._stop.wait(max(every, 2 * took)):
                 try:
+                    t0 = time.monotonic()
                     snap = self.refresh()
                     for fn in self._listeners:
                         fn(snap)
+                    took = time.monotonic() - t0
                 except Exception as e:  # noqa: BLE001 - kept for the test's report, the loop goes on
                     where = traceback.extract_tb(e.__traceback__)[-1]
                     self.errors.append(f"{time.strftime('%H:%M:%S')} {type(e).__name__}: {e} "
@@ -166,9 +181,10 @@ class SimCluster:
         if self._thread:
             self._thread.join(timeout=10)
 
-    def wait_settled(self, namespaces, timeout=120):
+    def wait_settled(self, namespaces, timeout=120, every=1.0):
         """Every pod of `namespaces` Running, Ready and with an IP; every Deployment and
-        StatefulSet at its ready count."""
+        StatefulSet at its ready count. Each check lists everything afresh: a benchmark with
+        thousands of pods checks less often (`every`)."""
         def settled():
             snap = self.refresh()
             bad = []
@@ -188,7 +204,7 @@ class SimCluster:
             if bad:
                 raise AssertionError("; ".join(bad[:8]))
             return True
-        wait_until(settled, timeout, f"pods of {sorted(namespaces)} running", every=1.0)
+        wait_until(settled, timeout, f"pods of {sorted(namespaces)} running", every=every)
 
     # ------------------------------------------------------------------ faults, through the API
     def patch(self, path, body, patch_type="merge"):

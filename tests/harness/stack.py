@@ -172,7 +172,7 @@ class Stack:
     def __init__(self, workdir, values_files=(), set_values=None, *, release="p5",
                  namespace="monitoring", workload=None, interval="1s", scrape_interval="2s",
                  jaeger=False, extra_nodes=(), manifests=None, extra_objects=(), replicas=False,
-                 kubelet_serving="self-signed"):
+                 kubelet_serving="self-signed", client_qps=None):
         self.workdir = Path(workdir)
         self.values_files = tuple(values_files)
         self.set_values = {**NOT_RUN, "jaeger.enabled": bool(jaeger), **dict(set_values or {})}
@@ -199,6 +199,7 @@ class Stack:
         # The stand-in kubelets' serving certificates (harness.kubelet): "self-signed" (a kubelet's
         # default) or "cluster-ca" (serverTLSBootstrap: signed by the cluster CA through a CSR)
         self.kubelet_serving = kubelet_serving
+        self.client_qps = client_qps           # harness.controlplane.ControlPlane(client_qps=)
         self.kubelet_door = None
         self.cp = self.cluster = self.net = None
         self.route_conflicts = []
@@ -215,7 +216,7 @@ class Stack:
                 self.values_files, self.set_values, release=self.release, namespace=self.namespace)[0])
             self.sinks.start()
             self.prom_port, self.am_port = free_port(), free_port()
-            self.cp = self._exit.enter_context(ControlPlane(self.workdir / "cluster").start())
+            self.cp = self._exit.enter_context(ControlPlane(self.workdir / "cluster", client_qps=self.client_qps).start())
             self.cluster = SimCluster(self.cp)
             for n in self.extra_nodes:
                 self.cp.add_node(n["name"], labels=n.get("labels"), taints=n.get("taints"))

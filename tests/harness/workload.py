@@ -93,6 +93,9 @@ class Workload(MetricFamilies):
         self._ksm_stopped = None  # the kube-state-metrics stand-in's port once stop_ksm() ran
         # harness.kubelet.KubeletDoor: the stand-in kubelets' TLS and authn/authz (the Stack sets it)
         self.kubelet_door = None
+        # False: the Phase 5 Deployments' pods get no HTTP server (a benchmark whose Services no
+        # longer ask to be scraped, at a size where ten thousand servers would not fit)
+        self.serve_apps = True
 
     def _baseline(self, service, replicas):
         return ServiceState(replicas=replicas)
@@ -144,6 +147,10 @@ class Workload(MetricFamilies):
                "spec": {"containers": [{
                    "name": svc, "image": f"ghcr.io/phase5/{svc}:1.0.0",
                    "ports": [{"name": "http-metrics", "containerPort": APP_PORT}],
+                   # As a Phase 5 service would declare them on its health endpoint:
+                   # the kubelet stand-in's /metrics/probes counts one worker per probe.
+                   "readinessProbe": {"httpGet": {"path": "/health", "port": "http-metrics"}, "periodSeconds": 10},
+                   "livenessProbe": {"httpGet": {"path": "/health", "port": "http-metrics"}, "periodSeconds": 20},
                    "resources": {"limits": {"cpu": f"{int(CPU_LIMIT * 1000)}m", "memory": str(MEM_LIMIT)},
                                  "requests": {"cpu": f"{int(CPU_LIMIT * 200)}m", "memory": str(MEM_LIMIT // 4)}}}],
                    "terminationGracePeriodSeconds": 1}}
@@ -207,7 +214,7 @@ class Workload(MetricFamilies):
     def _serve_pods(self, snapshot):
         local = {}
         for svc, st in list(self.state.items()):
-            if st.kind != "Deployment":
+            if st.kind != "Deployment" or not self.serve_apps:
                 continue
             for i, pod in enumerate(self.pod_objects(svc)):
                 name = pod["metadata"]["name"]
@@ -269,13 +276,13 @@ class Workload(MetricFamilies):
         """None when the pod serves its metrics, else the HTTP status it answers."""
         st = self.state[svc]
         pods = self.pod_objects(svc)
-        names = [p["metadata"]["name"] for p in pods]
-        if name not in names:
+        i = next((i for i, p in enumerate(pods) if p["metadata"]["name"] == name), None)
+        if i is None:
             return "404 Not Found"
         from .simcluster import ready
-        if not ready(pods[names.index(name)]):       # a pod that is not Ready fails its scrape
+        if not ready(pods[i]):                       # a pod that is not Ready fails its scrape
             return "503 Service Unavailable"
-        if names.index(name) < st.failing_scrapes:   # Ready, but /metrics answers 503
+        if i < st.failing_scrapes:                   # Ready, but /metrics answers 503
             return "503 Service Unavailable"
         return None
 

@@ -170,7 +170,8 @@ class MetricFamilies:
         return [b, parts, off, lag, committed]
 
     def _kubelet(self, node):
-        """The node's kubelet stand-in (harness.kubelet_standin): /metrics/cadvisor and /metrics."""
+        """The node's kubelet stand-in (harness.kubelet_standin): /metrics/cadvisor, /metrics/probes
+        and /metrics."""
         kubelets = self.__dict__.setdefault("_kubelets", {})
         k = kubelets.get(node) or kubelets.setdefault(node, kubelet_standin.Kubelet(node))
 
@@ -178,6 +179,8 @@ class MetricFamilies:
             running = self._running_on(node)
             if "cadvisor" in path:
                 return k.cadvisor(running, self._container_usage(node))
+            if path.rstrip("/").endswith("/probes"):
+                return k.probes(running)
             return k.metrics(running, self._volume_stats(node, running))
         return collect
 
