@@ -12,7 +12,7 @@ PYTEST_ARGS ?=
 # unit modules last to even out the end), not xdist's default of most tests first.
 PYTEST_XDIST ?= -n 2 --dist loadfile --no-loadscope-reorder
 
-.PHONY: all help prereqs venv checkov tools test unit conformance e2e cluster-tier deploy render lint package release registry docs schemas keep-lists clean preview bench bench-queries bench-render cluster
+.PHONY: all help prereqs venv checkov tools test unit conformance e2e cluster-tier deploy render lint package release registry docs schemas keep-lists clean preview bench bench-queries bench-render bench-series cluster
 
 all: test
 
@@ -79,8 +79,11 @@ docs: venv ## Regenerate the values tables in the chart READMEs from the `# --` 
 preview: venv tools ## Run the rendered Prometheus+Alertmanager on 127.0.0.1 with a synthetic workload; switch alert scenarios
 	$(PY) scripts/preview.py
 
-bench: venv tools ## Measure alert latency, dashboard query latency (10,000 pods, backfilled), render time against kube-prometheus-stack (KPS_CHART), requests; writes docs/benchmarks.md
+bench: venv tools ## Measure alert latency, dashboard query latency (10,000 pods, backfilled), render time, series stored and Prometheus memory at 1,000 and 10,000 pods against kube-prometheus-stack (KPS_CHART), requests; writes docs/benchmarks.md in one run
 	$(PY) scripts/bench.py
+
+bench-series: venv tools ## Only the series stored and Prometheus memory against kube-prometheus-stack's configuration (1,000 and 10,000 live pods on the local control plane); rewrites that section of docs/benchmarks.md
+	$(PY) scripts/bench.py --only series $(BENCH_ARGS)
 
 bench-queries: venv tools ## Only the dashboard query latency at 10,000 pods (backfilled blocks, real promtool/prometheus; needs Go for scripts/bench-backfill); rewrites that section of docs/benchmarks.md
 	$(PY) scripts/bench.py --only queries $(BENCH_ARGS)
