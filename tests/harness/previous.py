@@ -13,8 +13,15 @@ NEW_VALUES = {
 }
 
 
+_DIR = None     # the copies' directory, removed when the process exits (weakref.finalize)
+
+
 def previous_values(values_files):
-    """Temporary copies of values_files without NEW_VALUES."""
+    """Temporary copies of values_files without NEW_VALUES (in a directory of this process's,
+    removed when it exits)."""
+    global _DIR
+    if _DIR is None:
+        _DIR = tempfile.TemporaryDirectory(prefix="previous-values-")
     out = []
     for f in values_files:
         doc = yaml.safe_load(open(f).read()) or {}
@@ -25,7 +32,7 @@ def previous_values(values_files):
                 node = node.get(p) if isinstance(node, dict) else None
             if isinstance(node, dict):
                 node.pop(last, None)
-        tmp = tempfile.NamedTemporaryFile("w", suffix=".yaml", prefix="previous-values-", delete=False)
+        tmp = tempfile.NamedTemporaryFile("w", suffix=".yaml", dir=_DIR.name, delete=False)
         yaml.safe_dump(doc, tmp)
         tmp.close()
         out.append(tmp.name)
