@@ -147,6 +147,11 @@ class SimCluster:
     # ------------------------------------------------------------------ reading back
     def refresh(self):
         lists = {name: self.cp.api(path)["items"] for name, path in _LISTS.items()}
+        # Nothing reads who wrote which field, and it was 40% of the pods' JSON (2.2 of 5.6 MiB
+        # at 1,017 pods): dropped, so a snapshot of ten thousand pods holds less.
+        for items in lists.values():
+            for o in items:
+                o["metadata"].pop("managedFields", None)
         self.snapshot = Snapshot(**lists)
         return self.snapshot
 
