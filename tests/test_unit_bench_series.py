@@ -234,3 +234,61 @@ def test_swaps_listed_once_per_kind():
     assert bench_series.compact_swaps(items) == [
         "kps: alerting removed", "prometheus, 2 jobs (`a/0`, `b/0`): https -> http",
         "prometheus, 1 jobs (`a/0`): proxy_url = the pod network"]
+
+
+class _Proc:
+    """A Prometheus process as harness.process.Process is used here: start/stop/running."""
+
+    def __init__(self, who, events):
+        self.who, self.events, self.up = who, events, True
+        self.proc = type("P", (), {"pid": 0})()
+
+    def running(self):
+        return self.up
+
+    def start(self, timeout=60):
+        self.up = True
+        self.events.append(("start", self.who))
+        return self
+
+    def stop(self):
+        self.up = False
+        self.events.append(("stop", self.who))
+
+
+@pytest.mark.parametrize("pods", [1000, bench_series.APART_FROM])
+def test_each_prometheus_is_alone_when_measured_apart(monkeypatch, pods):
+    """From APART_FROM pods on each Prometheus is counted while the other is stopped (both
+    settled first); below, both are counted side by side. The processes, settle and measure
+    are stand-ins recording who ran when; _settle_and_measure's protocol is the real one."""
+    events = []
+    ours, kps = _Proc("ours", events), _Proc("kps", events)
+    urls = {"http://ours": ours, "http://kps": kps}
+    st = type("St", (), {"prometheus": ours, "prom_url": "http://ours",
+                         "cluster": type("C", (), {"snapshot": type("S", (), {"nodes": [1, 2]})()})(),
+                         "workload": type("W", (), {"namespace": "phase5", "serve_apps": False})()})()
+    kp = type("K", (), {"prometheus": kps, "url": "http://kps"})()
+    settled = []
+
+    def settle(bases, since, interval, timeout):
+        settled.append({b: urls[b].running() for b in bases})
+        return 1.0, []
+
+    def measure(base, pid, namespace, npods, nodes):
+        running = {w for w, p in (("ours", ours), ("kps", kps)) if p.running()}
+        events.append(("measure", urls[base].who, frozenset(running)))
+        return {"stored": {"cadvisor": 1}, "head": 1}
+    monkeypatch.setattr(bench_series, "settle", settle)
+    monkeypatch.setattr(bench_series, "measure", measure)
+    monkeypatch.setattr(bench_series, "running_phase5_pods", lambda snap, ns: pods)
+    monkeypatch.setattr(bench_series.time, "sleep", lambda s: None)
+    row = {"pods": pods}
+    bench_series._settle_and_measure(st, kp, row, 60.0, 900, 0.0, log=lambda *a: None)
+    measured = [e for e in events if e[0] == "measure"]
+    assert {m[1] for m in measured} == {"ours", "kps"}, events
+    if pods >= bench_series.APART_FROM:
+        assert row["apart"] and all(m[2] == {m[1]} for m in measured), events
+        assert all(all(v) and len(v) == 1 for v in settled), settled
+    else:
+        assert not row["apart"] and all(m[2] == {"ours", "kps"} for m in measured), events
+        assert settled == [{"http://ours": True, "http://kps": True}], settled
