@@ -292,3 +292,12 @@ def test_each_prometheus_is_alone_when_measured_apart(monkeypatch, pods):
     else:
         assert not row["apart"] and all(m[2] == {"ours", "kps"} for m in measured), events
         assert settled == [{"http://ours": True, "http://kps": True}], settled
+
+
+def test_a_size_whose_second_prometheus_failed_is_reported_not_measured():
+    """Measured apart, ours can be counted and KPS's fail: the report names the failure (with
+    the memory then) instead of failing itself."""
+    row = {"pods": 10000, "apart": True, "ours": {"stored": {}, "head": 1}, "failed": "measuring: TimeoutError: x",
+           "running": 9996, "elapsed_s": 900.0, "rss_at_failure": {"ours": 0, "kps": 9 * 2**30}}
+    text = "\n".join(bench_series.section({"interval": "60s", "sizes": [row], "took": 1.0}))
+    assert "### 10000 pods: not measured" in text and "KPS 9.0 GiB" in text, text
