@@ -18,6 +18,7 @@ from harness import jaeger as jh
 from harness.pipeline import (ALERTS, FAULT_SERVICES, FOR, INHIBITIONS, RUNBOOK, carried,
                               deliveries, destination, expected_destinations,
                               inhibition_service, readable_text, scenario_service)
+from harness.manifests import component
 from harness.polling import wait_until
 from harness.stack import RESEND_DELAY, Stack
 from harness.workload import NAMESPACE, PHASE5_SERVICES, Workload
@@ -49,11 +50,7 @@ AM_RESTART_BEFORE = ("AuditLogFailures", FAULT_SERVICES[0])
 RECOVER_AFTER = 5
 
 
-def _seconds(d):
-    return int(d[:-1]) * {"s": 1, "m": 60}[d[-1]]
-
-
-MAX_FOR = max(_seconds(v) for v in FOR.values())
+MAX_FOR = max(pipeline.seconds(v) for v in FOR.values())
 
 
 @pytest.fixture(scope="module")
@@ -875,7 +872,7 @@ def test_a_service_created_later_is_onboarded_by_its_labels_alone(stack, scenari
 
     wl.trigger("Phase5MetricsMissing", ONBOARD_SERVICE)
     firing = stack.wait(lambda: _firing(stack, "Phase5MetricsMissing", ONBOARD_SERVICE),
-                        _seconds(FOR["Phase5MetricsMissing"]) + 45, what=f"Phase5MetricsMissing on {ONBOARD_SERVICE}")
+                        pipeline.seconds(FOR["Phase5MetricsMissing"]) + 45, what=f"Phase5MetricsMissing on {ONBOARD_SERVICE}")
     labels = firing[0]["labels"]
     assert (labels.get("category"), labels.get("namespace"), labels.get("severity")) == (ONBOARD_TEAM, NAMESPACE, "critical"), labels
     want = expected_destinations("Phase5MetricsMissing", category=ONBOARD_TEAM)
@@ -893,6 +890,58 @@ def test_a_service_created_later_is_onboarded_by_its_labels_alone(stack, scenari
     stack.wait(lambda: not [a for a in stack.prom_alerts() if a["labels"].get("service") == ONBOARD_SERVICE
                             and a["labels"]["alertname"] == "Phase5MetricsMissing"], 30,
                what=f"Phase5MetricsMissing on {ONBOARD_SERVICE} resolved")
+
+
+LATER_NODES = tuple(f"kwok-node-added-later-{i}" for i in range(4))   # in a burst, as a node group scales up
+NOT_READY = "kwok.phase5.test/not-ready"
+PER_NODE = {"node-exporter": "http://{ip}:9100/metrics", "kubelet": "https://{ip}:10250/metrics",
+            "cadvisor": "https://{ip}:10250/metrics/cadvisor"}
+
+
+def test_a_node_added_later_is_scraped_on_its_own_address(stack, scenario_results):
+    """Day 2, no helm upgrade: nodes joining the running cluster (a burst of four, as a node
+    group scales up, each Ready a while after it registered) get their node-exporter pods (the
+    DaemonSet, hostNetwork, on the node from its registration on) and are scraped by
+    every per-node job at their own InternalIP, as each node before them - node-exporter with the
+    node as instance. Every node-exporter target has an address of its own: DaemonSet pods given
+    a wrong address (kwok's --node-ip, 127.0.0.1, which the harness's nodes got before they were
+    created with their addresses) would share one target and lose their nodes' series."""
+    # Registered and not yet Ready (the not-ready annotation holds kwok's node-up back), as a node
+    # whose kubelet has registered and whose runtime or network is still starting: node-exporter
+    # tolerates every taint, so its pods are bound and run there before the node is Ready.
+    for i, name in enumerate(LATER_NODES):
+        stack.cp.add_node(name, zone=("zone-a", "zone-b", "zone-c")[i % 3], annotations={NOT_READY: "true"})
+
+    def exporters_running():
+        pods = [p for n in LATER_NODES for p in stack.cp.api(f"/api/v1/pods?fieldSelector=spec.nodeName%3D{n}")["items"]
+                if component(p) == "node-exporter" and p.get("status", {}).get("phase") == "Running"]
+        return len(pods) == len(LATER_NODES)
+    stack.wait(exporters_running, 60, what=f"node-exporter running on {LATER_NODES} before they are Ready")
+    for name in LATER_NODES:
+        stack.cluster.patch(f"/api/v1/nodes/{name}", {"metadata": {"annotations": {NOT_READY: None}}})
+    stack.cp.wait_nodes_ready(120)
+
+    def scraped():
+        snap = stack.cluster.snapshot
+        want = {(job, url.format(ip=snap.node_ip(n))) for n in LATER_NODES for job, url in PER_NODE.items()}
+        got = {(t["labels"]["job"], t["scrapeUrl"]) for t in stack.targets() if t["health"] == "up"}
+        return want <= got
+    try:
+        stack.wait(scraped, 90, what=f"{LATER_NODES} scraped by {sorted(PER_NODE)} at their InternalIPs")
+    except TimeoutError:
+        pass      # reported below with what is scraped
+    snap = stack.cluster.snapshot
+    ips = {n["metadata"]["name"]: snap.node_ip(n["metadata"]["name"]) for n in snap.nodes}
+    assert all(ips.get(n) for n in LATER_NODES), f"nodes without an InternalIP: {ips}"
+    ne = [(t["labels"].get("instance"), t["scrapeUrl"], t["health"]) for t in stack.targets()
+          if t["labels"]["job"] == "node-exporter"]
+    want = {(n, PER_NODE["node-exporter"].format(ip=ip), "up") for n, ip in ips.items()}
+    assert set(ne) == want and len(ne) == len(want), \
+        f"node-exporter targets (instance, url, health):\n{sorted(ne)}\nwant one per node at its own address:\n{sorted(want)}"
+    for job in ("kubelet", "cadvisor"):
+        got = {(t["scrapeUrl"], t["health"]) for t in stack.targets() if t["labels"]["job"] == job}
+        want = {(PER_NODE[job].format(ip=ip), "up") for ip in ips.values()}
+        assert got == want, f"{job} targets: {sorted(got)}, want {sorted(want)}"
 
 
 def test_the_harness_followed_the_api_server_without_errors(stack, scenario_results):

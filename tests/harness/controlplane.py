@@ -46,6 +46,24 @@ def node_ip(index):
     return f"10.0.0.{index + 1}"
 
 
+def node_object(name, index, zone, labels=None, taints=None, annotations=None):
+    """A kwok node. Its InternalIP is in the status it is created with (the API server keeps a
+    Node's status on create, as a kubelet's registration does), not only in the one kwok's node
+    stage writes: kwok gives a hostNetwork pod its node's IP from the node as kwok last saw it,
+    and a DaemonSet pod bound to a node created moments before would otherwise get kwok's
+    --node-ip (127.0.0.1), so all of them one address."""
+    ip = node_ip(index)
+    return {"apiVersion": "v1", "kind": "Node",
+            "metadata": {"name": name, "annotations": {"kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0",
+                                                       NODE_IP_ANNOTATION: ip, **(annotations or {})},
+                         "labels": {"kubernetes.io/hostname": name, "kubernetes.io/os": "linux",
+                                    "kubernetes.io/arch": "amd64", "type": "kwok",
+                                    "topology.kubernetes.io/zone": zone, **(labels or {})}},
+            "spec": {"taints": list(taints or [])},
+            "status": {"capacity": NODE_CAPACITY, "allocatable": NODE_CAPACITY,
+                       "addresses": [{"type": "InternalIP", "address": ip}, {"type": "Hostname", "address": name}]}}
+
+
 def kubernetes_versions():
     """The Kubernetes versions tools.versions pins, newest first."""
     from .tools import pinned
@@ -361,14 +379,7 @@ class ControlPlane:
         wait_until(lambda: self.kubectl("get", "namespace", "default", check=False).returncode == 0, 60,
                    "namespace default appeared", every=0.3, retry=(), error=RuntimeError)
         zones = ("zone-a", "zone-b", "zone-c")
-        nodes = [{
-            "apiVersion": "v1", "kind": "Node",
-            "metadata": {"name": n, "annotations": {"kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0",
-                                                    NODE_IP_ANNOTATION: node_ip(i)},
-                         "labels": {"kubernetes.io/hostname": n, "kubernetes.io/os": "linux",
-                                    "kubernetes.io/arch": "amd64", "type": "kwok",
-                                    "topology.kubernetes.io/zone": zones[i % len(zones)]}},
-            "status": {"capacity": NODE_CAPACITY, "allocatable": NODE_CAPACITY}} for i, n in enumerate(self.nodes)]
+        nodes = [node_object(n, i, zones[i % len(zones)]) for i, n in enumerate(self.nodes)]
         classes = [{
             "apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
             "metadata": {"name": name, "annotations": {
@@ -379,14 +390,8 @@ class ControlPlane:
         for obj in nodes + classes:
             self.kubectl("create", "-f", "-", input=json.dumps(obj))
 
-    def add_node(self, name, zone="zone-a", labels=None, taints=None):
-        obj = {"apiVersion": "v1", "kind": "Node",
-               "metadata": {"name": name, "annotations": {"kwok.x-k8s.io/node": "fake",
-                                                          NODE_IP_ANNOTATION: node_ip(len(self.nodes))},
-                            "labels": {"kubernetes.io/hostname": name, "kubernetes.io/os": "linux",
-                                       "type": "kwok", "topology.kubernetes.io/zone": zone, **(labels or {})}},
-               "spec": {"taints": list(taints or [])},
-               "status": {"capacity": NODE_CAPACITY, "allocatable": NODE_CAPACITY}}
+    def add_node(self, name, zone="zone-a", labels=None, taints=None, annotations=None):
+        obj = node_object(name, len(self.nodes), zone, labels, taints, annotations)
         self.kubectl("create", "-f", "-", input=json.dumps(obj))
         self.nodes += (name,)
 
