@@ -80,10 +80,6 @@ def machine():
             "os": f"{platform.system()} {platform.release()}", "python": platform.python_version()}
 
 
-def seconds(d):
-    return float(d[:-1]) * {"s": 1, "m": 60, "h": 3600}[d[-1]]
-
-
 def pct(values, q):
     s = sorted(values)
     return s[min(len(s) - 1, int(round(q * (len(s) - 1))))]
@@ -97,7 +93,7 @@ def alert_latency(workdir):
     try:
         st.start()
         time.sleep(8)      # a few samples of baseline first
-        eval_s = seconds(st.prom_config["global"]["evaluation_interval"])
+        eval_s = pipeline.seconds(st.prom_config["global"]["evaluation_interval"])
         t0 = {}
         for a in LATENCY_ALERTS:
             st.workload.trigger(a, scenario_service(a))
@@ -108,7 +104,7 @@ def alert_latency(workdir):
         recv = st.sinks.received
         for a in LATENCY_ALERTS:
             sev = ALERTS[a][0]
-            floor = seconds(FOR[a]) + eval_s + GROUP_WAIT[sev]
+            floor = pipeline.seconds(FOR[a]) + eval_s + GROUP_WAIT[sev]
             first = {}
             for n in recv:
                 if any(s == "firing" and (x, v) == key[a] for s, x, v in carried(n)):

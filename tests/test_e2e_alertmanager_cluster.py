@@ -42,7 +42,7 @@ import pytest
 
 from harness import pipeline
 from harness.paths import PROFILES_DIR
-from harness.pipeline import deliveries, expected_destinations
+from harness.pipeline import deliveries, expected_destinations, seconds
 from harness.podfiles import find_workload, flag
 from harness.ports import free_port_tcp_udp
 from harness.stack import RESEND_DELAY, Stack, start_alertmanager
@@ -71,12 +71,6 @@ def _svc(phase, alert):
 
 
 SERVICES = [_svc("once", a) for a in ONCE] + [_svc("kill", a) for a in AFTER_KILL] + [SILENCED, UNSILENCED]
-
-
-def _seconds(d):
-    parts = re.findall(r"(\d+)(ms|s|m|h)", str(d))
-    assert parts and "".join(n + u for n, u in parts) == str(d), f"not a duration: {d!r}"
-    return sum(int(n) * {"ms": 0.001, "s": 1, "m": 60, "h": 3600}[u] for n, u in parts)
 
 
 def _get(url):
@@ -113,12 +107,12 @@ def quiet_window(stack):
     sts = find_workload(stack.manifests, "alertmanager")
     args = sts["spec"]["template"]["spec"]["containers"][0]["args"]
     members = int(sts["spec"]["replicas"])
-    peer_timeout = _seconds(flag(args, "cluster.peer-timeout"))
+    peer_timeout = seconds(flag(args, "cluster.peer-timeout"))
     route = stack.am_config["route"]
-    intervals = [_seconds(route["group_interval"])] + [
-        _seconds(r.get("group_interval", route["group_interval"])) for r in route.get("routes") or []
+    intervals = [seconds(route["group_interval"])] + [
+        seconds(r.get("group_interval", route["group_interval"])) for r in route.get("routes") or []
         if r.get("receiver") != "watchdog"]
-    return max((members - 1) * peer_timeout, max(intervals)) + _seconds(RESEND_DELAY) + _seconds(stack.interval)
+    return max((members - 1) * peer_timeout, max(intervals)) + seconds(RESEND_DELAY) + seconds(stack.interval)
 
 
 @pytest.fixture(scope="module")

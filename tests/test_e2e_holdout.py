@@ -33,7 +33,7 @@ import yaml
 
 from harness import paths, tools
 from harness.manifests import Manifests, component
-from harness.pipeline import carried
+from harness.pipeline import carried, seconds
 from harness.podnet import PodNetwork
 from harness.podserver import PodServers
 from harness.ports import free_port
@@ -72,10 +72,6 @@ KSM_SERIES = b'kube_pod_status_ready{namespace="monitoring",pod="p5-prometheus-0
 
 def _sanitize(key):
     return re.sub(r"[^a-zA-Z0-9_]", "_", key)
-
-
-def _seconds(d):
-    return sum(float(n) * {"ms": 0.001, "s": 1, "m": 60, "h": 3600}[u] for n, u in re.findall(r"(\d+)(ms|[smh])", d))
 
 
 class Holdout:
@@ -184,7 +180,7 @@ class Holdout:
 
 def _rule_for(manifests):
     rules = manifests.get("ConfigMap", f"{RELEASE}-prometheus-rules")["data"]
-    return {r["alert"]: _seconds(r.get("for", "0s")) for text in rules.values()
+    return {r["alert"]: seconds(r.get("for", "0s")) for text in rules.values()
             for g in yaml.safe_load(text)["groups"] for r in g["rules"] if "alert" in r}
 
 
@@ -223,7 +219,7 @@ def check(holdout, components):
     for comp in watched:
         for key in holdout.targets.get(comp, []):
             holdout.servers.close(key)
-    budget = _seconds(FOR) + EVALUATION + SCRAPE + GROUP_WAIT + SLACK + 15   # the search; the bound is per alert
+    budget = seconds(FOR) + EVALUATION + SCRAPE + GROUP_WAIT + SLACK + 15   # the search; the bound is per alert
     deadline = stopped + budget
     got = {}
     while time.time() < deadline and len(got) < len(watched):
@@ -262,7 +258,7 @@ def holdout(tmp_path_factory, request):
         return ts if ts and all(t["health"] == "up" for t in ts) else None
     from harness.polling import wait_until
     wait_until(all_up, 30, "every simulated target scraped up", every=0.5, retry=(OSError,))
-    time.sleep(_seconds(FOR) + 3)       # the baseline settles: nothing about the targets pending
+    time.sleep(seconds(FOR) + 3)       # the baseline settles: nothing about the targets pending
     early = sorted({lab["alertname"] for lab, _ in h.firing_notifications(0)} - {"Watchdog"})
     assert not early, f"alerts delivered before any component stopped (the check would miss them): {early}"
     return h

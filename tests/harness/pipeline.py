@@ -112,11 +112,15 @@ SLO_ALERT = ("critical", CATEGORIES[SLO_SERVICE])   # ErrorBudgetBurn's fast-bur
 SLO_WINDOWS = ("5m", "30m", "1h", "2h", "6h", "1d", "3d")
 
 
+DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400, "y": 365 * 86400}
+
+
 def seconds(duration):
-    """A Prometheus/Alertmanager duration (`1m`, `20s`, `1m30s`, `500ms`) in seconds."""
-    parts = re.findall(r"(\d+)(ms|s|m|h)", str(duration))
+    """A Prometheus/Alertmanager duration (`1m`, `20s`, `1m30s`, `500ms`, `1d`) in seconds; anything
+    else fails (the one parser of the harness and the benchmarks)."""
+    parts = re.findall(r"(\d+)(ms|s|m|h|d|w|y)", str(duration))
     assert parts and "".join(n + u for n, u in parts) == str(duration), f"not a duration: {duration!r}"
-    return sum(int(n) * {"ms": 0.001, "s": 1, "m": 60, "h": 3600}[u] for n, u in parts)
+    return sum(int(n) * DURATION_UNITS[u] for n, u in parts)
 
 
 def inhibition_service(case_id):
