@@ -919,7 +919,7 @@ def test_a_node_added_later_is_scraped_on_its_own_address(stack, scenario_result
     stack.wait(exporters_running, 60, what=f"node-exporter running on {LATER_NODES} before they are Ready")
     for name in LATER_NODES:
         stack.cluster.patch(f"/api/v1/nodes/{name}", {"metadata": {"annotations": {NOT_READY: None}}})
-    stack.cp.wait_nodes_ready(120)
+    stack.cp.wait_nodes_ready(120, names=LATER_NODES)    # only these: the drain case left its node cordoned
 
     def scraped():
         snap = stack.cluster.snapshot

@@ -395,11 +395,14 @@ class ControlPlane:
         self.kubectl("create", "-f", "-", input=json.dumps(obj))
         self.nodes += (name,)
 
-    def wait_nodes_ready(self, timeout=120):
-        """Every node Ready and without the not-ready/unreachable taints (node lifecycle ran)."""
+    def wait_nodes_ready(self, timeout=120, names=None):
+        """Every node (of `names`, when given) Ready and without the node.kubernetes.io/ taints
+        (node lifecycle ran; a cordoned node's unschedulable taint counts as not ready)."""
+        want = set(names or self.nodes)
+
         def ready():
-            items = self.get("nodes")["items"]
-            if len(items) < len(self.nodes):
+            items = [n for n in self.get("nodes")["items"] if n["metadata"]["name"] in want]
+            if len(items) < len(want):
                 return False
             for n in items:
                 cond = {c["type"]: c["status"] for c in n.get("status", {}).get("conditions", [])}
