@@ -15,10 +15,10 @@ import yaml
 
 from harness import dashboards, paths, pipeline, series_inventory, spec, tools
 from harness import jaeger as jh
+from harness.manifests import component
 from harness.pipeline import (ALERTS, FAULT_SERVICES, FOR, INHIBITIONS, RUNBOOK, carried,
                               deliveries, destination, expected_destinations,
                               inhibition_service, readable_text, scenario_service)
-from harness.manifests import component
 from harness.polling import wait_until
 from harness.stack import RESEND_DELAY, Stack
 from harness.workload import NAMESPACE, PHASE5_SERVICES, Workload
@@ -893,7 +893,7 @@ def test_a_service_created_later_is_onboarded_by_its_labels_alone(stack, scenari
 
 
 LATER_NODES = tuple(f"kwok-node-added-later-{i}" for i in range(4))   # in a burst, as a node group scales up
-NOT_READY = "kwok.phase5.test/not-ready"
+NOT_READY = "kwok.phase5.test/not-ready"     # at creation; SimCluster.set_node_not_ready takes it off
 PER_NODE = {"node-exporter": "http://{ip}:9100/metrics", "kubelet": "https://{ip}:10250/metrics",
             "cadvisor": "https://{ip}:10250/metrics/cadvisor"}
 
@@ -918,7 +918,7 @@ def test_a_node_added_later_is_scraped_on_its_own_address(stack, scenario_result
         return len(pods) == len(LATER_NODES)
     stack.wait(exporters_running, 60, what=f"node-exporter running on {LATER_NODES} before they are Ready")
     for name in LATER_NODES:
-        stack.cluster.patch(f"/api/v1/nodes/{name}", {"metadata": {"annotations": {NOT_READY: None}}})
+        stack.cluster.set_node_not_ready(name, False)
     stack.cp.wait_nodes_ready(120, names=LATER_NODES)    # only these: the drain case left its node cordoned
 
     def scraped():
