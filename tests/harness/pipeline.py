@@ -99,14 +99,20 @@ INHIBITIONS = [
     ("statefulset-poddown-suppresses-its-cpu", ["HighCPUUsage", "PodDown"], ["HighCPUUsage"], ["PodDown"]),
 ]
 FAULT_SERVICES = ("e2e-fault-am-restart", "e2e-fault-receiver-5xx")
-# A node drained: the one pod of DRAIN_SERVICE may run only on DRAIN_NODE (node selector and a
-# taint only it tolerates), so once the node is drained it stays Pending.
+# A node drained: DRAIN_SERVICE's two pods may run only on DRAIN_NODE and DRAIN_PEER (node affinity,
+# a taint only they tolerate on DRAIN_NODE, and the workload's spread: one per node), so once
+# DRAIN_NODE is drained the replacement stays Pending. The pod on DRAIN_PEER keeps the service
+# scraped: the Deployment is short, the service is not down (one replica drained would leave it
+# without a target, and Phase5MetricsMissing, critical, would page and silence the warning).
 DRAIN_NODE = "kwok-node-drain"
+DRAIN_PEER = "kwok-node-a"
 DRAIN_SERVICE = "e2e-fault-node-drain"
 DRAIN_TAINT = {"key": "phase5.test/drain", "value": "true", "effect": "NoSchedule"}
-PLACEMENT = {DRAIN_SERVICE: {"nodeSelector": {"kubernetes.io/hostname": DRAIN_NODE},
-                             "tolerations": [{"key": DRAIN_TAINT["key"], "operator": "Exists", "effect": "NoSchedule"}]}}
-REPLICAS = {DRAIN_SERVICE: 1}
+PLACEMENT = {DRAIN_SERVICE: {
+    "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+        {"matchExpressions": [{"key": "kubernetes.io/hostname", "operator": "In", "values": [DRAIN_NODE, DRAIN_PEER]}]}]}}},
+    "tolerations": [{"key": DRAIN_TAINT["key"], "operator": "Exists", "effect": "NoSchedule"}]}}
+REPLICAS = {DRAIN_SERVICE: 2}
 SLOS = {"backend": {"availability": 99}, SLO_SERVICE: {"availability": 99}}
 SLO_ALERT = ("critical", CATEGORIES[SLO_SERVICE])   # ErrorBudgetBurn's fast-burn pairs (page), its team
 SLO_WINDOWS = ("5m", "30m", "1h", "2h", "6h", "1d", "3d")

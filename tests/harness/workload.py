@@ -43,6 +43,7 @@ describes - through the API server where Kubernetes holds that state (SCENARIOS)
 share a label set, so they can run at the same time.
 """
 
+import copy
 import threading
 
 from . import ksm_standin
@@ -160,11 +161,11 @@ class Workload(MetricFamilies):
                         "spec": {"replicas": st.replicas, "serviceName": svc,
                                  "selector": {"matchLabels": {"app.kubernetes.io/name": svc}}, "template": pod}})
             return out
-        pod["spec"].update(self.placement.get(svc, {}))
-        if self.spread:
-            pod["spec"]["affinity"] = {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+        pod["spec"].update(copy.deepcopy(self.placement.get(svc, {})))
+        if self.spread:   # beside the placement's own affinity (e.g. a node affinity)
+            pod["spec"].setdefault("affinity", {})["podAntiAffinity"] = {"requiredDuringSchedulingIgnoredDuringExecution": [
                 {"labelSelector": {"matchLabels": {"app.kubernetes.io/name": svc}},
-                 "topologyKey": "kubernetes.io/hostname"}]}}
+                 "topologyKey": "kubernetes.io/hostname"}]}
         out.append({"apiVersion": "apps/v1", "kind": "Deployment",
                     "metadata": {"name": svc, "namespace": ns, "labels": dict(labels)},
                     "spec": {"replicas": st.replicas, "selector": {"matchLabels": {"app.kubernetes.io/name": svc}},
